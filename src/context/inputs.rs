@@ -1,0 +1,771 @@
+//! Action inputs: read raw (`RawInputs`, strings as the runner gives them), then lowered once
+//! into `Inputs`, whose fields are validated types. Nothing downstream sees a raw string.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use oci_spec::distribution::Reference;
+use serde::Deserialize;
+
+use super::InputError;
+
+/// Every input of action.yml, as the runner passes it (`INPUT_<NAME>`, hyphens kept).
+/// An empty value means "not set", as it does for the runner.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct RawInputs {
+    pub image: Option<String>,
+    pub registry: Option<String>,
+    pub context: Option<String>,
+    pub file: Option<String>,
+    pub target: Option<String>,
+    pub platforms: Option<String>,
+    pub tags: Option<String>,
+    pub labels: Option<String>,
+    pub build_args: Option<String>,
+    pub push: Option<String>,
+    pub secrets: Option<String>,
+    pub secret_envs: Option<String>,
+    pub secret_files: Option<String>,
+    pub cache_image: Option<String>,
+    pub cache_mode: Option<String>,
+    pub fork_cache: Option<String>,
+    pub github_token: Option<String>,
+    pub builder: Option<String>,
+    pub provenance: Option<String>,
+    pub sbom: Option<String>,
+    pub dry_run: Option<String>,
+}
+
+/// Input names, as declared in action.yml.
+pub const INPUT_NAMES: &[&str] = &[
+    "image",
+    "registry",
+    "context",
+    "file",
+    "target",
+    "platforms",
+    "tags",
+    "labels",
+    "build-args",
+    "push",
+    "secrets",
+    "secret-envs",
+    "secret-files",
+    "cache-image",
+    "cache-mode",
+    "fork-cache",
+    "github-token",
+    "builder",
+    "provenance",
+    "sbom",
+    "dry-run",
+];
+
+pub const DEFAULT_REGISTRY: &str = "ghcr.io";
+pub const DEFAULT_PLATFORMS: &[&str] = &["linux/amd64", "linux/arm64"];
+
+/// A value that must never be printed: `Debug` shows `***` and there is no `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Masked(String);
+
+impl Masked {
+    pub fn new(value: String) -> Self {
+        Masked(value)
+    }
+    /// The value itself, for the few places that hand it to a child process.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Masked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// `<registry>/<path>`, lowercased and checked against the distribution reference grammar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageName {
+    full: String,
+}
+
+impl ImageName {
+    pub fn as_str(&self) -> &str {
+        &self.full
+    }
+    /// The registry host (with port), the part a login is for.
+    pub fn registry(&self) -> &str {
+        self.full.split('/').next().unwrap_or_default()
+    }
+}
+
+impl fmt::Display for ImageName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.full)
+    }
+}
+
+/// An `os/arch[/variant]` that buildx and BuildKit know.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Platform(String);
+
+impl Platform {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A tag from the `tags` input: bare (`v1`, gets the image prefix) or a full reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagInput {
+    Bare(String),
+    Full(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushPolicy {
+    /// Only trusted main-lane runs push.
+    Auto,
+    /// Push whenever the run is trusted; downgraded (with a warning) when it is not.
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheMode {
+    Max,
+    Min,
+}
+
+impl CacheMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheMode::Max => "max",
+            CacheMode::Min => "min",
+        }
+    }
+}
+
+/// What an untrusted run may do with caches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForkCache {
+    /// Read the registry cache (public packages need no login), write nothing.
+    RegistryRead,
+    /// Read the registry cache and read/write the PR-scoped GitHub Actions cache.
+    Gha,
+    /// No cache at all.
+    None,
+}
+
+/// Where buildx finds a secret's value. Values themselves never live here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// From the `secrets` input: the value travels in the child's environment under `env`.
+    Value { env: String },
+    /// From `secret-envs`: an environment variable of the action.
+    Env { env: String },
+    /// From `secret-files`: a file in the workspace.
+    File { path: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretSpec {
+    pub id: String,
+    /// The input that declared it, for error messages.
+    pub input: &'static str,
+    pub source: SecretSource,
+    /// Whether the value is there (set and non-empty, or a readable file). An untrusted run
+    /// gets no secrets anyway, so a missing one is an error only for trusted runs.
+    pub available: bool,
+}
+
+impl SecretSpec {
+    /// The `--secret` value for buildx, which parses it as CSV.
+    pub fn buildx_arg(&self) -> String {
+        match &self.source {
+            SecretSource::Value { env } | SecretSource::Env { env } => {
+                format!("id={},env={}", self.id, env)
+            }
+            SecretSource::File { path } => {
+                format!("id={},{}", self.id, csv_field(&format!("src={path}")))
+            }
+        }
+    }
+}
+
+/// Quotes one CSV field the way Go's encoding/csv reads it back.
+fn csv_field(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) || field.starts_with(' ') {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
+    }
+}
+
+/// Prefix of the environment names that carry `secrets:` values to buildx.
+pub const SECRET_ENV_PREFIX: &str = "SDI_SECRET_";
+
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    pub image: ImageName,
+    pub cache_image: ImageName,
+    pub context: String,
+    pub file: Option<String>,
+    pub target: Option<String>,
+    pub platforms: Vec<Platform>,
+    pub tags: Vec<TagInput>,
+    pub labels: Vec<(String, String)>,
+    pub build_args: Vec<(String, String)>,
+    pub push: PushPolicy,
+    pub secrets: Vec<SecretSpec>,
+    pub cache_mode: CacheMode,
+    pub fork_cache: ForkCache,
+    pub github_token: Option<Masked>,
+    pub builder: Option<String>,
+    pub provenance: Option<String>,
+    pub sbom: Option<String>,
+    pub dry_run: bool,
+}
+
+/// Secret values from the `secrets` input, keyed by the environment name buildx reads.
+#[derive(Debug, Clone, Default)]
+pub struct SecretValues(pub Vec<(String, Masked)>);
+
+/// What lowering needs from the outside world, so that it stays testable.
+pub trait Environment {
+    fn var(&self, name: &str) -> Option<String>;
+    fn is_readable_file(&self, path: &str) -> bool;
+}
+
+fn err(input: &str, message: impl Into<String>) -> InputError {
+    InputError::new(input, message)
+}
+
+/// A set input's value: `None` for absent or blank.
+fn value(raw: &Option<String>) -> Option<&str> {
+    raw.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// One item a line; blank lines dropped.
+fn lines(raw: &Option<String>) -> Vec<(usize, &str)> {
+    raw.as_deref()
+        .unwrap_or_default()
+        .lines()
+        .enumerate()
+        .map(|(n, l)| (n + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty())
+        .collect()
+}
+
+/// One item a line or comma-separated, as docker's actions accept for tags and platforms.
+fn list(raw: &Option<String>) -> Vec<&str> {
+    raw.as_deref()
+        .unwrap_or_default()
+        .split(['\n', ','])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn single_line<'a>(input: &str, raw: &'a Option<String>) -> Result<Option<&'a str>, InputError> {
+    match value(raw) {
+        Some(v) if v.contains(['\n', '\r']) => Err(err(input, "must be a single line")),
+        other => Ok(other),
+    }
+}
+
+/// YAML 1.2 core booleans, as `@actions/core`'s `getBooleanInput` accepts them.
+fn boolean(input: &str, raw: &Option<String>, default: bool) -> Result<bool, InputError> {
+    match value(raw) {
+        None => Ok(default),
+        Some("true" | "True" | "TRUE") => Ok(true),
+        Some("false" | "False" | "FALSE") => Ok(false),
+        Some(other) => Err(err(
+            input,
+            format!("'{other}' is not a boolean: use true or false"),
+        )),
+    }
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+}
+
+/// Names that go into argv (`--target`, `--builder`, secret ids): `[A-Za-z0-9_.-]`, not
+/// starting with `-` so they can never read as a flag.
+fn simple_name(input: &str, what: &str, name: &str) -> Result<(), InputError> {
+    if name.is_empty() {
+        return Err(err(input, format!("{what} is empty")));
+    }
+    if name.starts_with('-') || !name.chars().all(is_name_char) {
+        return Err(err(
+            input,
+            format!(
+                "{what} '{name}' may use only letters, digits, '_', '.' and '-', and must not start with '-'"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `localhost`, or a host with a `.` or a port: docker's rule for "this is a registry".
+fn is_registry_host(component: &str) -> bool {
+    component == "localhost" || component.contains(['.', ':'])
+}
+
+fn registry(raw: &Option<String>) -> Result<String, InputError> {
+    let Some(registry) = single_line("registry", raw)? else {
+        return Ok(DEFAULT_REGISTRY.to_string());
+    };
+    let registry = registry.trim_end_matches('/').to_ascii_lowercase();
+    let (host, port) = registry.split_once(':').unwrap_or((&registry, "0"));
+    let host_ok = !host.is_empty()
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if !host_ok || port.parse::<u16>().is_err() {
+        return Err(err(
+            "registry",
+            format!(
+                "'{registry}' is not a registry host: write a host name with an optional port, such as ghcr.io or localhost:5000"
+            ),
+        ));
+    }
+    Ok(registry)
+}
+
+/// Lowers `image` or `cache-image` into a full image name.
+fn image_name(input: &str, given: &str, registry: &str) -> Result<ImageName, InputError> {
+    if given.contains(['\n', '\r']) {
+        return Err(err(input, "must be a single line"));
+    }
+    let lowered = given.trim().trim_matches('/').to_ascii_lowercase();
+    let first = lowered.split('/').next().unwrap_or_default();
+    let full = if lowered.contains('/') && is_registry_host(first) {
+        lowered.clone()
+    } else {
+        format!("{registry}/{lowered}")
+    };
+    let last = full.rsplit('/').next().unwrap_or_default();
+    if full.contains('@') || last.contains(':') {
+        return Err(err(
+            input,
+            format!(
+                "'{given}' includes a tag or digest: give the repository only and put tags in the 'tags' input"
+            ),
+        ));
+    }
+    match Reference::try_from(full.as_str()) {
+        Ok(_) => Ok(ImageName { full }),
+        Err(e) => Err(err(
+            input,
+            format!(
+                "'{given}' is not a valid image name ({e}): use lowercase letters, digits and the separators '.', '_', '__', '-' and '/', such as my-org/my-app"
+            ),
+        )),
+    }
+}
+
+const KNOWN_OS: &[&str] = &[
+    "linux",
+    "windows",
+    "darwin",
+    "freebsd",
+    "netbsd",
+    "openbsd",
+    "dragonfly",
+    "illumos",
+    "solaris",
+    "aix",
+    "android",
+    "ios",
+    "plan9",
+    "js",
+    "wasip1",
+];
+const KNOWN_ARCH: &[&str] = &[
+    "amd64", "arm64", "arm", "386", "ppc64le", "ppc64", "s390x", "riscv64", "mips64le", "mips64",
+    "mipsle", "mips", "loong64", "wasm",
+];
+
+/// Common spellings of an architecture that buildx does not take.
+fn arch_alias(arch: &str) -> Option<&'static str> {
+    match arch {
+        "x86_64" | "x86-64" | "x64" => Some("amd64"),
+        "aarch64" | "armv8" => Some("arm64"),
+        "armhf" | "armv7" | "armv7l" => Some("arm/v7"),
+        "armel" | "armv6" | "armv6l" => Some("arm/v6"),
+        "i386" | "i686" | "x86" => Some("386"),
+        _ => None,
+    }
+}
+
+fn platform(item: &str) -> Result<Platform, InputError> {
+    let parts: Vec<&str> = item.split('/').collect();
+    let bad = |why: String| err("platforms", format!("'{item}' {why}"));
+    if !(2..=3).contains(&parts.len()) {
+        return Err(bad(
+            "is not of the form os/arch[/variant], such as linux/amd64 or linux/arm/v7".into(),
+        ));
+    }
+    let (os, arch) = (parts[0], parts[1]);
+    if !KNOWN_OS.contains(&os) {
+        let hint = if KNOWN_OS.contains(&os.to_ascii_lowercase().as_str()) {
+            format!(": write it in lower case ({})", item.to_ascii_lowercase())
+        } else {
+            ": the first part is the operating system, such as linux".to_string()
+        };
+        return Err(bad(format!(
+            "names an unknown operating system '{os}'{hint}"
+        )));
+    }
+    if !KNOWN_ARCH.contains(&arch) {
+        let hint = match arch_alias(&arch.to_ascii_lowercase()) {
+            Some(fixed) => format!(": did you mean {os}/{fixed}?"),
+            None => format!(": known architectures are {}", KNOWN_ARCH.join(", ")),
+        };
+        return Err(bad(format!("names an unknown architecture '{arch}'{hint}")));
+    }
+    if let Some(variant) = parts.get(2) {
+        let ok = !variant.is_empty()
+            && variant
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.');
+        if !ok {
+            return Err(bad(format!(
+                "has an invalid variant '{variant}': variants look like v7 or v8.2"
+            )));
+        }
+    }
+    Ok(Platform(item.to_string()))
+}
+
+fn platforms(raw: &Option<String>) -> Result<Vec<Platform>, InputError> {
+    let items = list(raw);
+    if items.is_empty() {
+        return Ok(DEFAULT_PLATFORMS
+            .iter()
+            .map(|p| Platform(p.to_string()))
+            .collect());
+    }
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for item in items {
+        let p = platform(item)?;
+        if !seen.insert(p.clone()) {
+            return Err(err("platforms", format!("'{item}' is listed twice")));
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// The tag grammar of the distribution spec.
+pub fn is_valid_tag(tag: &str) -> bool {
+    let mut chars = tag.chars();
+    tag.len() <= 128
+        && matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(is_name_char)
+}
+
+fn tags(raw: &Option<String>) -> Result<Vec<TagInput>, InputError> {
+    let mut out = Vec::new();
+    for item in list(raw) {
+        if !item.contains(['/', ':', '@']) {
+            if !is_valid_tag(item) {
+                return Err(err(
+                    "tags",
+                    format!(
+                        "'{item}' is not a valid tag: use at most 128 of [A-Za-z0-9_.-], not starting with '.' or '-'"
+                    ),
+                ));
+            }
+            out.push(TagInput::Bare(item.to_string()));
+            continue;
+        }
+        // A full reference: the repository part is lowercased like `image`, the tag kept.
+        let (name, tag) = match item.rsplit_once(':') {
+            Some((name, tag)) if !tag.contains('/') => (name, Some(tag)),
+            _ => (item, None),
+        };
+        let Some(tag) = tag.filter(|_| !item.contains('@')) else {
+            return Err(err(
+                "tags",
+                format!(
+                    "'{item}' has no tag: write name:tag, or a bare tag such as v1 to tag the image"
+                ),
+            ));
+        };
+        let full = format!("{}:{tag}", name.to_ascii_lowercase());
+        match Reference::try_from(full.as_str()) {
+            Ok(r) if r.tag() == Some(tag) => out.push(TagInput::Full(full)),
+            Ok(_) | Err(_) => {
+                return Err(err(
+                    "tags",
+                    format!(
+                        "'{item}' is not a valid image reference: write registry/name:tag with a tag of [A-Za-z0-9_.-]"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `key=value` lines (labels, build-args). Only the first `=` splits.
+fn pairs(
+    input: &str,
+    raw: &Option<String>,
+    what: &str,
+) -> Result<Vec<(String, String)>, InputError> {
+    let mut out = Vec::new();
+    for (n, line) in lines(raw) {
+        let Some((key, val)) = line.split_once('=') else {
+            return Err(err(
+                input,
+                format!("line {n} ('{line}') has no '=': write {what}"),
+            ));
+        };
+        let key = key.trim();
+        if key.is_empty() || key.starts_with('-') || key.chars().any(char::is_whitespace) {
+            return Err(err(
+                input,
+                format!(
+                    "line {n} has an invalid name '{key}': names are not empty, have no spaces and do not start with '-'"
+                ),
+            ));
+        }
+        out.push((key.to_string(), val.trim().to_string()));
+    }
+    Ok(out)
+}
+
+/// Splits a secret line at its first `=`. The message never repeats the line: it may be a value.
+fn secret_line<'a>(
+    input: &str,
+    n: usize,
+    line: &'a str,
+    what: &str,
+) -> Result<(&'a str, &'a str), InputError> {
+    let Some((id, rest)) = line.split_once('=') else {
+        return Err(err(
+            input,
+            format!("line {n} has no '=': write {what}, one a line"),
+        ));
+    };
+    let id = id.trim();
+    if id.is_empty() {
+        return Err(err(
+            input,
+            format!("line {n} has an empty id before '=': write {what}"),
+        ));
+    }
+    simple_name(input, &format!("the id on line {n}"), id)?;
+    Ok((id, rest))
+}
+
+fn secrets(
+    raw: &RawInputs,
+    env: &dyn Environment,
+) -> Result<(Vec<SecretSpec>, SecretValues), InputError> {
+    let mut specs: Vec<SecretSpec> = Vec::new();
+    let mut values = SecretValues::default();
+    let mut push = |spec: SecretSpec| -> Result<(), InputError> {
+        if let Some(other) = specs.iter().find(|s| s.id == spec.id) {
+            return Err(err(
+                spec.input,
+                format!(
+                    "secret id '{}' is declared twice (also in '{}'): every id must be unique",
+                    spec.id, other.input
+                ),
+            ));
+        }
+        specs.push(spec);
+        Ok(())
+    };
+    for (n, line) in lines(&raw.secrets) {
+        let (id, val) = secret_line("secrets", n, line, "id=value")?;
+        let env_name = format!("{SECRET_ENV_PREFIX}{}", values.0.len());
+        let available = !val.is_empty();
+        values
+            .0
+            .push((env_name.clone(), Masked::new(val.to_string())));
+        push(SecretSpec {
+            id: id.into(),
+            input: "secrets",
+            source: SecretSource::Value { env: env_name },
+            available,
+        })?;
+    }
+    for (n, line) in lines(&raw.secret_envs) {
+        let (id, name) = secret_line("secret-envs", n, line, "id=ENV_NAME")?;
+        let name = name.trim();
+        if !is_env_name(name) {
+            return Err(err(
+                "secret-envs",
+                format!(
+                    "line {n}: '{name}' is not an environment variable name: use letters, digits and '_'"
+                ),
+            ));
+        }
+        if name.starts_with(SECRET_ENV_PREFIX) {
+            return Err(err(
+                "secret-envs",
+                format!(
+                    "line {n}: names starting with {SECRET_ENV_PREFIX} are reserved for this action"
+                ),
+            ));
+        }
+        let available = env.var(name).is_some_and(|v| !v.is_empty());
+        push(SecretSpec {
+            id: id.into(),
+            input: "secret-envs",
+            source: SecretSource::Env { env: name.into() },
+            available,
+        })?;
+    }
+    for (n, line) in lines(&raw.secret_files) {
+        let (id, path) = secret_line("secret-files", n, line, "id=path")?;
+        let path = path.trim();
+        if path.is_empty() {
+            return Err(err(
+                "secret-files",
+                format!("line {n}: the path after '=' is empty"),
+            ));
+        }
+        let available = env.is_readable_file(path);
+        push(SecretSpec {
+            id: id.into(),
+            input: "secret-files",
+            source: SecretSource::File { path: path.into() },
+            available,
+        })?;
+    }
+    Ok((specs, values))
+}
+
+fn choice<T: Copy>(
+    input: &str,
+    raw: &Option<String>,
+    default: T,
+    options: &[(&str, T)],
+) -> Result<T, InputError> {
+    let Some(given) = value(raw) else {
+        return Ok(default);
+    };
+    options
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(given))
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+            err(
+                input,
+                format!("'{given}' is not one of {}", names.join(", ")),
+            )
+        })
+}
+
+fn path_like(input: &str, raw: &Option<String>) -> Result<Option<String>, InputError> {
+    match single_line(input, raw)? {
+        Some(v) if v.starts_with('-') => Err(err(
+            input,
+            format!(
+                "'{v}' starts with '-', which buildx would read as a flag or as standard input: write ./{v}"
+            ),
+        )),
+        other => Ok(other.map(str::to_string)),
+    }
+}
+
+impl RawInputs {
+    /// Lowers the raw inputs; `repository` is `owner/repo` for the default image name.
+    pub fn lower(
+        &self,
+        repository: &str,
+        env: &dyn Environment,
+    ) -> Result<(Inputs, SecretValues), InputError> {
+        let registry = registry(&self.registry)?;
+        let image = match value(&self.image) {
+            Some(given) => image_name("image", given, &registry)?,
+            None => image_name("image", repository, &registry).map_err(|e| {
+                err(
+                    "GITHUB_REPOSITORY",
+                    format!("cannot make the default image name: {}", e.message),
+                )
+            })?,
+        };
+        let cache_image = match value(&self.cache_image) {
+            Some(given) => image_name("cache-image", given, &registry)?,
+            None => image.clone(),
+        };
+        let target = single_line("target", &self.target)?.map(str::to_string);
+        if let Some(t) = &target {
+            simple_name("target", "the stage name", t)?;
+        }
+        let builder = single_line("builder", &self.builder)?.map(str::to_string);
+        if let Some(b) = &builder {
+            simple_name("builder", "the builder name", b)?;
+        }
+        let (secrets, values) = secrets(self, env)?;
+        let inputs = Inputs {
+            image,
+            cache_image,
+            context: path_like("context", &self.context)?.unwrap_or_else(|| ".".to_string()),
+            file: path_like("file", &self.file)?,
+            target,
+            platforms: platforms(&self.platforms)?,
+            tags: tags(&self.tags)?,
+            labels: pairs("labels", &self.labels, "key=value, one a line")?,
+            build_args: pairs(
+                "build-args",
+                &self.build_args,
+                "NAME=value, one a line (use secret-envs for secrets)",
+            )?,
+            push: choice(
+                "push",
+                &self.push,
+                PushPolicy::Auto,
+                &[
+                    ("auto", PushPolicy::Auto),
+                    ("true", PushPolicy::Always),
+                    ("false", PushPolicy::Never),
+                ],
+            )?,
+            secrets,
+            cache_mode: choice(
+                "cache-mode",
+                &self.cache_mode,
+                CacheMode::Max,
+                &[("max", CacheMode::Max), ("min", CacheMode::Min)],
+            )?,
+            fork_cache: choice(
+                "fork-cache",
+                &self.fork_cache,
+                ForkCache::RegistryRead,
+                &[
+                    ("registry-read", ForkCache::RegistryRead),
+                    ("gha", ForkCache::Gha),
+                    ("none", ForkCache::None),
+                ],
+            )?,
+            github_token: value(&self.github_token).map(|t| Masked::new(t.to_string())),
+            builder,
+            provenance: single_line("provenance", &self.provenance)?.map(str::to_string),
+            sbom: single_line("sbom", &self.sbom)?.map(str::to_string),
+            dry_run: boolean("dry-run", &self.dry_run, false)?,
+        };
+        Ok((inputs, values))
+    }
+}

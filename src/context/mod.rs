@@ -1,0 +1,286 @@
+//! The runner contract, read once: runner variables, inputs and the event payload, lowered
+//! into a validated `Context`. All input validation happens here, before anything runs.
+
+pub mod event;
+pub mod inputs;
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+pub use event::Event;
+pub use inputs::{
+    CacheMode, ForkCache, ImageName, Inputs, Masked, Platform, PushPolicy, RawInputs, SecretSource,
+    SecretSpec, SecretValues, TagInput,
+};
+
+/// Bad input: which input (or runner variable) is wrong, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input}: {message}")]
+pub struct InputError {
+    pub input: String,
+    pub message: String,
+}
+
+impl InputError {
+    pub fn new(input: &str, message: impl Into<String>) -> Self {
+        InputError {
+            input: input.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Runner variables, raw (`GITHUB_EVENT_NAME` → `github_event_name`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawRunner {
+    github_event_name: Option<String>,
+    github_event_path: Option<String>,
+    github_repository: Option<String>,
+    github_repository_owner: Option<String>,
+    github_ref: Option<String>,
+    github_sha: Option<String>,
+    github_actor: Option<String>,
+    github_server_url: Option<String>,
+    github_api_url: Option<String>,
+    github_run_id: Option<String>,
+    runner_temp: Option<String>,
+    actions_cache_mode: Option<String>,
+}
+
+/// What the CLI flags of `plan` set; each wins over the matching runner variable.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub event_name: Option<String>,
+    pub event_path: Option<String>,
+    pub repository: Option<String>,
+    pub git_ref: Option<String>,
+    pub sha: Option<String>,
+    /// `--input NAME=VALUE`, in order; a later one wins.
+    pub inputs: Vec<(String, String)>,
+}
+
+/// `ACTIONS_CACHE_MODE`, which the runner may set to restrict cache use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionsCacheMode {
+    Write,
+    Read,
+    WriteOnly,
+    None,
+    /// A value this version does not know: treated as `read`, the safe reading.
+    Unknown(String),
+}
+
+impl ActionsCacheMode {
+    fn parse(raw: Option<&str>) -> Self {
+        match raw.map(str::trim).unwrap_or_default() {
+            "" | "write" => ActionsCacheMode::Write,
+            "read" => ActionsCacheMode::Read,
+            "write-only" => ActionsCacheMode::WriteOnly,
+            "none" => ActionsCacheMode::None,
+            other => ActionsCacheMode::Unknown(other.to_string()),
+        }
+    }
+}
+
+/// `owner/repo` as GitHub spells it (case kept: labels and messages show it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoName {
+    pub owner: String,
+    pub name: String,
+}
+
+impl RepoName {
+    pub fn full(&self) -> String {
+        format!("{}/{}", self.owner, self.name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub event_name: String,
+    pub event: Event,
+    pub repository: RepoName,
+    /// The ref the run is for: `GITHUB_REF`, else the payload's `ref`.
+    pub git_ref: Option<String>,
+    /// The commit built: `GITHUB_SHA`, else the payload's head commit.
+    pub sha: Option<String>,
+    pub actor: Option<String>,
+    pub server_url: String,
+    pub api_url: String,
+    pub run_id: Option<String>,
+    pub runner_temp: Option<String>,
+    pub actions_cache_mode: ActionsCacheMode,
+    pub inputs: Inputs,
+    pub secret_values: SecretValues,
+}
+
+/// The real process environment and file system, for `Context::load`.
+pub struct ProcessEnv {
+    vars: HashMap<String, String>,
+}
+
+impl ProcessEnv {
+    pub fn new(vars: HashMap<String, String>) -> Self {
+        ProcessEnv { vars }
+    }
+    pub fn from_process() -> Self {
+        ProcessEnv::new(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        )
+    }
+}
+
+impl inputs::Environment for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        self.vars.get(name).cloned()
+    }
+    fn is_readable_file(&self, path: &str) -> bool {
+        std::fs::File::open(path)
+            .and_then(|f| f.metadata())
+            .is_ok_and(|m| m.is_file())
+    }
+}
+
+fn nonempty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+fn repo_name(full: &str, source: &str) -> Result<RepoName, InputError> {
+    match full.split_once('/') {
+        Some((owner, name)) if !owner.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok(RepoName {
+                owner: owner.to_string(),
+                name: name.to_string(),
+            })
+        }
+        _ => Err(InputError::new(
+            source,
+            format!("'{full}' is not of the form owner/repo"),
+        )),
+    }
+}
+
+impl Context {
+    /// Reads everything the run depends on. Reads the event file and checks secret files;
+    /// runs nothing.
+    pub fn load(env: &ProcessEnv, flags: &Overrides) -> Result<Context, InputError> {
+        let runner: RawRunner =
+            envy::from_iter(env.vars.iter().map(|(k, v)| (k.clone(), v.clone()))).map_err(|e| {
+                InputError::new("environment", format!("cannot read runner variables: {e}"))
+            })?;
+
+        let event_name = nonempty(flags.event_name.clone().or(runner.github_event_name))
+            .ok_or_else(|| {
+                InputError::new(
+                    "GITHUB_EVENT_NAME",
+                    "is not set: run inside GitHub Actions or pass --event-name",
+                )
+            })?;
+        let (path_source, event_path) = match nonempty(flags.event_path.clone()) {
+            Some(p) => ("--event-path", Some(p)),
+            None => ("GITHUB_EVENT_PATH", nonempty(runner.github_event_path)),
+        };
+        let event_path = event_path.ok_or_else(|| {
+            InputError::new(
+                "GITHUB_EVENT_PATH",
+                "is not set: run inside GitHub Actions or pass --event-path",
+            )
+        })?;
+        let text = std::fs::read_to_string(&event_path).map_err(|e| {
+            InputError::new(
+                path_source,
+                format!("cannot read the event file '{event_path}': {e}"),
+            )
+        })?;
+        let event = Event::parse(&text).map_err(|e| {
+            InputError::new(
+                path_source,
+                format!("the event file '{event_path}' is not a valid event payload: {e}"),
+            )
+        })?;
+
+        let repository = match nonempty(flags.repository.clone()) {
+            Some(r) => repo_name(&r, "--repository")?,
+            None => match nonempty(runner.github_repository) {
+                Some(r) => repo_name(&r, "GITHUB_REPOSITORY")?,
+                None => {
+                    let from_payload = event.repository.as_ref().and_then(|r| r.full_name.clone());
+                    let full = from_payload.ok_or_else(|| {
+                        InputError::new("GITHUB_REPOSITORY", "is not set and the payload names no repository: pass --repository owner/repo")
+                    })?;
+                    repo_name(&full, "repository.full_name")?
+                }
+            },
+        };
+        if let Some(owner) = nonempty(runner.github_repository_owner)
+            && !owner.eq_ignore_ascii_case(&repository.owner)
+        {
+            return Err(InputError::new(
+                "GITHUB_REPOSITORY_OWNER",
+                format!("'{owner}' is not the owner of '{}'", repository.full()),
+            ));
+        }
+
+        let mut raw_inputs: HashMap<String, String> = env
+            .vars
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("INPUT_")?.to_ascii_lowercase(), v.clone())))
+            .collect();
+        for (name, value) in &flags.inputs {
+            let name = name.trim().to_ascii_lowercase();
+            if !inputs::INPUT_NAMES.contains(&name.as_str()) {
+                return Err(InputError::new(
+                    "--input",
+                    format!(
+                        "'{name}' is not an input of this action: known inputs are {}",
+                        inputs::INPUT_NAMES.join(", ")
+                    ),
+                ));
+            }
+            raw_inputs.insert(name, value.clone());
+        }
+        let raw: RawInputs = envy::from_iter(raw_inputs).map_err(|e| {
+            InputError::new("inputs", format!("cannot read the action's inputs: {e}"))
+        })?;
+        let (inputs, secret_values) = raw.lower(&repository.full(), env)?;
+
+        let git_ref = nonempty(flags.git_ref.clone())
+            .or(nonempty(runner.github_ref))
+            .or_else(|| {
+                let payload_ref = event
+                    .git_ref
+                    .clone()
+                    .or_else(|| event.merge_group.as_ref()?.head_ref.clone());
+                payload_ref.or_else(|| {
+                    Some(format!(
+                        "refs/tags/{}",
+                        event.release.as_ref()?.tag_name.as_ref()?
+                    ))
+                })
+            });
+        let sha = nonempty(flags.sha.clone())
+            .or(nonempty(runner.github_sha))
+            .or_else(|| event.head_sha().map(str::to_string));
+        Ok(Context {
+            event_name,
+            repository,
+            git_ref,
+            sha,
+            actor: nonempty(runner.github_actor).or_else(|| event.sender.as_ref()?.login.clone()),
+            server_url: nonempty(runner.github_server_url)
+                .unwrap_or_else(|| "https://github.com".into()),
+            api_url: nonempty(runner.github_api_url)
+                .unwrap_or_else(|| "https://api.github.com".into()),
+            run_id: nonempty(runner.github_run_id),
+            runner_temp: nonempty(runner.runner_temp),
+            actions_cache_mode: ActionsCacheMode::parse(runner.actions_cache_mode.as_deref()),
+            event,
+            inputs,
+            secret_values,
+        })
+    }
+}

@@ -1,0 +1,19 @@
+//! secure-docker-images: builds OCI images with Docker Buildx and decides by itself how far
+//! to trust the code it builds.
+//!
+//! The pipeline (DESIGN.md): `context` (read) → `trust` (pure) → `plan` (pure) → effects.
+
+pub mod context;
+pub mod plan;
+pub mod report;
+pub mod trust;
+
+use context::{Context, InputError};
+use plan::BuildPlan;
+use trust::{Trigger, classify};
+
+/// Context → trust → plan: everything decided before any command runs.
+pub fn decide(ctx: &Context) -> Result<BuildPlan, InputError> {
+    let decision = classify(&Trigger::of(ctx));
+    plan::build(ctx, &decision)
+}

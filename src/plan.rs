@@ -1,0 +1,506 @@
+//! Turns context + trust into a `BuildPlan`: caches, push, login, tags, labels, secrets
+//! (ids and environment names only) and the exact buildx argv.
+//!
+//! Pure and deterministic: no environment, no I/O, no clock. The same context always gives
+//! the same plan, which is what `plan` prints and what the snapshot tests pin.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::context::inputs::is_valid_tag;
+use crate::context::{
+    ActionsCacheMode, CacheMode, Context, ForkCache, ImageName, InputError, PushPolicy,
+    SecretSource, SecretSpec, TagInput,
+};
+use crate::trust::{Decision, Lane, Trust};
+
+pub const CACHE_TAG_MAIN: &str = "buildcache";
+pub const CACHE_TAG_PR: &str = "buildcache-pr";
+
+/// One cache source or destination, spelled for `--cache-from` / `--cache-to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheRef {
+    /// A cache image in a registry (`<cache-image>:<tag>`).
+    Registry { image: String, tag: &'static str },
+    /// The GitHub Actions cache, scoped to the image. Used only for `fork-cache: gha`: it is
+    /// PR-scoped by GitHub, so a fork cannot poison another branch's cache.
+    Gha { scope: String },
+}
+
+impl CacheRef {
+    fn registry(image: &ImageName, tag: &'static str) -> Self {
+        CacheRef::Registry {
+            image: image.as_str().to_string(),
+            tag,
+        }
+    }
+
+    /// The `--cache-from` value.
+    pub fn from_arg(&self) -> String {
+        match self {
+            CacheRef::Registry { image, tag } => format!("type=registry,ref={image}:{tag}"),
+            // The runner does not set ACTIONS_CACHE_SERVICE_V2 for container actions, so
+            // version=2 must be explicit.
+            CacheRef::Gha { scope } => format!("type=gha,version=2,scope={scope}"),
+        }
+    }
+
+    /// The `--cache-to` value. `ignore-error=true` always: a cache that cannot be written
+    /// must never fail a build.
+    pub fn to_arg(&self, mode: CacheMode) -> String {
+        format!(
+            "{},mode={},ignore-error=true",
+            self.from_arg(),
+            mode.as_str()
+        )
+    }
+
+    pub fn is_registry(&self) -> bool {
+        matches!(self, CacheRef::Registry { .. })
+    }
+}
+
+/// Where buildx reads one secret from: an environment variable or a file. Never a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretPlan {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+/// Everything the run will do, decided before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildPlan {
+    pub event: String,
+    pub trust: Trust,
+    pub lane: Lane,
+    pub image: String,
+    pub cache_image: String,
+    /// Exactly the `--cache-from` values.
+    pub cache_from: Vec<String>,
+    /// Exactly the `--cache-to` values.
+    pub cache_to: Vec<String>,
+    pub push: bool,
+    /// Registries to log in to (with `github-token`) before the build.
+    pub login: Vec<String>,
+    pub tags: Vec<String>,
+    pub platforms: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    /// Secret ids passed to the build.
+    pub secrets: Vec<String>,
+    pub secret_sources: Vec<SecretPlan>,
+    pub warnings: Vec<String>,
+    /// The full `docker buildx build` command.
+    pub argv: Vec<String>,
+}
+
+/// `[A-Za-z0-9_.-]`, no leading `.` or `-`, at most 128 characters; `None` if nothing is left.
+pub fn sanitize_tag(raw: &str) -> Option<String> {
+    let replaced: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed: String = replaced
+        .trim_start_matches(['.', '-'])
+        .chars()
+        .take(128)
+        .collect();
+    Some(trimmed).filter(|t| is_valid_tag(t))
+}
+
+/// Tags for a git tag or release: semver `v1.2.3` → `1.2.3`, `1.2`, `1`; pre-releases get the
+/// full version only. A `0.x` release gets no bare `0`: semver promises nothing across 0.x
+/// minors, so a floating `0` tag would move users onto breaking changes.
+fn version_tags(tag: &str, prerelease: bool) -> Vec<String> {
+    let bare = tag.strip_prefix(['v', 'V']).unwrap_or(tag);
+    match semver::Version::parse(bare) {
+        Ok(v) => {
+            let full = sanitize_tag(bare).into_iter();
+            if prerelease || !v.pre.is_empty() {
+                return full.collect();
+            }
+            let minor = format!("{}.{}", v.major, v.minor);
+            let major = (v.major > 0).then(|| v.major.to_string());
+            full.chain(Some(minor)).chain(major).collect()
+        }
+        Err(_) => sanitize_tag(tag).into_iter().collect(),
+    }
+}
+
+fn short_sha(sha: Option<&str>) -> Option<String> {
+    let sha = sha?;
+    (sha.len() >= 7 && sha.chars().all(|c| c.is_ascii_hexdigit()))
+        .then(|| format!("sha-{}", &sha[..7]))
+}
+
+/// Tags when the `tags` input is empty, from what is being built.
+fn default_tags(ctx: &Context) -> Vec<String> {
+    let event = &ctx.event;
+    let sha = short_sha(ctx.sha.as_deref());
+    let default_branch = event.default_branch();
+    let for_branch = |branch: &str| -> Vec<String> {
+        if Some(branch) == default_branch {
+            std::iter::once("latest".to_string())
+                .chain(sha.clone())
+                .collect()
+        } else {
+            sanitize_tag(branch).into_iter().collect()
+        }
+    };
+    match ctx.event_name.as_str() {
+        "pull_request"
+        | "pull_request_target"
+        | "pull_request_review"
+        | "pull_request_review_comment"
+        | "pull_request_review_thread"
+        | "issue_comment" => event
+            .pr_number()
+            .map(|n| vec![format!("pr-{n}")])
+            .unwrap_or_default(),
+        "release" => {
+            let release = event.release.as_ref();
+            match release.and_then(|r| r.tag_name.as_deref()) {
+                Some(tag) => version_tags(tag, release.and_then(|r| r.prerelease).unwrap_or(false)),
+                None => sha.into_iter().collect(),
+            }
+        }
+        "merge_group" => sha.into_iter().collect(),
+        "schedule" => std::iter::once("nightly".to_string()).chain(sha).collect(),
+        "workflow_run" => match event
+            .workflow_run
+            .as_ref()
+            .and_then(|r| r.head_branch.as_deref())
+        {
+            Some(branch) => for_branch(branch),
+            None => sha.into_iter().collect(),
+        },
+        _ => match ctx.git_ref.as_deref() {
+            Some(r) if r.starts_with("refs/tags/") => version_tags(&r["refs/tags/".len()..], false),
+            Some(r) if r.starts_with("refs/heads/") => for_branch(&r["refs/heads/".len()..]),
+            _ => sha.into_iter().collect(),
+        },
+    }
+}
+
+fn labels(ctx: &Context, tags: &[String]) -> BTreeMap<String, String> {
+    const P: &str = "org.opencontainers.image";
+    let url = format!(
+        "{}/{}",
+        ctx.server_url.trim_end_matches('/'),
+        ctx.repository.full()
+    );
+    let mut labels = BTreeMap::new();
+    // GHCR links the package to the repository through `source`.
+    labels.insert(format!("{P}.source"), url.clone());
+    labels.insert(format!("{P}.url"), url);
+    labels.insert(format!("{P}.title"), ctx.repository.name.clone());
+    if let Some(sha) = &ctx.sha {
+        labels.insert(format!("{P}.revision"), sha.clone());
+    }
+    if let Some(time) = ctx.event.commit_time() {
+        labels.insert(format!("{P}.created"), time.to_string());
+    }
+    if let Some(version) = tags
+        .first()
+        .and_then(|t| t.rsplit_once(':'))
+        .map(|(_, t)| t)
+    {
+        labels.insert(format!("{P}.version"), version.to_string());
+    }
+    for (k, v) in &ctx.inputs.labels {
+        labels.insert(k.clone(), v.clone());
+    }
+    labels
+}
+
+fn missing_secret(spec: &SecretSpec) -> InputError {
+    let message = match &spec.source {
+        SecretSource::Value { .. } => format!(
+            "the value of '{}' is empty: a secret that is not set in the repository's settings expands to nothing; set it, or remove the line",
+            spec.id
+        ),
+        SecretSource::Env { env } => format!(
+            "'{}' reads {env}, which is not set or is empty (buildx would silently pass an empty secret): pass it to the step with env: {env}: ${{{{ secrets.{env} }}}}",
+            spec.id
+        ),
+        SecretSource::File { path } => {
+            format!("'{}' names '{path}', which is not a readable file", spec.id)
+        }
+    };
+    InputError::new(spec.input, message)
+}
+
+/// Cache sources and destinations for the run's trust and lane.
+fn caches(
+    ctx: &Context,
+    decision: &Decision,
+    warnings: &mut Vec<String>,
+) -> (Vec<CacheRef>, Vec<CacheRef>) {
+    let image = &ctx.inputs.cache_image;
+    let main = CacheRef::registry(image, CACHE_TAG_MAIN);
+    let pr = CacheRef::registry(image, CACHE_TAG_PR);
+    let (mut from, mut to) = match (decision.trust.trusted, decision.lane) {
+        // Main builds never read :buildcache-pr: that would let a PR poison a release.
+        (true, Lane::Main) => (vec![main.clone()], vec![main]),
+        (true, Lane::Pr) => (vec![pr.clone(), main], vec![pr]),
+        (false, _) => match ctx.inputs.fork_cache {
+            ForkCache::RegistryRead => (vec![pr, main], vec![]),
+            ForkCache::Gha => {
+                let gha = CacheRef::Gha {
+                    scope: ctx.inputs.image.as_str().to_string(),
+                };
+                (vec![gha.clone(), pr, main], vec![gha])
+            }
+            ForkCache::None => (vec![], vec![]),
+        },
+    };
+    let mode = &ctx.actions_cache_mode;
+    if let ActionsCacheMode::Unknown(v) = mode {
+        warnings.push(format!("ACTIONS_CACHE_MODE='{v}' is not one of read, write, write-only, none: treated as read, no cache is written."));
+    }
+    if matches!(
+        mode,
+        ActionsCacheMode::Read | ActionsCacheMode::None | ActionsCacheMode::Unknown(_)
+    ) && !to.is_empty()
+    {
+        to.clear();
+        if !matches!(mode, ActionsCacheMode::Unknown(_)) {
+            warnings.push("ACTIONS_CACHE_MODE forbids cache writes: no cache is exported.".into());
+        }
+    }
+    if matches!(mode, ActionsCacheMode::WriteOnly | ActionsCacheMode::None) && !from.is_empty() {
+        from.clear();
+        warnings.push("ACTIONS_CACHE_MODE forbids cache reads: no cache is imported.".into());
+    }
+    (from, to)
+}
+
+/// Builds the plan. Fails only for inputs whose problem depends on trust (a secret that a
+/// trusted run needs but that is empty or missing).
+pub fn build(ctx: &Context, decision: &Decision) -> Result<BuildPlan, InputError> {
+    let inputs = &ctx.inputs;
+    let trusted = decision.trust.trusted;
+    let mut warnings = Vec::new();
+
+    let secrets: Vec<&SecretSpec> = if trusted {
+        if let Some(missing) = inputs.secrets.iter().find(|s| !s.available) {
+            return Err(missing_secret(missing));
+        }
+        inputs.secrets.iter().collect()
+    } else {
+        if !inputs.secrets.is_empty() {
+            let ids: Vec<&str> = inputs.secrets.iter().map(|s| s.id.as_str()).collect();
+            warnings.push(format!(
+                "Build secrets withheld from untrusted code: {}. RUN --mount=type=secret steps run without them.",
+                ids.join(", ")
+            ));
+        }
+        Vec::new()
+    };
+
+    let (cache_from, cache_to) = caches(ctx, decision, &mut warnings);
+
+    let tags: Vec<String> = if inputs.tags.is_empty() {
+        default_tags(ctx)
+            .into_iter()
+            .map(|t| format!("{}:{t}", inputs.image))
+            .collect()
+    } else {
+        inputs
+            .tags
+            .iter()
+            .map(|t| match t {
+                TagInput::Bare(tag) => format!("{}:{tag}", inputs.image),
+                TagInput::Full(full) => full.clone(),
+            })
+            .collect()
+    };
+
+    let wanted = match inputs.push {
+        PushPolicy::Auto => trusted && decision.lane == Lane::Main,
+        PushPolicy::Always => true,
+        PushPolicy::Never => false,
+    };
+    let mut push = wanted && trusted;
+    if wanted && !trusted {
+        warnings.push("push: true ignored: untrusted code is built but never pushed.".into());
+    }
+    if push && tags.is_empty() {
+        push = false;
+        warnings.push(
+            "Nothing to push: no tag could be derived from this event; set the 'tags' input."
+                .into(),
+        );
+    }
+
+    let mut login: Vec<String> = Vec::new();
+    if trusted {
+        let writes_cache = cache_to.iter().any(CacheRef::is_registry);
+        let registries = [
+            push.then(|| inputs.image.registry()),
+            writes_cache.then(|| inputs.cache_image.registry()),
+        ];
+        for registry in registries.into_iter().flatten() {
+            if !login.iter().any(|r| r == registry) {
+                login.push(registry.to_string());
+            }
+        }
+        if inputs.github_token.is_none() && !login.is_empty() {
+            warnings.push(format!(
+                "No github-token: no login to {}; the push and cache export fail unless the builder already has credentials.",
+                login.join(", ")
+            ));
+            login.clear();
+        }
+    }
+
+    let labels = labels(ctx, &tags);
+    let cache_from: Vec<String> = cache_from.iter().map(CacheRef::from_arg).collect();
+    let cache_to: Vec<String> = cache_to
+        .iter()
+        .map(|c| c.to_arg(inputs.cache_mode))
+        .collect();
+    let platforms: Vec<String> = inputs
+        .platforms
+        .iter()
+        .map(|p| p.as_str().to_string())
+        .collect();
+
+    let mut argv: Vec<String> = ["docker", "buildx", "build"].map(String::from).to_vec();
+    let mut flag = |name: &str, value: &str| {
+        argv.push(name.to_string());
+        argv.push(value.to_string());
+    };
+    if let Some(b) = &inputs.builder {
+        flag("--builder", b);
+    }
+    if let Some(f) = &inputs.file {
+        flag("--file", f);
+    }
+    if let Some(t) = &inputs.target {
+        flag("--target", t);
+    }
+    flag("--platform", &platforms.join(","));
+    for t in &tags {
+        flag("--tag", t);
+    }
+    for (k, v) in &labels {
+        flag("--label", &format!("{k}={v}"));
+    }
+    for (k, v) in &inputs.build_args {
+        flag("--build-arg", &format!("{k}={v}"));
+    }
+    for s in &secrets {
+        flag("--secret", &s.buildx_arg());
+    }
+    for c in &cache_from {
+        flag("--cache-from", c);
+    }
+    for c in &cache_to {
+        flag("--cache-to", c);
+    }
+    if let Some(p) = &inputs.provenance {
+        argv.push(format!("--provenance={p}"));
+    }
+    if let Some(s) = &inputs.sbom {
+        argv.push(format!("--sbom={s}"));
+    }
+    if push {
+        argv.push("--push".into());
+    }
+    argv.push(inputs.context.clone());
+
+    Ok(BuildPlan {
+        event: ctx.event_name.clone(),
+        trust: decision.trust.clone(),
+        lane: decision.lane,
+        image: inputs.image.to_string(),
+        cache_image: inputs.cache_image.to_string(),
+        cache_from,
+        cache_to,
+        push,
+        login,
+        tags,
+        platforms,
+        labels,
+        secrets: secrets.iter().map(|s| s.id.clone()).collect(),
+        secret_sources: secrets
+            .iter()
+            .map(|s| match &s.source {
+                SecretSource::Value { env } | SecretSource::Env { env } => SecretPlan {
+                    id: s.id.clone(),
+                    env: Some(env.clone()),
+                    file: None,
+                },
+                SecretSource::File { path } => SecretPlan {
+                    id: s.id.clone(),
+                    env: None,
+                    file: Some(path.clone()),
+                },
+            })
+            .collect(),
+        warnings,
+        argv,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_tags_follow_semver() {
+        assert_eq!(version_tags("v1.2.3", false), ["1.2.3", "1.2", "1"]);
+        assert_eq!(version_tags("1.2.3", false), ["1.2.3", "1.2", "1"]);
+        assert_eq!(version_tags("v1.2.3-rc.1", false), ["1.2.3-rc.1"]);
+        assert_eq!(version_tags("v2.0.0", true), ["2.0.0"]);
+        assert_eq!(version_tags("v0.4.1", false), ["0.4.1", "0.4"]);
+        assert_eq!(
+            version_tags("v1.2.3+build.5", false),
+            ["1.2.3-build.5", "1.2", "1"]
+        );
+        assert_eq!(version_tags("simple-tag", false), ["simple-tag"]);
+        assert_eq!(version_tags("release/2024", false), ["release-2024"]);
+    }
+
+    #[test]
+    fn sanitize_tag_obeys_the_tag_grammar() {
+        assert_eq!(
+            sanitize_tag("feature/Login-Page").as_deref(),
+            Some("feature-Login-Page")
+        );
+        assert_eq!(sanitize_tag("-.-x").as_deref(), Some("x"));
+        assert_eq!(sanitize_tag("ümlaut").as_deref(), Some("mlaut"));
+        assert_eq!(sanitize_tag("///"), None);
+        assert_eq!(sanitize_tag(&"a".repeat(300)).map(|t| t.len()), Some(128));
+    }
+
+    #[test]
+    fn cache_ref_spellings_are_exact() {
+        let r = CacheRef::Registry {
+            image: "ghcr.io/o/r".into(),
+            tag: CACHE_TAG_MAIN,
+        };
+        assert_eq!(r.from_arg(), "type=registry,ref=ghcr.io/o/r:buildcache");
+        assert_eq!(
+            r.to_arg(CacheMode::Max),
+            "type=registry,ref=ghcr.io/o/r:buildcache,mode=max,ignore-error=true"
+        );
+        let g = CacheRef::Gha {
+            scope: "ghcr.io/o/r".into(),
+        };
+        assert_eq!(
+            g.to_arg(CacheMode::Min),
+            "type=gha,version=2,scope=ghcr.io/o/r,mode=min,ignore-error=true"
+        );
+    }
+}
