@@ -120,6 +120,11 @@ pub struct Comment {
 impl Event {
     /// Parses a payload; the error names the line and column serde stopped at.
     pub fn parse(text: &str) -> Result<Event, serde_json::Error> {
+        // serde would also build a struct from a JSON array; a payload is always an object.
+        let body = text.trim_start();
+        if !body.starts_with('{') && !body.starts_with("null") {
+            return Err(serde::de::Error::custom("expected a JSON object"));
+        }
         let event: Option<Event> = serde_json::from_str(text)?;
         Ok(event.unwrap_or_default())
     }

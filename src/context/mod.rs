@@ -36,7 +36,6 @@ impl InputError {
 #[serde(default)]
 struct RawRunner {
     github_event_name: Option<String>,
-    github_event_path: Option<String>,
     github_repository: Option<String>,
     github_repository_owner: Option<String>,
     github_ref: Option<String>,
@@ -168,21 +167,12 @@ impl Context {
     /// Reads everything the run depends on. Reads the event file and checks secret files;
     /// runs nothing.
     pub fn load(env: &ProcessEnv, flags: &Overrides) -> Result<Context, InputError> {
-        let runner: RawRunner =
-            envy::from_iter(env.vars.iter().map(|(k, v)| (k.clone(), v.clone()))).map_err(|e| {
-                InputError::new("environment", format!("cannot read runner variables: {e}"))
-            })?;
-
-        let event_name = nonempty(flags.event_name.clone().or(runner.github_event_name))
-            .ok_or_else(|| {
-                InputError::new(
-                    "GITHUB_EVENT_NAME",
-                    "is not set: run inside GitHub Actions or pass --event-name",
-                )
-            })?;
         let (path_source, event_path) = match nonempty(flags.event_path.clone()) {
             Some(p) => ("--event-path", Some(p)),
-            None => ("GITHUB_EVENT_PATH", nonempty(runner.github_event_path)),
+            None => (
+                "GITHUB_EVENT_PATH",
+                nonempty(env.vars.get("GITHUB_EVENT_PATH").cloned()),
+            ),
         };
         let event_path = event_path.ok_or_else(|| {
             InputError::new(
@@ -202,6 +192,26 @@ impl Context {
                 format!("the event file '{event_path}' is not a valid event payload: {e}"),
             )
         })?;
+        Context::with_event(env, flags, event)
+    }
+
+    /// Everything `load` does once the payload is parsed.
+    pub fn with_event(
+        env: &ProcessEnv,
+        flags: &Overrides,
+        event: Event,
+    ) -> Result<Context, InputError> {
+        let runner: RawRunner =
+            envy::from_iter(env.vars.iter().map(|(k, v)| (k.clone(), v.clone()))).map_err(|e| {
+                InputError::new("environment", format!("cannot read runner variables: {e}"))
+            })?;
+        let event_name = nonempty(flags.event_name.clone().or(runner.github_event_name))
+            .ok_or_else(|| {
+                InputError::new(
+                    "GITHUB_EVENT_NAME",
+                    "is not set: run inside GitHub Actions or pass --event-name",
+                )
+            })?;
 
         let repository = match nonempty(flags.repository.clone()) {
             Some(r) => repo_name(&r, "--repository")?,
