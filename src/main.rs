@@ -20,6 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Print the trust decision, cache lane and exact buildx command, without running Docker.
+    #[command(args_override_self = true)]
     Plan {
         /// Print one JSON object instead of the explanation.
         #[arg(long)]
