@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::context::inputs::is_valid_tag;
+use crate::context::inputs::{is_registry_host, is_valid_tag};
 use crate::context::{
     ActionsCacheMode, CacheMode, Context, ForkCache, ImageName, InputError, PushPolicy,
     SecretSource, SecretSpec, TagInput,
@@ -133,6 +133,14 @@ fn version_tags(tag: &str, prerelease: bool) -> Vec<String> {
             full.chain(Some(minor)).chain(major).collect()
         }
         Err(_) => sanitize_tag(tag).into_iter().collect(),
+    }
+}
+
+/// The registry a full image reference lives in, by docker's rule (Docker Hub otherwise).
+fn registry_of(reference: &str) -> &str {
+    match reference.split_once('/') {
+        Some((first, _)) if is_registry_host(first) => first,
+        _ => "docker.io",
     }
 }
 
@@ -345,11 +353,10 @@ pub fn build(ctx: &Context, decision: &Decision) -> Result<BuildPlan, InputError
     let mut login: Vec<String> = Vec::new();
     if trusted {
         let writes_cache = cache_to.iter().any(CacheRef::is_registry);
-        let registries = [
-            push.then(|| inputs.image.registry()),
-            writes_cache.then(|| inputs.cache_image.registry()),
-        ];
-        for registry in registries.into_iter().flatten() {
+        // A full reference in `tags` may name another registry: each one pushed to needs a login.
+        let pushed_to = tags.iter().filter(|_| push).map(|t| registry_of(t));
+        let cache = writes_cache.then(|| inputs.cache_image.registry());
+        for registry in pushed_to.chain(cache) {
             if !login.iter().any(|r| r == registry) {
                 login.push(registry.to_string());
             }

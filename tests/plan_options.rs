@@ -138,6 +138,19 @@ fn registry_and_image_inputs_make_the_image_name() {
         ],
     );
     assert_eq!(split.login, ["docker.io", "cache.example.com"]);
+    let mirrored = run(
+        "push",
+        &main_push(),
+        &[
+            ("INPUT_TAGS", "v1\nquay.io/team/app:v1\nteam/app:v1"),
+            ("INPUT_GITHUB-TOKEN", "t"),
+        ],
+    );
+    assert_eq!(
+        mirrored.login,
+        ["ghcr.io", "quay.io", "docker.io"],
+        "every registry pushed to"
+    );
 }
 
 #[test]

@@ -316,7 +316,7 @@ fn is_env_name(name: &str) -> bool {
 }
 
 /// `localhost`, or a host with a `.` or a port: docker's rule for "this is a registry".
-fn is_registry_host(component: &str) -> bool {
+pub fn is_registry_host(component: &str) -> bool {
     component == "localhost" || component.contains(['.', ':'])
 }
 
