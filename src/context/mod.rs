@@ -48,16 +48,33 @@ struct RawRunner {
     actions_cache_mode: Option<String>,
 }
 
-/// What the CLI flags of `plan` set; each wins over the matching runner variable.
-#[derive(Debug, Default, Clone)]
+/// What the CLI flags set; each wins over the matching runner variable.
+#[derive(Debug, Default, Clone, clap::Args)]
 pub struct Overrides {
+    /// The event name (default: GITHUB_EVENT_NAME).
+    #[arg(long)]
     pub event_name: Option<String>,
+    /// The event payload file (default: GITHUB_EVENT_PATH).
+    #[arg(long)]
     pub event_path: Option<String>,
+    /// owner/repo (default: GITHUB_REPOSITORY, then the payload's repository).
+    #[arg(long)]
     pub repository: Option<String>,
+    /// The git ref (default: GITHUB_REF, then the payload's ref).
+    #[arg(long = "ref")]
     pub git_ref: Option<String>,
+    /// The commit (default: GITHUB_SHA, then the payload's head commit).
+    #[arg(long)]
     pub sha: Option<String>,
-    /// `--input NAME=VALUE`, in order; a later one wins.
+    /// An action input, as NAME=VALUE (repeatable; wins over INPUT_<NAME>).
+    #[arg(long = "input", value_name = "NAME=VALUE", value_parser = parse_input)]
     pub inputs: Vec<(String, String)>,
+}
+
+fn parse_input(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("'{s}' has no '=': write NAME=VALUE"))
 }
 
 /// `ACTIONS_CACHE_MODE`, which the runner may set to restrict cache use.
