@@ -3,6 +3,7 @@
 //!
 //! The pipeline (DESIGN.md): `context` (read) → `trust` (pure) → `plan` (pure) → effects.
 
+pub mod buildx;
 pub mod context;
 pub mod plan;
 pub mod report;

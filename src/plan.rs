@@ -88,6 +88,8 @@ pub struct BuildPlan {
     pub login: Vec<String>,
     pub tags: Vec<String>,
     pub platforms: Vec<String>,
+    /// The Dockerfile, as a path in the repository (for annotations).
+    pub dockerfile: String,
     pub labels: BTreeMap<String, String>,
     /// Secret ids passed to the build.
     pub secrets: Vec<String>,
@@ -228,6 +230,20 @@ fn labels(ctx: &Context, tags: &[String]) -> BTreeMap<String, String> {
         labels.insert(k.clone(), v.clone());
     }
     labels
+}
+
+/// Where buildx reads the Dockerfile from: `file`, else `<context>/Dockerfile`. A remote
+/// context (a git URL) has its Dockerfile at its root.
+fn dockerfile_path(context: &str, file: Option<&str>) -> String {
+    if let Some(f) = file {
+        return f.trim_start_matches("./").to_string();
+    }
+    let remote = context.contains("://") || context.starts_with("git@");
+    match context.trim_start_matches("./").trim_end_matches('/') {
+        "" | "." => "Dockerfile".into(),
+        _ if remote => "Dockerfile".into(),
+        dir => format!("{dir}/Dockerfile"),
+    }
 }
 
 fn missing_secret(spec: &SecretSpec) -> InputError {
@@ -438,6 +454,7 @@ pub fn build(ctx: &Context, decision: &Decision) -> Result<BuildPlan, InputError
         login,
         tags,
         platforms,
+        dockerfile: dockerfile_path(&inputs.context, inputs.file.as_deref()),
         labels,
         secrets: secrets.iter().map(|s| s.id.clone()).collect(),
         secret_sources: secrets
@@ -477,6 +494,20 @@ mod tests {
         );
         assert_eq!(version_tags("simple-tag", false), ["simple-tag"]);
         assert_eq!(version_tags("release/2024", false), ["release-2024"]);
+    }
+
+    #[test]
+    fn dockerfile_paths() {
+        assert_eq!(dockerfile_path(".", None), "Dockerfile");
+        assert_eq!(dockerfile_path("./app/", None), "app/Dockerfile");
+        assert_eq!(
+            dockerfile_path("app", Some("./docker/Dockerfile.prod")),
+            "docker/Dockerfile.prod"
+        );
+        assert_eq!(
+            dockerfile_path("https://github.com/o/r.git#main", None),
+            "Dockerfile"
+        );
     }
 
     #[test]

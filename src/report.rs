@@ -2,7 +2,12 @@
 //! human rendering of a plan.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
 
+use serde_json::Value;
+
+use crate::buildx::{Annotation, Execution, Level, Outcome};
 use crate::context::InputError;
 use crate::plan::BuildPlan;
 
@@ -30,6 +35,208 @@ pub fn error_line(e: &InputError) -> String {
 
 pub fn warning_line(message: &str) -> String {
     format!("::warning::{}", escape_data(message))
+}
+
+/// `::add-mask::` lines for every line of every value, so the runner hides them from here on.
+pub fn mask_lines<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    values
+        .into_iter()
+        .flat_map(str::lines)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("::add-mask::{}", escape_data(l)))
+        .collect()
+}
+
+pub fn annotation_line(a: &Annotation) -> String {
+    let command = match a.level {
+        Level::Notice => "notice",
+        Level::Warning => "warning",
+        Level::Error => "error",
+    };
+    let props = match &a.location {
+        Some((file, line)) => format!(" file={},line={line}", escape_property(file)),
+        None => String::new(),
+    };
+    format!("::{command}{props}::{}", escape_data(&a.message))
+}
+
+/// One `GITHUB_OUTPUT` entry. The delimiter is random per run, so no value can end the entry
+/// early and inject another output.
+pub fn output_entry(name: &str, value: &str, delimiter: &str) -> Result<String, String> {
+    if name.contains(delimiter) || value.contains(delimiter) {
+        return Err(format!("output {name} contains the delimiter"));
+    }
+    Ok(format!("{name}<<{delimiter}\n{value}\n{delimiter}\n"))
+}
+
+/// Appends the outputs to the `GITHUB_OUTPUT` file.
+pub fn write_outputs(
+    path: &Path,
+    outputs: &[(&str, String)],
+    delimiter: &str,
+) -> std::io::Result<()> {
+    let mut text = String::new();
+    for (name, value) in outputs {
+        text.push_str(&output_entry(name, value, delimiter).map_err(std::io::Error::other)?);
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+/// The outputs of a run: the plan's always; those that describe an image only once it is built.
+pub fn outputs(plan: &BuildPlan, exec: Option<&Execution>) -> Vec<(&'static str, String)> {
+    let mut out = vec![
+        ("trusted", plan.trust.trusted.to_string()),
+        ("lane", plan.lane.as_str().to_string()),
+        ("trust-reason", plan.trust.reason.clone()),
+        ("cache-from", plan.cache_from.join("\n")),
+        ("cache-to", plan.cache_to.join("\n")),
+        (
+            "plan",
+            serde_json::to_string(plan).expect("a plan always serializes"),
+        ),
+    ];
+    match exec {
+        None => {
+            out.push(("tags", plan.tags.join("\n")));
+            out.push(("pushed", "false".into()));
+        }
+        Some(e) if e.outcome == Outcome::Succeeded => {
+            out.push(("tags", plan.tags.join("\n")));
+            out.push(("pushed", e.pushed.to_string()));
+            if let Some(m) = &e.metadata {
+                let digest = m.get("containerimage.digest").and_then(Value::as_str);
+                let config = m
+                    .get("containerimage.config.digest")
+                    .and_then(Value::as_str);
+                if let Some(d) = digest {
+                    out.push(("digest", d.to_string()));
+                }
+                if let Some(id) = config.or(digest) {
+                    out.push(("imageid", id.to_string()));
+                }
+                out.push(("metadata", m.to_string()));
+            }
+        }
+        Some(_) => {}
+    }
+    out
+}
+
+/// Text for a Markdown table cell: no cell breaks, no HTML.
+fn cell(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|")
+        .replace('\n', " ")
+}
+
+fn code_list(items: &[String]) -> String {
+    if items.is_empty() {
+        return "none".into();
+    }
+    items
+        .iter()
+        .map(|i| format!("<code>{}</code>", cell(i)))
+        .collect::<Vec<_>>()
+        .join("<br>")
+}
+
+/// The job summary, in Markdown.
+pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "### secure-docker-images: `{}`\n", cell(&plan.image));
+    let _ = writeln!(s, "| | |\n|---|---|");
+    let _ = writeln!(s, "| Event | `{}` |", cell(&plan.event));
+    let _ = writeln!(
+        s,
+        "| Trusted | {}: {} |",
+        yes_no(plan.trust.trusted),
+        cell(&plan.trust.reason)
+    );
+    let _ = writeln!(s, "| Lane | {} |", plan.lane.as_str());
+    let _ = writeln!(s, "| Cache from | {} |", code_list(&plan.cache_from));
+    let _ = writeln!(s, "| Cache to | {} |", code_list(&plan.cache_to));
+    let _ = writeln!(s, "| Push | {} |", yes_no(plan.push));
+    let _ = writeln!(s, "| Platforms | {} |", cell(&plan.platforms.join(", ")));
+    let secrets = if plan.secrets.is_empty() {
+        "none".to_string()
+    } else {
+        cell(&plan.secrets.join(", "))
+    };
+    let _ = writeln!(s, "| Secrets (ids) | {secrets} |");
+    match exec {
+        None => {
+            let _ = writeln!(s, "| Result | dry run: nothing was built |");
+        }
+        Some(e) => {
+            let result = match &e.outcome {
+                Outcome::Succeeded => "built".to_string(),
+                Outcome::SetupFailed(m) => format!("failed before the build: {}", cell(m)),
+                Outcome::Failed {
+                    error: Some(err), ..
+                } => format!("build failed: {}", cell(&err.message)),
+                Outcome::Failed { code, .. } => format!("build failed (exit code {code})"),
+                Outcome::Cancelled { .. } => "cancelled".to_string(),
+            };
+            let _ = writeln!(
+                s,
+                "| Result | {result} in {:.1} s |",
+                e.duration.as_secs_f64()
+            );
+            if let Some(h) = e.cache_hits {
+                let _ = writeln!(
+                    s,
+                    "| Cache hits | {} of {} build steps served from cache |",
+                    h.cached, h.total
+                );
+            }
+            if e.pushed {
+                let digest = e
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.get("containerimage.digest"))
+                    .and_then(Value::as_str);
+                let refs: Vec<String> = plan
+                    .tags
+                    .iter()
+                    .map(|t| match digest {
+                        Some(d) => format!("{t}@{d}"),
+                        None => t.clone(),
+                    })
+                    .collect();
+                let _ = writeln!(s, "| Pushed | {} |", code_list(&refs));
+            }
+        }
+    }
+    let notes: Vec<&String> = plan.warnings.iter().collect();
+    let annotations: Vec<&Annotation> = exec
+        .map(|e| e.annotations.iter().collect())
+        .unwrap_or_default();
+    if !notes.is_empty() || !annotations.is_empty() {
+        let _ = writeln!(s, "\n**Notes**\n");
+        for n in notes {
+            let _ = writeln!(s, "- {}", cell(n));
+        }
+        for a in annotations {
+            let _ = writeln!(s, "- {}", cell(&a.message));
+        }
+    }
+    s
+}
+
+/// Appends to the `GITHUB_STEP_SUMMARY` file.
+pub fn write_summary(path: &Path, markdown: &str) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(markdown.as_bytes())
 }
 
 fn yes_no(b: bool) -> &'static str {
@@ -112,6 +319,39 @@ mod tests {
         assert_eq!(line.lines().count(), 1);
         assert!(line.contains("%0A::set-output"));
         assert!(line.ends_with("100%25"));
+    }
+
+    #[test]
+    fn outputs_use_the_delimiter_and_refuse_values_holding_it() {
+        let entry = output_entry("tags", "a\nb", "ghadelimiter_x").unwrap();
+        assert_eq!(entry, "tags<<ghadelimiter_x\na\nb\nghadelimiter_x\n");
+        assert!(output_entry("tags", "x\nghadelimiter_x\ndigest=evil", "ghadelimiter_x").is_err());
+    }
+
+    #[test]
+    fn masks_every_line_of_every_value() {
+        assert_eq!(
+            mask_lines(["a b", "l1\nl2\n", ""]),
+            ["::add-mask::a b", "::add-mask::l1", "::add-mask::l2"]
+        );
+    }
+
+    #[test]
+    fn annotations_point_into_files() {
+        let a = Annotation {
+            level: Level::Error,
+            message: "bad\nthing".into(),
+            location: Some(("dir,x/Dockerfile".into(), 4)),
+        };
+        assert_eq!(
+            annotation_line(&a),
+            "::error file=dir%2Cx/Dockerfile,line=4::bad%0Athing"
+        );
+    }
+
+    #[test]
+    fn summary_cells_cannot_break_the_table() {
+        assert_eq!(cell("a|b<script>\nc"), "a\\|b&lt;script&gt; c");
     }
 
     #[test]

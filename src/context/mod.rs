@@ -130,6 +130,9 @@ pub struct Context {
     pub actions_cache_mode: ActionsCacheMode,
     pub inputs: Inputs,
     pub secret_values: SecretValues,
+    /// Every secret value this run knows (`secrets`, the variables `secret-envs` names, the
+    /// token), to be `::add-mask::`ed before anything else is printed.
+    pub masks: Vec<Masked>,
 }
 
 /// The real process environment and file system, for `Context::load`.
@@ -274,6 +277,15 @@ impl Context {
             InputError::new("inputs", format!("cannot read the action's inputs: {e}"))
         })?;
         let (inputs, secret_values) = raw.lower(&repository.full(), env)?;
+        let mut masks: Vec<Masked> = secret_values.0.iter().map(|(_, v)| v.clone()).collect();
+        masks.extend(inputs.github_token.clone());
+        for spec in &inputs.secrets {
+            if let SecretSource::Env { env: name } = &spec.source
+                && let Some(value) = env.vars.get(name).filter(|v| !v.is_empty())
+            {
+                masks.push(Masked::new(value.clone()));
+            }
+        }
 
         let git_ref = nonempty(flags.git_ref.clone())
             .or(nonempty(runner.github_ref))
@@ -308,6 +320,7 @@ impl Context {
             event,
             inputs,
             secret_values,
+            masks,
         })
     }
 }

@@ -1,0 +1,700 @@
+//! The imperative shell around a `BuildPlan`: registry login, builder, `docker buildx build`
+//! as a child process, its progress stream and metadata file.
+//!
+//! Every docker call runs with a private `DOCKER_CONFIG` (mode 0700, removed when the run
+//! ends), without the action's `INPUT_*` variables, and — for untrusted code — without the
+//! variables that `secret-envs` names. A token only ever travels on `docker login`'s stdin;
+//! `secrets:` values only in the build's environment.
+
+pub mod progress;
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+use crate::context::{Context, Platform};
+use crate::plan::BuildPlan;
+use progress::{BuildError, CacheHits, Progress};
+
+/// A message for the run's log and annotations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Annotation {
+    pub level: Level,
+    pub message: String,
+    /// `(path in the repository, line)`.
+    pub location: Option<(String, u32)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Notice,
+    Warning,
+    Error,
+}
+
+impl Annotation {
+    fn warning(message: impl Into<String>) -> Self {
+        Annotation {
+            level: Level::Warning,
+            message: message.into(),
+            location: None,
+        }
+    }
+    fn notice(message: impl Into<String>) -> Self {
+        Annotation {
+            level: Level::Notice,
+            message: message.into(),
+            location: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    /// Before the build: login, builder or platform check. The message says what to fix.
+    SetupFailed(String),
+    /// buildx exited non-zero.
+    Failed {
+        code: i32,
+        error: Option<BuildError>,
+    },
+    /// The job was cancelled: the signal was forwarded to the child.
+    Cancelled {
+        signal: i32,
+    },
+}
+
+/// What the shell did and learnt.
+#[derive(Debug)]
+pub struct Execution {
+    pub outcome: Outcome,
+    pub annotations: Vec<Annotation>,
+    pub metadata: Option<Value>,
+    pub cache_hits: Option<CacheHits>,
+    pub pushed: bool,
+    pub duration: Duration,
+    pub docker_calls: usize,
+}
+
+/// SIGINT and SIGTERM, watched for the whole run (the action is PID 1 in its container,
+/// which has no default handlers).
+pub struct Signals {
+    int: Signal,
+    term: Signal,
+}
+
+impl Signals {
+    pub fn install() -> std::io::Result<Self> {
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+    async fn recv(&mut self) -> i32 {
+        tokio::select! {
+            _ = self.int.recv() => libc::SIGINT,
+            _ = self.term.recv() => libc::SIGTERM,
+        }
+    }
+}
+
+/// How long a cancelled child gets to stop before it is killed.
+const GRACE: Duration = Duration::from_secs(7);
+
+enum Ended {
+    Exited {
+        code: i32,
+        stdout: String,
+        stderr: String,
+    },
+    Signalled(i32),
+}
+
+/// The docker CLI, with the run's private configuration and a sanitized environment.
+pub struct Docker {
+    program: PathBuf,
+    env: Vec<(String, String)>,
+    config: PathBuf,
+    calls: usize,
+}
+
+impl Docker {
+    /// `dir` holds the private `DOCKER_CONFIG`; `trusted` decides whether the variables named
+    /// by `secret-envs` stay visible.
+    pub fn new(ctx: &Context, plan: &BuildPlan, dir: &Path) -> std::io::Result<Self> {
+        let config = dir.join("docker-config");
+        std::fs::DirBuilder::new().mode(0o700).create(&config)?;
+        let hidden: Vec<&str> = if plan.trust.trusted {
+            Vec::new()
+        } else {
+            ctx.inputs
+                .secrets
+                .iter()
+                .filter_map(|s| match &s.source {
+                    crate::context::SecretSource::Env { env } => Some(env.as_str()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let env = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| {
+                !k.starts_with("INPUT_") && k != "DOCKER_CONFIG" && !hidden.contains(&k.as_str())
+            })
+            .collect();
+        let program = std::env::var_os("SDI_DOCKER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("docker"));
+        Ok(Docker {
+            program,
+            env,
+            config,
+            calls: 0,
+        })
+    }
+
+    fn command(&mut self, args: &[&str]) -> Command {
+        self.calls += 1;
+        let mut cmd = Command::new(&self.program);
+        cmd.args(args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("DOCKER_CONFIG", &self.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Runs a short command to completion, capturing its output; a signal stops it.
+    async fn output(
+        &mut self,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+        signals: &mut Signals,
+    ) -> std::io::Result<Ended> {
+        let mut cmd = self.command(args);
+        if stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let mut child = cmd.spawn()?;
+        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(data).await?;
+            drop(pipe);
+        }
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let read = async {
+            let mut out = String::new();
+            let mut err = String::new();
+            let (mut o, mut e) = (stdout.unwrap(), stderr.unwrap());
+            let _ = tokio::join!(
+                tokio::io::AsyncReadExt::read_to_string(&mut o, &mut out),
+                tokio::io::AsyncReadExt::read_to_string(&mut e, &mut err)
+            );
+            (out, err)
+        };
+        tokio::select! {
+            (out, err) = read => {
+                let status = child.wait().await?;
+                Ok(Ended::Exited { code: status.code().unwrap_or(1), stdout: out, stderr: err })
+            }
+            sig = signals.recv() => {
+                stop(&mut child, sig).await;
+                Ok(Ended::Signalled(sig))
+            }
+        }
+    }
+}
+
+/// Forwards the signal, waits up to `GRACE`, then kills.
+async fn stop(child: &mut Child, sig: i32) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+        unsafe {
+            libc::kill(pid as i32, sig);
+        }
+    }
+    if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+        let _ = child.kill().await;
+    }
+}
+
+/// Platforms a `docker buildx inspect` lists, over all nodes (`*` marks configured ones).
+pub fn inspected_platforms(stdout: &str) -> (Option<String>, Vec<String>) {
+    let mut driver = None;
+    let mut platforms = Vec::new();
+    for line in stdout.lines() {
+        if let Some(d) = line.strip_prefix("Driver:") {
+            driver = Some(d.trim().to_string());
+        }
+        if let Some(list) = line.strip_prefix("Platforms:") {
+            platforms.extend(
+                list.split(',')
+                    .map(|p| p.trim().trim_end_matches('*').to_string())
+                    .filter(|p| !p.is_empty()),
+            );
+        }
+    }
+    (driver, platforms)
+}
+
+/// Requested platforms the builder does not list. `linux/arm64` is served by `linux/arm64/v8`.
+pub fn missing_platforms<'a>(requested: &'a [Platform], available: &[String]) -> Vec<&'a Platform> {
+    requested
+        .iter()
+        .filter(|p| {
+            let want = p.as_str();
+            !available.iter().any(|a| {
+                a == want || (want.matches('/').count() == 1 && a.starts_with(&format!("{want}/")))
+            })
+        })
+        .collect()
+}
+
+/// The architectures `tonistiigi/binfmt --install` takes for these platforms.
+pub fn binfmt_archs(platforms: &[&Platform]) -> String {
+    let mut archs: Vec<&str> = platforms
+        .iter()
+        .filter_map(|p| p.as_str().split('/').nth(1))
+        .collect();
+    archs.dedup();
+    archs.join(",")
+}
+
+/// Platforms a docker-container builder on this host runs without emulation.
+fn native_platforms() -> &'static [&'static str] {
+    match std::env::consts::ARCH {
+        "x86_64" => &["linux/amd64", "linux/386"],
+        "aarch64" => &["linux/arm64"],
+        _ => &[],
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut buf);
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn random_token() -> String {
+    random_hex(16)
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+}
+
+/// The builder the build runs on: the input, or one created for this run.
+struct Builder {
+    name: String,
+    created: bool,
+}
+
+/// Logs in, prepares the builder, builds, and cleans up whatever happens.
+pub async fn execute(
+    ctx: &Context,
+    plan: &BuildPlan,
+    dir: &Path,
+    signals: &mut Signals,
+) -> Execution {
+    let started = Instant::now();
+    let mut annotations = Vec::new();
+    let mut docker = match Docker::new(ctx, plan, dir) {
+        Ok(d) => d,
+        Err(e) => {
+            return Execution {
+                outcome: Outcome::SetupFailed(format!(
+                    "cannot create the private DOCKER_CONFIG under {}: {e}",
+                    dir.display()
+                )),
+                annotations,
+                metadata: None,
+                cache_hits: None,
+                pushed: false,
+                duration: started.elapsed(),
+                docker_calls: 0,
+            };
+        }
+    };
+    let mut builder = None;
+    let result = run(
+        ctx,
+        plan,
+        dir,
+        &mut docker,
+        signals,
+        &mut annotations,
+        &mut builder,
+    )
+    .await;
+    if let Some(Builder {
+        name,
+        created: true,
+    }) = &builder
+    {
+        // Removing the builder must not outlive a cancelled job: bounded, and best effort.
+        let args = ["buildx", "rm", name.as_str()];
+        let limit = if matches!(result.0, Outcome::Cancelled { .. }) {
+            Duration::from_secs(2)
+        } else {
+            Duration::from_secs(10)
+        };
+        let rm = docker.output(&args, None, signals);
+        match tokio::time::timeout(limit, rm).await {
+            Ok(Ok(Ended::Exited { code: 0, .. })) => {}
+            _ => annotations.push(Annotation::warning(format!(
+                "Could not remove the builder {name}; it is left on the runner."
+            ))),
+        }
+    }
+    let (outcome, metadata, cache_hits) = result;
+    let pushed = outcome == Outcome::Succeeded && plan.push;
+    Execution {
+        outcome,
+        annotations,
+        metadata,
+        cache_hits,
+        pushed,
+        duration: started.elapsed(),
+        docker_calls: docker.calls,
+    }
+}
+
+type RunResult = (Outcome, Option<Value>, Option<CacheHits>);
+
+async fn run(
+    ctx: &Context,
+    plan: &BuildPlan,
+    dir: &Path,
+    docker: &mut Docker,
+    signals: &mut Signals,
+    annotations: &mut Vec<Annotation>,
+    builder_slot: &mut Option<Builder>,
+) -> RunResult {
+    let setup_failed = |m: String| (Outcome::SetupFailed(m), None, None);
+
+    // Login: the plan lists registries only for trusted runs that write, and only with a token.
+    if let Some(token) = &ctx.inputs.github_token {
+        let user = ctx.actor.clone().unwrap_or_else(|| "x-access-token".into());
+        for registry in &plan.login {
+            let args = [
+                "login",
+                registry.as_str(),
+                "--username",
+                user.as_str(),
+                "--password-stdin",
+            ];
+            match docker
+                .output(&args, Some(token.expose().as_bytes()), signals)
+                .await
+            {
+                Ok(Ended::Exited { code: 0, .. }) => {}
+                Ok(Ended::Signalled(sig)) => {
+                    return (Outcome::Cancelled { signal: sig }, None, None);
+                }
+                Ok(Ended::Exited { stderr, .. }) => {
+                    let why = last_line(&stderr).to_string();
+                    if plan.push {
+                        return setup_failed(format!(
+                            "docker login to {registry} failed ({why}): check that the workflow grants `packages: write` and that github-token may write this package"
+                        ));
+                    }
+                    annotations.push(Annotation::warning(format!(
+                        "docker login to {registry} failed ({why}): the cache export will be refused; the build goes on."
+                    )));
+                }
+                Err(e) => return setup_failed(format!("cannot run docker: {e}")),
+            }
+        }
+    }
+
+    // Builder: the input, or a docker-container builder for this run (the docker driver
+    // cannot export a registry cache).
+    let builder = match &ctx.inputs.builder {
+        Some(name) => Builder {
+            name: name.clone(),
+            created: false,
+        },
+        None => {
+            let name = format!(
+                "sdi-{}-{}",
+                ctx.run_id.as_deref().unwrap_or("local"),
+                random_hex(4)
+            );
+            let args = [
+                "buildx",
+                "create",
+                "--name",
+                name.as_str(),
+                "--driver",
+                "docker-container",
+                "--bootstrap",
+            ];
+            match docker.output(&args, None, signals).await {
+                Ok(Ended::Exited { code: 0, .. }) => {}
+                Ok(Ended::Signalled(sig)) => {
+                    return (Outcome::Cancelled { signal: sig }, None, None);
+                }
+                Ok(Ended::Exited { stderr, .. }) => {
+                    *builder_slot = Some(Builder {
+                        name: name.clone(),
+                        created: true,
+                    });
+                    return setup_failed(format!(
+                        "could not create a docker-container builder: {}",
+                        last_line(&stderr)
+                    ));
+                }
+                Err(e) => return setup_failed(format!("cannot run docker: {e}")),
+            }
+            Builder {
+                name,
+                created: true,
+            }
+        }
+    };
+    let builder_name = builder.name.clone();
+    let created = builder.created;
+    *builder_slot = Some(builder);
+
+    // Platforms: a builder made here on this host runs its native platforms for sure; any
+    // other request is checked, and QEMU registered once when it is missing.
+    let native = native_platforms();
+    let all_native = created && plan.platforms.iter().all(|p| native.contains(&p.as_str()));
+    if !all_native {
+        let mut installed = false;
+        loop {
+            let out = match docker
+                .output(
+                    &["buildx", "inspect", "--bootstrap", &builder_name],
+                    None,
+                    signals,
+                )
+                .await
+            {
+                Ok(Ended::Exited {
+                    code: 0, stdout, ..
+                }) => stdout,
+                Ok(Ended::Signalled(sig)) => {
+                    return (Outcome::Cancelled { signal: sig }, None, None);
+                }
+                Ok(Ended::Exited { stderr, .. }) => {
+                    return setup_failed(format!(
+                        "builder '{builder_name}' cannot be used: {}",
+                        last_line(&stderr)
+                    ));
+                }
+                Err(e) => return setup_failed(format!("cannot run docker: {e}")),
+            };
+            let (driver, available) = inspected_platforms(&out);
+            let missing = missing_platforms(&ctx.inputs.platforms, &available);
+            if missing.is_empty() {
+                break;
+            }
+            let names: Vec<&str> = missing.iter().map(|p| p.as_str()).collect();
+            if installed || driver.as_deref() != Some("docker-container") {
+                return setup_failed(format!(
+                    "builder '{builder_name}' does not support {} (it lists {}): use a builder for those platforms, or drop them from `platforms`",
+                    names.join(", "),
+                    available.join(", ")
+                ));
+            }
+            let archs = binfmt_archs(&missing);
+            annotations.push(Annotation::notice(format!(
+                "Registering QEMU emulation for {} (emulated steps are much slower than native runners).",
+                names.join(", ")
+            )));
+            match docker
+                .output(
+                    &[
+                        "run",
+                        "--privileged",
+                        "--rm",
+                        "tonistiigi/binfmt",
+                        "--install",
+                        &archs,
+                    ],
+                    None,
+                    signals,
+                )
+                .await
+            {
+                Ok(Ended::Exited { code: 0, .. }) => installed = true,
+                Ok(Ended::Signalled(sig)) => {
+                    return (Outcome::Cancelled { signal: sig }, None, None);
+                }
+                Ok(Ended::Exited { stderr, .. }) => {
+                    return setup_failed(format!(
+                        "could not register QEMU for {}: {}",
+                        names.join(", "),
+                        last_line(&stderr)
+                    ));
+                }
+                Err(e) => return setup_failed(format!("cannot run docker: {e}")),
+            }
+        }
+    }
+
+    // The build: the plan's argv, plus what only this run knows.
+    let metadata_file = dir.join("metadata.json");
+    let mut argv: Vec<String> = plan.argv[1..].to_vec();
+    let context = argv.pop().unwrap_or_else(|| ".".into());
+    if created {
+        argv.extend(["--builder".into(), builder_name.clone()]);
+    }
+    argv.extend([
+        "--metadata-file".into(),
+        metadata_file.display().to_string(),
+        "--progress".into(),
+        "rawjson".into(),
+    ]);
+    argv.push(context);
+    let secret_env: Vec<(String, String)> = if plan.trust.trusted {
+        ctx.secret_values
+            .0
+            .iter()
+            .filter(|(name, _)| {
+                plan.secret_sources
+                    .iter()
+                    .any(|s| s.env.as_deref() == Some(name))
+            })
+            .map(|(name, value)| (name.clone(), value.expose().to_string()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let mut cmd = docker.command(&args);
+    cmd.env("BUILDX_METADATA_WARNINGS", "true").envs(secret_env);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return setup_failed(format!("cannot run docker: {e}")),
+    };
+    // Build output is untrusted text: it is streamed between stop-commands markers so that
+    // nothing a Dockerfile prints can act as a workflow command.
+    let stop_token = random_token();
+    println!("::group::docker buildx build");
+    println!("::stop-commands::{stop_token}");
+    let mut progress = Progress::default();
+    let mut plain = Vec::new();
+    let mut out_lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut err_lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut out_open, mut err_open) = (true, true);
+    let mut cancelled = None;
+    while out_open || err_open {
+        tokio::select! {
+            line = out_lines.next_line(), if out_open => match line {
+                Ok(Some(l)) => println!("{l}"),
+                _ => out_open = false,
+            },
+            line = err_lines.next_line(), if err_open => match line {
+                Ok(Some(l)) => {
+                    if !l.trim_start().starts_with('{') {
+                        plain.push(l.clone());
+                    }
+                    for shown in progress.feed(&l) {
+                        println!("{shown}");
+                    }
+                }
+                _ => err_open = false,
+            },
+            sig = signals.recv(), if cancelled.is_none() => {
+                println!("Cancelling the build ({}).", if sig == libc::SIGINT { "SIGINT" } else { "SIGTERM" });
+                if let Some(pid) = child.id() {
+                    // SAFETY: kill(2) on our own child, not yet reaped.
+                    unsafe { libc::kill(pid as i32, sig); }
+                }
+                cancelled = Some((sig, Instant::now()));
+            },
+            _ = tokio::time::sleep(Duration::from_millis(200)), if cancelled.is_some() => {
+                if cancelled.is_some_and(|(_, at)| at.elapsed() > GRACE) {
+                    let _ = child.start_kill();
+                    break;
+                }
+            },
+        }
+    }
+    let status = match cancelled {
+        Some(_) => tokio::time::timeout(Duration::from_secs(2), child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok),
+        None => child.wait().await.ok(),
+    };
+    println!("::{stop_token}::");
+    println!("::endgroup::");
+
+    let hits = Some(progress.cache_hits());
+    if let Some((sig, _)) = cancelled {
+        return (Outcome::Cancelled { signal: sig }, None, hits);
+    }
+    let code = status.and_then(|s| s.code()).unwrap_or(1);
+    let metadata: Option<Value> = std::fs::read_to_string(&metadata_file)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let _ = std::fs::remove_file(&metadata_file);
+    // Dockerfile warnings: from the metadata file when buildx wrote one, else from the stream.
+    let warnings: Vec<progress::VertexWarning> = metadata
+        .as_ref()
+        .and_then(|m| m.get("buildx.build.warnings"))
+        .and_then(|w| serde_json::from_value(w.clone()).ok())
+        .unwrap_or_else(|| progress.warnings.clone());
+    for w in &warnings {
+        let location = w
+            .location()
+            .map(|(_, line)| (plan.dockerfile.clone(), line));
+        let a = Annotation {
+            level: Level::Warning,
+            message: w.message(),
+            location,
+        };
+        if !annotations.contains(&a) {
+            annotations.push(a);
+        }
+    }
+    if code != 0 {
+        let error = progress::build_error(&plain).map(|mut e| {
+            e.location = e.location.map(|(_, line)| (plan.dockerfile.clone(), line));
+            e
+        });
+        return (Outcome::Failed { code, error }, None, hits);
+    }
+
+    // A registry cache-to that left no cache.manifest was refused, and ignore-error kept the
+    // build green: say so, with the registry's own words.
+    let wrote_registry_cache = plan.cache_to.iter().any(|c| c.starts_with("type=registry"));
+    if wrote_registry_cache
+        && metadata
+            .as_ref()
+            .is_some_and(|m| m.get("cache.manifest").is_none())
+    {
+        let why = progress
+            .cache_export_error()
+            .unwrap_or("buildx reported no reason");
+        annotations.push(Annotation::warning(format!(
+            "The registry cache was not written ({}): {why}. The build succeeded because the export uses ignore-error=true; check that github-token may write the cache package.",
+            plan.cache_to.join(", ")
+        )));
+    }
+    for (source, error) in progress.cache_import_errors() {
+        annotations.push(Annotation::notice(format!(
+            "Cache {source} was not imported ({error}); a first build has none yet."
+        )));
+    }
+    (Outcome::Succeeded, metadata, hits)
+}

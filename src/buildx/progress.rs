@@ -1,0 +1,411 @@
+//! buildx's `--progress=rawjson` stream: each line a BuildKit `SolveStatus`. Turned into
+//! readable lines for the log, and counted exactly: which Dockerfile steps were served from
+//! cache, and what the cache export said when it failed.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SolveStatus {
+    pub vertexes: Vec<Vertex>,
+    pub statuses: Vec<VertexStatus>,
+    pub logs: Vec<VertexLog>,
+    pub warnings: Vec<VertexWarning>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct Vertex {
+    pub digest: String,
+    pub name: String,
+    pub started: Option<String>,
+    pub completed: Option<String>,
+    pub cached: bool,
+    pub error: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct VertexStatus {
+    pub id: String,
+    pub vertex: String,
+    pub completed: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct VertexLog {
+    pub vertex: String,
+    /// Base64, as Go marshals `[]byte`.
+    pub data: String,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct VertexWarning {
+    pub vertex: String,
+    pub level: i64,
+    /// Base64.
+    pub short: String,
+    pub url: String,
+    #[serde(rename = "sourceInfo")]
+    pub source_info: Option<SourceInfo>,
+    pub range: Vec<Range>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct SourceInfo {
+    pub filename: String,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct Range {
+    pub start: Position,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct Position {
+    pub line: u32,
+}
+
+impl VertexWarning {
+    pub fn message(&self) -> String {
+        decode(&self.short).trim().to_string()
+    }
+    /// `(file name as BuildKit knows it, line)`, when the warning points into the Dockerfile.
+    pub fn location(&self) -> Option<(&str, u32)> {
+        let file = self.source_info.as_ref()?.filename.as_str();
+        let line = self.range.first()?.start.line;
+        (!file.is_empty() && line > 0).then_some((file, line))
+    }
+}
+
+fn decode(b64: &str) -> String {
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// Seconds between two RFC 3339 timestamps of the same day and offset, as BuildKit writes them.
+fn seconds_between(start: &str, end: &str) -> Option<f64> {
+    fn secs(t: &str) -> Option<f64> {
+        let time = t.split_once('T')?.1;
+        let time = time.trim_end_matches('Z');
+        let time = time.split(['+', '-']).next()?;
+        let mut parts = time.split(':');
+        let h: f64 = parts.next()?.parse().ok()?;
+        let m: f64 = parts.next()?.parse().ok()?;
+        let s: f64 = parts.next()?.parse().ok()?;
+        Some(h * 3600.0 + m * 60.0 + s)
+    }
+    let d = secs(end)? - secs(start)?;
+    Some(if d < 0.0 { d + 86400.0 } else { d })
+}
+
+/// A Dockerfile step (`[2/3] RUN …`, `[stage 2/5] COPY …`, `[linux/arm64 builder 1/4] …`),
+/// as opposed to `[internal] …`, cache import/export or exporting vertices.
+fn is_dockerfile_step(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix('[') else {
+        return false;
+    };
+    let Some((tag, _)) = rest.split_once("] ") else {
+        return false;
+    };
+    let counter = tag.rsplit(' ').next().unwrap_or(tag);
+    counter.split_once('/').is_some_and(|(a, b)| {
+        !a.is_empty()
+            && !b.is_empty()
+            && a.chars().all(|c| c.is_ascii_digit())
+            && b.chars().all(|c| c.is_ascii_digit())
+    })
+}
+
+fn is_from_step(name: &str) -> bool {
+    name.split_once("] ")
+        .is_some_and(|(_, instr)| instr.starts_with("FROM "))
+}
+
+/// Everything learnt from the stream, merged by vertex digest as BuildKit intends.
+#[derive(Debug, Default)]
+pub struct Progress {
+    order: Vec<String>,
+    vertices: HashMap<String, Vertex>,
+    /// Vertex digest → `#N` in print order.
+    numbers: HashMap<String, usize>,
+    printed_done: HashMap<String, bool>,
+    pub warnings: Vec<VertexWarning>,
+}
+
+/// Steps of the Dockerfile served from cache, out of how many (FROM excluded: never cached).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheHits {
+    pub cached: usize,
+    pub total: usize,
+}
+
+impl Progress {
+    /// Takes one line of buildx's stderr. JSON lines become readable log lines; anything
+    /// else (buildx's own messages) is passed through. Returns the lines to print.
+    pub fn feed(&mut self, line: &str) -> Vec<String> {
+        let trimmed = line.trim_start();
+        if !trimmed.starts_with('{') {
+            return vec![line.to_string()];
+        }
+        let Ok(status) = serde_json::from_str::<SolveStatus>(trimmed) else {
+            return vec![line.to_string()];
+        };
+        let mut out = Vec::new();
+        for v in status.vertexes {
+            let n = self.number(&v.digest);
+            let known = self.vertices.contains_key(&v.digest);
+            let merged = self
+                .vertices
+                .entry(v.digest.clone())
+                .or_insert_with(|| Vertex {
+                    digest: v.digest.clone(),
+                    ..Default::default()
+                });
+            if !known {
+                self.order.push(v.digest.clone());
+                out.push(format!("#{n} {}", v.name));
+            }
+            if !v.name.is_empty() {
+                merged.name = v.name.clone();
+            }
+            merged.cached |= v.cached;
+            if merged.started.is_none() {
+                merged.started = v.started.clone();
+            }
+            if v.completed.is_some() {
+                merged.completed = v.completed.clone();
+            }
+            if !v.error.is_empty() {
+                merged.error = v.error.clone();
+            }
+            let done = self.printed_done.entry(v.digest.clone()).or_default();
+            if *done {
+                continue;
+            }
+            if !v.error.is_empty() {
+                out.push(format!("#{n} ERROR: {}", v.error));
+                *done = true;
+            } else if v.cached {
+                out.push(format!("#{n} CACHED"));
+                *done = true;
+            } else if let Some(end) = &v.completed {
+                let secs = merged
+                    .started
+                    .as_deref()
+                    .and_then(|s| seconds_between(s, end))
+                    .unwrap_or(0.0);
+                out.push(format!("#{n} DONE {secs:.1}s"));
+                *done = true;
+            }
+        }
+        for s in status.statuses {
+            if s.completed.is_some() {
+                let n = self.number(&s.vertex);
+                out.push(format!("#{n} {} done", s.id));
+            }
+        }
+        for l in status.logs {
+            let n = self.number(&l.vertex);
+            for text in decode(&l.data).lines() {
+                out.push(format!("#{n} {text}"));
+            }
+        }
+        for w in status.warnings {
+            let n = self.number(&w.vertex);
+            out.push(format!("#{n} WARN: {}", w.message()));
+            self.warnings.push(w);
+        }
+        out
+    }
+
+    fn number(&mut self, digest: &str) -> usize {
+        let next = self.numbers.len() + 1;
+        *self.numbers.entry(digest.to_string()).or_insert(next)
+    }
+
+    pub fn vertices(&self) -> impl Iterator<Item = &Vertex> {
+        self.order.iter().filter_map(|d| self.vertices.get(d))
+    }
+
+    pub fn cache_hits(&self) -> CacheHits {
+        let steps: Vec<&Vertex> = self
+            .vertices()
+            .filter(|v| is_dockerfile_step(&v.name) && !is_from_step(&v.name))
+            .collect();
+        CacheHits {
+            cached: steps.iter().filter(|v| v.cached).count(),
+            total: steps.len(),
+        }
+    }
+
+    /// The error of the registry cache export, when the registry refused it.
+    pub fn cache_export_error(&self) -> Option<&str> {
+        self.vertices()
+            .find(|v| v.name.starts_with("exporting cache to registry") && !v.error.is_empty())
+            .map(|v| v.error.as_str())
+    }
+
+    /// Cache imports that failed (a ref that does not exist yet is harmless).
+    pub fn cache_import_errors(&self) -> Vec<(&str, &str)> {
+        self.vertices()
+            .filter(|v| v.name.starts_with("importing cache manifest from ") && !v.error.is_empty())
+            .map(|v| {
+                (
+                    &v.name["importing cache manifest from ".len()..],
+                    v.error.as_str(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// A failed build's message and, when buildx printed the Dockerfile excerpt, where it points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildError {
+    pub message: String,
+    /// `(file name as buildx printed it, line)`.
+    pub location: Option<(String, u32)>,
+}
+
+/// Reads buildx's plain stderr lines (those that are not JSON) after a failure: the
+/// `Dockerfile:12` + `----` excerpt that `printError` writes, then `ERROR: …`.
+pub fn build_error(lines: &[String]) -> Option<BuildError> {
+    let message = lines
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("ERROR: "))?
+        .trim()
+        .to_string();
+    let location = lines.windows(2).find_map(|w| {
+        if !w[1].starts_with("--------------------") {
+            return None;
+        }
+        let (file, line) = w[0].trim().rsplit_once(':')?;
+        let line: u32 = line.parse().ok()?;
+        (!file.is_empty() && !file.contains(' ')).then(|| (file.to_string(), line))
+    });
+    Some(BuildError { message, location })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    #[test]
+    fn recognises_dockerfile_steps() {
+        for step in [
+            "[2/3] RUN x",
+            "[stage 2/5] COPY a b",
+            "[linux/arm64 builder 1/4] RUN y",
+            "[1/3] FROM busybox",
+        ] {
+            assert!(is_dockerfile_step(step), "{step}");
+        }
+        for other in [
+            "[internal] load build definition from Dockerfile",
+            "exporting to image",
+            "importing cache manifest from x",
+            "[a/b] X",
+            "[] x",
+        ] {
+            assert!(!is_dockerfile_step(other), "{other}");
+        }
+        assert!(is_from_step("[1/3] FROM busybox@sha256:abc"));
+        assert!(!is_from_step("[2/3] RUN echo FROM x"));
+    }
+
+    #[test]
+    fn merges_vertices_by_digest_and_counts_cache_hits() {
+        let mut p = Progress::default();
+        let lines = [
+            r#"{"vertexes":[{"digest":"sha256:a","name":"[1/3] FROM busybox","started":"2026-01-01T00:00:00Z"}]}"#.to_string(),
+            r#"{"vertexes":[{"digest":"sha256:a","name":"[1/3] FROM busybox","started":"2026-01-01T00:00:00Z","completed":"2026-01-01T00:00:01.5Z"}]}"#.to_string(),
+            r#"{"vertexes":[{"digest":"sha256:b","name":"[2/3] RUN make","started":"2026-01-01T00:00:01Z"}]}"#.to_string(),
+            format!(r#"{{"logs":[{{"vertex":"sha256:b","stream":1,"data":"{}","timestamp":"2026-01-01T00:00:01Z"}}]}}"#, b64("compiling\nlinking\n")),
+            r#"{"vertexes":[{"digest":"sha256:b","name":"[2/3] RUN make","cached":true,"started":"2026-01-01T00:00:01Z","completed":"2026-01-01T00:00:01Z"}]}"#.to_string(),
+            r#"{"vertexes":[{"digest":"sha256:c","name":"[3/3] COPY a b","started":"2026-01-01T00:00:01Z","completed":"2026-01-01T00:00:02Z"}]}"#.to_string(),
+            r#"{"vertexes":[{"digest":"sha256:d","name":"exporting cache to registry","started":"2026-01-01T00:00:02Z","completed":"2026-01-01T00:00:03Z","error":"error writing layer blob: 403 Forbidden"}]}"#.to_string(),
+            "#0 building with \"x\" instance".to_string(),
+        ];
+        let out: Vec<String> = lines.iter().flat_map(|l| p.feed(l)).collect();
+        assert_eq!(
+            out,
+            [
+                "#1 [1/3] FROM busybox",
+                "#1 DONE 1.5s",
+                "#2 [2/3] RUN make",
+                "#2 compiling",
+                "#2 linking",
+                "#2 CACHED",
+                "#3 [3/3] COPY a b",
+                "#3 DONE 1.0s",
+                "#4 exporting cache to registry",
+                "#4 ERROR: error writing layer blob: 403 Forbidden",
+                "#0 building with \"x\" instance",
+            ]
+        );
+        assert_eq!(
+            p.cache_hits(),
+            CacheHits {
+                cached: 1,
+                total: 2
+            }
+        );
+        assert_eq!(
+            p.cache_export_error(),
+            Some("error writing layer blob: 403 Forbidden")
+        );
+    }
+
+    #[test]
+    fn finds_the_dockerfile_location_of_a_failure() {
+        let lines: Vec<String> = [
+            "Dockerfile:12",
+            "--------------------",
+            "  11 |     FROM busybox",
+            "  12 | >>> RUN exit 3",
+            "--------------------",
+            "ERROR: failed to build: failed to solve: process \"/bin/sh -c exit 3\" did not complete successfully: exit code: 3",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let e = build_error(&lines).unwrap();
+        assert_eq!(e.location, Some(("Dockerfile".to_string(), 12)));
+        assert!(
+            e.message
+                .starts_with("failed to build: failed to solve: process")
+        );
+        assert_eq!(build_error(&lines[5..]).unwrap().location, None);
+        assert_eq!(build_error(&[]), None);
+    }
+
+    #[test]
+    fn warnings_carry_their_source_location() {
+        let mut p = Progress::default();
+        let line = format!(
+            r#"{{"warnings":[{{"vertex":"sha256:a","level":1,"short":"{}","url":"https://docs.docker.com/go/dockerfile/rule/from-as-casing/","sourceInfo":{{"filename":"Dockerfile"}},"range":[{{"start":{{"line":1}},"end":{{"line":1}}}}]}}]}}"#,
+            b64("FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)")
+        );
+        assert_eq!(
+            p.feed(&line),
+            ["#1 WARN: FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)"]
+        );
+        assert_eq!(p.warnings[0].location(), Some(("Dockerfile", 1)));
+    }
+}

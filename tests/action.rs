@@ -1,0 +1,762 @@
+//! The action end to end, as the runner starts it (no subcommand), against the fake
+//! `docker` (tests/fake_docker): runner-like environment, outputs, summary, annotations,
+//! exit codes, and what every docker call saw.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::Value;
+
+const TOKEN: &str = "ghs_RunnerToken0123456789abcdef";
+const SECRET: &str = "npm_SuperSecretValue_4f2a9c";
+const ENV_SECRET: &str = "env-secret-value-77aa11";
+
+struct Run {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+struct Done {
+    output: Output,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn new(event: &str, fixture: &str) -> Run {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_fake-docker"), bin.join("docker")).unwrap();
+        std::fs::create_dir_all(dir.path().join("runner_temp")).unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        std::fs::write(dir.path().join("github_output"), "").unwrap();
+        std::fs::write(dir.path().join("step_summary"), "").unwrap();
+        let p = |name: &str| dir.path().join(name).display().to_string();
+        let env = vec![
+            ("PATH", format!("{}:/usr/bin:/bin", bin.display())),
+            ("HOME", p("home")),
+            ("GITHUB_ACTIONS", "true".into()),
+            ("GITHUB_EVENT_NAME", event.into()),
+            (
+                "GITHUB_EVENT_PATH",
+                common::fixture_path(fixture).display().to_string(),
+            ),
+            ("GITHUB_REPOSITORY", "Codertocat/Hello-World".into()),
+            ("GITHUB_REPOSITORY_OWNER", "Codertocat".into()),
+            ("GITHUB_ACTOR", "Codertocat".into()),
+            ("GITHUB_RUN_ID", "4242".into()),
+            (
+                "GITHUB_SHA",
+                "6113728f27ae82c7b1a177c8d03f9e96e0adf246".into(),
+            ),
+            ("RUNNER_TEMP", p("runner_temp")),
+            ("GITHUB_OUTPUT", p("github_output")),
+            ("GITHUB_STEP_SUMMARY", p("step_summary")),
+            ("FAKE_DOCKER_LOG", p("calls.jsonl")),
+            ("INPUT_GITHUB-TOKEN", TOKEN.into()),
+            ("INPUT_PUSH", "auto".into()),
+            ("INPUT_CACHE-MODE", "max".into()),
+            ("INPUT_FORK-CACHE", "registry-read".into()),
+            ("INPUT_DRY-RUN", "false".into()),
+        ];
+        let mut run = Run {
+            dir,
+            env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        };
+        if event == "push" {
+            run = run.with("GITHUB_REF", "refs/heads/master");
+        }
+        run
+    }
+
+    fn with(mut self, key: &str, value: &str) -> Run {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_secure-docker-images"));
+        cmd.env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(self.dir.path());
+        for (k, v) in std::env::vars() {
+            if k.starts_with("LLVM_PROFILE") {
+                cmd.env(k, v);
+            }
+        }
+        cmd
+    }
+
+    fn run(&self) -> Done {
+        let output = self.command().output().unwrap();
+        Done {
+            stdout: String::from_utf8(output.stdout.clone()).unwrap(),
+            stderr: String::from_utf8(output.stderr.clone()).unwrap(),
+            output,
+        }
+    }
+
+    fn calls(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.path("calls.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn call(&self, words: &[&str]) -> Option<Value> {
+        self.calls().into_iter().find(|c| {
+            let argv: Vec<&str> = c["argv"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect();
+            argv.starts_with(words)
+        })
+    }
+
+    /// `GITHUB_OUTPUT`, parsed as the runner parses it.
+    fn outputs(&self) -> HashMap<String, String> {
+        let text = std::fs::read_to_string(self.path("github_output")).unwrap();
+        let mut out = HashMap::new();
+        let mut lines = text.lines();
+        while let Some(line) = lines.next() {
+            let (name, delimiter) = line.split_once("<<").expect("heredoc form");
+            assert!(
+                delimiter.starts_with("ghadelimiter_") && delimiter.len() > 30,
+                "random delimiter: {delimiter}"
+            );
+            let mut value = Vec::new();
+            for l in lines.by_ref() {
+                if l == delimiter {
+                    break;
+                }
+                value.push(l);
+            }
+            assert!(
+                out.insert(name.to_string(), value.join("\n")).is_none(),
+                "{name} written twice"
+            );
+        }
+        out
+    }
+
+    fn summary(&self) -> String {
+        std::fs::read_to_string(self.path("step_summary")).unwrap()
+    }
+}
+
+fn argv(call: &Value) -> Vec<String> {
+    call["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn flag_values(argv: &[String], flag: &str) -> Vec<String> {
+    argv.windows(2)
+        .filter(|w| w[0] == flag)
+        .map(|w| w[1].clone())
+        .collect()
+}
+
+fn env_names(call: &Value) -> Vec<String> {
+    call["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every file below `dir`, recursively.
+fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_below(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn trusted_push_logs_in_builds_pushes_and_reports() {
+    let run = Run::new("push", "push-default-branch.json");
+    let done = run.run();
+    assert!(
+        done.output.status.success(),
+        "{}\n{}",
+        done.stdout,
+        done.stderr
+    );
+
+    // Login: token on stdin only, private DOCKER_CONFIG under RUNNER_TEMP.
+    let login = run.call(&["login"]).expect("a login");
+    assert_eq!(
+        argv(&login),
+        [
+            "login",
+            "ghcr.io",
+            "--username",
+            "Codertocat",
+            "--password-stdin"
+        ]
+    );
+    assert_eq!(login["stdin_bytes"], TOKEN.len());
+    let config = login["docker_config"].as_str().unwrap();
+    assert!(
+        config.starts_with(run.path("runner_temp").to_str().unwrap()),
+        "{config}"
+    );
+    assert_eq!(login["docker_config_mode"], "700");
+    assert!(
+        !Path::new(config).exists(),
+        "DOCKER_CONFIG is removed when the run ends"
+    );
+    assert!(
+        files_below(&run.path("runner_temp")).is_empty(),
+        "nothing is left under RUNNER_TEMP"
+    );
+
+    // Builder made for the run, used, removed.
+    let create = argv(&run.call(&["buildx", "create"]).unwrap());
+    let name = create[3].clone();
+    assert!(name.starts_with("sdi-4242-"), "{name}");
+    assert!(create.ends_with(&[
+        "--driver".into(),
+        "docker-container".into(),
+        "--bootstrap".into()
+    ]));
+    let build = run.call(&["buildx", "build"]).unwrap();
+    let build_argv = argv(&build);
+    assert_eq!(flag_values(&build_argv, "--builder"), std::slice::from_ref(&name));
+    assert_eq!(flag_values(&build_argv, "--progress"), ["rawjson"]);
+    assert_eq!(flag_values(&build_argv, "--metadata-file").len(), 1);
+    assert!(build_argv.contains(&"--push".to_string()));
+    assert_eq!(build_argv.last().unwrap(), ".");
+    assert!(env_names(&build).contains(&"BUILDX_METADATA_WARNINGS".to_string()));
+    assert_eq!(
+        argv(&run.calls().last().unwrap().clone()),
+        ["buildx", "rm", name.as_str()]
+    );
+    // No call sees the action's inputs.
+    for call in run.calls() {
+        assert!(
+            !env_names(&call).iter().any(|n| n.starts_with("INPUT_")),
+            "{call}"
+        );
+    }
+
+    let out = run.outputs();
+    assert_eq!(
+        out["digest"],
+        "sha256:df9a0923f3e0042a93146c90a70ce06a069c280488fa684d5a7d9312cbe07e61"
+    );
+    assert_eq!(out["imageid"], out["digest"]);
+    assert_eq!(out["pushed"], "true");
+    assert_eq!(out["trusted"], "true");
+    assert_eq!(out["lane"], "main");
+    assert_eq!(
+        out["tags"],
+        "ghcr.io/codertocat/hello-world:latest\nghcr.io/codertocat/hello-world:sha-6113728"
+    );
+    assert_eq!(
+        out["cache-to"],
+        "type=registry,ref=ghcr.io/codertocat/hello-world:buildcache,mode=max,ignore-error=true"
+    );
+    let metadata: Value = serde_json::from_str(&out["metadata"]).unwrap();
+    assert_eq!(
+        metadata["image.name"],
+        "ghcr.io/codertocat/hello-world:latest,ghcr.io/codertocat/hello-world:sha-6113728"
+    );
+    let plan: Value = serde_json::from_str(&out["plan"]).unwrap();
+    assert_eq!(plan["push"], true);
+
+    let summary = run.summary();
+    assert!(
+        summary.contains("| Trusted | yes: Push on the default branch 'master'"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("| Cache hits | 0 of 4 build steps served from cache |"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("<code>ghcr.io/codertocat/hello-world:latest@sha256:df9a0923"),
+        "{summary}"
+    );
+    assert!(summary.contains("| Result | built in "), "{summary}");
+
+    // The build log is streamed in a group, with workflow commands switched off around it.
+    let stdout = &done.stdout;
+    let group = stdout.find("::group::docker buildx build").unwrap();
+    let stop = stdout[group..]
+        .lines()
+        .nth(1)
+        .unwrap()
+        .strip_prefix("::stop-commands::")
+        .unwrap()
+        .to_string();
+    assert!(stop.len() >= 32);
+    assert!(stdout.contains(&format!("::{stop}::\n::endgroup::")));
+    assert!(stdout.contains("#6 [2/4] RUN"));
+    assert!(
+        stdout.contains("#6 step1-start"),
+        "container output is shown"
+    );
+}
+
+#[test]
+fn warm_build_reports_every_step_from_cache() {
+    let run = Run::new("push", "push-default-branch.json").with("FAKE_DOCKER_SCENARIO", "warm");
+    let done = run.run();
+    assert!(done.output.status.success(), "{}", done.stdout);
+    assert!(
+        run.summary()
+            .contains("| Cache hits | 4 of 4 build steps served from cache |"),
+        "{}",
+        run.summary()
+    );
+}
+
+#[test]
+fn same_repo_pr_writes_the_pr_cache_and_does_not_push() {
+    let run = Run::new("pull_request", "pull_request-same-repo-opened.json")
+        .with("GITHUB_REF", "refs/pull/2/merge");
+    let done = run.run();
+    assert!(
+        done.output.status.success(),
+        "{}\n{}",
+        done.stdout,
+        done.stderr
+    );
+    assert!(
+        run.call(&["login", "ghcr.io"]).is_some(),
+        "a trusted PR logs in to write its cache"
+    );
+    let build = argv(&run.call(&["buildx", "build"]).unwrap());
+    assert_eq!(
+        flag_values(&build, "--cache-to"),
+        [
+            "type=registry,ref=ghcr.io/codertocat/hello-world:buildcache-pr,mode=max,ignore-error=true"
+        ]
+    );
+    assert!(!build.contains(&"--push".to_string()));
+    let out = run.outputs();
+    assert_eq!(
+        (
+            out["trusted"].as_str(),
+            out["lane"].as_str(),
+            out["pushed"].as_str()
+        ),
+        ("true", "pr", "false")
+    );
+    assert!(
+        !out.contains_key("digest"),
+        "nothing was pushed, so there is no digest"
+    );
+}
+
+#[test]
+fn fork_pr_builds_without_login_push_cache_writes_or_secrets() {
+    let run = Run::new("pull_request", "pull_request-fork-opened.json")
+        .with("INPUT_SECRETS", &format!("npm={SECRET}"))
+        .with("INPUT_SECRET-ENVS", "token=NPM_TOKEN")
+        .with("NPM_TOKEN", ENV_SECRET)
+        .with("INPUT_PUSH", "true");
+    let done = run.run();
+    assert!(
+        done.output.status.success(),
+        "{}\n{}",
+        done.stdout,
+        done.stderr
+    );
+    assert!(
+        run.call(&["login"]).is_none(),
+        "untrusted code never logs in"
+    );
+    let build_call = run.call(&["buildx", "build"]).unwrap();
+    let build = argv(&build_call);
+    for flag in ["--cache-to", "--push", "--secret"] {
+        assert!(!build.contains(&flag.to_string()), "{flag} in {build:?}");
+    }
+    assert_eq!(
+        flag_values(&build, "--cache-from").len(),
+        2,
+        "reads the registry cache anonymously"
+    );
+    let names = env_names(&build_call);
+    assert!(
+        !names.contains(&"NPM_TOKEN".to_string())
+            && !names.iter().any(|n| n.starts_with("SDI_SECRET")),
+        "{names:?}"
+    );
+    let out = run.outputs();
+    assert_eq!(out["trusted"], "false");
+    assert_eq!(out["pushed"], "false");
+    assert!(out["trust-reason"].contains("fork octo-forker/Hello-World"));
+    assert!(done.stdout.contains("::warning::push: true ignored"));
+    assert!(
+        done.stdout
+            .contains("::warning::Build secrets withheld from untrusted code: npm, token.")
+    );
+    assert!(
+        run.summary()
+            .contains("| Trusted | no: Pull request #2 comes from the fork")
+    );
+}
+
+#[test]
+fn failed_build_points_at_the_dockerfile_line_and_writes_no_image_outputs() {
+    let run = Run::new("push", "push-default-branch.json")
+        .with("FAKE_DOCKER_SCENARIO", "dockerfile-error")
+        .with("INPUT_FILE", "docker/Dockerfile");
+    let done = run.run();
+    assert_eq!(done.output.status.code(), Some(1), "{}", done.stdout);
+    let errors: Vec<&str> = done
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("::error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("::error file=docker/Dockerfile,line=4::Build failed: failed to build: failed to solve: process \"/bin/sh -c echo compiling && exit 3\""),
+        "{}",
+        errors[0]
+    );
+    let out = run.outputs();
+    for absent in ["digest", "imageid", "metadata", "tags", "pushed"] {
+        assert!(
+            !out.contains_key(absent),
+            "{absent} written for a failed build"
+        );
+    }
+    assert_eq!(out["trusted"], "true");
+    assert!(
+        run.summary()
+            .contains("| Result | build failed: failed to build"),
+        "{}",
+        run.summary()
+    );
+    assert!(
+        run.call(&["buildx", "rm"]).is_some(),
+        "the builder is removed after a failure too"
+    );
+    assert!(files_below(&run.path("runner_temp")).is_empty());
+}
+
+#[test]
+fn denied_cache_export_warns_with_the_registry_error_and_stays_green() {
+    let run =
+        Run::new("push", "push-default-branch.json").with("FAKE_DOCKER_SCENARIO", "cache-denied");
+    let done = run.run();
+    assert!(done.output.status.success(), "{}", done.stdout);
+    let warning = done
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("::warning::The registry cache was not written"))
+        .expect("a warning");
+    assert!(warning.contains("405 Method Not Allowed"), "{warning}");
+    assert!(warning.contains("ignore-error=true"), "{warning}");
+    assert!(run.summary().contains("The registry cache was not written"));
+    assert_eq!(run.outputs()["pushed"], "true");
+}
+
+#[test]
+fn dockerfile_warnings_become_annotations() {
+    let run = Run::new("push", "push-default-branch.json")
+        .with("FAKE_DOCKER_WARNINGS", "1")
+        .with("INPUT_CONTEXT", "app");
+    let done = run.run();
+    assert!(done.output.status.success());
+    assert!(
+        done.stdout.contains("::warning file=app/Dockerfile,line=1::FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)"),
+        "{}",
+        done.stdout
+    );
+}
+
+#[test]
+fn dry_run_runs_no_docker_command_and_writes_the_plan() {
+    let run = Run::new("push", "push-default-branch.json").with("INPUT_DRY-RUN", "true");
+    let done = run.run();
+    assert!(done.output.status.success(), "{}", done.stderr);
+    assert!(run.calls().is_empty(), "no docker call in a dry run");
+    let out = run.outputs();
+    assert_eq!(out["pushed"], "false");
+    assert_eq!(out["lane"], "main");
+    assert!(out["tags"].contains(":latest"));
+    assert!(run.summary().contains("dry run: nothing was built"));
+}
+
+#[test]
+fn bad_input_writes_nothing_and_runs_nothing() {
+    let run = Run::new("push", "push-default-branch.json").with("INPUT_PLATFORMS", "linux/amd65");
+    let done = run.run();
+    assert_eq!(done.output.status.code(), Some(1));
+    assert!(
+        done.stderr.starts_with("::error title=Invalid platforms::"),
+        "{}",
+        done.stderr
+    );
+    assert_eq!(done.stderr.lines().count(), 1);
+    assert!(done.stdout.is_empty(), "{}", done.stdout);
+    assert!(run.calls().is_empty());
+    assert_eq!(
+        std::fs::read_to_string(run.path("github_output")).unwrap(),
+        ""
+    );
+    assert_eq!(run.summary(), "");
+}
+
+#[test]
+fn a_missing_platform_on_a_given_builder_fails_naming_it() {
+    let run = Run::new("push", "push-default-branch.json")
+        .with("INPUT_BUILDER", "remote-amd64")
+        .with("FAKE_DOCKER_KNOWN_BUILDERS", "remote-amd64")
+        .with("INPUT_PLATFORMS", "linux/amd64,linux/riscv64");
+    let done = run.run();
+    assert_eq!(done.output.status.code(), Some(1));
+    assert!(
+        done.stdout
+            .contains("::error::builder 'remote-amd64' does not support linux/riscv64"),
+        "{}",
+        done.stdout
+    );
+    assert!(run.call(&["buildx", "build"]).is_none());
+    assert!(
+        run.call(&["run"]).is_none(),
+        "QEMU is registered only for docker-container builders"
+    );
+    assert!(run.call(&["buildx", "create"]).is_none() && run.call(&["buildx", "rm"]).is_none());
+}
+
+#[test]
+fn qemu_is_registered_once_for_missing_platforms() {
+    let run = Run::new("push", "push-default-branch.json")
+        .with("INPUT_PLATFORMS", "linux/amd64,linux/arm64,linux/arm/v7");
+    let done = run.run();
+    assert!(done.output.status.success(), "{}", done.stdout);
+    let binfmt = argv(&run.call(&["run"]).unwrap());
+    assert_eq!(
+        binfmt,
+        [
+            "run",
+            "--privileged",
+            "--rm",
+            "tonistiigi/binfmt",
+            "--install",
+            "arm64,arm"
+        ]
+    );
+    let inspects = run
+        .calls()
+        .iter()
+        .filter(|c| argv(c).starts_with(&["buildx".into(), "inspect".into()]))
+        .count();
+    assert_eq!(inspects, 2);
+}
+
+#[test]
+fn a_native_single_platform_build_makes_only_the_calls_it_needs() {
+    let native = if cfg!(target_arch = "aarch64") {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    };
+    let run = Run::new("push", "push-default-branch.json").with("INPUT_PLATFORMS", native);
+    assert!(run.run().output.status.success());
+    let words: Vec<String> = run.calls().iter().map(|c| argv(c)[..2].join(" ")).collect();
+    assert_eq!(
+        words,
+        [
+            "login ghcr.io",
+            "buildx create",
+            "buildx build",
+            "buildx rm"
+        ]
+    );
+    let given = Run::new("push", "push-default-branch.json")
+        .with("INPUT_BUILDER", "ci")
+        .with("FAKE_DOCKER_KNOWN_BUILDERS", "ci")
+        .with("INPUT_PLATFORMS", native)
+        .with("INPUT_GITHUB-TOKEN", "");
+    let done = given.run();
+    assert!(done.output.status.success(), "{}", done.stdout);
+    let words: Vec<String> = given
+        .calls()
+        .iter()
+        .map(|c| argv(c)[..2].join(" "))
+        .collect();
+    assert_eq!(words, ["buildx inspect", "buildx build"]);
+    assert_eq!(
+        flag_values(
+            &argv(&given.call(&["buildx", "build"]).unwrap()),
+            "--builder"
+        ),
+        ["ci"]
+    );
+}
+
+#[test]
+fn refused_login_fails_a_push_before_the_build() {
+    let run = Run::new("push", "push-default-branch.json").with("FAKE_DOCKER_FAIL_LOGIN", "1");
+    let done = run.run();
+    assert_eq!(done.output.status.code(), Some(1));
+    assert!(
+        done.stdout
+            .contains("::error::docker login to ghcr.io failed (Error response from daemon"),
+        "{}",
+        done.stdout
+    );
+    assert!(done.stdout.contains("packages: write"));
+    assert!(run.call(&["buildx", "build"]).is_none());
+    assert!(!run.outputs().contains_key("digest"));
+}
+
+#[test]
+fn refused_login_only_warns_when_nothing_is_pushed() {
+    let run = Run::new("pull_request", "pull_request-same-repo-opened.json")
+        .with("FAKE_DOCKER_FAIL_LOGIN", "1");
+    let done = run.run();
+    assert!(done.output.status.success(), "{}", done.stdout);
+    assert!(
+        done.stdout
+            .contains("::warning::docker login to ghcr.io failed")
+    );
+    assert!(run.call(&["buildx", "build"]).is_some());
+}
+
+#[test]
+fn no_secret_value_leaks_anywhere() {
+    let run = Run::new("push", "push-default-branch.json")
+        .with(
+            "INPUT_SECRETS",
+            &format!("npm={SECRET}\nmulti=first-line-secret"),
+        )
+        .with("INPUT_SECRET-ENVS", "token=NPM_TOKEN")
+        .with("NPM_TOKEN", ENV_SECRET);
+    let done = run.run();
+    assert!(done.output.status.success(), "{}", done.stdout);
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let values = [SECRET, "first-line-secret", ENV_SECRET, TOKEN];
+
+    // The build got them the way buildx reads them: by environment name.
+    let build = run.call(&["buildx", "build"]).unwrap();
+    assert_eq!(
+        build["secrets"],
+        serde_json::json!({"npm": true, "multi": true, "token": true})
+    );
+    assert!(env_names(&build).contains(&"SDI_SECRET_0".to_string()));
+
+    for value in values {
+        for call in run.calls() {
+            let text = call.to_string();
+            assert!(
+                !text.contains(value),
+                "{value} reached a docker call's record: {text}"
+            );
+        }
+        for file in files_below(&run.path("runner_temp"))
+            .iter()
+            .chain(files_below(&run.path("home")).iter())
+        {
+            let text = String::from_utf8_lossy(&std::fs::read(file).unwrap()).into_owned();
+            assert!(
+                !text.contains(value) && !text.contains(&b64(value)),
+                "{value} left in {}",
+                file.display()
+            );
+        }
+        let outputs = std::fs::read_to_string(run.path("github_output")).unwrap();
+        assert!(!outputs.contains(value), "{value} in GITHUB_OUTPUT");
+        assert!(!run.summary().contains(value), "{value} in the summary");
+        assert!(!done.stderr.contains(value), "{value} on stderr");
+        for line in done.stdout.lines().filter(|l| l.contains(value)) {
+            assert_eq!(
+                line,
+                format!("::add-mask::{value}"),
+                "{value} printed unmasked"
+            );
+        }
+        // Masked before anything else is printed.
+        let mask = done
+            .stdout
+            .find(&format!("::add-mask::{value}"))
+            .expect("masked");
+        assert!(mask < done.stdout.find("::group::Plan").unwrap());
+    }
+}
+
+#[test]
+fn cancellation_is_forwarded_and_the_action_exits_within_ten_seconds() {
+    let run = Run::new("push", "push-default-branch.json").with("FAKE_DOCKER_SCENARIO", "cancel");
+    let stamp = run.path("stamp");
+    let run = run.with("FAKE_DOCKER_STAMP", stamp.to_str().unwrap());
+    let mut child = run
+        .command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waited = Instant::now();
+    while !stamp.exists() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(20),
+            "the build never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let sent = Instant::now();
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+    let build = run.call(&["buildx", "build"]).unwrap();
+    assert_eq!(
+        build["signal"],
+        libc::SIGTERM,
+        "the child received the same signal"
+    );
+    assert!(
+        run.call(&["buildx", "rm"]).is_some(),
+        "the builder is removed"
+    );
+    assert!(
+        files_below(&run.path("runner_temp")).is_empty(),
+        "the private directory is removed"
+    );
+    let out = run.outputs();
+    assert!(!out.contains_key("digest") && !out.contains_key("pushed"));
+}

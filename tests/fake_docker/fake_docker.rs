@@ -1,0 +1,678 @@
+//! A stand-in for the `docker` CLI in CI, where there is no engine. Faithful where the
+//! action depends on it: `buildx build` accepts only the flags of the captured
+//! `build-help.txt`, replays the captured progress logs (as plain text or converted to the
+//! `rawjson` vertex stream) with their real outcomes, and writes metadata shaped like the
+//! captured metadata files. `login`, `buildx create|inspect|rm` and `run … binfmt` behave as
+//! the real commands do for the action's calls.
+//!
+//! Driven by the environment:
+//! - `FAKE_DOCKER_LOG` (required): file to which one JSON record per call is appended: argv,
+//!   the *names* of the environment, `DOCKER_CONFIG` and its mode, stdin length.
+//! - `FAKE_DOCKER_SCENARIO`: `success` (default), `warm`, `cache-denied`, `dockerfile-error`,
+//!   `cancel`.
+//! - `FAKE_DOCKER_PLATFORMS`: what `buildx inspect` reports (default: an amd64 host).
+//! - `FAKE_DOCKER_FAIL_LOGIN=1`: `login` is refused as a registry refuses a bad token.
+//! - `FAKE_DOCKER_WARNINGS=1`: the build reports a Dockerfile lint warning.
+//! - `FAKE_DOCKER_STAMP`: file that receives the time (ns since the epoch) `buildx build` started.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+const HELP: &str = include_str!("../fixtures/buildx/build-help.txt");
+const LOG_COLD: &str = include_str!("../fixtures/buildx/log-cold-build-with-registry-cache.txt");
+const LOG_WARM: &str = include_str!("../fixtures/buildx/log-warm-build-from-registry-cache.txt");
+const LOG_DENIED: &str =
+    include_str!("../fixtures/buildx/log-cache-export-denied-ignore-error.txt");
+const LOG_DENIED_STRICT: &str =
+    include_str!("../fixtures/buildx/log-cache-export-denied-strict.txt");
+const LOG_DOCKERFILE_ERROR: &str = include_str!("../fixtures/buildx/log-dockerfile-error.txt");
+const META_SINGLE: &str = include_str!("../fixtures/buildx/metadata-single-platform-push.json");
+const META_MULTI: &str = include_str!("../fixtures/buildx/metadata-multi-platform.json");
+const DEFAULT_PLATFORMS: &str = "linux/amd64, linux/amd64/v2, linux/amd64/v3, linux/386";
+
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    SIGNAL.store(sig, Ordering::SeqCst);
+}
+
+struct Call {
+    record: serde_json::Map<String, Value>,
+}
+
+impl Call {
+    fn new(args: &[String]) -> Self {
+        let mut names: Vec<String> = std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .collect();
+        names.sort();
+        let config = std::env::var("DOCKER_CONFIG").ok();
+        let mode = config
+            .as_ref()
+            .and_then(|c| std::fs::metadata(c).ok())
+            .map(|m| format!("{:o}", m.permissions().mode() & 0o777));
+        let mut record = serde_json::Map::new();
+        record.insert("argv".into(), json!(args));
+        record.insert("env".into(), json!(names));
+        record.insert("docker_config".into(), json!(config));
+        record.insert("docker_config_mode".into(), json!(mode));
+        Call { record }
+    }
+
+    fn set(&mut self, key: &str, value: Value) {
+        self.record.insert(key.into(), value);
+    }
+
+    fn finish(self, code: u8) -> ExitCode {
+        let mut record = self.record;
+        record.insert("exit".into(), json!(code));
+        if let Ok(path) = std::env::var("FAKE_DOCKER_LOG") {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("FAKE_DOCKER_LOG is writable");
+            writeln!(f, "{}", Value::Object(record)).unwrap();
+        }
+        ExitCode::from(code)
+    }
+}
+
+fn state_dir() -> PathBuf {
+    let log = std::env::var("FAKE_DOCKER_LOG").unwrap_or_else(|_| "/tmp/fake-docker.log".into());
+    Path::new(&log).parent().unwrap().to_path_buf()
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let call = Call::new(&args);
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["login", rest @ ..] => login(call, rest),
+        ["buildx", "build", rest @ ..] | ["buildx", "b", rest @ ..] => build(call, rest),
+        ["buildx", "create", rest @ ..] => create(call, rest),
+        ["buildx", "inspect", rest @ ..] => inspect(call, rest),
+        ["buildx", "rm", rest @ ..] => remove(call, rest),
+        ["run", rest @ ..] => run(call, rest),
+        _ => {
+            eprintln!("fake docker: unsupported command: {args:?}");
+            call.finish(127)
+        }
+    }
+}
+
+fn login(mut call: Call, rest: &[&str]) -> ExitCode {
+    let (mut registry, mut user, mut stdin) = (None, None, false);
+    let mut i = 0;
+    while i < rest.len() {
+        match rest[i] {
+            "--username" | "-u" => {
+                user = rest.get(i + 1).copied();
+                i += 1;
+            }
+            "--password-stdin" => stdin = true,
+            "--password" | "-p" => {
+                eprintln!(
+                    "WARNING! Using --password via the CLI is insecure. Use --password-stdin."
+                );
+                return call.finish(1);
+            }
+            flag if flag.starts_with('-') => {
+                eprintln!("unknown flag: {flag}");
+                return call.finish(125);
+            }
+            reg => registry = Some(reg),
+        }
+        i += 1;
+    }
+    let mut password = String::new();
+    if stdin {
+        std::io::stdin().read_to_string(&mut password).unwrap();
+    }
+    let password = password.trim_end_matches(['\n', '\r']);
+    call.set("stdin_bytes", json!(password.len()));
+    let (Some(registry), Some(user)) = (registry, user) else {
+        eprintln!("Error: Cannot perform an interactive login from a non TTY device");
+        return call.finish(1);
+    };
+    if password.is_empty() {
+        eprintln!("Error: Cannot perform an interactive login from a non TTY device");
+        return call.finish(1);
+    }
+    if std::env::var("FAKE_DOCKER_FAIL_LOGIN").is_ok() {
+        eprintln!("Error response from daemon: Get \"https://{registry}/v2/\": denied: denied");
+        return call.finish(1);
+    }
+    // Like the real CLI without a credential helper: the credentials land in config.json.
+    let dir = std::env::var("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(&std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".docker")
+        });
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.json");
+    let mut config: Value = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(json!({}));
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    config["auths"][registry] = json!({ "auth": auth });
+    std::fs::write(&file, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    println!("Login Succeeded");
+    call.finish(0)
+}
+
+fn builders() -> BTreeMap<String, Value> {
+    let file = state_dir().join("fake-docker-builders.json");
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+fn save_builders(b: &BTreeMap<String, Value>) {
+    std::fs::write(
+        state_dir().join("fake-docker-builders.json"),
+        serde_json::to_string(b).unwrap(),
+    )
+    .unwrap();
+}
+
+fn platforms() -> Vec<String> {
+    let mut list: Vec<String> = std::env::var("FAKE_DOCKER_PLATFORMS")
+        .unwrap_or_else(|_| DEFAULT_PLATFORMS.into())
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if let Ok(t) = std::fs::read_to_string(state_dir().join("fake-docker-binfmt")) {
+        list.extend(t.lines().map(str::to_string));
+    }
+    list
+}
+
+fn create(call: Call, rest: &[&str]) -> ExitCode {
+    let (mut name, mut driver) = (None, "docker-container".to_string());
+    let mut i = 0;
+    while i < rest.len() {
+        match rest[i] {
+            "--name" => {
+                name = rest.get(i + 1).map(|s| s.to_string());
+                i += 1;
+            }
+            "--driver" => {
+                driver = rest.get(i + 1).map(|s| s.to_string()).unwrap_or_default();
+                i += 1;
+            }
+            "--bootstrap" | "--use" => {}
+            "--driver-opt" | "--buildkitd-flags" | "--platform" => i += 1,
+            other => {
+                eprintln!("ERROR: unknown flag: {other}");
+                return call.finish(1);
+            }
+        }
+        i += 1;
+    }
+    let name = name.unwrap_or_else(|| "fake_builder".into());
+    let mut all = builders();
+    if all.contains_key(&name) {
+        eprintln!(
+            "ERROR: existing instance for \"{name}\" but no append mode, specify the node name to make changes for existing instances"
+        );
+        return call.finish(1);
+    }
+    all.insert(name.clone(), json!({ "driver": driver }));
+    save_builders(&all);
+    println!("{name}");
+    call.finish(0)
+}
+
+fn inspect(call: Call, rest: &[&str]) -> ExitCode {
+    let name = rest
+        .iter()
+        .find(|a| !a.starts_with('-'))
+        .copied()
+        .unwrap_or("default");
+    let all = builders();
+    let driver = match all.get(name) {
+        Some(b) => b["driver"]
+            .as_str()
+            .unwrap_or("docker-container")
+            .to_string(),
+        None if std::env::var("FAKE_DOCKER_KNOWN_BUILDERS")
+            .is_ok_and(|k| k.split(',').any(|b| b == name)) =>
+        {
+            "remote".into()
+        }
+        None => {
+            eprintln!("ERROR: no builder \"{name}\" found");
+            return call.finish(1);
+        }
+    };
+    println!("Name:          {name}");
+    println!("Driver:        {driver}");
+    println!("Last Activity: 2026-11-28 00:00:00 +0000 UTC\n");
+    println!("Nodes:");
+    println!("Name:                  {name}0");
+    println!("Endpoint:              unix:///var/run/docker.sock");
+    println!("Status:                running");
+    println!("BuildKit version:      v0.32.2");
+    println!("Platforms:             {}", platforms().join(", "));
+    call.finish(0)
+}
+
+fn remove(call: Call, rest: &[&str]) -> ExitCode {
+    let Some(name) = rest.iter().find(|a| !a.starts_with('-')) else {
+        eprintln!("ERROR: no builder name");
+        return call.finish(1);
+    };
+    let mut all = builders();
+    if all.remove(*name).is_none() {
+        eprintln!("ERROR: no builder \"{name}\" found");
+        return call.finish(1);
+    }
+    save_builders(&all);
+    eprintln!("{name} removed");
+    call.finish(0)
+}
+
+fn run(call: Call, rest: &[&str]) -> ExitCode {
+    let Some(pos) = rest.iter().position(|a| a.starts_with("tonistiigi/binfmt")) else {
+        eprintln!("fake docker: only `run … tonistiigi/binfmt --install` is supported");
+        return call.finish(127);
+    };
+    if !rest[..pos].contains(&"--privileged") {
+        eprintln!("installing: operation not permitted");
+        return call.finish(1);
+    }
+    let archs = match &rest[pos + 1..] {
+        ["--install", archs] => archs.split(',').map(str::to_string).collect::<Vec<_>>(),
+        other => {
+            eprintln!("fake docker: unsupported binfmt arguments {other:?}");
+            return call.finish(127);
+        }
+    };
+    let platforms: Vec<String> = archs
+        .iter()
+        .flat_map(|a| match a.as_str() {
+            "arm" => vec!["linux/arm/v7".to_string(), "linux/arm/v6".to_string()],
+            a => vec![format!("linux/{a}")],
+        })
+        .collect();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state_dir().join("fake-docker-binfmt"))
+        .unwrap();
+    for p in &platforms {
+        writeln!(f, "{p}").unwrap();
+    }
+    println!(
+        "{}",
+        json!({ "supported": platforms, "emulators": archs.iter().map(|a| format!("qemu-{a}")).collect::<Vec<_>>() })
+    );
+    call.finish(0)
+}
+
+/// Flags of `docker buildx build --help`: name → whether it takes a value.
+fn known_flags() -> BTreeMap<String, bool> {
+    let mut flags = BTreeMap::new();
+    for line in HELP.lines() {
+        let t = line.trim_start();
+        if !t.starts_with('-') {
+            continue;
+        }
+        let mut words = t.split_whitespace();
+        let mut first = words.next().unwrap_or_default();
+        if first.len() == 3 && first.ends_with(',') {
+            let short = &first[1..2];
+            let long = words.next().unwrap_or_default();
+            let takes = words.next().is_some_and(is_type);
+            flags.insert(format!("-{short}"), takes);
+            first = long;
+            flags.insert(first.to_string(), takes);
+            continue;
+        }
+        let takes = words.next().is_some_and(is_type);
+        flags.insert(first.to_string(), takes);
+    }
+    flags
+}
+
+fn is_type(word: &str) -> bool {
+    matches!(
+        word,
+        "string" | "stringArray" | "strings" | "bytes" | "ulimit"
+    )
+}
+
+struct BuildArgs {
+    flags: Vec<(String, Option<String>)>,
+    context: String,
+}
+
+impl BuildArgs {
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.flags
+            .iter()
+            .filter(|(n, _)| n == name)
+            .filter_map(|(_, v)| v.as_deref())
+            .collect()
+    }
+    fn one(&self, name: &str) -> Option<&str> {
+        self.all(name).last().copied()
+    }
+    fn has(&self, name: &str) -> bool {
+        self.flags.iter().any(|(n, _)| n == name)
+    }
+}
+
+fn parse_build(rest: &[&str]) -> Result<BuildArgs, String> {
+    let known = known_flags();
+    let mut flags = Vec::new();
+    let mut positional = Vec::new();
+    let mut i = 0;
+    while i < rest.len() {
+        let a = rest[i];
+        if a.starts_with('-') && a != "-" {
+            let (name, inline) = match a.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (a, None),
+            };
+            let Some(&takes) = known.get(name) else {
+                return Err(format!("unknown flag: {name}"));
+            };
+            let name = match name {
+                "-f" => "--file",
+                "-t" => "--tag",
+                "-o" => "--output",
+                "-q" => "--quiet",
+                "-D" => "--debug",
+                n => n,
+            };
+            let value = if takes {
+                match inline {
+                    Some(v) => Some(v),
+                    None => {
+                        i += 1;
+                        Some(
+                            rest.get(i)
+                                .ok_or(format!("flag needs an argument: {name}"))?
+                                .to_string(),
+                        )
+                    }
+                }
+            } else {
+                inline
+            };
+            flags.push((name.to_string(), value));
+        } else {
+            positional.push(a.to_string());
+        }
+        i += 1;
+    }
+    match positional.as_slice() {
+        [context] => Ok(BuildArgs {
+            flags,
+            context: context.clone(),
+        }),
+        _ => Err(format!(
+            "\"docker buildx build\" requires exactly 1 argument.\nSee 'docker buildx build --help'.\n\nUsage:  docker buildx build [OPTIONS] PATH | URL | -\n\nStart a build ({} given)",
+            positional.len()
+        )),
+    }
+}
+
+/// The plain log, or the same events as BuildKit `SolveStatus` JSON lines.
+struct Replay {
+    rawjson: bool,
+    clock: f64,
+    names: BTreeMap<u32, String>,
+    started: BTreeMap<u32, f64>,
+}
+
+fn stamp(t: f64) -> String {
+    let h = (t / 3600.0) as u32;
+    let m = ((t % 3600.0) / 60.0) as u32;
+    let s = t % 60.0;
+    format!("2026-11-28T{h:02}:{m:02}:{s:06.3}Z")
+}
+
+fn digest(n: u32) -> String {
+    format!("sha256:{n:064x}")
+}
+
+impl Replay {
+    fn line(&mut self, line: &str) {
+        let mut err = std::io::stderr().lock();
+        if !self.rawjson {
+            let _ = writeln!(err, "{line}");
+            return;
+        }
+        let Some((num, rest)) = line.strip_prefix('#').and_then(|l| l.split_once(' ')) else {
+            // Outside vertex blocks: printError's excerpt and ERROR line stay plain text; the
+            // plain printer's own summary (`------`, ` > step:`) does not exist in rawjson.
+            if !(line.is_empty()
+                || line == "------"
+                || line.starts_with(" > ")
+                || line
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_digit() && !line.contains(':')))
+            {
+                let _ = writeln!(err, "{line}");
+            }
+            return;
+        };
+        let Ok(n) = num.parse::<u32>() else { return };
+        if n == 0 {
+            return;
+        }
+        let d = digest(n);
+        let Some(name) = self.names.get(&n).cloned() else {
+            self.names.insert(n, rest.to_string());
+            self.started.insert(n, self.clock);
+            let v =
+                json!({"vertexes": [{"digest": d, "name": rest, "started": stamp(self.clock)}]});
+            let _ = writeln!(err, "{v}");
+            return;
+        };
+        if rest == name {
+            return;
+        }
+        let started = stamp(*self.started.get(&n).unwrap_or(&self.clock));
+        let vertex = |extra: Value| {
+            let mut v = json!({"digest": d, "name": name, "started": started});
+            for (k, val) in extra.as_object().unwrap() {
+                v[k] = val.clone();
+            }
+            json!({ "vertexes": [v] })
+        };
+        let msg = if let Some(secs) = rest
+            .strip_prefix("DONE ")
+            .and_then(|s| s.trim_end_matches('s').parse::<f64>().ok())
+        {
+            self.clock += secs;
+            vertex(json!({"completed": stamp(self.clock)}))
+        } else if rest == "CACHED" {
+            vertex(json!({"cached": true, "completed": stamp(self.clock)}))
+        } else if rest == "CANCELED" {
+            vertex(json!({"error": "context canceled", "completed": stamp(self.clock)}))
+        } else if let Some(e) = rest.strip_prefix("ERROR: ") {
+            vertex(json!({"error": e, "completed": stamp(self.clock)}))
+        } else if let Some((t, text)) = rest
+            .split_once(' ')
+            .filter(|(t, _)| t.parse::<f64>().is_ok())
+        {
+            let _ = t;
+            let data = base64::engine::general_purpose::STANDARD.encode(format!("{text}\n"));
+            json!({"logs": [{"vertex": d, "stream": 1, "data": data, "timestamp": stamp(self.clock)}]})
+        } else {
+            let done = rest.ends_with(" done");
+            let id = rest.trim_end_matches(" done");
+            let mut s = json!({"id": id, "vertex": d, "current": 0, "timestamp": stamp(self.clock), "started": stamp(self.clock)});
+            if done {
+                s["completed"] = json!(stamp(self.clock));
+            }
+            json!({ "statuses": [s] })
+        };
+        let _ = writeln!(err, "{msg}");
+    }
+}
+
+/// Drops the blocks of vertices that the flags given would not produce.
+fn filter_blocks(log: &str, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut skipping: Option<String> = None;
+    let mut out = Vec::new();
+    for line in log.lines() {
+        if let Some((num, rest)) = line.strip_prefix('#').and_then(|l| l.split_once(' ')) {
+            if !keep(rest) && skipping.is_none() {
+                skipping = Some(num.to_string());
+            }
+            if skipping.as_deref() == Some(num) {
+                continue;
+            }
+        }
+        if line.is_empty() {
+            skipping = None;
+        }
+        out.push(line.to_string());
+    }
+    out
+}
+
+fn build(mut call: Call, rest: &[&str]) -> ExitCode {
+    if let Ok(path) = std::env::var("FAKE_DOCKER_STAMP") {
+        let ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        std::fs::write(path, ns.to_string()).unwrap();
+    }
+    let args = match parse_build(rest) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            return call.finish(1);
+        }
+    };
+    // buildx reads `env=` secrets from its environment: record whether each is there.
+    let mut secrets = serde_json::Map::new();
+    for s in args.all("--secret") {
+        let fields: BTreeMap<&str, &str> = s.split(',').filter_map(|f| f.split_once('=')).collect();
+        let id = fields.get("id").copied().unwrap_or_default();
+        let present = match (fields.get("env"), fields.get("src")) {
+            (Some(env), _) => std::env::var(env).is_ok_and(|v| !v.is_empty()),
+            (None, Some(src)) => Path::new(src.trim_matches('"')).is_file(),
+            _ => std::env::var(id).is_ok(),
+        };
+        secrets.insert(id.to_string(), json!(present));
+    }
+    call.set("secrets", Value::Object(secrets));
+    if let Some(builder) = args.one("--builder")
+        && !builders().contains_key(builder)
+        && !std::env::var("FAKE_DOCKER_KNOWN_BUILDERS")
+            .is_ok_and(|k| k.split(',').any(|b| b == builder))
+    {
+        eprintln!("ERROR: no builder \"{builder}\" found");
+        return call.finish(1);
+    }
+    let scenario = std::env::var("FAKE_DOCKER_SCENARIO").unwrap_or_else(|_| "success".into());
+    let cache_to = args.all("--cache-to");
+    let registry_cache = cache_to.iter().any(|c| c.contains("type=registry"));
+    let cache_from = !args.all("--cache-from").is_empty();
+    let strict = cache_to
+        .iter()
+        .any(|c| c.contains("type=registry") && !c.contains("ignore-error=true"));
+    let (log, code, cache_written) = match scenario.as_str() {
+        "warm" => (LOG_WARM, 0, registry_cache),
+        "cache-denied" if registry_cache && strict => (LOG_DENIED_STRICT, 1, false),
+        "cache-denied" => (LOG_DENIED, 0, false),
+        "dockerfile-error" => (LOG_DOCKERFILE_ERROR, 1, false),
+        _ => (LOG_COLD, 0, registry_cache),
+    };
+    let lines = filter_blocks(log, |name| {
+        (registry_cache || !name.starts_with("exporting cache to registry"))
+            && (cache_from || !name.starts_with("importing cache manifest"))
+    });
+    let mut replay = Replay {
+        rawjson: args.one("--progress") == Some("rawjson"),
+        clock: 0.0,
+        names: BTreeMap::new(),
+        started: BTreeMap::new(),
+    };
+    if scenario == "cancel" {
+        unsafe {
+            libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+            libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        }
+        for l in lines.iter().take_while(|l| !l.starts_with("#6 ")) {
+            replay.line(l);
+        }
+        replay.line("#6 [2/4] RUN sleep 600");
+        for _ in 0..600 {
+            if SIGNAL.load(Ordering::SeqCst) != 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let sig = SIGNAL.load(Ordering::SeqCst);
+        call.set("signal", json!(sig));
+        replay.line("#6 CANCELED");
+        eprintln!("ERROR: failed to build: failed to solve: Canceled: context canceled");
+        return call.finish(if sig == 0 { 2 } else { 1 });
+    }
+    for l in &lines {
+        replay.line(l);
+    }
+    if code != 0 {
+        return call.finish(code);
+    }
+    if let Some(path) = args.one("--metadata-file") {
+        let multi = args
+            .all("--platform")
+            .iter()
+            .flat_map(|p| p.split(','))
+            .count()
+            > 1;
+        let mut meta: Value =
+            serde_json::from_str(if multi { META_MULTI } else { META_SINGLE }).unwrap();
+        let m = meta.as_object_mut().unwrap();
+        let pushes = args.has("--push")
+            || args
+                .all("--output")
+                .iter()
+                .any(|o| o.contains("push=true") || o.contains("type=registry"));
+        if pushes {
+            m.insert("image.name".into(), json!(args.all("--tag").join(",")));
+        } else {
+            m.retain(|k, _| !k.starts_with("containerimage.") && k != "image.name");
+        }
+        if !cache_written {
+            m.remove("cache.manifest");
+        } else if !m.contains_key("cache.manifest") {
+            m.insert("cache.manifest".into(), json!("{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:630ac3442c2f843500e06ea238e8eaaf21dbb588586095be8ea8a7f1fda0c610\",\"size\":1561}"));
+        }
+        if std::env::var("BUILDX_METADATA_WARNINGS").as_deref() == Ok("true")
+            && std::env::var("FAKE_DOCKER_WARNINGS").is_ok()
+        {
+            let short = base64::engine::general_purpose::STANDARD
+                .encode("FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)");
+            m.insert(
+                "buildx.build.warnings".into(),
+                json!([{ "vertex": digest(1), "level": 1, "short": short, "url": "https://docs.docker.com/go/dockerfile/rule/from-as-casing/", "sourceInfo": { "filename": "Dockerfile" }, "range": [{ "start": { "line": 1 }, "end": { "line": 1 } }] }]),
+            );
+        }
+        std::fs::write(path, serde_json::to_string_pretty(&meta).unwrap()).unwrap();
+    }
+    let _ = args.context;
+    call.finish(0)
+}
