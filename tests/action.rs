@@ -75,6 +75,16 @@ impl Run {
         run
     }
 
+    /// A builder that exists in the user's docker configuration (`~/.docker`), as one made by
+    /// docker/setup-buildx-action or by hand.
+    fn with_user_builder(self, name: &str, driver: &str) -> Run {
+        let dir = self.path("home/.docker/buildx/instances");
+        std::fs::create_dir_all(&dir).unwrap();
+        let instance = serde_json::json!({"Name": name, "Driver": driver, "Nodes": [{"Name": format!("{name}0"), "Endpoint": "tcp://buildkitd:1234"}]});
+        std::fs::write(dir.join(name), instance.to_string()).unwrap();
+        self.with("INPUT_BUILDER", name)
+    }
+
     fn with(mut self, key: &str, value: &str) -> Run {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.into(), value.into()));
@@ -249,7 +259,10 @@ fn trusted_push_logs_in_builds_pushes_and_reports() {
     ]));
     let build = run.call(&["buildx", "build"]).unwrap();
     let build_argv = argv(&build);
-    assert_eq!(flag_values(&build_argv, "--builder"), std::slice::from_ref(&name));
+    assert_eq!(
+        flag_values(&build_argv, "--builder"),
+        std::slice::from_ref(&name)
+    );
     assert_eq!(flag_values(&build_argv, "--progress"), ["rawjson"]);
     assert_eq!(flag_values(&build_argv, "--metadata-file").len(), 1);
     assert!(build_argv.contains(&"--push".to_string()));
@@ -532,8 +545,7 @@ fn bad_input_writes_nothing_and_runs_nothing() {
 #[test]
 fn a_missing_platform_on_a_given_builder_fails_naming_it() {
     let run = Run::new("push", "push-default-branch.json")
-        .with("INPUT_BUILDER", "remote-amd64")
-        .with("FAKE_DOCKER_KNOWN_BUILDERS", "remote-amd64")
+        .with_user_builder("remote-amd64", "remote")
         .with("INPUT_PLATFORMS", "linux/amd64,linux/riscv64");
     let done = run.run();
     assert_eq!(done.output.status.code(), Some(1));
@@ -597,8 +609,7 @@ fn a_native_single_platform_build_makes_only_the_calls_it_needs() {
         ]
     );
     let given = Run::new("push", "push-default-branch.json")
-        .with("INPUT_BUILDER", "ci")
-        .with("FAKE_DOCKER_KNOWN_BUILDERS", "ci")
+        .with_user_builder("ci", "docker-container")
         .with("INPUT_PLATFORMS", native)
         .with("INPUT_GITHUB-TOKEN", "");
     let done = given.run();

@@ -425,6 +425,11 @@ fn malformed_inputs_end_the_run_with_one_error_line() {
         (input("file", "-"), "file", "starts with '-'"),
         (input("target", "a b"), "target", "may use only letters"),
         (
+            input("builder", ".."),
+            "builder",
+            "must start with a letter or digit",
+        ),
+        (
             input("builder", "--privileged"),
             "builder",
             "must not start with '-'",

@@ -131,6 +131,9 @@ impl Docker {
     pub fn new(ctx: &Context, plan: &BuildPlan, dir: &Path) -> std::io::Result<Self> {
         let config = dir.join("docker-config");
         std::fs::DirBuilder::new().mode(0o700).create(&config)?;
+        if let Some(user) = user_docker_config() {
+            share_user_config(&user, &config, ctx.inputs.builder.as_deref())?;
+        }
         let hidden: Vec<&str> = if plan.trust.trusted {
             Vec::new()
         } else {
@@ -213,6 +216,43 @@ impl Docker {
             }
         }
     }
+}
+
+/// The docker configuration the user's own commands use (`$DOCKER_CONFIG`, else `~/.docker`).
+fn user_docker_config() -> Option<PathBuf> {
+    match std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => Some(Path::new(&std::env::var_os("HOME")?).join(".docker")),
+    }
+}
+
+/// Brings into the private configuration what the run needs of the user's, and nothing
+/// else: no stored credentials. The current docker context (which daemon to talk to), the
+/// contexts themselves, and the instance file of the builder named by `builder`.
+fn share_user_config(user: &Path, private: &Path, builder: Option<&str>) -> std::io::Result<()> {
+    let current = std::fs::read_to_string(user.join("config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v.get("currentContext")?.as_str().map(str::to_string));
+    if let Some(context) = current {
+        std::fs::write(
+            private.join("config.json"),
+            serde_json::json!({ "currentContext": context }).to_string(),
+        )?;
+    }
+    let contexts = user.join("contexts");
+    if contexts.is_dir() {
+        std::os::unix::fs::symlink(&contexts, private.join("contexts"))?;
+    }
+    if let Some(name) = builder {
+        let instance = user.join("buildx").join("instances").join(name);
+        if instance.is_file() {
+            let dir = private.join("buildx").join("instances");
+            std::fs::create_dir_all(&dir)?;
+            std::fs::copy(&instance, dir.join(name))?;
+        }
+    }
+    Ok(())
 }
 
 /// Forwards the signal, waits up to `GRACE`, then kills.

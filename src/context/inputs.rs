@@ -772,6 +772,12 @@ impl RawInputs {
         let builder = single_line("builder", &self.builder)?.map(str::to_string);
         if let Some(b) = &builder {
             simple_name("builder", "the builder name", b)?;
+            if !b.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+                return Err(err(
+                    "builder",
+                    format!("'{b}' must start with a letter or digit, as buildx builder names do"),
+                ));
+            }
         }
         let (secrets, values) = secrets(self, env)?;
         let inputs = Inputs {

@@ -86,6 +86,7 @@ impl Call {
     }
 }
 
+/// Where the fake keeps what outlives one call (QEMU handlers registered).
 fn state_dir() -> PathBuf {
     let log = std::env::var("FAKE_DOCKER_LOG").unwrap_or_else(|_| "/tmp/fake-docker.log".into());
     Path::new(&log).parent().unwrap().to_path_buf()
@@ -170,20 +171,21 @@ fn login(mut call: Call, rest: &[&str]) -> ExitCode {
     call.finish(0)
 }
 
-fn builders() -> BTreeMap<String, Value> {
-    let file = state_dir().join("fake-docker-builders.json");
-    std::fs::read_to_string(file)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default()
+/// Where buildx keeps builder instances: `$DOCKER_CONFIG/buildx/instances/<name>`.
+fn instances_dir() -> PathBuf {
+    let config = std::env::var("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(&std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".docker")
+        });
+    config.join("buildx").join("instances")
 }
 
-fn save_builders(b: &BTreeMap<String, Value>) {
-    std::fs::write(
-        state_dir().join("fake-docker-builders.json"),
-        serde_json::to_string(b).unwrap(),
-    )
-    .unwrap();
+/// The driver of a known builder, read from its instance file as buildx does.
+fn builder_driver(name: &str) -> Option<String> {
+    let text = std::fs::read_to_string(instances_dir().join(name)).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    Some(v["Driver"].as_str().unwrap_or_default().to_string())
 }
 
 fn platforms() -> Vec<String> {
@@ -222,15 +224,13 @@ fn create(call: Call, rest: &[&str]) -> ExitCode {
         i += 1;
     }
     let name = name.unwrap_or_else(|| "fake_builder".into());
-    let mut all = builders();
-    if all.contains_key(&name) {
-        eprintln!(
-            "ERROR: existing instance for \"{name}\" but no append mode, specify the node name to make changes for existing instances"
-        );
+    if builder_driver(&name).is_some() {
+        eprintln!("ERROR: existing instance for \"{name}\" but no append mode");
         return call.finish(1);
     }
-    all.insert(name.clone(), json!({ "driver": driver }));
-    save_builders(&all);
+    let instance = json!({"Name": name, "Driver": driver, "Nodes": [{"Name": format!("{name}0"), "Endpoint": "unix:///var/run/docker.sock"}], "Dynamic": false});
+    std::fs::create_dir_all(instances_dir()).unwrap();
+    std::fs::write(instances_dir().join(&name), instance.to_string()).unwrap();
     println!("{name}");
     call.finish(0)
 }
@@ -241,21 +241,9 @@ fn inspect(call: Call, rest: &[&str]) -> ExitCode {
         .find(|a| !a.starts_with('-'))
         .copied()
         .unwrap_or("default");
-    let all = builders();
-    let driver = match all.get(name) {
-        Some(b) => b["driver"]
-            .as_str()
-            .unwrap_or("docker-container")
-            .to_string(),
-        None if std::env::var("FAKE_DOCKER_KNOWN_BUILDERS")
-            .is_ok_and(|k| k.split(',').any(|b| b == name)) =>
-        {
-            "remote".into()
-        }
-        None => {
-            eprintln!("ERROR: no builder \"{name}\" found");
-            return call.finish(1);
-        }
+    let Some(driver) = builder_driver(name) else {
+        eprintln!("ERROR: no builder \"{name}\" found");
+        return call.finish(1);
     };
     println!("Name:          {name}");
     println!("Driver:        {driver}");
@@ -274,12 +262,10 @@ fn remove(call: Call, rest: &[&str]) -> ExitCode {
         eprintln!("ERROR: no builder name");
         return call.finish(1);
     };
-    let mut all = builders();
-    if all.remove(*name).is_none() {
+    if std::fs::remove_file(instances_dir().join(name)).is_err() {
         eprintln!("ERROR: no builder \"{name}\" found");
         return call.finish(1);
     }
-    save_builders(&all);
     eprintln!("{name} removed");
     call.finish(0)
 }
@@ -578,9 +564,7 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
     }
     call.set("secrets", Value::Object(secrets));
     if let Some(builder) = args.one("--builder")
-        && !builders().contains_key(builder)
-        && !std::env::var("FAKE_DOCKER_KNOWN_BUILDERS")
-            .is_ok_and(|k| k.split(',').any(|b| b == builder))
+        && builder_driver(builder).is_none()
     {
         eprintln!("ERROR: no builder \"{builder}\" found");
         return call.finish(1);

@@ -1,0 +1,539 @@
+//! Real-engine end-to-end tests (DESIGN.md, Tests): the action binary against real buildx,
+//! BuildKit and a registry. They run only when `SDI_E2E_BUILDER` (a buildx builder name),
+//! `SDI_E2E_REGISTRY` (a plain-HTTP registry the builder pushes to, such as 127.0.0.1:5000)
+//! and `SDI_E2E_BASE_IMAGE` (a busybox-like multi-arch image with /bin/sh) are set; otherwise
+//! each test prints why it is skipped and passes. Images go under `$SDI_E2E_REGISTRY/sdi-e2e/`.
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Output};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The tests share one builder and prune it: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+struct E2e {
+    builder: String,
+    registry: String,
+    base: String,
+}
+
+fn e2e(test: &str) -> Option<E2e> {
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (
+        get("SDI_E2E_BUILDER"),
+        get("SDI_E2E_REGISTRY"),
+        get("SDI_E2E_BASE_IMAGE"),
+    ) {
+        (Some(builder), Some(registry), Some(base)) => Some(E2e {
+            builder,
+            registry,
+            base,
+        }),
+        _ => {
+            skip(
+                test,
+                "set SDI_E2E_BUILDER, SDI_E2E_REGISTRY and SDI_E2E_BASE_IMAGE to run the real-engine tests",
+            );
+            None
+        }
+    }
+}
+
+/// Says why a test did not run. Written to stderr directly: the test harness captures
+/// `eprintln!` of passing tests, and a skip must be seen.
+fn skip(test: &str, why: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "skipped {test}: {why}");
+}
+
+fn nonce() -> String {
+    let mut b = [0u8; 6];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut b)
+        .unwrap();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A workspace with a Dockerfile, and the runner's files.
+struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    fn new(dockerfile: &str) -> Workspace {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+        std::fs::write(dir.path().join("app.txt"), "hello from the e2e app\n").unwrap();
+        std::fs::write(dir.path().join(".dockerignore"), "runner/\n").unwrap();
+        std::fs::create_dir_all(dir.path().join("runner/temp")).unwrap();
+        Workspace { dir }
+    }
+
+    fn path(&self, p: &str) -> std::path::PathBuf {
+        self.dir.path().join(p)
+    }
+}
+
+struct Ran {
+    output: Output,
+    stdout: String,
+    outputs: HashMap<String, String>,
+    summary: String,
+}
+
+/// Runs the action as the runner would, with the user's docker environment (daemon, builder).
+fn run_action(
+    ws: &Workspace,
+    event: &str,
+    fixture: &str,
+    git_ref: &str,
+    inputs: &[(&str, &str)],
+    extra_env: &[(&str, &str)],
+) -> Ran {
+    let out_file = ws.path("runner/output");
+    let summary_file = ws.path("runner/summary");
+    std::fs::write(&out_file, "").unwrap();
+    std::fs::write(&summary_file, "").unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_secure-docker-images"));
+    cmd.current_dir(ws.dir.path());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("GITHUB_")
+            || k.starts_with("INPUT_")
+            || k.starts_with("RUNNER_")
+            || k.starts_with("ACTIONS_")
+        {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("GITHUB_EVENT_NAME", event)
+        .env("GITHUB_EVENT_PATH", common::fixture_path(fixture))
+        .env("GITHUB_REPOSITORY", "Codertocat/Hello-World")
+        .env("GITHUB_REF", git_ref)
+        .env("GITHUB_SHA", "6113728f27ae82c7b1a177c8d03f9e96e0adf246")
+        .env("GITHUB_ACTOR", "Codertocat")
+        .env("GITHUB_RUN_ID", "e2e")
+        .env("RUNNER_TEMP", ws.path("runner/temp"))
+        .env("GITHUB_OUTPUT", &out_file)
+        .env("GITHUB_STEP_SUMMARY", &summary_file);
+    for (name, value) in inputs {
+        cmd.env(format!("INPUT_{}", name.to_uppercase()), value);
+    }
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let output = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let text = std::fs::read_to_string(&out_file).unwrap();
+    let mut outputs = HashMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let (name, delimiter) = line.split_once("<<").unwrap();
+        let value: Vec<&str> = lines.by_ref().take_while(|l| *l != delimiter).collect();
+        outputs.insert(name.to_string(), value.join("\n"));
+    }
+    let summary = std::fs::read_to_string(&summary_file).unwrap();
+    assert!(
+        std::fs::read_dir(ws.path("runner/temp"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "the action left files under RUNNER_TEMP"
+    );
+    Ran {
+        output,
+        stdout,
+        outputs,
+        summary,
+    }
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn prune(builder: &str) {
+    docker(&["buildx", "prune", "-af", "--builder", builder]);
+}
+
+fn builder_platforms(builder: &str) -> (Option<String>, Vec<String>) {
+    sdi::buildx::inspected_platforms(&docker(&["buildx", "inspect", "--bootstrap", builder]))
+}
+
+/// A plain-HTTP GET against the registry: status, lower-cased headers, body.
+fn http_get(registry: &str, path: &str, accept: &str) -> (u16, HashMap<String, String>, Vec<u8>) {
+    let mut path = path.to_string();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(registry).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {registry}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("HTTP headers");
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let mut body = raw[split + 4..].to_vec();
+        let mut lines = head.lines();
+        let status: u16 = lines
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers: HashMap<String, String> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        if headers
+            .get("transfer-encoding")
+            .is_some_and(|t| t.contains("chunked"))
+        {
+            body = dechunk(&body);
+        }
+        if (300..400).contains(&status) {
+            let location = headers["location"].clone();
+            path = match location.split_once("://") {
+                Some((_, rest)) => rest[rest.find('/').unwrap()..].to_string(),
+                None => location,
+            };
+            continue;
+        }
+        return (status, headers, body);
+    }
+    panic!("too many redirects for {path}");
+}
+
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let end = body.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(String::from_utf8_lossy(&body[..end]).trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&body[end + 2..end + 2 + size]);
+        body = &body[end + 2 + size + 2..];
+    }
+}
+
+const MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// `(digest, manifest)` of `repo:reference`, or `None` when the registry has no such tag.
+fn manifest(registry: &str, repo: &str, reference: &str) -> Option<(String, Value)> {
+    let (status, headers, body) = http_get(
+        registry,
+        &format!("/v2/{repo}/manifests/{reference}"),
+        MANIFESTS,
+    );
+    match status {
+        200 => Some((
+            headers["docker-content-digest"].clone(),
+            serde_json::from_slice(&body).unwrap(),
+        )),
+        404 => None,
+        other => panic!("registry answered {other} for {repo}:{reference}"),
+    }
+}
+
+fn blob(registry: &str, repo: &str, digest: &str) -> Vec<u8> {
+    let (status, _, body) = http_get(registry, &format!("/v2/{repo}/blobs/{digest}"), "*/*");
+    assert_eq!(status, 200, "blob {digest}");
+    body
+}
+
+fn cache_hits(summary: &str) -> (usize, usize) {
+    let line = summary
+        .lines()
+        .find(|l| l.starts_with("| Cache hits | "))
+        .unwrap_or_else(|| panic!("no cache line in {summary}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    (words[4].parse().unwrap(), words[6].parse().unwrap())
+}
+
+fn native(e: &E2e) -> String {
+    let (_, platforms) = builder_platforms(&e.builder);
+    platforms
+        .first()
+        .cloned()
+        .expect("the builder lists a platform")
+}
+
+#[test]
+fn main_push_then_rebuild_from_the_registry_cache_then_a_fork_pr() {
+    let Some(e) = e2e("main_push_then_rebuild_from_the_registry_cache_then_a_fork_pr") else {
+        return;
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let n = nonce();
+    let repo = format!("sdi-e2e/main-{n}");
+    let image = format!("{}/{repo}", e.registry);
+    let ws = Workspace::new(&format!(
+        "FROM {base}\nRUN echo \"step one {n}\" > /one.txt && sleep 1\nRUN cat /one.txt > /two.txt\nCOPY app.txt /app.txt\n",
+        base = e.base
+    ));
+    let platform = native(&e);
+    let inputs = [
+        ("image", image.as_str()),
+        ("builder", e.builder.as_str()),
+        ("platforms", platform.as_str()),
+        ("github-token", ""),
+    ];
+
+    // (a) Trusted main-lane push: the image is in the registry under the digest the action reports.
+    let a = run_action(
+        &ws,
+        "push",
+        "push-default-branch.json",
+        "refs/heads/master",
+        &inputs,
+        &[],
+    );
+    assert!(a.output.status.success(), "{}", a.stdout);
+    assert_eq!(a.outputs["pushed"], "true");
+    let (digest, _) = manifest(&e.registry, &repo, "latest").expect("latest was pushed");
+    assert_eq!(a.outputs["digest"], digest);
+    assert!(manifest(&e.registry, &repo, "sha-6113728").is_some());
+    assert!(
+        manifest(&e.registry, &repo, "buildcache").is_some(),
+        "the main cache was written"
+    );
+    assert!(
+        manifest(&e.registry, &repo, "buildcache-pr").is_none(),
+        "a main build never writes the PR cache"
+    );
+
+    // (b) An emptied builder, the same build: every step comes from the registry cache.
+    prune(&e.builder);
+    let b = run_action(
+        &ws,
+        "push",
+        "push-default-branch.json",
+        "refs/heads/master",
+        &inputs,
+        &[],
+    );
+    assert!(b.output.status.success(), "{}", b.stdout);
+    assert_eq!(cache_hits(&b.summary), (3, 3), "{}", b.summary);
+    let (cache_digest, _) = manifest(&e.registry, &repo, "buildcache").unwrap();
+
+    // (c) A fork PR: builds from that cache, pushes nothing, writes no cache.
+    prune(&e.builder);
+    let c = run_action(
+        &ws,
+        "pull_request",
+        "pull_request-fork-opened.json",
+        "refs/pull/2/merge",
+        &inputs,
+        &[],
+    );
+    assert!(c.output.status.success(), "{}", c.stdout);
+    assert_eq!(c.outputs["trusted"], "false");
+    assert_eq!(c.outputs["pushed"], "false");
+    assert_eq!(cache_hits(&c.summary), (3, 3), "{}", c.summary);
+    assert!(
+        manifest(&e.registry, &repo, "pr-2").is_none(),
+        "a fork PR pushed an image"
+    );
+    assert!(
+        manifest(&e.registry, &repo, "buildcache-pr").is_none(),
+        "a fork PR wrote the PR cache"
+    );
+    assert_eq!(
+        manifest(&e.registry, &repo, "buildcache").unwrap().0,
+        cache_digest,
+        "a fork PR changed the main cache"
+    );
+}
+
+#[test]
+fn multi_platform_build_with_a_buildplatform_stage() {
+    let Some(e) = e2e("multi_platform_build_with_a_buildplatform_stage") else {
+        return;
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (driver, available) = builder_platforms(&e.builder);
+    let lists_both = ["linux/amd64", "linux/arm64"].iter().all(|p| {
+        available
+            .iter()
+            .any(|a| a == p || a.starts_with(&format!("{p}/")))
+    });
+    if !lists_both && driver.as_deref() != Some("docker-container") {
+        let why = format!(
+            "builder {} lists only {available:?} and is not a docker-container builder that QEMU could extend",
+            e.builder
+        );
+        skip("multi_platform_build_with_a_buildplatform_stage", &why);
+        return;
+    }
+    let n = nonce();
+    let repo = format!("sdi-e2e/multi-{n}");
+    let image = format!("{}/{repo}", e.registry);
+    let ws = Workspace::new(&format!(
+        "FROM --platform=$BUILDPLATFORM {base} AS build\nARG TARGETPLATFORM\nRUN echo \"{n} for $TARGETPLATFORM\" > /target.txt\n\nFROM {base}\nCOPY --from=build /target.txt /target.txt\n",
+        base = e.base
+    ));
+    let inputs = [
+        ("image", image.as_str()),
+        ("builder", e.builder.as_str()),
+        ("platforms", "linux/amd64,linux/arm64"),
+        ("github-token", ""),
+    ];
+    let r = run_action(
+        &ws,
+        "push",
+        "push-default-branch.json",
+        "refs/heads/master",
+        &inputs,
+        &[],
+    );
+    assert!(r.output.status.success(), "{}", r.stdout);
+    let (digest, index) = manifest(&e.registry, &repo, "latest").unwrap();
+    assert_eq!(r.outputs["digest"], digest);
+    let platforms: BTreeSet<String> = index["manifests"]
+        .as_array()
+        .expect("an index")
+        .iter()
+        .filter_map(|m| {
+            Some(format!(
+                "{}/{}",
+                m["platform"]["os"].as_str()?,
+                m["platform"]["architecture"].as_str()?
+            ))
+        })
+        .filter(|p| p != "unknown/unknown")
+        .collect();
+    assert_eq!(
+        platforms,
+        BTreeSet::from(["linux/amd64".to_string(), "linux/arm64".to_string()])
+    );
+}
+
+/// Every layer of the image for `platform`, decompressed, and its config.
+fn layers_and_config(
+    registry: &str,
+    repo: &str,
+    reference: &str,
+    platform: &str,
+) -> (Vec<Vec<u8>>, Vec<u8>) {
+    let (_, top) = manifest(registry, repo, reference).unwrap();
+    let image = match top["manifests"].as_array() {
+        Some(list) => {
+            let (os, arch) = platform.split_once('/').unwrap();
+            let arch = arch.split('/').next().unwrap();
+            let m = list
+                .iter()
+                .find(|m| m["platform"]["os"] == os && m["platform"]["architecture"] == arch)
+                .expect("the platform's manifest");
+            manifest(registry, repo, m["digest"].as_str().unwrap())
+                .unwrap()
+                .1
+        }
+        None => top,
+    };
+    let config = blob(registry, repo, image["config"]["digest"].as_str().unwrap());
+    let layers = image["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let data = blob(registry, repo, l["digest"].as_str().unwrap());
+            let media = l["mediaType"].as_str().unwrap();
+            if media.ends_with("gzip") {
+                let mut out = Vec::new();
+                flate2::read::GzDecoder::new(&data[..])
+                    .read_to_end(&mut out)
+                    .unwrap();
+                out
+            } else {
+                assert!(
+                    media.ends_with(".tar") || media.ends_with("tar"),
+                    "unexpected layer type {media}"
+                );
+                data
+            }
+        })
+        .collect();
+    (layers, config)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn a_secret_mount_builds_green_and_leaves_no_trace_in_the_image() {
+    let Some(e) = e2e("a_secret_mount_builds_green_and_leaves_no_trace_in_the_image") else {
+        return;
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let n = nonce();
+    let value = format!("sdi-e2e-secret-{n}-{}", nonce());
+    let repo = format!("sdi-e2e/secret-{n}");
+    let image = format!("{}/{repo}", e.registry);
+    let ws = Workspace::new(&format!(
+        "FROM {base}\nRUN --mount=type=secret,id=token,required=true wc -c < /run/secrets/token | tr -d ' ' > /secret-length.txt\n",
+        base = e.base
+    ));
+    let platform = native(&e);
+    let inputs = [
+        ("image", image.as_str()),
+        ("builder", e.builder.as_str()),
+        ("platforms", platform.as_str()),
+        ("github-token", ""),
+        ("secret-envs", "token=SDI_E2E_SECRET_VALUE"),
+    ];
+    let r = run_action(
+        &ws,
+        "push",
+        "push-default-branch.json",
+        "refs/heads/master",
+        &inputs,
+        &[("SDI_E2E_SECRET_VALUE", &value)],
+    );
+    assert!(r.output.status.success(), "{}", r.stdout);
+    for line in r.stdout.lines().filter(|l| l.contains(&value)) {
+        assert_eq!(line, format!("::add-mask::{value}"));
+    }
+    let (layers, config) = layers_and_config(&e.registry, &repo, "latest", &platform);
+    let b64 = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(&value)
+    };
+    for (i, layer) in layers.iter().enumerate() {
+        assert!(
+            !contains(layer, value.as_bytes()) && !contains(layer, b64.as_bytes()),
+            "the secret is in layer {i}"
+        );
+    }
+    assert!(
+        !contains(&config, value.as_bytes()) && !contains(&config, b64.as_bytes()),
+        "the secret is in the image config"
+    );
+    // The step did see the secret: it recorded its length.
+    let proof = format!("{}\n", value.len());
+    assert!(
+        layers
+            .iter()
+            .any(|l| contains(l, b"secret-length.txt") && contains(l, proof.as_bytes())),
+        "the secret was not mounted"
+    );
+}
