@@ -85,6 +85,11 @@ impl Run {
         self.with("INPUT_BUILDER", name)
     }
 
+    fn with_dockerfile(self, text: &str) -> Run {
+        std::fs::write(self.path("Dockerfile"), text).unwrap();
+        self
+    }
+
     fn with(mut self, key: &str, value: &str) -> Run {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.into(), value.into()));
@@ -546,6 +551,7 @@ fn bad_input_writes_nothing_and_runs_nothing() {
 fn a_missing_platform_on_a_given_builder_fails_naming_it() {
     let run = Run::new("push", "push-default-branch.json")
         .with_user_builder("remote-amd64", "remote")
+        .with_dockerfile("FROM alpine\nRUN apk add curl\n")
         .with("INPUT_PLATFORMS", "linux/amd64,linux/riscv64");
     let done = run.run();
     assert_eq!(done.output.status.code(), Some(1));
@@ -564,8 +570,30 @@ fn a_missing_platform_on_a_given_builder_fails_naming_it() {
 }
 
 #[test]
+fn a_cross_compiling_dockerfile_needs_no_emulation() {
+    let run = Run::new("push", "push-default-branch.json")
+        .with_user_builder("remote-amd64", "remote")
+        .with_dockerfile("FROM --platform=$BUILDPLATFORM alpine AS build\nRUN make\nFROM scratch\nCOPY --from=build /app /app\n")
+        .with("INPUT_PLATFORMS", "linux/amd64,linux/arm64");
+    let done = run.run();
+    assert!(done.output.status.success(), "{}", done.stdout);
+    assert!(
+        done.stdout
+            .contains("::notice::Builder 'remote-amd64' has no emulation for linux/arm64"),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        run.call(&["run"]).is_none(),
+        "no privileged QEMU container when nothing runs emulated"
+    );
+    assert!(run.call(&["buildx", "build"]).is_some());
+}
+
+#[test]
 fn qemu_is_registered_once_for_missing_platforms() {
     let run = Run::new("push", "push-default-branch.json")
+        .with_dockerfile("FROM alpine\nRUN apk add curl\n")
         .with("INPUT_PLATFORMS", "linux/amd64,linux/arm64,linux/arm/v7");
     let done = run.run();
     assert!(done.output.status.success(), "{}", done.stdout);

@@ -370,20 +370,8 @@ fn multi_platform_build_with_a_buildplatform_stage() {
         return;
     };
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (driver, available) = builder_platforms(&e.builder);
-    let lists_both = ["linux/amd64", "linux/arm64"].iter().all(|p| {
-        available
-            .iter()
-            .any(|a| a == p || a.starts_with(&format!("{p}/")))
-    });
-    if !lists_both && driver.as_deref() != Some("docker-container") {
-        let why = format!(
-            "builder {} lists only {available:?} and is not a docker-container builder that QEMU could extend",
-            e.builder
-        );
-        skip("multi_platform_build_with_a_buildplatform_stage", &why);
-        return;
-    }
+    // Every RUN step runs on $BUILDPLATFORM: the action builds this on any builder, with
+    // or without emulation for the other platform.
     let n = nonce();
     let repo = format!("sdi-e2e/multi-{n}");
     let image = format!("{}/{repo}", e.registry);

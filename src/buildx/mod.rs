@@ -6,6 +6,7 @@
 //! variables that `secret-envs` names. A token only ever travels on `docker login`'s stdin;
 //! `secrets:` values only in the build's environment.
 
+pub mod dockerfile;
 pub mod progress;
 
 use std::os::unix::fs::DirBuilderExt;
@@ -513,10 +514,15 @@ async fn run(
     *builder_slot = Some(builder);
 
     // Platforms: a builder made here on this host runs its native platforms for sure; any
-    // other request is checked, and QEMU registered once when it is missing.
+    // other request is checked. A missing one matters only if a RUN step executes on it: then
+    // QEMU is registered (docker-container builders) or the run fails naming it.
     let native = native_platforms();
     let all_native = created && plan.platforms.iter().all(|p| native.contains(&p.as_str()));
     if !all_native {
+        // A Dockerfile that cannot be read here (a remote context) counts as needing emulation.
+        let needs_emulation = std::fs::read_to_string(&plan.dockerfile)
+            .map(|t| dockerfile::runs_on_target_platform(&t))
+            .unwrap_or(true);
         let mut installed = false;
         loop {
             let out = match docker
@@ -547,9 +553,16 @@ async fn run(
                 break;
             }
             let names: Vec<&str> = missing.iter().map(|p| p.as_str()).collect();
+            if !needs_emulation {
+                annotations.push(Annotation::notice(format!(
+                    "Builder '{builder_name}' has no emulation for {}; the Dockerfile runs every RUN step on $BUILDPLATFORM, so none is needed.",
+                    names.join(", ")
+                )));
+                break;
+            }
             if installed || driver.as_deref() != Some("docker-container") {
                 return setup_failed(format!(
-                    "builder '{builder_name}' does not support {} (it lists {}): use a builder for those platforms, or drop them from `platforms`",
+                    "builder '{builder_name}' does not support {} (it lists {}), and the Dockerfile runs steps on those platforms: use a builder for them, build them on $BUILDPLATFORM, or drop them from `platforms`",
                     names.join(", "),
                     available.join(", ")
                 ));
