@@ -189,6 +189,18 @@ pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
                 "| Result | {result} in {:.1} s |",
                 e.duration.as_secs_f64()
             );
+            let meta = |key: &str| {
+                e.metadata
+                    .as_ref()
+                    .and_then(|m| m.get(key))
+                    .and_then(Value::as_str)
+            };
+            if let Some(name) = meta("image.name") {
+                let _ = writeln!(s, "| Image name | {} |", code_list(&[name.to_string()]));
+            }
+            if let Some(build_ref) = meta("buildx.build.ref") {
+                let _ = writeln!(s, "| Build ref | `{}` |", cell(build_ref));
+            }
             if let Some(h) = e.cache_hits {
                 let _ = writeln!(
                     s,

@@ -324,6 +324,11 @@ fn trusted_push_logs_in_builds_pushes_and_reports() {
         "{summary}"
     );
     assert!(summary.contains("| Result | built in "), "{summary}");
+    assert!(
+        summary.contains("| Build ref | `harness/harness0/alyw8lkr9hq5mfj0bya656hsc` |"),
+        "{summary}"
+    );
+    assert!(summary.contains("| Image name | <code>ghcr.io/codertocat/hello-world:latest,ghcr.io/codertocat/hello-world:sha-6113728</code> |"), "{summary}");
 
     // The build log is streamed in a group, with workflow commands switched off around it.
     let stdout = &done.stdout;
