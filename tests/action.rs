@@ -27,6 +27,17 @@ struct Done {
     stderr: String,
 }
 
+impl Done {
+    fn assert_success(&self) {
+        assert!(
+            self.output.status.success(),
+            "{}\n{}",
+            self.stdout,
+            self.stderr
+        );
+    }
+}
+
 impl Run {
     fn new(event: &str, fixture: &str) -> Run {
         let dir = tempfile::tempdir().unwrap();
@@ -218,12 +229,7 @@ fn files_below(dir: &Path) -> Vec<PathBuf> {
 fn trusted_push_logs_in_builds_pushes_and_reports() {
     let run = Run::new("push", "push-default-branch.json");
     let done = run.run();
-    assert!(
-        done.output.status.success(),
-        "{}\n{}",
-        done.stdout,
-        done.stderr
-    );
+    done.assert_success();
 
     // Login: token on stdin only, private DOCKER_CONFIG under RUNNER_TEMP.
     let login = run.call(&["login"]).expect("a login");
@@ -367,12 +373,7 @@ fn same_repo_pr_writes_the_pr_cache_and_does_not_push() {
     let run = Run::new("pull_request", "pull_request-same-repo-opened.json")
         .with("GITHUB_REF", "refs/pull/2/merge");
     let done = run.run();
-    assert!(
-        done.output.status.success(),
-        "{}\n{}",
-        done.stdout,
-        done.stderr
-    );
+    done.assert_success();
     assert!(
         run.call(&["login", "ghcr.io"]).is_some(),
         "a trusted PR logs in to write its cache"
@@ -408,12 +409,7 @@ fn fork_pr_builds_without_login_push_cache_writes_or_secrets() {
         .with("NPM_TOKEN", ENV_SECRET)
         .with("INPUT_PUSH", "true");
     let done = run.run();
-    assert!(
-        done.output.status.success(),
-        "{}\n{}",
-        done.stdout,
-        done.stderr
-    );
+    done.assert_success();
     assert!(
         run.call(&["login"]).is_none(),
         "untrusted code never logs in"

@@ -52,6 +52,30 @@ fn skip(test: &str, why: &str) {
     let _ = writeln!(std::io::stderr().lock(), "skipped {test}: {why}");
 }
 
+/// One test's setup: the environment, the serial lock, and a fresh repository in the registry.
+struct Case {
+    e: E2e,
+    _serial: std::sync::MutexGuard<'static, ()>,
+    n: String,
+    repo: String,
+    image: String,
+}
+
+fn start(test: &str, kind: &str) -> Option<Case> {
+    let e = e2e(test)?;
+    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let n = nonce();
+    let repo = format!("sdi-e2e/{kind}-{n}");
+    let image = format!("{}/{repo}", e.registry);
+    Some(Case {
+        e,
+        _serial: serial,
+        n,
+        repo,
+        image,
+    })
+}
+
 fn nonce() -> String {
     let mut b = [0u8; 6];
     std::fs::File::open("/dev/urandom")
@@ -279,13 +303,15 @@ fn native(e: &E2e) -> String {
 
 #[test]
 fn main_push_then_rebuild_from_the_registry_cache_then_a_fork_pr() {
-    let Some(e) = e2e("main_push_then_rebuild_from_the_registry_cache_then_a_fork_pr") else {
+    let Some(Case {
+        e, n, repo, image, ..
+    }) = start(
+        "main_push_then_rebuild_from_the_registry_cache_then_a_fork_pr",
+        "main",
+    )
+    else {
         return;
     };
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let n = nonce();
-    let repo = format!("sdi-e2e/main-{n}");
-    let image = format!("{}/{repo}", e.registry);
     let ws = Workspace::new(&format!(
         "FROM {base}\nRUN echo \"step one {n}\" > /one.txt && sleep 1\nRUN cat /one.txt > /two.txt\nCOPY app.txt /app.txt\n",
         base = e.base
@@ -366,15 +392,14 @@ fn main_push_then_rebuild_from_the_registry_cache_then_a_fork_pr() {
 
 #[test]
 fn multi_platform_build_with_a_buildplatform_stage() {
-    let Some(e) = e2e("multi_platform_build_with_a_buildplatform_stage") else {
+    let Some(Case {
+        e, n, repo, image, ..
+    }) = start("multi_platform_build_with_a_buildplatform_stage", "multi")
+    else {
         return;
     };
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     // Every RUN step runs on $BUILDPLATFORM: the action builds this on any builder, with
     // or without emulation for the other platform.
-    let n = nonce();
-    let repo = format!("sdi-e2e/multi-{n}");
-    let image = format!("{}/{repo}", e.registry);
     let ws = Workspace::new(&format!(
         "FROM --platform=$BUILDPLATFORM {base} AS build\nARG TARGETPLATFORM\nRUN echo \"{n} for $TARGETPLATFORM\" > /target.txt\n\nFROM {base}\nCOPY --from=build /target.txt /target.txt\n",
         base = e.base
@@ -469,14 +494,16 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[test]
 fn a_secret_mount_builds_green_and_leaves_no_trace_in_the_image() {
-    let Some(e) = e2e("a_secret_mount_builds_green_and_leaves_no_trace_in_the_image") else {
+    let Some(Case {
+        e, n, repo, image, ..
+    }) = start(
+        "a_secret_mount_builds_green_and_leaves_no_trace_in_the_image",
+        "secret",
+    )
+    else {
         return;
     };
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let n = nonce();
     let value = format!("sdi-e2e-secret-{n}-{}", nonce());
-    let repo = format!("sdi-e2e/secret-{n}");
-    let image = format!("{}/{repo}", e.registry);
     let ws = Workspace::new(&format!(
         "FROM {base}\nRUN --mount=type=secret,id=token,required=true wc -c < /run/secrets/token | tr -d ' ' > /secret-length.txt\n",
         base = e.base
