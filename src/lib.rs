@@ -5,16 +5,18 @@
 
 pub mod buildx;
 pub mod context;
+pub mod github;
 pub mod plan;
 pub mod report;
 pub mod trust;
 
 use context::{Context, InputError};
 use plan::BuildPlan;
-use trust::{Trigger, classify};
+use trust::{ApiFacts, Trigger, classify};
 
-/// Context → trust → plan: everything decided before any command runs.
-pub fn decide(ctx: &Context) -> Result<BuildPlan, InputError> {
-    let decision = classify(&Trigger::of(ctx));
-    plan::build(ctx, &decision)
+/// Context (+ what the GitHub API said) → trust → plan: everything decided before any
+/// command runs.
+pub fn decide(ctx: &Context, api: &ApiFacts) -> Result<BuildPlan, InputError> {
+    let decision = classify(&Trigger::of(ctx, api));
+    plan::build(ctx, &decision, api)
 }

@@ -1,15 +1,18 @@
 //! The binary. Without a subcommand it is the action, as the runner starts it:
-//! context → trust → plan → buildx → report. `plan` prints what a run would do and touches
-//! no Docker.
+//! context → (GitHub API) → trust → plan → buildx → report. `plan` prints what a run would do
+//! and touches no Docker; `prune-cache` tidies the cache package.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 use clap::{Parser, Subcommand};
 use sdi::buildx::{self, Annotation, Level, Outcome, Signals};
-use sdi::context::{Context, Overrides, ProcessEnv};
+use sdi::context::{Context, Event, Overrides, ProcessEnv};
+use sdi::github::{self, ApiConfig};
 use sdi::plan::BuildPlan;
 use sdi::report;
+use sdi::trust::ApiFacts;
 
 #[derive(Parser)]
 #[command(
@@ -33,22 +36,42 @@ enum Command {
         #[command(flatten)]
         flags: Overrides,
     },
+    /// Delete untagged versions of the cache package older than prune-keep-days (GHCR only;
+    /// cache-image must name a package of its own).
+    #[command(name = "prune-cache", args_override_self = true)]
+    PruneCache {
+        /// List what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        flags: Overrides,
+    },
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Some(Command::Plan { json, flags }) => plan(json, &flags),
+        Some(Command::PruneCache { dry_run, flags }) => prune(dry_run, &flags),
         None => action(),
     }
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime starts")
+}
+
+fn gather(rt: &tokio::runtime::Runtime, ctx: &Context) -> ApiFacts {
+    rt.block_on(github::gather(ctx, &ApiConfig::for_run(&ctx.api_url)))
+}
+
 fn plan(json: bool, flags: &Overrides) -> ExitCode {
-    match Context::load(&ProcessEnv::from_process(), flags).and_then(|ctx| sdi::decide(&ctx)) {
+    let decided = Context::load(&ProcessEnv::from_process(), flags).and_then(|ctx| {
+        let api = gather(&runtime(), &ctx);
+        sdi::decide(&ctx, &api)
+    });
+    match decided {
         Ok(plan) if json => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&plan).expect("a plan always serializes")
-            );
+            println!("{}", serde_json::to_string_pretty(&plan).expect("a plan always serializes"));
             ExitCode::SUCCESS
         }
         Ok(plan) => {
@@ -62,10 +85,63 @@ fn plan(json: bool, flags: &Overrides) -> ExitCode {
     }
 }
 
+fn prune(dry_run: bool, flags: &Overrides) -> ExitCode {
+    let env = ProcessEnv::from_process();
+    // Housekeeping needs no event: without one it runs as a manual run would.
+    let has_event = flags.event_path.is_some() || std::env::var_os("GITHUB_EVENT_PATH").is_some_and(|p| !p.is_empty());
+    let loaded = if has_event {
+        Context::load(&env, flags)
+    } else {
+        let flags =
+            Overrides { event_name: flags.event_name.clone().or(Some("workflow_dispatch".into())), ..flags.clone() };
+        Context::with_event(&env, &flags, Event::default())
+    };
+    let ctx = match loaded {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            eprintln!("{}", report::error_line(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    for line in report::mask_lines(ctx.masks.iter().map(|m| m.expose())) {
+        println!("{line}");
+    }
+    match run_prune(&runtime(), &ctx, dry_run, Level::Error) {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::FAILURE,
+    }
+}
+
+/// Prunes and reports; false when it refused (a misconfiguration), never for a 403. A refusal
+/// is reported at `refusal` level: an error on its own, a warning after a good build.
+fn run_prune(rt: &tokio::runtime::Runtime, ctx: &Context, dry_run: bool, refusal: Level) -> bool {
+    let keep = ctx.inputs.prune_keep_days;
+    let config = ApiConfig::for_run(&ctx.api_url);
+    match rt.block_on(github::prune_cache(ctx, &config, keep, dry_run, SystemTime::now())) {
+        Ok(r) => {
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            for (id, digest) in &r.deleted {
+                println!("{verb} version {id} ({digest}) of {}", ctx.inputs.cache_image);
+            }
+            println!(
+                "prune-cache: {verb} {} untagged version(s) older than {keep} day(s); kept {}.",
+                r.deleted.len(),
+                r.kept
+            );
+            for w in &r.warnings {
+                println!("{}", report::warning_line(w));
+            }
+            true
+        }
+        Err(message) => {
+            println!("{}", report::annotation_line(&Annotation { level: refusal, message, location: None }));
+            false
+        }
+    }
+}
+
 fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
 /// Writes outputs and summary; a failure to write them fails the run.
@@ -74,20 +150,14 @@ fn publish(plan: &BuildPlan, exec: Option<&buildx::Execution>) -> bool {
     if let Some(path) = env_path("GITHUB_OUTPUT") {
         let delimiter = format!("ghadelimiter_{}", buildx::random_token());
         if let Err(e) = report::write_outputs(&path, &report::outputs(plan, exec), &delimiter) {
-            println!(
-                "::error title=Outputs::cannot write GITHUB_OUTPUT: {}",
-                report::escape_data(&e.to_string())
-            );
+            println!("::error title=Outputs::cannot write GITHUB_OUTPUT: {}", report::escape_data(&e.to_string()));
             ok = false;
         }
     }
     if let Some(path) = env_path("GITHUB_STEP_SUMMARY")
         && let Err(e) = report::write_summary(&path, &report::summary(plan, exec))
     {
-        println!(
-            "::warning::cannot write the job summary: {}",
-            report::escape_data(&e.to_string())
-        );
+        println!("::warning::cannot write the job summary: {}", report::escape_data(&e.to_string()));
     }
     ok
 }
@@ -103,7 +173,9 @@ fn action() -> ExitCode {
     for line in report::mask_lines(ctx.masks.iter().map(|m| m.expose())) {
         println!("{line}");
     }
-    let plan = match sdi::decide(&ctx) {
+    let rt = runtime();
+    let api = gather(&rt, &ctx);
+    let plan = match sdi::decide(&ctx, &api) {
         Ok(plan) => plan,
         Err(e) => {
             eprintln!("{}", report::error_line(&e));
@@ -118,38 +190,23 @@ fn action() -> ExitCode {
     }
     if ctx.inputs.dry_run {
         println!("dry-run: no docker command was run.");
-        return if publish(&plan, None) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        };
+        return if publish(&plan, None) { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }
 
-    let temp_root = ctx
-        .runner_temp
-        .as_ref()
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
+    let temp_root = ctx.runner_temp.as_ref().map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
     // Private to this run (0700) and removed when it ends, whatever the outcome.
-    let dir = match tempfile::Builder::new()
-        .prefix("sdi-")
-        .tempdir_in(&temp_root)
-    {
+    let dir = match tempfile::Builder::new().prefix("sdi-").tempdir_in(&temp_root) {
         Ok(d) => d,
         Err(e) => {
             println!(
                 "::error title=RUNNER_TEMP::cannot create a private directory under {}: {}",
-                temp_root.display(),
+                report::escape_data(&temp_root.display().to_string()),
                 report::escape_data(&e.to_string())
             );
             return ExitCode::FAILURE;
         }
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime starts");
-    let exec = runtime.block_on(async {
+    let exec = rt.block_on(async {
         let mut signals = Signals::install().expect("signal handlers install");
         buildx::execute(&ctx, &plan, dir.path(), &mut signals).await
     });
@@ -167,39 +224,25 @@ fn action() -> ExitCode {
                 exec.duration.as_secs_f64(),
                 exec.docker_calls
             );
-            return if published {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            };
+            // Housekeeping after a good trusted build; it never fails the build.
+            if ctx.inputs.prune_cache && plan.trust.trusted {
+                run_prune(&rt, &ctx, false, Level::Warning);
+            }
+            return if published { ExitCode::SUCCESS } else { ExitCode::FAILURE };
         }
         Outcome::SetupFailed(message) => {
             println!(
                 "{}",
-                report::annotation_line(&Annotation {
-                    level: Level::Error,
-                    message: message.clone(),
-                    location: None
-                })
+                report::annotation_line(&Annotation { level: Level::Error, message: message.clone(), location: None })
             );
             1
         }
         Outcome::Failed { code, error } => {
             let (message, location) = match error {
                 Some(e) => (format!("Build failed: {}", e.message), e.location.clone()),
-                None => (
-                    format!("Build failed: docker buildx build exited with code {code}"),
-                    None,
-                ),
+                None => (format!("Build failed: docker buildx build exited with code {code}"), None),
             };
-            println!(
-                "{}",
-                report::annotation_line(&Annotation {
-                    level: Level::Error,
-                    message,
-                    location
-                })
-            );
+            println!("{}", report::annotation_line(&Annotation { level: Level::Error, message, location }));
             1
         }
         Outcome::Cancelled { signal } => {

@@ -10,10 +10,10 @@ use serde::Serialize;
 
 use crate::context::inputs::{is_registry_host, is_valid_tag};
 use crate::context::{
-    ActionsCacheMode, CacheMode, Context, ForkCache, ImageName, InputError, PushPolicy,
-    SecretSource, SecretSpec, TagInput,
+    ActionsCacheMode, CacheMode, Context, ForkCache, ImageName, InputError, PushPolicy, SecretSource, SecretSpec,
+    TagInput,
 };
-use crate::trust::{Decision, Lane, Trust};
+use crate::trust::{ApiFacts, Decision, Lane, Lookup, Trust, Visibility};
 
 pub const CACHE_TAG_MAIN: &str = "buildcache";
 pub const CACHE_TAG_PR: &str = "buildcache-pr";
@@ -30,10 +30,7 @@ pub enum CacheRef {
 
 impl CacheRef {
     fn registry(image: &ImageName, tag: &'static str) -> Self {
-        CacheRef::Registry {
-            image: image.as_str().to_string(),
-            tag,
-        }
+        CacheRef::Registry { image: image.as_str().to_string(), tag }
     }
 
     /// The `--cache-from` value.
@@ -49,11 +46,7 @@ impl CacheRef {
     /// The `--cache-to` value. `ignore-error=true` always: a cache that cannot be written
     /// must never fail a build.
     pub fn to_arg(&self, mode: CacheMode) -> String {
-        format!(
-            "{},mode={},ignore-error=true",
-            self.from_arg(),
-            mode.as_str()
-        )
+        format!("{},mode={},ignore-error=true", self.from_arg(), mode.as_str())
     }
 
     pub fn is_registry(&self) -> bool {
@@ -101,21 +94,9 @@ pub struct BuildPlan {
 
 /// `[A-Za-z0-9_.-]`, no leading `.` or `-`, at most 128 characters; `None` if nothing is left.
 pub fn sanitize_tag(raw: &str) -> Option<String> {
-    let replaced: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let trimmed: String = replaced
-        .trim_start_matches(['.', '-'])
-        .chars()
-        .take(128)
-        .collect();
+    let replaced: String =
+        raw.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '-' }).collect();
+    let trimmed: String = replaced.trim_start_matches(['.', '-']).chars().take(128).collect();
     Some(trimmed).filter(|t| is_valid_tag(t))
 }
 
@@ -148,20 +129,17 @@ fn registry_of(reference: &str) -> &str {
 
 fn short_sha(sha: Option<&str>) -> Option<String> {
     let sha = sha?;
-    (sha.len() >= 7 && sha.chars().all(|c| c.is_ascii_hexdigit()))
-        .then(|| format!("sha-{}", &sha[..7]))
+    (sha.len() >= 7 && sha.chars().all(|c| c.is_ascii_hexdigit())).then(|| format!("sha-{}", &sha[..7]))
 }
 
 /// Tags when the `tags` input is empty, from what is being built.
-fn default_tags(ctx: &Context) -> Vec<String> {
+fn default_tags(ctx: &Context, built: Option<&str>) -> Vec<String> {
     let event = &ctx.event;
-    let sha = short_sha(ctx.sha.as_deref());
+    let sha = short_sha(built);
     let default_branch = event.default_branch();
     let for_branch = |branch: &str| -> Vec<String> {
         if Some(branch) == default_branch {
-            std::iter::once("latest".to_string())
-                .chain(sha.clone())
-                .collect()
+            std::iter::once("latest".to_string()).chain(sha.clone()).collect()
         } else {
             sanitize_tag(branch).into_iter().collect()
         }
@@ -171,11 +149,9 @@ fn default_tags(ctx: &Context) -> Vec<String> {
         | "pull_request_target"
         | "pull_request_review"
         | "pull_request_review_comment"
-        | "pull_request_review_thread"
-        | "issue_comment" => event
-            .pr_number()
-            .map(|n| vec![format!("pr-{n}")])
-            .unwrap_or_default(),
+        | "pull_request_review_thread" => event.pr_number().map(|n| vec![format!("pr-{n}")]).unwrap_or_default(),
+        // A comment-triggered build names the PR and the exact head it was checked against.
+        "issue_comment" => event.pr_number().map(|n| format!("pr-{n}")).into_iter().chain(sha).collect(),
         "release" => {
             let release = event.release.as_ref();
             match release.and_then(|r| r.tag_name.as_deref()) {
@@ -185,11 +161,7 @@ fn default_tags(ctx: &Context) -> Vec<String> {
         }
         "merge_group" => sha.into_iter().collect(),
         "schedule" => std::iter::once("nightly".to_string()).chain(sha).collect(),
-        "workflow_run" => match event
-            .workflow_run
-            .as_ref()
-            .and_then(|r| r.head_branch.as_deref())
-        {
+        "workflow_run" => match event.workflow_run.as_ref().and_then(|r| r.head_branch.as_deref()) {
             Some(branch) => for_branch(branch),
             None => sha.into_iter().collect(),
         },
@@ -201,29 +173,21 @@ fn default_tags(ctx: &Context) -> Vec<String> {
     }
 }
 
-fn labels(ctx: &Context, tags: &[String]) -> BTreeMap<String, String> {
+fn labels(ctx: &Context, tags: &[String], built: Option<&str>) -> BTreeMap<String, String> {
     const P: &str = "org.opencontainers.image";
-    let url = format!(
-        "{}/{}",
-        ctx.server_url.trim_end_matches('/'),
-        ctx.repository.full()
-    );
+    let url = format!("{}/{}", ctx.server_url.trim_end_matches('/'), ctx.repository.full());
     let mut labels = BTreeMap::new();
     // GHCR links the package to the repository through `source`.
     labels.insert(format!("{P}.source"), url.clone());
     labels.insert(format!("{P}.url"), url);
     labels.insert(format!("{P}.title"), ctx.repository.name.clone());
-    if let Some(sha) = &ctx.sha {
-        labels.insert(format!("{P}.revision"), sha.clone());
+    if let Some(sha) = built {
+        labels.insert(format!("{P}.revision"), sha.to_string());
     }
     if let Some(time) = ctx.event.commit_time() {
         labels.insert(format!("{P}.created"), time.to_string());
     }
-    if let Some(version) = tags
-        .first()
-        .and_then(|t| t.rsplit_once(':'))
-        .map(|(_, t)| t)
-    {
+    if let Some(version) = tags.first().and_then(|t| t.rsplit_once(':')).map(|(_, t)| t) {
         labels.insert(format!("{P}.version"), version.to_string());
     }
     for (k, v) in &ctx.inputs.labels {
@@ -264,11 +228,7 @@ fn missing_secret(spec: &SecretSpec) -> InputError {
 }
 
 /// Cache sources and destinations for the run's trust and lane.
-fn caches(
-    ctx: &Context,
-    decision: &Decision,
-    warnings: &mut Vec<String>,
-) -> (Vec<CacheRef>, Vec<CacheRef>) {
+fn caches(ctx: &Context, decision: &Decision, warnings: &mut Vec<String>) -> (Vec<CacheRef>, Vec<CacheRef>) {
     let image = &ctx.inputs.cache_image;
     let main = CacheRef::registry(image, CACHE_TAG_MAIN);
     let pr = CacheRef::registry(image, CACHE_TAG_PR);
@@ -279,9 +239,7 @@ fn caches(
         (false, _) => match ctx.inputs.fork_cache {
             ForkCache::RegistryRead => (vec![pr, main], vec![]),
             ForkCache::Gha => {
-                let gha = CacheRef::Gha {
-                    scope: ctx.inputs.image.as_str().to_string(),
-                };
+                let gha = CacheRef::Gha { scope: ctx.inputs.image.as_str().to_string() };
                 (vec![gha.clone(), pr, main], vec![gha])
             }
             ForkCache::None => (vec![], vec![]),
@@ -291,10 +249,7 @@ fn caches(
     if let ActionsCacheMode::Unknown(v) = mode {
         warnings.push(format!("ACTIONS_CACHE_MODE='{v}' is not one of read, write, write-only, none: treated as read, no cache is written."));
     }
-    if matches!(
-        mode,
-        ActionsCacheMode::Read | ActionsCacheMode::None | ActionsCacheMode::Unknown(_)
-    ) && !to.is_empty()
+    if matches!(mode, ActionsCacheMode::Read | ActionsCacheMode::None | ActionsCacheMode::Unknown(_)) && !to.is_empty()
     {
         to.clear();
         if !matches!(mode, ActionsCacheMode::Unknown(_)) {
@@ -310,7 +265,7 @@ fn caches(
 
 /// Builds the plan. Fails only for inputs whose problem depends on trust (a secret that a
 /// trusted run needs but that is empty or missing).
-pub fn build(ctx: &Context, decision: &Decision) -> Result<BuildPlan, InputError> {
+pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<BuildPlan, InputError> {
     let inputs = &ctx.inputs;
     let trusted = decision.trust.trusted;
     let mut warnings = Vec::new();
@@ -331,13 +286,31 @@ pub fn build(ctx: &Context, decision: &Decision) -> Result<BuildPlan, InputError
         Vec::new()
     };
 
-    let (cache_from, cache_to) = caches(ctx, decision, &mut warnings);
+    warnings.extend(api.warnings.iter().cloned());
+    let (mut cache_from, cache_to) = caches(ctx, decision, &mut warnings);
+    // An untrusted run does not log in: a private cache package cannot be read at all.
+    if !decision.trust.trusted && api.package_visibility == Some(Lookup::Found(Visibility::Private)) {
+        let before = cache_from.len();
+        cache_from.retain(|c| !c.is_registry());
+        if cache_from.len() < before {
+            warnings.push(format!(
+                "The cache package {} is private and an untrusted run does not log in: registry cache reads dropped (make the package public to let fork PRs read it).",
+                inputs.cache_image
+            ));
+        }
+    }
+    // The commit built: the one trust was decided for, else the run's.
+    let built = decision.pinned_sha.as_deref().or(ctx.sha.as_deref());
+    if let (Some(pinned), Some(head)) = (&decision.pinned_sha, &ctx.workspace_head)
+        && pinned != head
+    {
+        warnings.push(format!(
+            "The workspace is at {head}, not at the PR head {pinned} that was checked: check out {pinned} (actions/checkout with ref: {pinned}) so that the code built is the code trusted."
+        ));
+    }
 
     let tags: Vec<String> = if inputs.tags.is_empty() {
-        default_tags(ctx)
-            .into_iter()
-            .map(|t| format!("{}:{t}", inputs.image))
-            .collect()
+        default_tags(ctx, built).into_iter().map(|t| format!("{}:{t}", inputs.image)).collect()
     } else {
         inputs
             .tags
@@ -360,10 +333,7 @@ pub fn build(ctx: &Context, decision: &Decision) -> Result<BuildPlan, InputError
     }
     if push && tags.is_empty() {
         push = false;
-        warnings.push(
-            "Nothing to push: no tag could be derived from this event; set the 'tags' input."
-                .into(),
-        );
+        warnings.push("Nothing to push: no tag could be derived from this event; set the 'tags' input.".into());
     }
 
     let mut login: Vec<String> = Vec::new();
@@ -386,17 +356,10 @@ pub fn build(ctx: &Context, decision: &Decision) -> Result<BuildPlan, InputError
         }
     }
 
-    let labels = labels(ctx, &tags);
+    let labels = labels(ctx, &tags, built);
     let cache_from: Vec<String> = cache_from.iter().map(CacheRef::from_arg).collect();
-    let cache_to: Vec<String> = cache_to
-        .iter()
-        .map(|c| c.to_arg(inputs.cache_mode))
-        .collect();
-    let platforms: Vec<String> = inputs
-        .platforms
-        .iter()
-        .map(|p| p.as_str().to_string())
-        .collect();
+    let cache_to: Vec<String> = cache_to.iter().map(|c| c.to_arg(inputs.cache_mode)).collect();
+    let platforms: Vec<String> = inputs.platforms.iter().map(|p| p.as_str().to_string()).collect();
 
     let mut argv: Vec<String> = ["docker", "buildx", "build"].map(String::from).to_vec();
     let mut flag = |name: &str, value: &str| {
@@ -460,16 +423,10 @@ pub fn build(ctx: &Context, decision: &Decision) -> Result<BuildPlan, InputError
         secret_sources: secrets
             .iter()
             .map(|s| match &s.source {
-                SecretSource::Value { env } | SecretSource::Env { env } => SecretPlan {
-                    id: s.id.clone(),
-                    env: Some(env.clone()),
-                    file: None,
-                },
-                SecretSource::File { path } => SecretPlan {
-                    id: s.id.clone(),
-                    env: None,
-                    file: Some(path.clone()),
-                },
+                SecretSource::Value { env } | SecretSource::Env { env } => {
+                    SecretPlan { id: s.id.clone(), env: Some(env.clone()), file: None }
+                }
+                SecretSource::File { path } => SecretPlan { id: s.id.clone(), env: None, file: Some(path.clone()) },
             })
             .collect(),
         warnings,
@@ -488,10 +445,7 @@ mod tests {
         assert_eq!(version_tags("v1.2.3-rc.1", false), ["1.2.3-rc.1"]);
         assert_eq!(version_tags("v2.0.0", true), ["2.0.0"]);
         assert_eq!(version_tags("v0.4.1", false), ["0.4.1", "0.4"]);
-        assert_eq!(
-            version_tags("v1.2.3+build.5", false),
-            ["1.2.3-build.5", "1.2", "1"]
-        );
+        assert_eq!(version_tags("v1.2.3+build.5", false), ["1.2.3-build.5", "1.2", "1"]);
         assert_eq!(version_tags("simple-tag", false), ["simple-tag"]);
         assert_eq!(version_tags("release/2024", false), ["release-2024"]);
     }
@@ -500,22 +454,13 @@ mod tests {
     fn dockerfile_paths() {
         assert_eq!(dockerfile_path(".", None), "Dockerfile");
         assert_eq!(dockerfile_path("./app/", None), "app/Dockerfile");
-        assert_eq!(
-            dockerfile_path("app", Some("./docker/Dockerfile.prod")),
-            "docker/Dockerfile.prod"
-        );
-        assert_eq!(
-            dockerfile_path("https://github.com/o/r.git#main", None),
-            "Dockerfile"
-        );
+        assert_eq!(dockerfile_path("app", Some("./docker/Dockerfile.prod")), "docker/Dockerfile.prod");
+        assert_eq!(dockerfile_path("https://github.com/o/r.git#main", None), "Dockerfile");
     }
 
     #[test]
     fn sanitize_tag_obeys_the_tag_grammar() {
-        assert_eq!(
-            sanitize_tag("feature/Login-Page").as_deref(),
-            Some("feature-Login-Page")
-        );
+        assert_eq!(sanitize_tag("feature/Login-Page").as_deref(), Some("feature-Login-Page"));
         assert_eq!(sanitize_tag("-.-x").as_deref(), Some("x"));
         assert_eq!(sanitize_tag("ümlaut").as_deref(), Some("mlaut"));
         assert_eq!(sanitize_tag("///"), None);
@@ -524,21 +469,10 @@ mod tests {
 
     #[test]
     fn cache_ref_spellings_are_exact() {
-        let r = CacheRef::Registry {
-            image: "ghcr.io/o/r".into(),
-            tag: CACHE_TAG_MAIN,
-        };
+        let r = CacheRef::Registry { image: "ghcr.io/o/r".into(), tag: CACHE_TAG_MAIN };
         assert_eq!(r.from_arg(), "type=registry,ref=ghcr.io/o/r:buildcache");
-        assert_eq!(
-            r.to_arg(CacheMode::Max),
-            "type=registry,ref=ghcr.io/o/r:buildcache,mode=max,ignore-error=true"
-        );
-        let g = CacheRef::Gha {
-            scope: "ghcr.io/o/r".into(),
-        };
-        assert_eq!(
-            g.to_arg(CacheMode::Min),
-            "type=gha,version=2,scope=ghcr.io/o/r,mode=min,ignore-error=true"
-        );
+        assert_eq!(r.to_arg(CacheMode::Max), "type=registry,ref=ghcr.io/o/r:buildcache,mode=max,ignore-error=true");
+        let g = CacheRef::Gha { scope: "ghcr.io/o/r".into() };
+        assert_eq!(g.to_arg(CacheMode::Min), "type=gha,version=2,scope=ghcr.io/o/r,mode=min,ignore-error=true");
     }
 }

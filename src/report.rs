@@ -14,9 +14,7 @@ use crate::plan::BuildPlan;
 /// Escapes a workflow command's message so that no input can end the line and start
 /// another command.
 pub fn escape_data(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
 }
 
 /// Escapes a workflow command property (`title=…`), where `:` and `,` are separators too.
@@ -26,11 +24,7 @@ pub fn escape_property(s: &str) -> String {
 
 /// The one line a bad input ends the run with.
 pub fn error_line(e: &InputError) -> String {
-    format!(
-        "::error title={}::{}",
-        escape_property(&format!("Invalid {}", e.input)),
-        escape_data(&e.to_string())
-    )
+    format!("::error title={}::{}", escape_property(&format!("Invalid {}", e.input)), escape_data(&e.to_string()))
 }
 
 pub fn warning_line(message: &str) -> String {
@@ -71,19 +65,12 @@ pub fn output_entry(name: &str, value: &str, delimiter: &str) -> Result<String, 
 }
 
 /// Appends the outputs to the `GITHUB_OUTPUT` file.
-pub fn write_outputs(
-    path: &Path,
-    outputs: &[(&str, String)],
-    delimiter: &str,
-) -> std::io::Result<()> {
+pub fn write_outputs(path: &Path, outputs: &[(&str, String)], delimiter: &str) -> std::io::Result<()> {
     let mut text = String::new();
     for (name, value) in outputs {
         text.push_str(&output_entry(name, value, delimiter).map_err(std::io::Error::other)?);
     }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
     f.write_all(text.as_bytes())
 }
 
@@ -95,10 +82,7 @@ pub fn outputs(plan: &BuildPlan, exec: Option<&Execution>) -> Vec<(&'static str,
         ("trust-reason", plan.trust.reason.clone()),
         ("cache-from", plan.cache_from.join("\n")),
         ("cache-to", plan.cache_to.join("\n")),
-        (
-            "plan",
-            serde_json::to_string(plan).expect("a plan always serializes"),
-        ),
+        ("plan", serde_json::to_string(plan).expect("a plan always serializes")),
     ];
     match exec {
         None => {
@@ -110,9 +94,7 @@ pub fn outputs(plan: &BuildPlan, exec: Option<&Execution>) -> Vec<(&'static str,
             out.push(("pushed", e.pushed.to_string()));
             if let Some(m) = &e.metadata {
                 let digest = m.get("containerimage.digest").and_then(Value::as_str);
-                let config = m
-                    .get("containerimage.config.digest")
-                    .and_then(Value::as_str);
+                let config = m.get("containerimage.config.digest").and_then(Value::as_str);
                 if let Some(d) = digest {
                     out.push(("digest", d.to_string()));
                 }
@@ -129,22 +111,14 @@ pub fn outputs(plan: &BuildPlan, exec: Option<&Execution>) -> Vec<(&'static str,
 
 /// Text for a Markdown table cell: no cell breaks, no HTML.
 fn cell(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('|', "\\|")
-        .replace('\n', " ")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('|', "\\|").replace('\n', " ")
 }
 
 fn code_list(items: &[String]) -> String {
     if items.is_empty() {
         return "none".into();
     }
-    items
-        .iter()
-        .map(|i| format!("<code>{}</code>", cell(i)))
-        .collect::<Vec<_>>()
-        .join("<br>")
+    items.iter().map(|i| format!("<code>{}</code>", cell(i))).collect::<Vec<_>>().join("<br>")
 }
 
 /// The job summary, in Markdown.
@@ -153,22 +127,13 @@ pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
     let _ = writeln!(s, "### secure-docker-images: `{}`\n", cell(&plan.image));
     let _ = writeln!(s, "| | |\n|---|---|");
     let _ = writeln!(s, "| Event | `{}` |", cell(&plan.event));
-    let _ = writeln!(
-        s,
-        "| Trusted | {}: {} |",
-        yes_no(plan.trust.trusted),
-        cell(&plan.trust.reason)
-    );
+    let _ = writeln!(s, "| Trusted | {}: {} |", yes_no(plan.trust.trusted), cell(&plan.trust.reason));
     let _ = writeln!(s, "| Lane | {} |", plan.lane.as_str());
     let _ = writeln!(s, "| Cache from | {} |", code_list(&plan.cache_from));
     let _ = writeln!(s, "| Cache to | {} |", code_list(&plan.cache_to));
     let _ = writeln!(s, "| Push | {} |", yes_no(plan.push));
     let _ = writeln!(s, "| Platforms | {} |", cell(&plan.platforms.join(", ")));
-    let secrets = if plan.secrets.is_empty() {
-        "none".to_string()
-    } else {
-        cell(&plan.secrets.join(", "))
-    };
+    let secrets = if plan.secrets.is_empty() { "none".to_string() } else { cell(&plan.secrets.join(", ")) };
     let _ = writeln!(s, "| Secrets (ids) | {secrets} |");
     match exec {
         None => {
@@ -178,23 +143,12 @@ pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
             let result = match &e.outcome {
                 Outcome::Succeeded => "built".to_string(),
                 Outcome::SetupFailed(m) => format!("failed before the build: {}", cell(m)),
-                Outcome::Failed {
-                    error: Some(err), ..
-                } => format!("build failed: {}", cell(&err.message)),
+                Outcome::Failed { error: Some(err), .. } => format!("build failed: {}", cell(&err.message)),
                 Outcome::Failed { code, .. } => format!("build failed (exit code {code})"),
                 Outcome::Cancelled { .. } => "cancelled".to_string(),
             };
-            let _ = writeln!(
-                s,
-                "| Result | {result} in {:.1} s |",
-                e.duration.as_secs_f64()
-            );
-            let meta = |key: &str| {
-                e.metadata
-                    .as_ref()
-                    .and_then(|m| m.get(key))
-                    .and_then(Value::as_str)
-            };
+            let _ = writeln!(s, "| Result | {result} in {:.1} s |", e.duration.as_secs_f64());
+            let meta = |key: &str| e.metadata.as_ref().and_then(|m| m.get(key)).and_then(Value::as_str);
             if let Some(name) = meta("image.name") {
                 let _ = writeln!(s, "| Image name | {} |", code_list(&[name.to_string()]));
             }
@@ -202,18 +156,10 @@ pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
                 let _ = writeln!(s, "| Build ref | `{}` |", cell(build_ref));
             }
             if let Some(h) = e.cache_hits {
-                let _ = writeln!(
-                    s,
-                    "| Cache hits | {} of {} build steps served from cache |",
-                    h.cached, h.total
-                );
+                let _ = writeln!(s, "| Cache hits | {} of {} build steps served from cache |", h.cached, h.total);
             }
             if e.pushed {
-                let digest = e
-                    .metadata
-                    .as_ref()
-                    .and_then(|m| m.get("containerimage.digest"))
-                    .and_then(Value::as_str);
+                let digest = e.metadata.as_ref().and_then(|m| m.get("containerimage.digest")).and_then(Value::as_str);
                 let refs: Vec<String> = plan
                     .tags
                     .iter()
@@ -227,9 +173,7 @@ pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
         }
     }
     let notes: Vec<&String> = plan.warnings.iter().collect();
-    let annotations: Vec<&Annotation> = exec
-        .map(|e| e.annotations.iter().collect())
-        .unwrap_or_default();
+    let annotations: Vec<&Annotation> = exec.map(|e| e.annotations.iter().collect()).unwrap_or_default();
     if !notes.is_empty() || !annotations.is_empty() {
         let _ = writeln!(s, "\n**Notes**\n");
         for n in notes {
@@ -244,10 +188,7 @@ pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
 
 /// Appends to the `GITHUB_STEP_SUMMARY` file.
 pub fn write_summary(path: &Path, markdown: &str) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
     f.write_all(markdown.as_bytes())
 }
 
@@ -256,31 +197,19 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 fn list_or_none(items: &[String]) -> String {
-    if items.is_empty() {
-        "none".to_string()
-    } else {
-        items.join("\n              ")
-    }
+    if items.is_empty() { "none".to_string() } else { items.join("\n              ") }
 }
 
 /// The command, shell-quoted, one flag and its value a line.
 pub fn shell_command(argv: &[String]) -> String {
-    let quote = |a: &String| {
-        shlex::try_quote(a)
-            .map(|q| q.into_owned())
-            .unwrap_or_else(|_| format!("{a:?}"))
-    };
+    let quote = |a: &String| shlex::try_quote(a).map(|q| q.into_owned()).unwrap_or_else(|_| format!("{a:?}"));
     let mut out = String::new();
     let mut i = 0;
     while i < argv.len() {
         let a = &argv[i];
         if i == 0 {
             out.push_str(&quote(a));
-        } else if a.starts_with("--")
-            && !a.contains('=')
-            && i + 2 < argv.len()
-            && !argv[i + 1].starts_with("--")
-        {
+        } else if a.starts_with("--") && !a.contains('=') && i + 2 < argv.len() && !argv[i + 1].starts_with("--") {
             let _ = write!(out, " \\\n  {} {}", quote(a), quote(&argv[i + 1]));
             i += 1;
         } else if a.starts_with("--") || i + 1 == argv.len() {
@@ -297,12 +226,7 @@ pub fn shell_command(argv: &[String]) -> String {
 pub fn render_plan(plan: &BuildPlan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "event:        {}", plan.event);
-    let _ = writeln!(
-        out,
-        "trusted:      {}: {}",
-        yes_no(plan.trust.trusted),
-        plan.trust.reason
-    );
+    let _ = writeln!(out, "trusted:      {}: {}", yes_no(plan.trust.trusted), plan.trust.reason);
     let _ = writeln!(out, "lane:         {}", plan.lane.as_str());
     let _ = writeln!(out, "image:        {}", plan.image);
     let _ = writeln!(out, "push:         {}", yes_no(plan.push));
@@ -342,10 +266,7 @@ mod tests {
 
     #[test]
     fn masks_every_line_of_every_value() {
-        assert_eq!(
-            mask_lines(["a b", "l1\nl2\n", ""]),
-            ["::add-mask::a b", "::add-mask::l1", "::add-mask::l2"]
-        );
+        assert_eq!(mask_lines(["a b", "l1\nl2\n", ""]), ["::add-mask::a b", "::add-mask::l1", "::add-mask::l2"]);
     }
 
     #[test]
@@ -355,10 +276,7 @@ mod tests {
             message: "bad\nthing".into(),
             location: Some(("dir,x/Dockerfile".into(), 4)),
         };
-        assert_eq!(
-            annotation_line(&a),
-            "::error file=dir%2Cx/Dockerfile,line=4::bad%0Athing"
-        );
+        assert_eq!(annotation_line(&a), "::error file=dir%2Cx/Dockerfile,line=4::bad%0Athing");
     }
 
     #[test]
@@ -373,15 +291,8 @@ mod tests {
 
     #[test]
     fn shell_command_quotes_values() {
-        let argv: Vec<String> = [
-            "docker", "buildx", "build", "--label", "a=b c", "--push", ".",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        assert_eq!(
-            shell_command(&argv),
-            "docker buildx build \\\n  --label 'a=b c' \\\n  --push \\\n  ."
-        );
+        let argv: Vec<String> =
+            ["docker", "buildx", "build", "--label", "a=b c", "--push", "."].iter().map(|s| s.to_string()).collect();
+        assert_eq!(shell_command(&argv), "docker buildx build \\\n  --label 'a=b c' \\\n  --push \\\n  .");
     }
 }

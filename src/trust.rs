@@ -37,6 +37,55 @@ pub struct Trust {
 pub struct Decision {
     pub trust: Trust,
     pub lane: Lane,
+    /// The commit the decision is about, when it is not the run's own (`issue_comment`: the
+    /// PR's head as the API saw it). The plan builds and labels that commit.
+    pub pinned_sha: Option<String>,
+}
+
+/// An answer the GitHub API gave, or why there is none (no token, or it failed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup<T> {
+    Found(T),
+    Failed(String),
+}
+
+/// A pull request as the API returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrFacts {
+    pub number: u64,
+    pub head_sha: String,
+    pub head_ref: Option<String>,
+    /// `None` when the head fork was deleted.
+    pub head_repo_id: Option<u64>,
+    pub head_repo_name: Option<String>,
+    pub base_repo_id: Option<u64>,
+}
+
+/// A workflow run as the API returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFacts {
+    pub head_repo_id: Option<u64>,
+    pub head_repo_name: Option<String>,
+    pub head_branch: Option<String>,
+    pub head_sha: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    Public,
+    /// Private or internal: not readable without logging in.
+    Private,
+}
+
+/// What the GitHub API said, gathered before the decision (module `github`). Empty when no
+/// lookup was needed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiFacts {
+    pub pull_request: Option<Lookup<PrFacts>>,
+    pub workflow_run: Option<Lookup<RunFacts>>,
+    pub package_visibility: Option<Lookup<Visibility>>,
+    /// Failures worth a `::warning::`.
+    pub warnings: Vec<String>,
 }
 
 /// The facts the classification reads.
@@ -48,15 +97,17 @@ pub struct Trigger<'a> {
     pub git_ref: Option<&'a str>,
     /// `GITHUB_ACTOR`, or the payload's sender.
     pub actor: Option<&'a str>,
+    pub api: &'a ApiFacts,
 }
 
 impl<'a> Trigger<'a> {
-    pub fn of(ctx: &'a Context) -> Self {
+    pub fn of(ctx: &'a Context, api: &'a ApiFacts) -> Self {
         Trigger {
             event_name: &ctx.event_name,
             event: &ctx.event,
             git_ref: ctx.git_ref.as_deref(),
             actor: ctx.actor.as_deref(),
+            api,
         }
     }
 }
@@ -71,23 +122,11 @@ const PR_EVENTS: &[&str] = &[
 ];
 
 fn trusted(lane: Lane, reason: String) -> Decision {
-    Decision {
-        trust: Trust {
-            trusted: true,
-            reason,
-        },
-        lane,
-    }
+    Decision { trust: Trust { trusted: true, reason }, lane, pinned_sha: None }
 }
 
 fn untrusted(reason: String) -> Decision {
-    Decision {
-        trust: Trust {
-            trusted: false,
-            reason,
-        },
-        lane: Lane::Pr,
-    }
+    Decision { trust: Trust { trusted: false, reason }, lane: Lane::Pr, pinned_sha: None }
 }
 
 /// What a ref points at, relative to the repository's default branch.
@@ -123,10 +162,9 @@ fn by_ref(what: &str, git_ref: Option<&str>, default_branch: Option<&str>) -> De
                 "{what} on the default branch '{b}': code already in the repository, written by someone with write access."
             ),
         ),
-        RefKind::Tag(t) => trusted(
-            Lane::Main,
-            format!("{what} of tag '{t}': a tag can only be created by someone with write access."),
-        ),
+        RefKind::Tag(t) => {
+            trusted(Lane::Main, format!("{what} of tag '{t}': a tag can only be created by someone with write access."))
+        }
         RefKind::Branch(b, Some(d)) => trusted(
             Lane::Pr,
             format!(
@@ -139,16 +177,12 @@ fn by_ref(what: &str, git_ref: Option<&str>, default_branch: Option<&str>) -> De
                 "{what} on branch '{b}' of this repository; the payload does not name the default branch, so it stays in the pr lane."
             ),
         ),
-        RefKind::Other(r) => trusted(
-            Lane::Pr,
-            format!(
-                "{what} on '{r}', which is neither a branch nor a tag: trusted, in the pr lane."
-            ),
-        ),
-        RefKind::Missing => trusted(
-            Lane::Pr,
-            format!("{what} with no ref in the payload or GITHUB_REF: trusted, in the pr lane."),
-        ),
+        RefKind::Other(r) => {
+            trusted(Lane::Pr, format!("{what} on '{r}', which is neither a branch nor a tag: trusted, in the pr lane."))
+        }
+        RefKind::Missing => {
+            trusted(Lane::Pr, format!("{what} with no ref in the payload or GITHUB_REF: trusted, in the pr lane."))
+        }
     }
 }
 
@@ -160,10 +194,7 @@ fn pull_request(t: &Trigger) -> Decision {
             "The {name} payload has no pull_request, so where the code comes from cannot be proven: untrusted."
         ));
     };
-    let number = event
-        .pr_number()
-        .map(|n| format!("#{n}"))
-        .unwrap_or_else(|| "(no number)".into());
+    let number = event.pr_number().map(|n| format!("#{n}")).unwrap_or_else(|| "(no number)".into());
     let author = pr.user.as_ref().and_then(|u| u.login.as_deref());
     if author == Some(DEPENDABOT) || t.actor == Some(DEPENDABOT) {
         return untrusted(format!(
@@ -171,11 +202,7 @@ fn pull_request(t: &Trigger) -> Decision {
         ));
     }
     let target = name == "pull_request_target";
-    let base_id = pr
-        .base
-        .as_ref()
-        .and_then(|b| b.repo.as_ref()?.id)
-        .or(event.repository_id());
+    let base_id = pr.base.as_ref().and_then(|b| b.repo.as_ref()?.id).or(event.repository_id());
     let Some(head) = pr.head.as_ref().and_then(|h| h.repo.as_ref()) else {
         return untrusted(format!(
             "Pull request {number}'s head repository is gone (head.repo is null: the fork was deleted), so its origin cannot be proven: untrusted."
@@ -184,11 +211,7 @@ fn pull_request(t: &Trigger) -> Decision {
     let head_name = head.full_name.as_deref().unwrap_or("an unnamed repository");
     match (head.id, base_id) {
         (Some(h), Some(b)) if h == b => {
-            let branch = pr
-                .head
-                .as_ref()
-                .and_then(|h| h.git_ref.as_deref())
-                .unwrap_or("?");
+            let branch = pr.head.as_ref().and_then(|h| h.git_ref.as_deref()).unwrap_or("?");
             trusted(
                 Lane::Pr,
                 format!(
@@ -213,42 +236,109 @@ fn workflow_run(t: &Trigger) -> Decision {
     let Some(run) = &event.workflow_run else {
         return untrusted("The workflow_run payload has no workflow_run object, so the triggering code's origin cannot be proven: untrusted.".into());
     };
-    let this = event.repository_id();
-    let Some(head) = &run.head_repository else {
-        return untrusted(
-            "The workflow_run payload has no head_repository, so the triggering code's origin cannot be proven: untrusted.".into(),
-        );
-    };
-    match (head.id, this) {
-        (Some(h), Some(r)) if h == r => {
-            let branch = run.head_branch.as_deref();
-            let default = event.default_branch();
-            match (branch, default) {
-                (Some(b), Some(d)) if b == d => trusted(
-                    Lane::Main,
-                    format!("workflow_run for code on the default branch '{b}' of this repository: trusted, main lane."),
-                ),
-                (Some(b), _) => trusted(
-                    Lane::Pr,
-                    format!("workflow_run for branch '{b}' of this repository, not the default branch: trusted, pr lane."),
-                ),
-                (None, _) => trusted(Lane::Pr, "workflow_run from this repository with no head_branch: trusted, pr lane.".into()),
-            }
+    // Where the triggering code lives: from the payload, else from the API.
+    let (head_id, head_name, branch, source) = match (&run.head_repository, &t.api.workflow_run) {
+        (Some(head), _) => (head.id, head.full_name.as_deref(), run.head_branch.as_deref(), ""),
+        (None, Some(Lookup::Found(r))) => (
+            r.head_repo_id,
+            r.head_repo_name.as_deref(),
+            r.head_branch.as_deref().or(run.head_branch.as_deref()),
+            " (looked up with the GitHub API)",
+        ),
+        (None, Some(Lookup::Failed(why))) => {
+            return untrusted(format!(
+                "The workflow_run payload has no head_repository and {why}, so the triggering code's origin cannot be proven: untrusted."
+            ));
         }
+        (None, None) => {
+            return untrusted(
+                "The workflow_run payload has no head_repository, so the triggering code's origin cannot be proven: untrusted.".into(),
+            );
+        }
+    };
+    match (head_id, event.repository_id()) {
+        (Some(h), Some(r)) if h == r => match (branch, event.default_branch()) {
+            (Some(b), Some(d)) if b == d => trusted(
+                Lane::Main,
+                format!(
+                    "workflow_run for code on the default branch '{b}' of this repository{source}: trusted, main lane."
+                ),
+            ),
+            (Some(b), _) => trusted(
+                Lane::Pr,
+                format!(
+                    "workflow_run for branch '{b}' of this repository{source}, not the default branch: trusted, pr lane."
+                ),
+            ),
+            (None, _) => trusted(
+                Lane::Pr,
+                format!("workflow_run from this repository{source} with no head_branch: trusted, pr lane."),
+            ),
+        },
         (Some(h), Some(r)) => untrusted(format!(
-            "workflow_run triggered by code from {} (repository id {h}, not this repository's {r}), such as a fork pull request: untrusted.",
-            head.full_name.as_deref().unwrap_or("another repository")
+            "workflow_run triggered by code from {} (repository id {h}, not this repository's {r}){source}, such as a fork pull request: untrusted.",
+            head_name.unwrap_or("another repository")
         )),
-        _ => untrusted("workflow_run payload lacks a repository id, so the triggering code's origin cannot be proven: untrusted.".into()),
+        _ => untrusted(
+            "workflow_run payload lacks a repository id, so the triggering code's origin cannot be proven: untrusted."
+                .into(),
+        ),
     }
 }
 
+/// Comment authors whose word may start a trusted build of a same-repository PR.
+const MAY_TRIGGER: &[&str] = &["OWNER", "MEMBER", "COLLABORATOR"];
+
 fn issue_comment(t: &Trigger) -> Decision {
-    match t.event.pr_number() {
-        Some(n) if t.event.issue.as_ref().is_some_and(|i| i.pull_request.is_some()) => untrusted(format!(
-            "Comment on pull request #{n}: whether that PR comes from this repository, and whether the commenter may run builds, needs a GitHub API lookup that was not made: untrusted."
+    let event = t.event;
+    let on_pr = event.issue.as_ref().is_some_and(|i| i.pull_request.is_some());
+    let Some(n) = event.pr_number().filter(|_| on_pr) else {
+        return untrusted(
+            "issue_comment on an issue that is not a pull request: no code of a pull request to build, untrusted."
+                .into(),
+        );
+    };
+    let comment = event.comment.as_ref();
+    let who = comment.and_then(|c| c.user.as_ref()?.login.as_deref()).unwrap_or("someone");
+    let association = comment.and_then(|c| c.author_association.as_deref()).unwrap_or("NONE");
+    let pr = match &t.api.pull_request {
+        Some(Lookup::Found(pr)) => pr,
+        Some(Lookup::Failed(why)) => {
+            return untrusted(format!(
+                "Comment on pull request #{n}: {why}, so whether that PR comes from this repository cannot be checked: untrusted."
+            ));
+        }
+        None => {
+            return untrusted(format!(
+                "Comment on pull request #{n}: whether that PR comes from this repository, and whether the commenter may run builds, needs a GitHub API lookup that was not made: untrusted."
+            ));
+        }
+    };
+    let short = &pr.head_sha[..pr.head_sha.len().min(7)];
+    match (pr.head_repo_id, pr.base_repo_id.or(event.repository_id())) {
+        (None, _) => untrusted(format!(
+            "Comment on pull request #{n}, whose head repository was deleted (the GitHub API says head.repo is null): untrusted."
         )),
-        _ => untrusted("issue_comment on an issue that is not a pull request: no code of a pull request to build, untrusted.".into()),
+        (Some(h), Some(b)) if h != b => untrusted(format!(
+            "Comment on pull request #{n}, which the GitHub API says comes from the fork {} (repository id {h}, not {b}): untrusted, whoever commented.",
+            pr.head_repo_name.as_deref().unwrap_or("of another repository")
+        )),
+        (Some(_), None) => untrusted(format!(
+            "Comment on pull request #{n}: the base repository id is unknown, so the PR cannot be shown to come from this repository: untrusted."
+        )),
+        (Some(h), Some(_)) if !MAY_TRIGGER.contains(&association) => untrusted(format!(
+            "Comment by {who} ({association}) on pull request #{n} from this repository (id {h}, per the GitHub API): only an OWNER, MEMBER or COLLABORATOR may start a trusted build, so it is untrusted."
+        )),
+        (Some(h), Some(_)) => Decision {
+            pinned_sha: Some(pr.head_sha.clone()),
+            ..trusted(
+                Lane::Pr,
+                format!(
+                    "Comment by {who} ({association}) on pull request #{n} from branch '{}' of this repository (id {h}, per the GitHub API): trusted, pr lane, pinned to the PR head {short}.",
+                    pr.head_ref.as_deref().unwrap_or("?")
+                ),
+            )
+        },
     }
 }
 
@@ -282,21 +372,12 @@ mod tests {
 
     fn decide(name: &str, payload: &str, git_ref: Option<&str>) -> Decision {
         let event = Event::parse(payload).unwrap();
-        classify(&Trigger {
-            event_name: name,
-            event: &event,
-            git_ref,
-            actor: None,
-        })
+        classify(&Trigger { event_name: name, event: &event, git_ref, actor: None, api: &ApiFacts::default() })
     }
 
     #[test]
     fn branch_push_without_default_branch_stays_in_pr_lane() {
-        let d = decide(
-            "push",
-            r#"{"ref":"refs/heads/main"}"#,
-            Some("refs/heads/main"),
-        );
+        let d = decide("push", r#"{"ref":"refs/heads/main"}"#, Some("refs/heads/main"));
         assert!(d.trust.trusted);
         assert_eq!(d.lane, Lane::Pr);
     }
@@ -326,6 +407,7 @@ mod tests {
             event: &event,
             git_ref: None,
             actor: Some(DEPENDABOT),
+            api: &ApiFacts::default(),
         });
         assert!(!d.trust.trusted);
     }

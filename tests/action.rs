@@ -29,12 +29,7 @@ struct Done {
 
 impl Done {
     fn assert_success(&self) {
-        assert!(
-            self.output.status.success(),
-            "{}\n{}",
-            self.stdout,
-            self.stderr
-        );
+        assert!(self.output.status.success(), "{}\n{}", self.stdout, self.stderr);
     }
 }
 
@@ -54,32 +49,24 @@ impl Run {
             ("HOME", p("home")),
             ("GITHUB_ACTIONS", "true".into()),
             ("GITHUB_EVENT_NAME", event.into()),
-            (
-                "GITHUB_EVENT_PATH",
-                common::fixture_path(fixture).display().to_string(),
-            ),
+            ("GITHUB_EVENT_PATH", common::fixture_path(fixture).display().to_string()),
             ("GITHUB_REPOSITORY", "Codertocat/Hello-World".into()),
             ("GITHUB_REPOSITORY_OWNER", "Codertocat".into()),
             ("GITHUB_ACTOR", "Codertocat".into()),
             ("GITHUB_RUN_ID", "4242".into()),
-            (
-                "GITHUB_SHA",
-                "6113728f27ae82c7b1a177c8d03f9e96e0adf246".into(),
-            ),
+            ("GITHUB_SHA", "6113728f27ae82c7b1a177c8d03f9e96e0adf246".into()),
             ("RUNNER_TEMP", p("runner_temp")),
             ("GITHUB_OUTPUT", p("github_output")),
             ("GITHUB_STEP_SUMMARY", p("step_summary")),
             ("FAKE_DOCKER_LOG", p("calls.jsonl")),
             ("INPUT_GITHUB-TOKEN", TOKEN.into()),
+            ("GITHUB_API_URL", common::github_mock().to_string()),
             ("INPUT_PUSH", "auto".into()),
             ("INPUT_CACHE-MODE", "max".into()),
             ("INPUT_FORK-CACHE", "registry-read".into()),
             ("INPUT_DRY-RUN", "false".into()),
         ];
-        let mut run = Run {
-            dir,
-            env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-        };
+        let mut run = Run { dir, env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect() };
         if event == "push" {
             run = run.with("GITHUB_REF", "refs/heads/master");
         }
@@ -113,9 +100,7 @@ impl Run {
 
     fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_secure-docker-images"));
-        cmd.env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(self.dir.path());
+        cmd.env_clear().envs(self.env.iter().map(|(k, v)| (k, v))).current_dir(self.dir.path());
         for (k, v) in std::env::vars() {
             if k.starts_with("LLVM_PROFILE") {
                 cmd.env(k, v);
@@ -143,12 +128,7 @@ impl Run {
 
     fn call(&self, words: &[&str]) -> Option<Value> {
         self.calls().into_iter().find(|c| {
-            let argv: Vec<&str> = c["argv"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|a| a.as_str().unwrap())
-                .collect();
+            let argv: Vec<&str> = c["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
             argv.starts_with(words)
         })
     }
@@ -160,10 +140,7 @@ impl Run {
         let mut lines = text.lines();
         while let Some(line) = lines.next() {
             let (name, delimiter) = line.split_once("<<").expect("heredoc form");
-            assert!(
-                delimiter.starts_with("ghadelimiter_") && delimiter.len() > 30,
-                "random delimiter: {delimiter}"
-            );
+            assert!(delimiter.starts_with("ghadelimiter_") && delimiter.len() > 30, "random delimiter: {delimiter}");
             let mut value = Vec::new();
             for l in lines.by_ref() {
                 if l == delimiter {
@@ -171,10 +148,7 @@ impl Run {
                 }
                 value.push(l);
             }
-            assert!(
-                out.insert(name.to_string(), value.join("\n")).is_none(),
-                "{name} written twice"
-            );
+            assert!(out.insert(name.to_string(), value.join("\n")).is_none(), "{name} written twice");
         }
         out
     }
@@ -185,28 +159,15 @@ impl Run {
 }
 
 fn argv(call: &Value) -> Vec<String> {
-    call["argv"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap().to_string())
-        .collect()
+    call["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect()
 }
 
 fn flag_values(argv: &[String], flag: &str) -> Vec<String> {
-    argv.windows(2)
-        .filter(|w| w[0] == flag)
-        .map(|w| w[1].clone())
-        .collect()
+    argv.windows(2).filter(|w| w[0] == flag).map(|w| w[1].clone()).collect()
 }
 
 fn env_names(call: &Value) -> Vec<String> {
-    call["env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap().to_string())
-        .collect()
+    call["env"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect()
 }
 
 /// Every file below `dir`, recursively.
@@ -233,77 +194,40 @@ fn trusted_push_logs_in_builds_pushes_and_reports() {
 
     // Login: token on stdin only, private DOCKER_CONFIG under RUNNER_TEMP.
     let login = run.call(&["login"]).expect("a login");
-    assert_eq!(
-        argv(&login),
-        [
-            "login",
-            "ghcr.io",
-            "--username",
-            "Codertocat",
-            "--password-stdin"
-        ]
-    );
+    assert_eq!(argv(&login), ["login", "ghcr.io", "--username", "Codertocat", "--password-stdin"]);
     assert_eq!(login["stdin_bytes"], TOKEN.len());
     let config = login["docker_config"].as_str().unwrap();
-    assert!(
-        config.starts_with(run.path("runner_temp").to_str().unwrap()),
-        "{config}"
-    );
+    assert!(config.starts_with(run.path("runner_temp").to_str().unwrap()), "{config}");
     assert_eq!(login["docker_config_mode"], "700");
-    assert!(
-        !Path::new(config).exists(),
-        "DOCKER_CONFIG is removed when the run ends"
-    );
-    assert!(
-        files_below(&run.path("runner_temp")).is_empty(),
-        "nothing is left under RUNNER_TEMP"
-    );
+    assert!(!Path::new(config).exists(), "DOCKER_CONFIG is removed when the run ends");
+    assert!(files_below(&run.path("runner_temp")).is_empty(), "nothing is left under RUNNER_TEMP");
 
     // Builder made for the run, used, removed.
     let create = argv(&run.call(&["buildx", "create"]).unwrap());
     let name = create[3].clone();
     assert!(name.starts_with("sdi-4242-"), "{name}");
-    assert!(create.ends_with(&[
-        "--driver".into(),
-        "docker-container".into(),
-        "--bootstrap".into()
-    ]));
+    assert!(create.ends_with(&["--driver".into(), "docker-container".into(), "--bootstrap".into()]));
     let build = run.call(&["buildx", "build"]).unwrap();
     let build_argv = argv(&build);
-    assert_eq!(
-        flag_values(&build_argv, "--builder"),
-        std::slice::from_ref(&name)
-    );
+    assert_eq!(flag_values(&build_argv, "--builder"), std::slice::from_ref(&name));
     assert_eq!(flag_values(&build_argv, "--progress"), ["rawjson"]);
     assert_eq!(flag_values(&build_argv, "--metadata-file").len(), 1);
     assert!(build_argv.contains(&"--push".to_string()));
     assert_eq!(build_argv.last().unwrap(), ".");
     assert!(env_names(&build).contains(&"BUILDX_METADATA_WARNINGS".to_string()));
-    assert_eq!(
-        argv(&run.calls().last().unwrap().clone()),
-        ["buildx", "rm", name.as_str()]
-    );
+    assert_eq!(argv(&run.calls().last().unwrap().clone()), ["buildx", "rm", name.as_str()]);
     // No call sees the action's inputs.
     for call in run.calls() {
-        assert!(
-            !env_names(&call).iter().any(|n| n.starts_with("INPUT_")),
-            "{call}"
-        );
+        assert!(!env_names(&call).iter().any(|n| n.starts_with("INPUT_")), "{call}");
     }
 
     let out = run.outputs();
-    assert_eq!(
-        out["digest"],
-        "sha256:df9a0923f3e0042a93146c90a70ce06a069c280488fa684d5a7d9312cbe07e61"
-    );
+    assert_eq!(out["digest"], "sha256:df9a0923f3e0042a93146c90a70ce06a069c280488fa684d5a7d9312cbe07e61");
     assert_eq!(out["imageid"], out["digest"]);
     assert_eq!(out["pushed"], "true");
     assert_eq!(out["trusted"], "true");
     assert_eq!(out["lane"], "main");
-    assert_eq!(
-        out["tags"],
-        "ghcr.io/codertocat/hello-world:latest\nghcr.io/codertocat/hello-world:sha-6113728"
-    );
+    assert_eq!(out["tags"], "ghcr.io/codertocat/hello-world:latest\nghcr.io/codertocat/hello-world:sha-6113728");
     assert_eq!(
         out["cache-to"],
         "type=registry,ref=ghcr.io/codertocat/hello-world:buildcache,mode=max,ignore-error=true"
@@ -317,42 +241,21 @@ fn trusted_push_logs_in_builds_pushes_and_reports() {
     assert_eq!(plan["push"], true);
 
     let summary = run.summary();
-    assert!(
-        summary.contains("| Trusted | yes: Push on the default branch 'master'"),
-        "{summary}"
-    );
-    assert!(
-        summary.contains("| Cache hits | 0 of 4 build steps served from cache |"),
-        "{summary}"
-    );
-    assert!(
-        summary.contains("<code>ghcr.io/codertocat/hello-world:latest@sha256:df9a0923"),
-        "{summary}"
-    );
+    assert!(summary.contains("| Trusted | yes: Push on the default branch 'master'"), "{summary}");
+    assert!(summary.contains("| Cache hits | 0 of 4 build steps served from cache |"), "{summary}");
+    assert!(summary.contains("<code>ghcr.io/codertocat/hello-world:latest@sha256:df9a0923"), "{summary}");
     assert!(summary.contains("| Result | built in "), "{summary}");
-    assert!(
-        summary.contains("| Build ref | `harness/harness0/alyw8lkr9hq5mfj0bya656hsc` |"),
-        "{summary}"
-    );
+    assert!(summary.contains("| Build ref | `harness/harness0/alyw8lkr9hq5mfj0bya656hsc` |"), "{summary}");
     assert!(summary.contains("| Image name | <code>ghcr.io/codertocat/hello-world:latest,ghcr.io/codertocat/hello-world:sha-6113728</code> |"), "{summary}");
 
     // The build log is streamed in a group, with workflow commands switched off around it.
     let stdout = &done.stdout;
     let group = stdout.find("::group::docker buildx build").unwrap();
-    let stop = stdout[group..]
-        .lines()
-        .nth(1)
-        .unwrap()
-        .strip_prefix("::stop-commands::")
-        .unwrap()
-        .to_string();
+    let stop = stdout[group..].lines().nth(1).unwrap().strip_prefix("::stop-commands::").unwrap().to_string();
     assert!(stop.len() >= 32);
     assert!(stdout.contains(&format!("::{stop}::\n::endgroup::")));
     assert!(stdout.contains("#6 [2/4] RUN"));
-    assert!(
-        stdout.contains("#6 step1-start"),
-        "container output is shown"
-    );
+    assert!(stdout.contains("#6 step1-start"), "container output is shown");
 }
 
 #[test]
@@ -360,45 +263,24 @@ fn warm_build_reports_every_step_from_cache() {
     let run = Run::new("push", "push-default-branch.json").with("FAKE_DOCKER_SCENARIO", "warm");
     let done = run.run();
     assert!(done.output.status.success(), "{}", done.stdout);
-    assert!(
-        run.summary()
-            .contains("| Cache hits | 4 of 4 build steps served from cache |"),
-        "{}",
-        run.summary()
-    );
+    assert!(run.summary().contains("| Cache hits | 4 of 4 build steps served from cache |"), "{}", run.summary());
 }
 
 #[test]
 fn same_repo_pr_writes_the_pr_cache_and_does_not_push() {
-    let run = Run::new("pull_request", "pull_request-same-repo-opened.json")
-        .with("GITHUB_REF", "refs/pull/2/merge");
+    let run = Run::new("pull_request", "pull_request-same-repo-opened.json").with("GITHUB_REF", "refs/pull/2/merge");
     let done = run.run();
     done.assert_success();
-    assert!(
-        run.call(&["login", "ghcr.io"]).is_some(),
-        "a trusted PR logs in to write its cache"
-    );
+    assert!(run.call(&["login", "ghcr.io"]).is_some(), "a trusted PR logs in to write its cache");
     let build = argv(&run.call(&["buildx", "build"]).unwrap());
     assert_eq!(
         flag_values(&build, "--cache-to"),
-        [
-            "type=registry,ref=ghcr.io/codertocat/hello-world:buildcache-pr,mode=max,ignore-error=true"
-        ]
+        ["type=registry,ref=ghcr.io/codertocat/hello-world:buildcache-pr,mode=max,ignore-error=true"]
     );
     assert!(!build.contains(&"--push".to_string()));
     let out = run.outputs();
-    assert_eq!(
-        (
-            out["trusted"].as_str(),
-            out["lane"].as_str(),
-            out["pushed"].as_str()
-        ),
-        ("true", "pr", "false")
-    );
-    assert!(
-        !out.contains_key("digest"),
-        "nothing was pushed, so there is no digest"
-    );
+    assert_eq!((out["trusted"].as_str(), out["lane"].as_str(), out["pushed"].as_str()), ("true", "pr", "false"));
+    assert!(!out.contains_key("digest"), "nothing was pushed, so there is no digest");
 }
 
 #[test]
@@ -410,24 +292,16 @@ fn fork_pr_builds_without_login_push_cache_writes_or_secrets() {
         .with("INPUT_PUSH", "true");
     let done = run.run();
     done.assert_success();
-    assert!(
-        run.call(&["login"]).is_none(),
-        "untrusted code never logs in"
-    );
+    assert!(run.call(&["login"]).is_none(), "untrusted code never logs in");
     let build_call = run.call(&["buildx", "build"]).unwrap();
     let build = argv(&build_call);
     for flag in ["--cache-to", "--push", "--secret"] {
         assert!(!build.contains(&flag.to_string()), "{flag} in {build:?}");
     }
-    assert_eq!(
-        flag_values(&build, "--cache-from").len(),
-        2,
-        "reads the registry cache anonymously"
-    );
+    assert_eq!(flag_values(&build, "--cache-from").len(), 2, "reads the registry cache anonymously");
     let names = env_names(&build_call);
     assert!(
-        !names.contains(&"NPM_TOKEN".to_string())
-            && !names.iter().any(|n| n.starts_with("SDI_SECRET")),
+        !names.contains(&"NPM_TOKEN".to_string()) && !names.iter().any(|n| n.starts_with("SDI_SECRET")),
         "{names:?}"
     );
     let out = run.outputs();
@@ -435,14 +309,8 @@ fn fork_pr_builds_without_login_push_cache_writes_or_secrets() {
     assert_eq!(out["pushed"], "false");
     assert!(out["trust-reason"].contains("fork octo-forker/Hello-World"));
     assert!(done.stdout.contains("::warning::push: true ignored"));
-    assert!(
-        done.stdout
-            .contains("::warning::Build secrets withheld from untrusted code: npm, token.")
-    );
-    assert!(
-        run.summary()
-            .contains("| Trusted | no: Pull request #2 comes from the fork")
-    );
+    assert!(done.stdout.contains("::warning::Build secrets withheld from untrusted code: npm, token."));
+    assert!(run.summary().contains("| Trusted | no: Pull request #2 comes from the fork"));
 }
 
 #[test]
@@ -452,11 +320,7 @@ fn failed_build_points_at_the_dockerfile_line_and_writes_no_image_outputs() {
         .with("INPUT_FILE", "docker/Dockerfile");
     let done = run.run();
     assert_eq!(done.output.status.code(), Some(1), "{}", done.stdout);
-    let errors: Vec<&str> = done
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("::error"))
-        .collect();
+    let errors: Vec<&str> = done.stdout.lines().filter(|l| l.starts_with("::error")).collect();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
         errors[0].starts_with("::error file=docker/Dockerfile,line=4::Build failed: failed to build: failed to solve: process \"/bin/sh -c echo compiling && exit 3\""),
@@ -465,29 +329,17 @@ fn failed_build_points_at_the_dockerfile_line_and_writes_no_image_outputs() {
     );
     let out = run.outputs();
     for absent in ["digest", "imageid", "metadata", "tags", "pushed"] {
-        assert!(
-            !out.contains_key(absent),
-            "{absent} written for a failed build"
-        );
+        assert!(!out.contains_key(absent), "{absent} written for a failed build");
     }
     assert_eq!(out["trusted"], "true");
-    assert!(
-        run.summary()
-            .contains("| Result | build failed: failed to build"),
-        "{}",
-        run.summary()
-    );
-    assert!(
-        run.call(&["buildx", "rm"]).is_some(),
-        "the builder is removed after a failure too"
-    );
+    assert!(run.summary().contains("| Result | build failed: failed to build"), "{}", run.summary());
+    assert!(run.call(&["buildx", "rm"]).is_some(), "the builder is removed after a failure too");
     assert!(files_below(&run.path("runner_temp")).is_empty());
 }
 
 #[test]
 fn denied_cache_export_warns_with_the_registry_error_and_stays_green() {
-    let run =
-        Run::new("push", "push-default-branch.json").with("FAKE_DOCKER_SCENARIO", "cache-denied");
+    let run = Run::new("push", "push-default-branch.json").with("FAKE_DOCKER_SCENARIO", "cache-denied");
     let done = run.run();
     assert!(done.output.status.success(), "{}", done.stdout);
     let warning = done
@@ -503,13 +355,14 @@ fn denied_cache_export_warns_with_the_registry_error_and_stays_green() {
 
 #[test]
 fn dockerfile_warnings_become_annotations() {
-    let run = Run::new("push", "push-default-branch.json")
-        .with("FAKE_DOCKER_WARNINGS", "1")
-        .with("INPUT_CONTEXT", "app");
+    let run =
+        Run::new("push", "push-default-branch.json").with("FAKE_DOCKER_WARNINGS", "1").with("INPUT_CONTEXT", "app");
     let done = run.run();
     assert!(done.output.status.success());
     assert!(
-        done.stdout.contains("::warning file=app/Dockerfile,line=1::FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)"),
+        done.stdout.contains(
+            "::warning file=app/Dockerfile,line=1::FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)"
+        ),
         "{}",
         done.stdout
     );
@@ -533,18 +386,11 @@ fn bad_input_writes_nothing_and_runs_nothing() {
     let run = Run::new("push", "push-default-branch.json").with("INPUT_PLATFORMS", "linux/amd65");
     let done = run.run();
     assert_eq!(done.output.status.code(), Some(1));
-    assert!(
-        done.stderr.starts_with("::error title=Invalid platforms::"),
-        "{}",
-        done.stderr
-    );
+    assert!(done.stderr.starts_with("::error title=Invalid platforms::"), "{}", done.stderr);
     assert_eq!(done.stderr.lines().count(), 1);
     assert!(done.stdout.is_empty(), "{}", done.stdout);
     assert!(run.calls().is_empty());
-    assert_eq!(
-        std::fs::read_to_string(run.path("github_output")).unwrap(),
-        ""
-    );
+    assert_eq!(std::fs::read_to_string(run.path("github_output")).unwrap(), "");
     assert_eq!(run.summary(), "");
 }
 
@@ -556,17 +402,9 @@ fn a_missing_platform_on_a_given_builder_fails_naming_it() {
         .with("INPUT_PLATFORMS", "linux/amd64,linux/riscv64");
     let done = run.run();
     assert_eq!(done.output.status.code(), Some(1));
-    assert!(
-        done.stdout
-            .contains("::error::builder 'remote-amd64' does not support linux/riscv64"),
-        "{}",
-        done.stdout
-    );
+    assert!(done.stdout.contains("::error::builder 'remote-amd64' does not support linux/riscv64"), "{}", done.stdout);
     assert!(run.call(&["buildx", "build"]).is_none());
-    assert!(
-        run.call(&["run"]).is_none(),
-        "QEMU is registered only for docker-container builders"
-    );
+    assert!(run.call(&["run"]).is_none(), "QEMU is registered only for docker-container builders");
     assert!(run.call(&["buildx", "create"]).is_none() && run.call(&["buildx", "rm"]).is_none());
 }
 
@@ -574,20 +412,18 @@ fn a_missing_platform_on_a_given_builder_fails_naming_it() {
 fn a_cross_compiling_dockerfile_needs_no_emulation() {
     let run = Run::new("push", "push-default-branch.json")
         .with_user_builder("remote-amd64", "remote")
-        .with_dockerfile("FROM --platform=$BUILDPLATFORM alpine AS build\nRUN make\nFROM scratch\nCOPY --from=build /app /app\n")
+        .with_dockerfile(
+            "FROM --platform=$BUILDPLATFORM alpine AS build\nRUN make\nFROM scratch\nCOPY --from=build /app /app\n",
+        )
         .with("INPUT_PLATFORMS", "linux/amd64,linux/arm64");
     let done = run.run();
     assert!(done.output.status.success(), "{}", done.stdout);
     assert!(
-        done.stdout
-            .contains("::notice::Builder 'remote-amd64' has no emulation for linux/arm64"),
+        done.stdout.contains("::notice::Builder 'remote-amd64' has no emulation for linux/arm64"),
         "{}",
         done.stdout
     );
-    assert!(
-        run.call(&["run"]).is_none(),
-        "no privileged QEMU container when nothing runs emulated"
-    );
+    assert!(run.call(&["run"]).is_none(), "no privileged QEMU container when nothing runs emulated");
     assert!(run.call(&["buildx", "build"]).is_some());
 }
 
@@ -599,63 +435,27 @@ fn qemu_is_registered_once_for_missing_platforms() {
     let done = run.run();
     assert!(done.output.status.success(), "{}", done.stdout);
     let binfmt = argv(&run.call(&["run"]).unwrap());
-    assert_eq!(
-        binfmt,
-        [
-            "run",
-            "--privileged",
-            "--rm",
-            "tonistiigi/binfmt",
-            "--install",
-            "arm64,arm"
-        ]
-    );
-    let inspects = run
-        .calls()
-        .iter()
-        .filter(|c| argv(c).starts_with(&["buildx".into(), "inspect".into()]))
-        .count();
+    assert_eq!(binfmt, ["run", "--privileged", "--rm", "tonistiigi/binfmt", "--install", "arm64,arm"]);
+    let inspects = run.calls().iter().filter(|c| argv(c).starts_with(&["buildx".into(), "inspect".into()])).count();
     assert_eq!(inspects, 2);
 }
 
 #[test]
 fn a_native_single_platform_build_makes_only_the_calls_it_needs() {
-    let native = if cfg!(target_arch = "aarch64") {
-        "linux/arm64"
-    } else {
-        "linux/amd64"
-    };
+    let native = if cfg!(target_arch = "aarch64") { "linux/arm64" } else { "linux/amd64" };
     let run = Run::new("push", "push-default-branch.json").with("INPUT_PLATFORMS", native);
     assert!(run.run().output.status.success());
     let words: Vec<String> = run.calls().iter().map(|c| argv(c)[..2].join(" ")).collect();
-    assert_eq!(
-        words,
-        [
-            "login ghcr.io",
-            "buildx create",
-            "buildx build",
-            "buildx rm"
-        ]
-    );
+    assert_eq!(words, ["login ghcr.io", "buildx create", "buildx build", "buildx rm"]);
     let given = Run::new("push", "push-default-branch.json")
         .with_user_builder("ci", "docker-container")
         .with("INPUT_PLATFORMS", native)
         .with("INPUT_GITHUB-TOKEN", "");
     let done = given.run();
     assert!(done.output.status.success(), "{}", done.stdout);
-    let words: Vec<String> = given
-        .calls()
-        .iter()
-        .map(|c| argv(c)[..2].join(" "))
-        .collect();
+    let words: Vec<String> = given.calls().iter().map(|c| argv(c)[..2].join(" ")).collect();
     assert_eq!(words, ["buildx inspect", "buildx build"]);
-    assert_eq!(
-        flag_values(
-            &argv(&given.call(&["buildx", "build"]).unwrap()),
-            "--builder"
-        ),
-        ["ci"]
-    );
+    assert_eq!(flag_values(&argv(&given.call(&["buildx", "build"]).unwrap()), "--builder"), ["ci"]);
 }
 
 #[test]
@@ -664,8 +464,7 @@ fn refused_login_fails_a_push_before_the_build() {
     let done = run.run();
     assert_eq!(done.output.status.code(), Some(1));
     assert!(
-        done.stdout
-            .contains("::error::docker login to ghcr.io failed (Error response from daemon"),
+        done.stdout.contains("::error::docker login to ghcr.io failed (Error response from daemon"),
         "{}",
         done.stdout
     );
@@ -676,24 +475,17 @@ fn refused_login_fails_a_push_before_the_build() {
 
 #[test]
 fn refused_login_only_warns_when_nothing_is_pushed() {
-    let run = Run::new("pull_request", "pull_request-same-repo-opened.json")
-        .with("FAKE_DOCKER_FAIL_LOGIN", "1");
+    let run = Run::new("pull_request", "pull_request-same-repo-opened.json").with("FAKE_DOCKER_FAIL_LOGIN", "1");
     let done = run.run();
     assert!(done.output.status.success(), "{}", done.stdout);
-    assert!(
-        done.stdout
-            .contains("::warning::docker login to ghcr.io failed")
-    );
+    assert!(done.stdout.contains("::warning::docker login to ghcr.io failed"));
     assert!(run.call(&["buildx", "build"]).is_some());
 }
 
 #[test]
 fn no_secret_value_leaks_anywhere() {
     let run = Run::new("push", "push-default-branch.json")
-        .with(
-            "INPUT_SECRETS",
-            &format!("npm={SECRET}\nmulti=first-line-secret"),
-        )
+        .with("INPUT_SECRETS", &format!("npm={SECRET}\nmulti=first-line-secret"))
         .with("INPUT_SECRET-ENVS", "token=NPM_TOKEN")
         .with("NPM_TOKEN", ENV_SECRET);
     let done = run.run();
@@ -703,47 +495,27 @@ fn no_secret_value_leaks_anywhere() {
 
     // The build got them the way buildx reads them: by environment name.
     let build = run.call(&["buildx", "build"]).unwrap();
-    assert_eq!(
-        build["secrets"],
-        serde_json::json!({"npm": true, "multi": true, "token": true})
-    );
+    assert_eq!(build["secrets"], serde_json::json!({"npm": true, "multi": true, "token": true}));
     assert!(env_names(&build).contains(&"SDI_SECRET_0".to_string()));
 
     for value in values {
         for call in run.calls() {
             let text = call.to_string();
-            assert!(
-                !text.contains(value),
-                "{value} reached a docker call's record: {text}"
-            );
+            assert!(!text.contains(value), "{value} reached a docker call's record: {text}");
         }
-        for file in files_below(&run.path("runner_temp"))
-            .iter()
-            .chain(files_below(&run.path("home")).iter())
-        {
+        for file in files_below(&run.path("runner_temp")).iter().chain(files_below(&run.path("home")).iter()) {
             let text = String::from_utf8_lossy(&std::fs::read(file).unwrap()).into_owned();
-            assert!(
-                !text.contains(value) && !text.contains(&b64(value)),
-                "{value} left in {}",
-                file.display()
-            );
+            assert!(!text.contains(value) && !text.contains(&b64(value)), "{value} left in {}", file.display());
         }
         let outputs = std::fs::read_to_string(run.path("github_output")).unwrap();
         assert!(!outputs.contains(value), "{value} in GITHUB_OUTPUT");
         assert!(!run.summary().contains(value), "{value} in the summary");
         assert!(!done.stderr.contains(value), "{value} on stderr");
         for line in done.stdout.lines().filter(|l| l.contains(value)) {
-            assert_eq!(
-                line,
-                format!("::add-mask::{value}"),
-                "{value} printed unmasked"
-            );
+            assert_eq!(line, format!("::add-mask::{value}"), "{value} printed unmasked");
         }
         // Masked before anything else is printed.
-        let mask = done
-            .stdout
-            .find(&format!("::add-mask::{value}"))
-            .expect("masked");
+        let mask = done.stdout.find(&format!("::add-mask::{value}")).expect("masked");
         assert!(mask < done.stdout.find("::group::Plan").unwrap());
     }
 }
@@ -753,18 +525,10 @@ fn cancellation_is_forwarded_and_the_action_exits_within_ten_seconds() {
     let run = Run::new("push", "push-default-branch.json").with("FAKE_DOCKER_SCENARIO", "cancel");
     let stamp = run.path("stamp");
     let run = run.with("FAKE_DOCKER_STAMP", stamp.to_str().unwrap());
-    let mut child = run
-        .command()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = run.command().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let waited = Instant::now();
     while !stamp.exists() {
-        assert!(
-            waited.elapsed() < Duration::from_secs(20),
-            "the build never started"
-        );
+        assert!(waited.elapsed() < Duration::from_secs(20), "the build never started");
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(200));
@@ -776,27 +540,14 @@ fn cancellation_is_forwarded_and_the_action_exits_within_ten_seconds() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(
-            sent.elapsed() < Duration::from_secs(10),
-            "still running 10 s after SIGTERM"
-        );
+        assert!(sent.elapsed() < Duration::from_secs(10), "still running 10 s after SIGTERM");
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(128 + libc::SIGTERM));
     let build = run.call(&["buildx", "build"]).unwrap();
-    assert_eq!(
-        build["signal"],
-        libc::SIGTERM,
-        "the child received the same signal"
-    );
-    assert!(
-        run.call(&["buildx", "rm"]).is_some(),
-        "the builder is removed"
-    );
-    assert!(
-        files_below(&run.path("runner_temp")).is_empty(),
-        "the private directory is removed"
-    );
+    assert_eq!(build["signal"], libc::SIGTERM, "the child received the same signal");
+    assert!(run.call(&["buildx", "rm"]).is_some(), "the builder is removed");
+    assert!(files_below(&run.path("runner_temp")).is_empty(), "the private directory is removed");
     let out = run.outputs();
     assert!(!out.contains_key("digest") && !out.contains_key("pushed"));
 }

@@ -26,21 +26,10 @@ struct E2e {
 
 fn e2e(test: &str) -> Option<E2e> {
     let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    match (
-        get("SDI_E2E_BUILDER"),
-        get("SDI_E2E_REGISTRY"),
-        get("SDI_E2E_BASE_IMAGE"),
-    ) {
-        (Some(builder), Some(registry), Some(base)) => Some(E2e {
-            builder,
-            registry,
-            base,
-        }),
+    match (get("SDI_E2E_BUILDER"), get("SDI_E2E_REGISTRY"), get("SDI_E2E_BASE_IMAGE")) {
+        (Some(builder), Some(registry), Some(base)) => Some(E2e { builder, registry, base }),
         _ => {
-            skip(
-                test,
-                "set SDI_E2E_BUILDER, SDI_E2E_REGISTRY and SDI_E2E_BASE_IMAGE to run the real-engine tests",
-            );
+            skip(test, "set SDI_E2E_BUILDER, SDI_E2E_REGISTRY and SDI_E2E_BASE_IMAGE to run the real-engine tests");
             None
         }
     }
@@ -67,21 +56,12 @@ fn start(test: &str, kind: &str) -> Option<Case> {
     let n = nonce();
     let repo = format!("sdi-e2e/{kind}-{n}");
     let image = format!("{}/{repo}", e.registry);
-    Some(Case {
-        e,
-        _serial: serial,
-        n,
-        repo,
-        image,
-    })
+    Some(Case { e, _serial: serial, n, repo, image })
 }
 
 fn nonce() -> String {
     let mut b = [0u8; 6];
-    std::fs::File::open("/dev/urandom")
-        .unwrap()
-        .read_exact(&mut b)
-        .unwrap();
+    std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut b).unwrap();
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -128,10 +108,7 @@ fn run_action(
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_secure-docker-images"));
     cmd.current_dir(ws.dir.path());
     for (k, _) in std::env::vars() {
-        if k.starts_with("GITHUB_")
-            || k.starts_with("INPUT_")
-            || k.starts_with("RUNNER_")
-            || k.starts_with("ACTIONS_")
+        if k.starts_with("GITHUB_") || k.starts_with("INPUT_") || k.starts_with("RUNNER_") || k.starts_with("ACTIONS_")
         {
             cmd.env_remove(k);
         }
@@ -164,30 +141,15 @@ fn run_action(
     }
     let summary = std::fs::read_to_string(&summary_file).unwrap();
     assert!(
-        std::fs::read_dir(ws.path("runner/temp"))
-            .unwrap()
-            .next()
-            .is_none(),
+        std::fs::read_dir(ws.path("runner/temp")).unwrap().next().is_none(),
         "the action left files under RUNNER_TEMP"
     );
-    Ran {
-        output,
-        stdout,
-        outputs,
-        summary,
-    }
+    Ran { output, stdout, outputs, summary }
 }
 
 fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker runs");
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("docker").args(args).output().expect("docker runs");
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -208,29 +170,16 @@ fn http_get(registry: &str, path: &str, accept: &str) -> (u16, HashMap<String, S
         write!(s, "GET {path} HTTP/1.1\r\nHost: {registry}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n").unwrap();
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).unwrap();
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("HTTP headers");
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("HTTP headers");
         let head = String::from_utf8_lossy(&raw[..split]).into_owned();
         let mut body = raw[split + 4..].to_vec();
         let mut lines = head.lines();
-        let status: u16 = lines
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
+        let status: u16 = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
         let headers: HashMap<String, String> = lines
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
             .collect();
-        if headers
-            .get("transfer-encoding")
-            .is_some_and(|t| t.contains("chunked"))
-        {
+        if headers.get("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
             body = dechunk(&body);
         }
         if (300..400).contains(&status) {
@@ -263,16 +212,9 @@ const MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, application/vn
 
 /// `(digest, manifest)` of `repo:reference`, or `None` when the registry has no such tag.
 fn manifest(registry: &str, repo: &str, reference: &str) -> Option<(String, Value)> {
-    let (status, headers, body) = http_get(
-        registry,
-        &format!("/v2/{repo}/manifests/{reference}"),
-        MANIFESTS,
-    );
+    let (status, headers, body) = http_get(registry, &format!("/v2/{repo}/manifests/{reference}"), MANIFESTS);
     match status {
-        200 => Some((
-            headers["docker-content-digest"].clone(),
-            serde_json::from_slice(&body).unwrap(),
-        )),
+        200 => Some((headers["docker-content-digest"].clone(), serde_json::from_slice(&body).unwrap())),
         404 => None,
         other => panic!("registry answered {other} for {repo}:{reference}"),
     }
@@ -295,20 +237,13 @@ fn cache_hits(summary: &str) -> (usize, usize) {
 
 fn native(e: &E2e) -> String {
     let (_, platforms) = builder_platforms(&e.builder);
-    platforms
-        .first()
-        .cloned()
-        .expect("the builder lists a platform")
+    platforms.first().cloned().expect("the builder lists a platform")
 }
 
 #[test]
 fn main_push_then_rebuild_from_the_registry_cache_then_a_fork_pr() {
-    let Some(Case {
-        e, n, repo, image, ..
-    }) = start(
-        "main_push_then_rebuild_from_the_registry_cache_then_a_fork_pr",
-        "main",
-    )
+    let Some(Case { e, n, repo, image, .. }) =
+        start("main_push_then_rebuild_from_the_registry_cache_then_a_fork_pr", "main")
     else {
         return;
     };
@@ -325,77 +260,37 @@ fn main_push_then_rebuild_from_the_registry_cache_then_a_fork_pr() {
     ];
 
     // (a) Trusted main-lane push: the image is in the registry under the digest the action reports.
-    let a = run_action(
-        &ws,
-        "push",
-        "push-default-branch.json",
-        "refs/heads/master",
-        &inputs,
-        &[],
-    );
+    let a = run_action(&ws, "push", "push-default-branch.json", "refs/heads/master", &inputs, &[]);
     assert!(a.output.status.success(), "{}", a.stdout);
     assert_eq!(a.outputs["pushed"], "true");
     let (digest, _) = manifest(&e.registry, &repo, "latest").expect("latest was pushed");
     assert_eq!(a.outputs["digest"], digest);
     assert!(manifest(&e.registry, &repo, "sha-6113728").is_some());
-    assert!(
-        manifest(&e.registry, &repo, "buildcache").is_some(),
-        "the main cache was written"
-    );
-    assert!(
-        manifest(&e.registry, &repo, "buildcache-pr").is_none(),
-        "a main build never writes the PR cache"
-    );
+    assert!(manifest(&e.registry, &repo, "buildcache").is_some(), "the main cache was written");
+    assert!(manifest(&e.registry, &repo, "buildcache-pr").is_none(), "a main build never writes the PR cache");
 
     // (b) An emptied builder, the same build: every step comes from the registry cache.
     prune(&e.builder);
-    let b = run_action(
-        &ws,
-        "push",
-        "push-default-branch.json",
-        "refs/heads/master",
-        &inputs,
-        &[],
-    );
+    let b = run_action(&ws, "push", "push-default-branch.json", "refs/heads/master", &inputs, &[]);
     assert!(b.output.status.success(), "{}", b.stdout);
     assert_eq!(cache_hits(&b.summary), (3, 3), "{}", b.summary);
     let (cache_digest, _) = manifest(&e.registry, &repo, "buildcache").unwrap();
 
     // (c) A fork PR: builds from that cache, pushes nothing, writes no cache.
     prune(&e.builder);
-    let c = run_action(
-        &ws,
-        "pull_request",
-        "pull_request-fork-opened.json",
-        "refs/pull/2/merge",
-        &inputs,
-        &[],
-    );
+    let c = run_action(&ws, "pull_request", "pull_request-fork-opened.json", "refs/pull/2/merge", &inputs, &[]);
     assert!(c.output.status.success(), "{}", c.stdout);
     assert_eq!(c.outputs["trusted"], "false");
     assert_eq!(c.outputs["pushed"], "false");
     assert_eq!(cache_hits(&c.summary), (3, 3), "{}", c.summary);
-    assert!(
-        manifest(&e.registry, &repo, "pr-2").is_none(),
-        "a fork PR pushed an image"
-    );
-    assert!(
-        manifest(&e.registry, &repo, "buildcache-pr").is_none(),
-        "a fork PR wrote the PR cache"
-    );
-    assert_eq!(
-        manifest(&e.registry, &repo, "buildcache").unwrap().0,
-        cache_digest,
-        "a fork PR changed the main cache"
-    );
+    assert!(manifest(&e.registry, &repo, "pr-2").is_none(), "a fork PR pushed an image");
+    assert!(manifest(&e.registry, &repo, "buildcache-pr").is_none(), "a fork PR wrote the PR cache");
+    assert_eq!(manifest(&e.registry, &repo, "buildcache").unwrap().0, cache_digest, "a fork PR changed the main cache");
 }
 
 #[test]
 fn multi_platform_build_with_a_buildplatform_stage() {
-    let Some(Case {
-        e, n, repo, image, ..
-    }) = start("multi_platform_build_with_a_buildplatform_stage", "multi")
-    else {
+    let Some(Case { e, n, repo, image, .. }) = start("multi_platform_build_with_a_buildplatform_stage", "multi") else {
         return;
     };
     // Every RUN step runs on $BUILDPLATFORM: the action builds this on any builder, with
@@ -410,14 +305,7 @@ fn multi_platform_build_with_a_buildplatform_stage() {
         ("platforms", "linux/amd64,linux/arm64"),
         ("github-token", ""),
     ];
-    let r = run_action(
-        &ws,
-        "push",
-        "push-default-branch.json",
-        "refs/heads/master",
-        &inputs,
-        &[],
-    );
+    let r = run_action(&ws, "push", "push-default-branch.json", "refs/heads/master", &inputs, &[]);
     assert!(r.output.status.success(), "{}", r.stdout);
     let (digest, index) = manifest(&e.registry, &repo, "latest").unwrap();
     assert_eq!(r.outputs["digest"], digest);
@@ -425,28 +313,14 @@ fn multi_platform_build_with_a_buildplatform_stage() {
         .as_array()
         .expect("an index")
         .iter()
-        .filter_map(|m| {
-            Some(format!(
-                "{}/{}",
-                m["platform"]["os"].as_str()?,
-                m["platform"]["architecture"].as_str()?
-            ))
-        })
+        .filter_map(|m| Some(format!("{}/{}", m["platform"]["os"].as_str()?, m["platform"]["architecture"].as_str()?)))
         .filter(|p| p != "unknown/unknown")
         .collect();
-    assert_eq!(
-        platforms,
-        BTreeSet::from(["linux/amd64".to_string(), "linux/arm64".to_string()])
-    );
+    assert_eq!(platforms, BTreeSet::from(["linux/amd64".to_string(), "linux/arm64".to_string()]));
 }
 
 /// Every layer of the image for `platform`, decompressed, and its config.
-fn layers_and_config(
-    registry: &str,
-    repo: &str,
-    reference: &str,
-    platform: &str,
-) -> (Vec<Vec<u8>>, Vec<u8>) {
+fn layers_and_config(registry: &str, repo: &str, reference: &str, platform: &str) -> (Vec<Vec<u8>>, Vec<u8>) {
     let (_, top) = manifest(registry, repo, reference).unwrap();
     let image = match top["manifests"].as_array() {
         Some(list) => {
@@ -456,9 +330,7 @@ fn layers_and_config(
                 .iter()
                 .find(|m| m["platform"]["os"] == os && m["platform"]["architecture"] == arch)
                 .expect("the platform's manifest");
-            manifest(registry, repo, m["digest"].as_str().unwrap())
-                .unwrap()
-                .1
+            manifest(registry, repo, m["digest"].as_str().unwrap()).unwrap().1
         }
         None => top,
     };
@@ -472,15 +344,10 @@ fn layers_and_config(
             let media = l["mediaType"].as_str().unwrap();
             if media.ends_with("gzip") {
                 let mut out = Vec::new();
-                flate2::read::GzDecoder::new(&data[..])
-                    .read_to_end(&mut out)
-                    .unwrap();
+                flate2::read::GzDecoder::new(&data[..]).read_to_end(&mut out).unwrap();
                 out
             } else {
-                assert!(
-                    media.ends_with(".tar") || media.ends_with("tar"),
-                    "unexpected layer type {media}"
-                );
+                assert!(media.ends_with(".tar") || media.ends_with("tar"), "unexpected layer type {media}");
                 data
             }
         })
@@ -494,12 +361,8 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[test]
 fn a_secret_mount_builds_green_and_leaves_no_trace_in_the_image() {
-    let Some(Case {
-        e, n, repo, image, ..
-    }) = start(
-        "a_secret_mount_builds_green_and_leaves_no_trace_in_the_image",
-        "secret",
-    )
+    let Some(Case { e, n, repo, image, .. }) =
+        start("a_secret_mount_builds_green_and_leaves_no_trace_in_the_image", "secret")
     else {
         return;
     };
@@ -534,10 +397,7 @@ fn a_secret_mount_builds_green_and_leaves_no_trace_in_the_image() {
         base64::engine::general_purpose::STANDARD.encode(&value)
     };
     for (i, layer) in layers.iter().enumerate() {
-        assert!(
-            !contains(layer, value.as_bytes()) && !contains(layer, b64.as_bytes()),
-            "the secret is in layer {i}"
-        );
+        assert!(!contains(layer, value.as_bytes()) && !contains(layer, b64.as_bytes()), "the secret is in layer {i}");
     }
     assert!(
         !contains(&config, value.as_bytes()) && !contains(&config, b64.as_bytes()),
@@ -546,9 +406,7 @@ fn a_secret_mount_builds_green_and_leaves_no_trace_in_the_image() {
     // The step did see the secret: it recorded its length.
     let proof = format!("{}\n", value.len());
     assert!(
-        layers
-            .iter()
-            .any(|l| contains(l, b"secret-length.txt") && contains(l, proof.as_bytes())),
+        layers.iter().any(|l| contains(l, b"secret-length.txt") && contains(l, proof.as_bytes())),
         "the secret was not mounted"
     );
 }

@@ -32,12 +32,7 @@ fn fork_cache_gha_writes_the_pr_scoped_actions_cache_only() {
             format!("type=registry,ref={IMG}:buildcache"),
         ]
     );
-    assert_eq!(
-        p.cache_to,
-        [format!(
-            "type=gha,version=2,scope={IMG},mode=max,ignore-error=true"
-        )]
-    );
+    assert_eq!(p.cache_to, [format!("type=gha,version=2,scope={IMG},mode=max,ignore-error=true")]);
     assert!(p.login.is_empty() && !p.push);
 }
 
@@ -51,22 +46,9 @@ fn fork_cache_none_uses_no_cache_and_does_not_touch_trusted_runs() {
 
 #[test]
 fn cache_mode_min_and_a_separate_cache_image() {
-    let p = run(
-        "push",
-        &main_push(),
-        &[
-            ("INPUT_CACHE-MODE", "min"),
-            ("INPUT_CACHE-IMAGE", "Codertocat/hello-cache"),
-        ],
-    );
-    assert_eq!(
-        p.cache_from,
-        ["type=registry,ref=ghcr.io/codertocat/hello-cache:buildcache"]
-    );
-    assert_eq!(
-        p.cache_to,
-        ["type=registry,ref=ghcr.io/codertocat/hello-cache:buildcache,mode=min,ignore-error=true"]
-    );
+    let p = run("push", &main_push(), &[("INPUT_CACHE-MODE", "min"), ("INPUT_CACHE-IMAGE", "Codertocat/hello-cache")]);
+    assert_eq!(p.cache_from, ["type=registry,ref=ghcr.io/codertocat/hello-cache:buildcache"]);
+    assert_eq!(p.cache_to, ["type=registry,ref=ghcr.io/codertocat/hello-cache:buildcache,mode=min,ignore-error=true"]);
     assert_eq!(p.image, IMG);
 }
 
@@ -75,22 +57,11 @@ fn actions_cache_mode_is_obeyed() {
     let read = run("push", &main_push(), &[("ACTIONS_CACHE_MODE", "read")]);
     assert_eq!(read.cache_from.len(), 1);
     assert!(read.cache_to.is_empty());
-    assert!(
-        read.login.is_empty(),
-        "no cache write and no push: nothing to log in for"
-    );
-    let write_only = run(
-        "push",
-        &main_push(),
-        &[("ACTIONS_CACHE_MODE", "write-only")],
-    );
+    assert!(read.login.is_empty(), "no cache write and no push: nothing to log in for");
+    let write_only = run("push", &main_push(), &[("ACTIONS_CACHE_MODE", "write-only")]);
     assert!(write_only.cache_from.is_empty());
     assert_eq!(write_only.cache_to.len(), 1);
-    let none = run(
-        "pull_request",
-        &fixture("pull_request-same-repo-opened.json"),
-        &[("ACTIONS_CACHE_MODE", "none")],
-    );
+    let none = run("pull_request", &fixture("pull_request-same-repo-opened.json"), &[("ACTIONS_CACHE_MODE", "none")]);
     assert!(none.cache_from.is_empty() && none.cache_to.is_empty());
     let unknown = run("push", &main_push(), &[("ACTIONS_CACHE_MODE", "sometimes")]);
     assert!(unknown.cache_to.is_empty());
@@ -99,33 +70,17 @@ fn actions_cache_mode_is_obeyed() {
 
 #[test]
 fn registry_and_image_inputs_make_the_image_name() {
-    let p = run(
-        "push",
-        &main_push(),
-        &[("INPUT_REGISTRY", "registry.example.com:5000")],
-    );
+    let p = run("push", &main_push(), &[("INPUT_REGISTRY", "registry.example.com:5000")]);
     assert_eq!(p.image, "registry.example.com:5000/codertocat/hello-world");
-    assert!(
-        p.cache_to[0].contains("ref=registry.example.com:5000/codertocat/hello-world:buildcache,")
-    );
-    let full = run(
-        "push",
-        &main_push(),
-        &[
-            ("INPUT_IMAGE", "localhost:5000/team/app"),
-            ("INPUT_REGISTRY", "docker.io"),
-        ],
-    );
+    assert!(p.cache_to[0].contains("ref=registry.example.com:5000/codertocat/hello-world:buildcache,"));
+    let full =
+        run("push", &main_push(), &[("INPUT_IMAGE", "localhost:5000/team/app"), ("INPUT_REGISTRY", "docker.io")]);
     assert_eq!(full.image, "localhost:5000/team/app");
     let local = run("push", &main_push(), &[("INPUT_IMAGE", "localhost/app")]);
     assert_eq!(local.image, "localhost/app");
     let path = run("push", &main_push(), &[("INPUT_IMAGE", "team/app")]);
     assert_eq!(path.image, "ghcr.io/team/app");
-    let upper = run(
-        "push",
-        &main_push(),
-        &[("INPUT_IMAGE", "Team/App"), ("INPUT_GITHUB-TOKEN", "t")],
-    );
+    let upper = run("push", &main_push(), &[("INPUT_IMAGE", "Team/App"), ("INPUT_GITHUB-TOKEN", "t")]);
     assert_eq!(upper.image, "ghcr.io/team/app");
     assert_eq!(upper.login, ["ghcr.io"]);
     let split = run(
@@ -141,50 +96,23 @@ fn registry_and_image_inputs_make_the_image_name() {
     let mirrored = run(
         "push",
         &main_push(),
-        &[
-            ("INPUT_TAGS", "v1\nquay.io/team/app:v1\nteam/app:v1"),
-            ("INPUT_GITHUB-TOKEN", "t"),
-        ],
+        &[("INPUT_TAGS", "v1\nquay.io/team/app:v1\nteam/app:v1"), ("INPUT_GITHUB-TOKEN", "t")],
     );
-    assert_eq!(
-        mirrored.login,
-        ["ghcr.io", "quay.io", "docker.io"],
-        "every registry pushed to"
-    );
+    assert_eq!(mirrored.login, ["ghcr.io", "quay.io", "docker.io"], "every registry pushed to");
 }
 
 #[test]
 fn push_policy() {
     let same = fixture("pull_request-same-repo-opened.json");
-    assert!(
-        !run("pull_request", &same, &[]).push,
-        "auto: pr lane does not push"
-    );
-    assert!(
-        run("pull_request", &same, &[("INPUT_PUSH", "true")]).push,
-        "true: trusted pr lane pushes"
-    );
+    assert!(!run("pull_request", &same, &[]).push, "auto: pr lane does not push");
+    assert!(run("pull_request", &same, &[("INPUT_PUSH", "true")]).push, "true: trusted pr lane pushes");
     assert!(!run("push", &main_push(), &[("INPUT_PUSH", "false")]).push);
-    let forced = run(
-        "pull_request",
-        &fork(),
-        &[("INPUT_PUSH", "true"), ("INPUT_GITHUB-TOKEN", "t")],
-    );
+    let forced = run("pull_request", &fork(), &[("INPUT_PUSH", "true"), ("INPUT_GITHUB-TOKEN", "t")]);
     assert!(!forced.push && forced.login.is_empty());
-    assert!(
-        forced
-            .warnings
-            .iter()
-            .any(|w| w.contains("push: true ignored"))
-    );
+    assert!(forced.warnings.iter().any(|w| w.contains("push: true ignored")));
     let no_token = run("push", &main_push(), &[]);
     assert!(no_token.push && no_token.login.is_empty());
-    assert!(
-        no_token
-            .warnings
-            .iter()
-            .any(|w| w.contains("No github-token"))
-    );
+    assert!(no_token.warnings.iter().any(|w| w.contains("No github-token")));
 }
 
 #[test]
@@ -212,35 +140,13 @@ fn default_tags_per_event() {
     release["release"]["prerelease"] = json!(true);
     assert_eq!(tags("release", &release, &[]), ["1.2.3"]);
     assert_eq!(tags("pull_request", &fork(), &[]), ["pr-2"]);
+    assert_eq!(tags("issue_comment", &fixture("issue_comment-on-pull-request.json"), &[]), ["pr-1"]);
     assert_eq!(
-        tags(
-            "issue_comment",
-            &fixture("issue_comment-on-pull-request.json"),
-            &[]
-        ),
-        ["pr-1"]
-    );
-    assert_eq!(
-        tags(
-            "schedule",
-            &fixture("schedule.json"),
-            &[("GITHUB_SHA", "0123456789abcdef")]
-        ),
+        tags("schedule", &fixture("schedule.json"), &[("GITHUB_SHA", "0123456789abcdef")]),
         ["nightly", "sha-0123456"]
     );
-    let explicit = run(
-        "push",
-        &main_push(),
-        &[("INPUT_TAGS", "v1\nedge, ghcr.io/Other/Name:Stable")],
-    );
-    assert_eq!(
-        explicit.tags,
-        [
-            format!("{IMG}:v1"),
-            format!("{IMG}:edge"),
-            "ghcr.io/other/name:Stable".to_string()
-        ]
-    );
+    let explicit = run("push", &main_push(), &[("INPUT_TAGS", "v1\nedge, ghcr.io/Other/Name:Stable")]);
+    assert_eq!(explicit.tags, [format!("{IMG}:v1"), format!("{IMG}:edge"), "ghcr.io/other/name:Stable".to_string()]);
 }
 
 #[test]
@@ -250,40 +156,18 @@ fn oci_labels() {
         &main_push(),
         &[
             ("GITHUB_SERVER_URL", "https://ghe.example.com"),
-            (
-                "INPUT_LABELS",
-                "org.opencontainers.image.title=Custom\nteam=core=infra",
-            ),
+            ("INPUT_LABELS", "org.opencontainers.image.title=Custom\nteam=core=infra"),
         ],
     );
     let l = &p.labels;
-    assert_eq!(
-        l["org.opencontainers.image.source"],
-        "https://ghe.example.com/Codertocat/Hello-World"
-    );
-    assert_eq!(
-        l["org.opencontainers.image.url"],
-        "https://ghe.example.com/Codertocat/Hello-World"
-    );
-    assert_eq!(
-        l["org.opencontainers.image.revision"],
-        "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
-    );
-    assert_eq!(
-        l["org.opencontainers.image.created"],
-        "2019-05-15T15:20:41Z"
-    );
+    assert_eq!(l["org.opencontainers.image.source"], "https://ghe.example.com/Codertocat/Hello-World");
+    assert_eq!(l["org.opencontainers.image.url"], "https://ghe.example.com/Codertocat/Hello-World");
+    assert_eq!(l["org.opencontainers.image.revision"], "6113728f27ae82c7b1a177c8d03f9e96e0adf246");
+    assert_eq!(l["org.opencontainers.image.created"], "2019-05-15T15:20:41Z");
     assert_eq!(l["org.opencontainers.image.version"], "latest");
-    assert_eq!(
-        l["org.opencontainers.image.title"], "Custom",
-        "inputs win over defaults"
-    );
+    assert_eq!(l["org.opencontainers.image.title"], "Custom", "inputs win over defaults");
     assert_eq!(l["team"], "core=infra", "only the first '=' splits");
-    assert!(
-        p.argv
-            .windows(2)
-            .any(|w| w[0] == "--label" && w[1] == "team=core=infra")
-    );
+    assert!(p.argv.windows(2).any(|w| w[0] == "--label" && w[1] == "team=core=infra"));
 }
 
 #[test]
@@ -319,15 +203,9 @@ fn build_options_reach_the_argv_in_order() {
         ]
     );
     assert_eq!(&argv[9..11], ["--platform", "linux/arm/v7"]);
-    assert!(
-        argv.windows(2)
-            .any(|w| w == ["--build-arg", "GREETING=a b=c"])
-    );
+    assert!(argv.windows(2).any(|w| w == ["--build-arg", "GREETING=a b=c"]));
     let tail = &argv[argv.len() - 4..];
-    assert_eq!(
-        tail,
-        ["--provenance=mode=max", "--sbom=true", "--push", "./app"]
-    );
+    assert_eq!(tail, ["--provenance=mode=max", "--sbom=true", "--push", "./app"]);
 }
 
 #[test]
@@ -347,12 +225,7 @@ fn secret_sources_carry_names_never_values() {
         ],
     );
     assert_eq!(p.secrets, ["a", "b", "npm_token", "npmrc"]);
-    let secrets: Vec<&String> = p
-        .argv
-        .windows(2)
-        .filter(|w| w[0] == "--secret")
-        .map(|w| &w[1])
-        .collect();
+    let secrets: Vec<&String> = p.argv.windows(2).filter(|w| w[0] == "--secret").map(|w| &w[1]).collect();
     assert_eq!(secrets[0], "id=a,env=SDI_SECRET_0");
     assert_eq!(secrets[1], "id=b,env=SDI_SECRET_1");
     assert_eq!(secrets[2], "id=npm_token,env=NPM_TOKEN");
@@ -365,10 +238,7 @@ fn secret_sources_carry_names_never_values() {
 
 #[test]
 fn a_trusted_run_needs_its_secrets_an_untrusted_one_does_not() {
-    let e = env(
-        "Codertocat/Hello-World",
-        &[("INPUT_SECRET-ENVS", "npm=NPM_TOKEN")],
-    );
+    let e = env("Codertocat/Hello-World", &[("INPUT_SECRET-ENVS", "npm=NPM_TOKEN")]);
     let err = plan("push", &main_push(), &e).unwrap_err();
     assert_eq!(err.input, "secret-envs");
     assert!(err.message.contains("NPM_TOKEN"), "{}", err.message);
@@ -376,17 +246,8 @@ fn a_trusted_run_needs_its_secrets_an_untrusted_one_does_not() {
     let p = plan("pull_request", &fork(), &e).unwrap();
     assert!(p.secrets.is_empty());
     let empty = env("Codertocat/Hello-World", &[("INPUT_SECRETS", "npm=")]);
-    assert_eq!(
-        plan("push", &main_push(), &empty).unwrap_err().input,
-        "secrets"
-    );
+    assert_eq!(plan("push", &main_push(), &empty).unwrap_err().input, "secrets");
     assert!(plan("pull_request", &fork(), &empty).is_ok());
-    let missing = env(
-        "Codertocat/Hello-World",
-        &[("INPUT_SECRET-FILES", "npmrc=/nonexistent/file")],
-    );
-    assert_eq!(
-        plan("push", &main_push(), &missing).unwrap_err().input,
-        "secret-files"
-    );
+    let missing = env("Codertocat/Hello-World", &[("INPUT_SECRET-FILES", "npmrc=/nonexistent/file")]);
+    assert_eq!(plan("push", &main_push(), &missing).unwrap_err().input, "secret-files");
 }

@@ -60,10 +60,7 @@ fn rows() -> Vec<Row> {
     let run_same = |branch: &str| {
         with(
             run.clone(),
-            &[
-                ("/workflow_run/head_repository/id", json!(283462325)),
-                ("/workflow_run/head_branch", json!(branch)),
-            ],
+            &[("/workflow_run/head_repository/id", json!(283462325)), ("/workflow_run/head_branch", json!(branch))],
         )
     };
     let mut run_no_head = run.clone();
@@ -79,10 +76,7 @@ fn rows() -> Vec<Row> {
         ],
     );
     // A fork whose head repo says fork: false proves nothing either: ids decide.
-    let fork_unflagged = with(
-        fork.clone(),
-        &[("/pull_request/head/repo/fork", json!(false))],
-    );
+    let fork_unflagged = with(fork.clone(), &[("/pull_request/head/repo/fork", json!(false))]);
 
     vec![
         row(
@@ -93,14 +87,7 @@ fn rows() -> Vec<Row> {
             Lane::Main,
             "default branch 'master'",
         ),
-        row(
-            "push of a tag",
-            "push",
-            push.clone(),
-            true,
-            Lane::Main,
-            "tag 'simple-tag'",
-        ),
+        row("push of a tag", "push", push.clone(), true, Lane::Main, "tag 'simple-tag'"),
         Row {
             git_ref: Some("refs/heads/master"),
             ..row(
@@ -120,22 +107,8 @@ fn rows() -> Vec<Row> {
             Lane::Pr,
             "not the default branch 'master'",
         ),
-        row(
-            "release",
-            "release",
-            fixture("release-published.json"),
-            true,
-            Lane::Main,
-            "Release '0.0.1'",
-        ),
-        row(
-            "schedule, cron line only",
-            "schedule",
-            fixture("schedule.json"),
-            true,
-            Lane::Main,
-            "Scheduled",
-        ),
+        row("release", "release", fixture("release-published.json"), true, Lane::Main, "Release '0.0.1'"),
+        row("schedule, cron line only", "schedule", fixture("schedule.json"), true, Lane::Main, "Scheduled"),
         Row {
             repository: "octo-org/octo-repo",
             ..row(
@@ -193,14 +166,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             repository: "octo-org/octo-repo",
-            ..row(
-                "merge_group",
-                "merge_group",
-                fixture("merge_group.json"),
-                true,
-                Lane::Pr,
-                "Merge queue",
-            )
+            ..row("merge_group", "merge_group", fixture("merge_group.json"), true, Lane::Pr, "Merge queue")
         },
         row(
             "pull_request from the same repository",
@@ -218,14 +184,7 @@ fn rows() -> Vec<Row> {
             Lane::Pr,
             "this repository",
         ),
-        row(
-            "pull_request from a fork",
-            "pull_request",
-            fork.clone(),
-            false,
-            Lane::Pr,
-            "fork octo-forker/Hello-World",
-        ),
+        row("pull_request from a fork", "pull_request", fork.clone(), false, Lane::Pr, "fork octo-forker/Hello-World"),
         row(
             "pull_request from a fork whose fork flag is false",
             "pull_request",
@@ -285,14 +244,7 @@ fn rows() -> Vec<Row> {
             Lane::Pr,
             "dependabot[bot]",
         ),
-        row(
-            "pull_request_review from a fork",
-            "pull_request_review",
-            fork.clone(),
-            false,
-            Lane::Pr,
-            "fork",
-        ),
+        row("pull_request_review from a fork", "pull_request_review", fork.clone(), false, Lane::Pr, "fork"),
         row(
             "pull_request payload without pull_request",
             "pull_request",
@@ -314,23 +266,13 @@ fn rows() -> Vec<Row> {
             "workflow_run",
             with(
                 run.clone(),
-                &[
-                    ("/workflow_run/event", json!("pull_request")),
-                    ("/workflow_run/pull_requests", json!([])),
-                ],
+                &[("/workflow_run/event", json!("pull_request")), ("/workflow_run/pull_requests", json!([]))],
             ),
             false,
             Lane::Pr,
             "fork pull request",
         ),
-        row(
-            "workflow_run without head_repository",
-            "workflow_run",
-            run_no_head,
-            false,
-            Lane::Pr,
-            "no head_repository",
-        ),
+        row("workflow_run without head_repository", "workflow_run", run_no_head, false, Lane::Pr, "no head_repository"),
         row(
             "workflow_run without repository ids",
             "workflow_run",
@@ -366,10 +308,7 @@ fn rows() -> Vec<Row> {
         row(
             "issue_comment on an issue",
             "issue_comment",
-            with(
-                fixture("issue_comment-on-pull-request.json"),
-                &[("/issue/pull_request", Value::Null)],
-            ),
+            with(fixture("issue_comment-on-pull-request.json"), &[("/issue/pull_request", Value::Null)]),
             false,
             Lane::Pr,
             "not a pull request",
@@ -394,18 +333,14 @@ fn rows() -> Vec<Row> {
 }
 
 fn plan_for(r: &Row) -> BuildPlan {
-    let mut extra = vec![
-        ("INPUT_GITHUB-TOKEN", "ghs_token"),
-        ("INPUT_SECRETS", "npm=s3cr3t-value-123"),
-    ];
+    let mut extra = vec![("INPUT_GITHUB-TOKEN", "ghs_token"), ("INPUT_SECRETS", "npm=s3cr3t-value-123")];
     if let Some(git_ref) = r.git_ref {
         extra.push(("GITHUB_REF", git_ref));
     }
     if let Some(actor) = r.actor {
         extra.push(("GITHUB_ACTOR", actor));
     }
-    plan(r.event, &r.payload, &env(r.repository, &extra))
-        .unwrap_or_else(|e| panic!("{}: {e}", r.what))
+    plan(r.event, &r.payload, &env(r.repository, &extra)).unwrap_or_else(|e| panic!("{}: {e}", r.what))
 }
 
 #[test]
@@ -414,13 +349,7 @@ fn every_row_of_the_trust_table() {
         let p = plan_for(&r);
         assert_eq!(p.trust.trusted, r.trusted, "{}: {}", r.what, p.trust.reason);
         assert_eq!(p.lane, r.lane, "{}: {}", r.what, p.trust.reason);
-        assert!(
-            p.trust.reason.contains(r.because),
-            "{}: reason {:?} lacks {:?}",
-            r.what,
-            p.trust.reason,
-            r.because
-        );
+        assert!(p.trust.reason.contains(r.because), "{}: reason {:?} lacks {:?}", r.what, p.trust.reason, r.because);
         assert!(
             p.trust.reason.ends_with('.') && p.trust.reason.matches(". ").count() == 0,
             "{}: one sentence: {}",
@@ -438,80 +367,34 @@ fn every_row_of_the_cache_table() {
         let main = format!("type=registry,ref={image}:buildcache");
         let pr = format!("type=registry,ref={image}:buildcache-pr");
         let to = |c: &str| format!("{c},mode=max,ignore-error=true");
-        let (from, to, push, login, secrets): (
-            Vec<String>,
-            Vec<String>,
-            bool,
-            Vec<&str>,
-            Vec<&str>,
-        ) = match (r.trusted, r.lane) {
-            (true, Lane::Main) => (
-                vec![main.clone()],
-                vec![to(&main)],
-                true,
-                vec!["ghcr.io"],
-                vec!["npm"],
-            ),
-            (true, Lane::Pr) => (
-                vec![pr.clone(), main.clone()],
-                vec![to(&pr)],
-                false,
-                vec!["ghcr.io"],
-                vec!["npm"],
-            ),
-            (false, _) => (
-                vec![pr.clone(), main.clone()],
-                vec![],
-                false,
-                vec![],
-                vec![],
-            ),
-        };
+        let (from, to, push, login, secrets): (Vec<String>, Vec<String>, bool, Vec<&str>, Vec<&str>) =
+            match (r.trusted, r.lane) {
+                (true, Lane::Main) => (vec![main.clone()], vec![to(&main)], true, vec!["ghcr.io"], vec!["npm"]),
+                (true, Lane::Pr) => {
+                    (vec![pr.clone(), main.clone()], vec![to(&pr)], false, vec!["ghcr.io"], vec!["npm"])
+                }
+                (false, _) => (vec![pr.clone(), main.clone()], vec![], false, vec![], vec![]),
+            };
         assert_eq!(p.cache_from, from, "{}", r.what);
         assert_eq!(p.cache_to, to, "{}", r.what);
         assert_eq!(p.push, push, "{}", r.what);
         assert_eq!(p.login, login, "{}", r.what);
         assert_eq!(p.secrets, secrets, "{}", r.what);
         // The argv says the same as the fields.
-        let values = |flag: &str| -> Vec<String> {
-            p.argv
-                .windows(2)
-                .filter(|w| w[0] == flag)
-                .map(|w| w[1].clone())
-                .collect()
-        };
+        let values =
+            |flag: &str| -> Vec<String> { p.argv.windows(2).filter(|w| w[0] == flag).map(|w| w[1].clone()).collect() };
         assert_eq!(values("--cache-from"), p.cache_from, "{}", r.what);
         assert_eq!(values("--cache-to"), p.cache_to, "{}", r.what);
         assert_eq!(p.argv.contains(&"--push".to_string()), p.push, "{}", r.what);
         assert_eq!(values("--secret").len(), p.secrets.len(), "{}", r.what);
         // Main builds never read the PR cache; untrusted runs never write anything.
         if r.lane == Lane::Main {
-            assert!(
-                !p.argv.iter().any(|a| a.contains(":buildcache-pr")),
-                "{}",
-                r.what
-            );
+            assert!(!p.argv.iter().any(|a| a.contains(":buildcache-pr")), "{}", r.what);
         }
         if !r.trusted {
-            assert!(
-                !p.argv
-                    .iter()
-                    .any(|a| a == "--cache-to" || a == "--push" || a == "--secret"),
-                "{}",
-                r.what
-            );
-            assert!(
-                p.warnings
-                    .iter()
-                    .any(|w| w.contains("withheld") && w.contains("npm")),
-                "{}",
-                r.what
-            );
+            assert!(!p.argv.iter().any(|a| a == "--cache-to" || a == "--push" || a == "--secret"), "{}", r.what);
+            assert!(p.warnings.iter().any(|w| w.contains("withheld") && w.contains("npm")), "{}", r.what);
         }
-        assert!(
-            !p.argv.iter().any(|a| a.contains("s3cr3t")),
-            "{}: secret value in argv",
-            r.what
-        );
+        assert!(!p.argv.iter().any(|a| a.contains("s3cr3t")), "{}: secret value in argv", r.what);
     }
 }

@@ -30,11 +30,7 @@ fn examples() -> Vec<(String, String)> {
     all.iter()
         .flat_map(|e| {
             let name = e["name"].as_str().unwrap().to_string();
-            e["examples"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(move |p| (name.clone(), p.to_string()))
+            e["examples"].as_array().unwrap().iter().map(move |p| (name.clone(), p.to_string()))
         })
         .collect()
 }
@@ -51,23 +47,13 @@ fn all_329_examples_are_classified_and_planned_without_panic() {
                 Ok(e) => e,
                 Err(e) => return Err(format!("parse: {e}")),
             };
-            let env = ProcessEnv::new(HashMap::from([(
-                "GITHUB_REPOSITORY".to_string(),
-                "octo-org/octo-repo".to_string(),
-            )]));
-            let flags = Overrides {
-                event_name: Some(name.clone()),
-                ..Default::default()
-            };
-            let ctx =
-                Context::with_event(&env, &flags, event).map_err(|e| format!("context: {e}"))?;
-            let decision = classify(&Trigger::of(&ctx));
-            assert!(
-                decision.trust.reason.ends_with('.'),
-                "{name}: reason is one sentence: {}",
-                decision.trust.reason
-            );
-            let plan = sdi::decide(&ctx).map_err(|e| format!("plan: {e}"))?;
+            let env =
+                ProcessEnv::new(HashMap::from([("GITHUB_REPOSITORY".to_string(), "octo-org/octo-repo".to_string())]));
+            let flags = Overrides { event_name: Some(name.clone()), ..Default::default() };
+            let ctx = Context::with_event(&env, &flags, event).map_err(|e| format!("context: {e}"))?;
+            let decision = classify(&Trigger::of(&ctx, &Default::default()));
+            assert!(decision.trust.reason.ends_with('.'), "{name}: reason is one sentence: {}", decision.trust.reason);
+            let plan = sdi::decide(&ctx, &Default::default()).map_err(|e| format!("plan: {e}"))?;
             assert_eq!(plan.trust, decision.trust);
             Ok(plan.trust.trusted)
         });
@@ -83,27 +69,15 @@ fn all_329_examples_are_classified_and_planned_without_panic() {
         assert!(MAY_TRUST.contains(&name.as_str()), "{name} was trusted");
     }
     // The examples include same-repo pushes and PRs: some must come out trusted.
-    assert!(
-        trusted.contains_key("push") && trusted.contains_key("pull_request"),
-        "{trusted:?}"
-    );
+    assert!(trusted.contains_key("push") && trusted.contains_key("pull_request"), "{trusted:?}");
 }
 
 #[test]
 fn a_payload_of_the_wrong_shape_is_a_clean_error() {
-    for bad in [
-        "[]",
-        "42",
-        "\"x\"",
-        "{\"repository\": 5}",
-        "{\"pull_request\": {\"head\": {\"repo\": {\"id\": \"1\"}}}}",
-        "{",
-    ] {
-        assert!(
-            Event::parse(bad).is_err(),
-            "{bad} parsed as {:?}",
-            Event::parse(bad)
-        );
+    for bad in
+        ["[]", "42", "\"x\"", "{\"repository\": 5}", "{\"pull_request\": {\"head\": {\"repo\": {\"id\": \"1\"}}}}", "{"]
+    {
+        assert!(Event::parse(bad).is_err(), "{bad} parsed as {:?}", Event::parse(bad));
     }
     assert!(Event::parse("null").is_ok());
 }

@@ -12,11 +12,7 @@ fn instructions(text: &str) -> Vec<(String, String)> {
         let trimmed = line.trim();
         if first && trimmed.starts_with('#') {
             // Parser directives come first: `# escape=`` ` changes the continuation character.
-            if let Some(v) = trimmed
-                .trim_start_matches('#')
-                .trim()
-                .strip_prefix("escape=")
-            {
+            if let Some(v) = trimmed.trim_start_matches('#').trim().strip_prefix("escape=") {
                 escape = v.trim().chars().next().unwrap_or('\\');
             }
             continue;
@@ -81,9 +77,7 @@ pub fn runs_on_target_platform(text: &str) -> bool {
                     .map(|(_, n)| *n);
                 current_native = native.or(inherited).unwrap_or(false);
                 let name = match words.as_slice() {
-                    [_, kw, name, ..] if kw.eq_ignore_ascii_case("as") => {
-                        Some(name.to_ascii_lowercase())
-                    }
+                    [_, kw, name, ..] if kw.eq_ignore_ascii_case("as") => Some(name.to_ascii_lowercase()),
                     _ => None,
                 };
                 stages.push((name, current_native));
@@ -120,9 +114,6 @@ mod tests {
         assert!(!runs_on_target_platform(heredoc));
         let escaped = "# escape=`\nFROM --platform=$BUILDPLATFORM alpine AS b\nRUN echo a `\n  b\nFROM scratch\n# RUN commented out\nCOPY --from=b /a /a\n";
         assert!(!runs_on_target_platform(escaped));
-        assert!(
-            runs_on_target_platform("from alpine\nrun true\n"),
-            "keywords are case-insensitive"
-        );
+        assert!(runs_on_target_platform("from alpine\nrun true\n"), "keywords are case-insensitive");
     }
 }

@@ -41,18 +41,10 @@ pub enum Level {
 
 impl Annotation {
     fn warning(message: impl Into<String>) -> Self {
-        Annotation {
-            level: Level::Warning,
-            message: message.into(),
-            location: None,
-        }
+        Annotation { level: Level::Warning, message: message.into(), location: None }
     }
     fn notice(message: impl Into<String>) -> Self {
-        Annotation {
-            level: Level::Notice,
-            message: message.into(),
-            location: None,
-        }
+        Annotation { level: Level::Notice, message: message.into(), location: None }
     }
 }
 
@@ -93,10 +85,7 @@ pub struct Signals {
 
 impl Signals {
     pub fn install() -> std::io::Result<Self> {
-        Ok(Signals {
-            int: signal(SignalKind::interrupt())?,
-            term: signal(SignalKind::terminate())?,
-        })
+        Ok(Signals { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
     }
     async fn recv(&mut self) -> i32 {
         tokio::select! {
@@ -110,11 +99,7 @@ impl Signals {
 const GRACE: Duration = Duration::from_secs(7);
 
 enum Ended {
-    Exited {
-        code: i32,
-        stdout: String,
-        stderr: String,
-    },
+    Exited { code: i32, stdout: String, stderr: String },
     Signalled(i32),
 }
 
@@ -149,19 +134,10 @@ impl Docker {
         };
         let env = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .filter(|(k, _)| {
-                !k.starts_with("INPUT_") && k != "DOCKER_CONFIG" && !hidden.contains(&k.as_str())
-            })
+            .filter(|(k, _)| !k.starts_with("INPUT_") && k != "DOCKER_CONFIG" && !hidden.contains(&k.as_str()))
             .collect();
-        let program = std::env::var_os("SDI_DOCKER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("docker"));
-        Ok(Docker {
-            program,
-            env,
-            config,
-            calls: 0,
-        })
+        let program = std::env::var_os("SDI_DOCKER").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("docker"));
+        Ok(Docker { program, env, config, calls: 0 })
     }
 
     fn command(&mut self, args: &[&str]) -> Command {
@@ -179,12 +155,7 @@ impl Docker {
     }
 
     /// Runs a short command to completion, capturing its output; a signal stops it.
-    async fn output(
-        &mut self,
-        args: &[&str],
-        stdin: Option<&[u8]>,
-        signals: &mut Signals,
-    ) -> std::io::Result<Ended> {
+    async fn output(&mut self, args: &[&str], stdin: Option<&[u8]>, signals: &mut Signals) -> std::io::Result<Ended> {
         let mut cmd = self.command(args);
         if stdin.is_some() {
             cmd.stdin(Stdio::piped());
@@ -236,10 +207,7 @@ fn share_user_config(user: &Path, private: &Path, builder: Option<&str>) -> std:
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
         .and_then(|v| v.get("currentContext")?.as_str().map(str::to_string));
     if let Some(context) = current {
-        std::fs::write(
-            private.join("config.json"),
-            serde_json::json!({ "currentContext": context }).to_string(),
-        )?;
+        std::fs::write(private.join("config.json"), serde_json::json!({ "currentContext": context }).to_string())?;
     }
     let contexts = user.join("contexts");
     if contexts.is_dir() {
@@ -278,11 +246,8 @@ pub fn inspected_platforms(stdout: &str) -> (Option<String>, Vec<String>) {
             driver = Some(d.trim().to_string());
         }
         if let Some(list) = line.strip_prefix("Platforms:") {
-            platforms.extend(
-                list.split(',')
-                    .map(|p| p.trim().trim_end_matches('*').to_string())
-                    .filter(|p| !p.is_empty()),
-            );
+            platforms
+                .extend(list.split(',').map(|p| p.trim().trim_end_matches('*').to_string()).filter(|p| !p.is_empty()));
         }
     }
     (driver, platforms)
@@ -294,19 +259,16 @@ pub fn missing_platforms<'a>(requested: &'a [Platform], available: &[String]) ->
         .iter()
         .filter(|p| {
             let want = p.as_str();
-            !available.iter().any(|a| {
-                a == want || (want.matches('/').count() == 1 && a.starts_with(&format!("{want}/")))
-            })
+            !available
+                .iter()
+                .any(|a| a == want || (want.matches('/').count() == 1 && a.starts_with(&format!("{want}/"))))
         })
         .collect()
 }
 
 /// The architectures `tonistiigi/binfmt --install` takes for these platforms.
 pub fn binfmt_archs(platforms: &[&Platform]) -> String {
-    let mut archs: Vec<&str> = platforms
-        .iter()
-        .filter_map(|p| p.as_str().split('/').nth(1))
-        .collect();
+    let mut archs: Vec<&str> = platforms.iter().filter_map(|p| p.as_str().split('/').nth(1)).collect();
     archs.dedup();
     archs.join(",")
 }
@@ -333,11 +295,7 @@ pub fn random_token() -> String {
 }
 
 fn last_line(text: &str) -> &str {
-    text.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim()
+    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim()
 }
 
 /// The builder the build runs on: the input, or one created for this run.
@@ -347,12 +305,7 @@ struct Builder {
 }
 
 /// Logs in, prepares the builder, builds, and cleans up whatever happens.
-pub async fn execute(
-    ctx: &Context,
-    plan: &BuildPlan,
-    dir: &Path,
-    signals: &mut Signals,
-) -> Execution {
+pub async fn execute(ctx: &Context, plan: &BuildPlan, dir: &Path, signals: &mut Signals) -> Execution {
     let started = Instant::now();
     let mut annotations = Vec::new();
     let mut docker = match Docker::new(ctx, plan, dir) {
@@ -373,21 +326,8 @@ pub async fn execute(
         }
     };
     let mut builder = None;
-    let result = run(
-        ctx,
-        plan,
-        dir,
-        &mut docker,
-        signals,
-        &mut annotations,
-        &mut builder,
-    )
-    .await;
-    if let Some(Builder {
-        name,
-        created: true,
-    }) = &builder
-    {
+    let result = run(ctx, plan, dir, &mut docker, signals, &mut annotations, &mut builder).await;
+    if let Some(Builder { name, created: true }) = &builder {
         // Removing the builder must not outlive a cancelled job: bounded, and best effort.
         let args = ["buildx", "rm", name.as_str()];
         let limit = if matches!(result.0, Outcome::Cancelled { .. }) {
@@ -398,9 +338,8 @@ pub async fn execute(
         let rm = docker.output(&args, None, signals);
         match tokio::time::timeout(limit, rm).await {
             Ok(Ok(Ended::Exited { code: 0, .. })) => {}
-            _ => annotations.push(Annotation::warning(format!(
-                "Could not remove the builder {name}; it is left on the runner."
-            ))),
+            _ => annotations
+                .push(Annotation::warning(format!("Could not remove the builder {name}; it is left on the runner."))),
         }
     }
     let (outcome, metadata, cache_hits) = result;
@@ -433,17 +372,8 @@ async fn run(
     if let Some(token) = &ctx.inputs.github_token {
         let user = ctx.actor.clone().unwrap_or_else(|| "x-access-token".into());
         for registry in &plan.login {
-            let args = [
-                "login",
-                registry.as_str(),
-                "--username",
-                user.as_str(),
-                "--password-stdin",
-            ];
-            match docker
-                .output(&args, Some(token.expose().as_bytes()), signals)
-                .await
-            {
+            let args = ["login", registry.as_str(), "--username", user.as_str(), "--password-stdin"];
+            match docker.output(&args, Some(token.expose().as_bytes()), signals).await {
                 Ok(Ended::Exited { code: 0, .. }) => {}
                 Ok(Ended::Signalled(sig)) => {
                     return (Outcome::Cancelled { signal: sig }, None, None);
@@ -467,35 +397,17 @@ async fn run(
     // Builder: the input, or a docker-container builder for this run (the docker driver
     // cannot export a registry cache).
     let builder = match &ctx.inputs.builder {
-        Some(name) => Builder {
-            name: name.clone(),
-            created: false,
-        },
+        Some(name) => Builder { name: name.clone(), created: false },
         None => {
-            let name = format!(
-                "sdi-{}-{}",
-                ctx.run_id.as_deref().unwrap_or("local"),
-                random_hex(4)
-            );
-            let args = [
-                "buildx",
-                "create",
-                "--name",
-                name.as_str(),
-                "--driver",
-                "docker-container",
-                "--bootstrap",
-            ];
+            let name = format!("sdi-{}-{}", ctx.run_id.as_deref().unwrap_or("local"), random_hex(4));
+            let args = ["buildx", "create", "--name", name.as_str(), "--driver", "docker-container", "--bootstrap"];
             match docker.output(&args, None, signals).await {
                 Ok(Ended::Exited { code: 0, .. }) => {}
                 Ok(Ended::Signalled(sig)) => {
                     return (Outcome::Cancelled { signal: sig }, None, None);
                 }
                 Ok(Ended::Exited { stderr, .. }) => {
-                    *builder_slot = Some(Builder {
-                        name: name.clone(),
-                        created: true,
-                    });
+                    *builder_slot = Some(Builder { name: name.clone(), created: true });
                     return setup_failed(format!(
                         "could not create a docker-container builder: {}",
                         last_line(&stderr)
@@ -503,10 +415,7 @@ async fn run(
                 }
                 Err(e) => return setup_failed(format!("cannot run docker: {e}")),
             }
-            Builder {
-                name,
-                created: true,
-            }
+            Builder { name, created: true }
         }
     };
     let builder_name = builder.name.clone();
@@ -520,30 +429,17 @@ async fn run(
     let all_native = created && plan.platforms.iter().all(|p| native.contains(&p.as_str()));
     if !all_native {
         // A Dockerfile that cannot be read here (a remote context) counts as needing emulation.
-        let needs_emulation = std::fs::read_to_string(&plan.dockerfile)
-            .map(|t| dockerfile::runs_on_target_platform(&t))
-            .unwrap_or(true);
+        let needs_emulation =
+            std::fs::read_to_string(&plan.dockerfile).map(|t| dockerfile::runs_on_target_platform(&t)).unwrap_or(true);
         let mut installed = false;
         loop {
-            let out = match docker
-                .output(
-                    &["buildx", "inspect", "--bootstrap", &builder_name],
-                    None,
-                    signals,
-                )
-                .await
-            {
-                Ok(Ended::Exited {
-                    code: 0, stdout, ..
-                }) => stdout,
+            let out = match docker.output(&["buildx", "inspect", "--bootstrap", &builder_name], None, signals).await {
+                Ok(Ended::Exited { code: 0, stdout, .. }) => stdout,
                 Ok(Ended::Signalled(sig)) => {
                     return (Outcome::Cancelled { signal: sig }, None, None);
                 }
                 Ok(Ended::Exited { stderr, .. }) => {
-                    return setup_failed(format!(
-                        "builder '{builder_name}' cannot be used: {}",
-                        last_line(&stderr)
-                    ));
+                    return setup_failed(format!("builder '{builder_name}' cannot be used: {}", last_line(&stderr)));
                 }
                 Err(e) => return setup_failed(format!("cannot run docker: {e}")),
             };
@@ -573,18 +469,7 @@ async fn run(
                 names.join(", ")
             )));
             match docker
-                .output(
-                    &[
-                        "run",
-                        "--privileged",
-                        "--rm",
-                        "tonistiigi/binfmt",
-                        "--install",
-                        &archs,
-                    ],
-                    None,
-                    signals,
-                )
+                .output(&["run", "--privileged", "--rm", "tonistiigi/binfmt", "--install", &archs], None, signals)
                 .await
             {
                 Ok(Ended::Exited { code: 0, .. }) => installed = true,
@@ -610,22 +495,13 @@ async fn run(
     if created {
         argv.extend(["--builder".into(), builder_name.clone()]);
     }
-    argv.extend([
-        "--metadata-file".into(),
-        metadata_file.display().to_string(),
-        "--progress".into(),
-        "rawjson".into(),
-    ]);
+    argv.extend(["--metadata-file".into(), metadata_file.display().to_string(), "--progress".into(), "rawjson".into()]);
     argv.push(context);
     let secret_env: Vec<(String, String)> = if plan.trust.trusted {
         ctx.secret_values
             .0
             .iter()
-            .filter(|(name, _)| {
-                plan.secret_sources
-                    .iter()
-                    .any(|s| s.env.as_deref() == Some(name))
-            })
+            .filter(|(name, _)| plan.secret_sources.iter().any(|s| s.env.as_deref() == Some(name)))
             .map(|(name, value)| (name.clone(), value.expose().to_string()))
             .collect()
     } else {
@@ -683,10 +559,7 @@ async fn run(
         }
     }
     let status = match cancelled {
-        Some(_) => tokio::time::timeout(Duration::from_secs(2), child.wait())
-            .await
-            .ok()
-            .and_then(Result::ok),
+        Some(_) => tokio::time::timeout(Duration::from_secs(2), child.wait()).await.ok().and_then(Result::ok),
         None => child.wait().await.ok(),
     };
     println!("::{stop_token}::");
@@ -697,9 +570,8 @@ async fn run(
         return (Outcome::Cancelled { signal: sig }, None, hits);
     }
     let code = status.and_then(|s| s.code()).unwrap_or(1);
-    let metadata: Option<Value> = std::fs::read_to_string(&metadata_file)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
+    let metadata: Option<Value> =
+        std::fs::read_to_string(&metadata_file).ok().and_then(|t| serde_json::from_str(&t).ok());
     let _ = std::fs::remove_file(&metadata_file);
     // Dockerfile warnings: from the metadata file when buildx wrote one, else from the stream.
     let warnings: Vec<progress::VertexWarning> = metadata
@@ -708,14 +580,8 @@ async fn run(
         .and_then(|w| serde_json::from_value(w.clone()).ok())
         .unwrap_or_else(|| progress.warnings.clone());
     for w in &warnings {
-        let location = w
-            .location()
-            .map(|(_, line)| (plan.dockerfile.clone(), line));
-        let a = Annotation {
-            level: Level::Warning,
-            message: w.message(),
-            location,
-        };
+        let location = w.location().map(|(_, line)| (plan.dockerfile.clone(), line));
+        let a = Annotation { level: Level::Warning, message: w.message(), location };
         if !annotations.contains(&a) {
             annotations.push(a);
         }
@@ -731,14 +597,8 @@ async fn run(
     // A registry cache-to that left no cache.manifest was refused, and ignore-error kept the
     // build green: say so, with the registry's own words.
     let wrote_registry_cache = plan.cache_to.iter().any(|c| c.starts_with("type=registry"));
-    if wrote_registry_cache
-        && metadata
-            .as_ref()
-            .is_some_and(|m| m.get("cache.manifest").is_none())
-    {
-        let why = progress
-            .cache_export_error()
-            .unwrap_or("buildx reported no reason");
+    if wrote_registry_cache && metadata.as_ref().is_some_and(|m| m.get("cache.manifest").is_none()) {
+        let why = progress.cache_export_error().unwrap_or("buildx reported no reason");
         annotations.push(Annotation::warning(format!(
             "The registry cache was not written ({}): {why}. The build succeeded because the export uses ignore-error=true; check that github-token may write the cache package.",
             plan.cache_to.join(", ")

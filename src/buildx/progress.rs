@@ -120,16 +120,12 @@ fn is_dockerfile_step(name: &str) -> bool {
     };
     let counter = tag.rsplit(' ').next().unwrap_or(tag);
     counter.split_once('/').is_some_and(|(a, b)| {
-        !a.is_empty()
-            && !b.is_empty()
-            && a.chars().all(|c| c.is_ascii_digit())
-            && b.chars().all(|c| c.is_ascii_digit())
+        !a.is_empty() && !b.is_empty() && a.chars().all(|c| c.is_ascii_digit()) && b.chars().all(|c| c.is_ascii_digit())
     })
 }
 
 fn is_from_step(name: &str) -> bool {
-    name.split_once("] ")
-        .is_some_and(|(_, instr)| instr.starts_with("FROM "))
+    name.split_once("] ").is_some_and(|(_, instr)| instr.starts_with("FROM "))
 }
 
 /// Everything learnt from the stream, merged by vertex digest as BuildKit intends.
@@ -168,10 +164,7 @@ impl Progress {
             let merged = self
                 .vertices
                 .entry(v.digest.clone())
-                .or_insert_with(|| Vertex {
-                    digest: v.digest.clone(),
-                    ..Default::default()
-                });
+                .or_insert_with(|| Vertex { digest: v.digest.clone(), ..Default::default() });
             if !known {
                 self.order.push(v.digest.clone());
                 out.push(format!("#{n} {}", v.name));
@@ -200,11 +193,7 @@ impl Progress {
                 out.push(format!("#{n} CACHED"));
                 *done = true;
             } else if let Some(end) = &v.completed {
-                let secs = merged
-                    .started
-                    .as_deref()
-                    .and_then(|s| seconds_between(s, end))
-                    .unwrap_or(0.0);
+                let secs = merged.started.as_deref().and_then(|s| seconds_between(s, end)).unwrap_or(0.0);
                 out.push(format!("#{n} DONE {secs:.1}s"));
                 *done = true;
             }
@@ -239,14 +228,9 @@ impl Progress {
     }
 
     pub fn cache_hits(&self) -> CacheHits {
-        let steps: Vec<&Vertex> = self
-            .vertices()
-            .filter(|v| is_dockerfile_step(&v.name) && !is_from_step(&v.name))
-            .collect();
-        CacheHits {
-            cached: steps.iter().filter(|v| v.cached).count(),
-            total: steps.len(),
-        }
+        let steps: Vec<&Vertex> =
+            self.vertices().filter(|v| is_dockerfile_step(&v.name) && !is_from_step(&v.name)).collect();
+        CacheHits { cached: steps.iter().filter(|v| v.cached).count(), total: steps.len() }
     }
 
     /// The error of the registry cache export, when the registry refused it.
@@ -260,12 +244,7 @@ impl Progress {
     pub fn cache_import_errors(&self) -> Vec<(&str, &str)> {
         self.vertices()
             .filter(|v| v.name.starts_with("importing cache manifest from ") && !v.error.is_empty())
-            .map(|v| {
-                (
-                    &v.name["importing cache manifest from ".len()..],
-                    v.error.as_str(),
-                )
-            })
+            .map(|v| (&v.name["importing cache manifest from ".len()..], v.error.as_str()))
             .collect()
     }
 }
@@ -281,12 +260,7 @@ pub struct BuildError {
 /// Reads buildx's plain stderr lines (those that are not JSON) after a failure: the
 /// `Dockerfile:12` + `----` excerpt that `printError` writes, then `ERROR: …`.
 pub fn build_error(lines: &[String]) -> Option<BuildError> {
-    let message = lines
-        .iter()
-        .rev()
-        .find_map(|l| l.strip_prefix("ERROR: "))?
-        .trim()
-        .to_string();
+    let message = lines.iter().rev().find_map(|l| l.strip_prefix("ERROR: "))?.trim().to_string();
     let location = lines.windows(2).find_map(|w| {
         if !w[1].starts_with("--------------------") {
             return None;
@@ -308,12 +282,7 @@ mod tests {
 
     #[test]
     fn recognises_dockerfile_steps() {
-        for step in [
-            "[2/3] RUN x",
-            "[stage 2/5] COPY a b",
-            "[linux/arm64 builder 1/4] RUN y",
-            "[1/3] FROM busybox",
-        ] {
+        for step in ["[2/3] RUN x", "[stage 2/5] COPY a b", "[linux/arm64 builder 1/4] RUN y", "[1/3] FROM busybox"] {
             assert!(is_dockerfile_step(step), "{step}");
         }
         for other in [
@@ -359,17 +328,8 @@ mod tests {
                 "#0 building with \"x\" instance",
             ]
         );
-        assert_eq!(
-            p.cache_hits(),
-            CacheHits {
-                cached: 1,
-                total: 2
-            }
-        );
-        assert_eq!(
-            p.cache_export_error(),
-            Some("error writing layer blob: 403 Forbidden")
-        );
+        assert_eq!(p.cache_hits(), CacheHits { cached: 1, total: 2 });
+        assert_eq!(p.cache_export_error(), Some("error writing layer blob: 403 Forbidden"));
     }
 
     #[test]
@@ -387,10 +347,7 @@ mod tests {
         .collect();
         let e = build_error(&lines).unwrap();
         assert_eq!(e.location, Some(("Dockerfile".to_string(), 12)));
-        assert!(
-            e.message
-                .starts_with("failed to build: failed to solve: process")
-        );
+        assert!(e.message.starts_with("failed to build: failed to solve: process"));
         assert_eq!(build_error(&lines[5..]).unwrap().location, None);
         assert_eq!(build_error(&[]), None);
     }
@@ -402,10 +359,7 @@ mod tests {
             r#"{{"warnings":[{{"vertex":"sha256:a","level":1,"short":"{}","url":"https://docs.docker.com/go/dockerfile/rule/from-as-casing/","sourceInfo":{{"filename":"Dockerfile"}},"range":[{{"start":{{"line":1}},"end":{{"line":1}}}}]}}]}}"#,
             b64("FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)")
         );
-        assert_eq!(
-            p.feed(&line),
-            ["#1 WARN: FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)"]
-        );
+        assert_eq!(p.feed(&line), ["#1 WARN: FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)"]);
         assert_eq!(p.warnings[0].location(), Some(("Dockerfile", 1)));
     }
 }

@@ -33,6 +33,9 @@ pub struct Event {
 pub struct Account {
     pub login: Option<String>,
     pub id: Option<u64>,
+    /// `User`, `Organization` or `Bot`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -43,6 +46,7 @@ pub struct Repository {
     pub full_name: Option<String>,
     pub default_branch: Option<String>,
     pub html_url: Option<String>,
+    pub owner: Option<Account>,
     /// True for any repository that is a fork — including the base repository of a PR
     /// opened inside a fork. It says nothing about where a PR comes from.
     pub fork: Option<bool>,
@@ -143,12 +147,7 @@ impl Event {
             .as_ref()
             .and_then(|pr| pr.number)
             .or(self.number)
-            .or_else(|| {
-                self.issue
-                    .as_ref()
-                    .filter(|i| i.pull_request.is_some())?
-                    .number
-            })
+            .or_else(|| self.issue.as_ref().filter(|i| i.pull_request.is_some())?.number)
     }
 
     /// The commit time GitHub reports for the built commit, used for the `created` label.
@@ -172,8 +171,6 @@ impl Event {
         if let Some(group) = &self.merge_group {
             return group.head_sha.as_deref();
         }
-        self.after
-            .as_deref()
-            .or_else(|| self.head_commit.as_ref()?.id.as_deref())
+        self.after.as_deref().or_else(|| self.head_commit.as_ref()?.id.as_deref())
     }
 }

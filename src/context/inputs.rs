@@ -34,6 +34,8 @@ pub struct RawInputs {
     pub provenance: Option<String>,
     pub sbom: Option<String>,
     pub dry_run: Option<String>,
+    pub prune_cache: Option<String>,
+    pub prune_keep_days: Option<String>,
 }
 
 /// Input names, as declared in action.yml.
@@ -59,6 +61,8 @@ pub const INPUT_NAMES: &[&str] = &[
     "provenance",
     "sbom",
     "dry-run",
+    "prune-cache",
+    "prune-keep-days",
 ];
 
 pub const DEFAULT_REGISTRY: &str = "ghcr.io";
@@ -226,6 +230,9 @@ pub struct Inputs {
     pub provenance: Option<String>,
     pub sbom: Option<String>,
     pub dry_run: bool,
+    /// After a successful trusted build, delete old untagged versions of the cache package.
+    pub prune_cache: bool,
+    pub prune_keep_days: u32,
 }
 
 /// Secret values from the `secrets` input, keyed by the environment name buildx reads.
@@ -260,12 +267,7 @@ fn lines(raw: &Option<String>) -> Vec<(usize, &str)> {
 
 /// One item a line or comma-separated, as docker's actions accept for tags and platforms.
 fn list(raw: &Option<String>) -> Vec<&str> {
-    raw.as_deref()
-        .unwrap_or_default()
-        .split(['\n', ','])
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect()
+    raw.as_deref().unwrap_or_default().split(['\n', ',']).map(str::trim).filter(|l| !l.is_empty()).collect()
 }
 
 fn single_line<'a>(input: &str, raw: &'a Option<String>) -> Result<Option<&'a str>, InputError> {
@@ -281,10 +283,7 @@ fn boolean(input: &str, raw: &Option<String>, default: bool) -> Result<bool, Inp
         None => Ok(default),
         Some("true" | "True" | "TRUE") => Ok(true),
         Some("false" | "False" | "FALSE") => Ok(false),
-        Some(other) => Err(err(
-            input,
-            format!("'{other}' is not a boolean: use true or false"),
-        )),
+        Some(other) => Err(err(input, format!("'{other}' is not a boolean: use true or false"))),
     }
 }
 
@@ -301,9 +300,7 @@ fn simple_name(input: &str, what: &str, name: &str) -> Result<(), InputError> {
     if name.starts_with('-') || !name.chars().all(is_name_char) {
         return Err(err(
             input,
-            format!(
-                "{what} '{name}' may use only letters, digits, '_', '.' and '-', and must not start with '-'"
-            ),
+            format!("{what} '{name}' may use only letters, digits, '_', '.' and '-', and must not start with '-'"),
         ));
     }
     Ok(())
@@ -387,9 +384,7 @@ fn registry(raw: &Option<String>) -> Result<String, InputError> {
         return Ok(DEFAULT_REGISTRY.to_string());
     };
     let registry = registry.trim_end_matches('/').to_ascii_lowercase();
-    let port_ok = registry
-        .split_once(':')
-        .is_none_or(|(_, p)| p.parse::<u16>().is_ok());
+    let port_ok = registry.split_once(':').is_none_or(|(_, p)| p.parse::<u16>().is_ok());
     if !is_domain(&registry) || !port_ok {
         return Err(err(
             "registry",
@@ -417,9 +412,7 @@ fn image_name(input: &str, given: &str, registry: &str) -> Result<ImageName, Inp
     if full.contains('@') || last.contains(':') {
         return Err(err(
             input,
-            format!(
-                "'{given}' includes a tag or digest: give the repository only and put tags in the 'tags' input"
-            ),
+            format!("'{given}' includes a tag or digest: give the repository only and put tags in the 'tags' input"),
         ));
     }
     if is_valid_repository_name(&full) {
@@ -452,8 +445,8 @@ const KNOWN_OS: &[&str] = &[
     "wasip1",
 ];
 const KNOWN_ARCH: &[&str] = &[
-    "amd64", "arm64", "arm", "386", "ppc64le", "ppc64", "s390x", "riscv64", "mips64le", "mips64",
-    "mipsle", "mips", "loong64", "wasm",
+    "amd64", "arm64", "arm", "386", "ppc64le", "ppc64", "s390x", "riscv64", "mips64le", "mips64", "mipsle", "mips",
+    "loong64", "wasm",
 ];
 
 /// Common spellings of an architecture that buildx does not take.
@@ -472,9 +465,7 @@ fn platform(item: &str) -> Result<Platform, InputError> {
     let parts: Vec<&str> = item.split('/').collect();
     let bad = |why: String| err("platforms", format!("'{item}' {why}"));
     if !(2..=3).contains(&parts.len()) {
-        return Err(bad(
-            "is not of the form os/arch[/variant], such as linux/amd64 or linux/arm/v7".into(),
-        ));
+        return Err(bad("is not of the form os/arch[/variant], such as linux/amd64 or linux/arm/v7".into()));
     }
     let (os, arch) = (parts[0], parts[1]);
     if !KNOWN_OS.contains(&os) {
@@ -483,9 +474,7 @@ fn platform(item: &str) -> Result<Platform, InputError> {
         } else {
             ": the first part is the operating system, such as linux".to_string()
         };
-        return Err(bad(format!(
-            "names an unknown operating system '{os}'{hint}"
-        )));
+        return Err(bad(format!("names an unknown operating system '{os}'{hint}")));
     }
     if !KNOWN_ARCH.contains(&arch) {
         let hint = match arch_alias(&arch.to_ascii_lowercase()) {
@@ -495,14 +484,10 @@ fn platform(item: &str) -> Result<Platform, InputError> {
         return Err(bad(format!("names an unknown architecture '{arch}'{hint}")));
     }
     if let Some(variant) = parts.get(2) {
-        let ok = !variant.is_empty()
-            && variant
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.');
+        let ok =
+            !variant.is_empty() && variant.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.');
         if !ok {
-            return Err(bad(format!(
-                "has an invalid variant '{variant}': variants look like v7 or v8.2"
-            )));
+            return Err(bad(format!("has an invalid variant '{variant}': variants look like v7 or v8.2")));
         }
     }
     Ok(Platform(item.to_string()))
@@ -511,10 +496,7 @@ fn platform(item: &str) -> Result<Platform, InputError> {
 fn platforms(raw: &Option<String>) -> Result<Vec<Platform>, InputError> {
     let items = list(raw);
     if items.is_empty() {
-        return Ok(DEFAULT_PLATFORMS
-            .iter()
-            .map(|p| Platform(p.to_string()))
-            .collect());
+        return Ok(DEFAULT_PLATFORMS.iter().map(|p| Platform(p.to_string())).collect());
     }
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
@@ -559,9 +541,7 @@ fn tags(raw: &Option<String>) -> Result<Vec<TagInput>, InputError> {
         let Some(tag) = tag.filter(|_| !item.contains('@')) else {
             return Err(err(
                 "tags",
-                format!(
-                    "'{item}' has no tag: write name:tag, or a bare tag such as v1 to tag the image"
-                ),
+                format!("'{item}' has no tag: write name:tag, or a bare tag such as v1 to tag the image"),
             ));
         };
         let name = name.to_ascii_lowercase();
@@ -579,18 +559,11 @@ fn tags(raw: &Option<String>) -> Result<Vec<TagInput>, InputError> {
 }
 
 /// `key=value` lines (labels, build-args). Only the first `=` splits.
-fn pairs(
-    input: &str,
-    raw: &Option<String>,
-    what: &str,
-) -> Result<Vec<(String, String)>, InputError> {
+fn pairs(input: &str, raw: &Option<String>, what: &str) -> Result<Vec<(String, String)>, InputError> {
     let mut out = Vec::new();
     for (n, line) in lines(raw) {
         let Some((key, val)) = line.split_once('=') else {
-            return Err(err(
-                input,
-                format!("line {n} ('{line}') has no '=': write {what}"),
-            ));
+            return Err(err(input, format!("line {n} ('{line}') has no '=': write {what}")));
         };
         let key = key.trim();
         if key.is_empty() || key.starts_with('-') || key.chars().any(char::is_whitespace) {
@@ -607,33 +580,19 @@ fn pairs(
 }
 
 /// Splits a secret line at its first `=`. The message never repeats the line: it may be a value.
-fn secret_line<'a>(
-    input: &str,
-    n: usize,
-    line: &'a str,
-    what: &str,
-) -> Result<(&'a str, &'a str), InputError> {
+fn secret_line<'a>(input: &str, n: usize, line: &'a str, what: &str) -> Result<(&'a str, &'a str), InputError> {
     let Some((id, rest)) = line.split_once('=') else {
-        return Err(err(
-            input,
-            format!("line {n} has no '=': write {what}, one a line"),
-        ));
+        return Err(err(input, format!("line {n} has no '=': write {what}, one a line")));
     };
     let id = id.trim();
     if id.is_empty() {
-        return Err(err(
-            input,
-            format!("line {n} has an empty id before '=': write {what}"),
-        ));
+        return Err(err(input, format!("line {n} has an empty id before '=': write {what}")));
     }
     simple_name(input, &format!("the id on line {n}"), id)?;
     Ok((id, rest))
 }
 
-fn secrets(
-    raw: &RawInputs,
-    env: &dyn Environment,
-) -> Result<(Vec<SecretSpec>, SecretValues), InputError> {
+fn secrets(raw: &RawInputs, env: &dyn Environment) -> Result<(Vec<SecretSpec>, SecretValues), InputError> {
     let mut specs: Vec<SecretSpec> = Vec::new();
     let mut values = SecretValues::default();
     let mut push = |spec: SecretSpec| -> Result<(), InputError> {
@@ -653,15 +612,8 @@ fn secrets(
         let (id, val) = secret_line("secrets", n, line, "id=value")?;
         let env_name = format!("{SECRET_ENV_PREFIX}{}", values.0.len());
         let available = !val.is_empty();
-        values
-            .0
-            .push((env_name.clone(), Masked::new(val.to_string())));
-        push(SecretSpec {
-            id: id.into(),
-            input: "secrets",
-            source: SecretSource::Value { env: env_name },
-            available,
-        })?;
+        values.0.push((env_name.clone(), Masked::new(val.to_string())));
+        push(SecretSpec { id: id.into(), input: "secrets", source: SecretSource::Value { env: env_name }, available })?;
     }
     for (n, line) in lines(&raw.secret_envs) {
         let (id, name) = secret_line("secret-envs", n, line, "id=ENV_NAME")?;
@@ -669,17 +621,13 @@ fn secrets(
         if !is_env_name(name) {
             return Err(err(
                 "secret-envs",
-                format!(
-                    "line {n}: '{name}' is not an environment variable name: use letters, digits and '_'"
-                ),
+                format!("line {n}: '{name}' is not an environment variable name: use letters, digits and '_'"),
             ));
         }
         if name.starts_with(SECRET_ENV_PREFIX) {
             return Err(err(
                 "secret-envs",
-                format!(
-                    "line {n}: names starting with {SECRET_ENV_PREFIX} are reserved for this action"
-                ),
+                format!("line {n}: names starting with {SECRET_ENV_PREFIX} are reserved for this action"),
             ));
         }
         let available = env.var(name).is_some_and(|v| !v.is_empty());
@@ -694,10 +642,7 @@ fn secrets(
         let (id, path) = secret_line("secret-files", n, line, "id=path")?;
         let path = path.trim();
         if path.is_empty() {
-            return Err(err(
-                "secret-files",
-                format!("line {n}: the path after '=' is empty"),
-            ));
+            return Err(err("secret-files", format!("line {n}: the path after '=' is empty")));
         }
         let available = env.is_readable_file(path);
         push(SecretSpec {
@@ -710,35 +655,21 @@ fn secrets(
     Ok((specs, values))
 }
 
-fn choice<T: Copy>(
-    input: &str,
-    raw: &Option<String>,
-    default: T,
-    options: &[(&str, T)],
-) -> Result<T, InputError> {
+fn choice<T: Copy>(input: &str, raw: &Option<String>, default: T, options: &[(&str, T)]) -> Result<T, InputError> {
     let Some(given) = value(raw) else {
         return Ok(default);
     };
-    options
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(given))
-        .map(|(_, v)| *v)
-        .ok_or_else(|| {
-            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-            err(
-                input,
-                format!("'{given}' is not one of {}", names.join(", ")),
-            )
-        })
+    options.iter().find(|(name, _)| name.eq_ignore_ascii_case(given)).map(|(_, v)| *v).ok_or_else(|| {
+        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+        err(input, format!("'{given}' is not one of {}", names.join(", ")))
+    })
 }
 
 fn path_like(input: &str, raw: &Option<String>) -> Result<Option<String>, InputError> {
     match single_line(input, raw)? {
         Some(v) if v.starts_with('-') => Err(err(
             input,
-            format!(
-                "'{v}' starts with '-', which buildx would read as a flag or as standard input: write ./{v}"
-            ),
+            format!("'{v}' starts with '-', which buildx would read as a flag or as standard input: write ./{v}"),
         )),
         other => Ok(other.map(str::to_string)),
     }
@@ -746,20 +677,12 @@ fn path_like(input: &str, raw: &Option<String>) -> Result<Option<String>, InputE
 
 impl RawInputs {
     /// Lowers the raw inputs; `repository` is `owner/repo` for the default image name.
-    pub fn lower(
-        &self,
-        repository: &str,
-        env: &dyn Environment,
-    ) -> Result<(Inputs, SecretValues), InputError> {
+    pub fn lower(&self, repository: &str, env: &dyn Environment) -> Result<(Inputs, SecretValues), InputError> {
         let registry = registry(&self.registry)?;
         let image = match value(&self.image) {
             Some(given) => image_name("image", given, &registry)?,
-            None => image_name("image", repository, &registry).map_err(|e| {
-                err(
-                    "GITHUB_REPOSITORY",
-                    format!("cannot make the default image name: {}", e.message),
-                )
-            })?,
+            None => image_name("image", repository, &registry)
+                .map_err(|e| err("GITHUB_REPOSITORY", format!("cannot make the default image name: {}", e.message)))?,
         };
         let cache_image = match value(&self.cache_image) {
             Some(given) => image_name("cache-image", given, &registry)?,
@@ -789,20 +712,12 @@ impl RawInputs {
             platforms: platforms(&self.platforms)?,
             tags: tags(&self.tags)?,
             labels: pairs("labels", &self.labels, "key=value, one a line")?,
-            build_args: pairs(
-                "build-args",
-                &self.build_args,
-                "NAME=value, one a line (use secret-envs for secrets)",
-            )?,
+            build_args: pairs("build-args", &self.build_args, "NAME=value, one a line (use secret-envs for secrets)")?,
             push: choice(
                 "push",
                 &self.push,
                 PushPolicy::Auto,
-                &[
-                    ("auto", PushPolicy::Auto),
-                    ("true", PushPolicy::Always),
-                    ("false", PushPolicy::Never),
-                ],
+                &[("auto", PushPolicy::Auto), ("true", PushPolicy::Always), ("false", PushPolicy::Never)],
             )?,
             secrets,
             cache_mode: choice(
@@ -815,17 +730,22 @@ impl RawInputs {
                 "fork-cache",
                 &self.fork_cache,
                 ForkCache::RegistryRead,
-                &[
-                    ("registry-read", ForkCache::RegistryRead),
-                    ("gha", ForkCache::Gha),
-                    ("none", ForkCache::None),
-                ],
+                &[("registry-read", ForkCache::RegistryRead), ("gha", ForkCache::Gha), ("none", ForkCache::None)],
             )?,
             github_token: value(&self.github_token).map(|t| Masked::new(t.to_string())),
             builder,
             provenance: single_line("provenance", &self.provenance)?.map(str::to_string),
             sbom: single_line("sbom", &self.sbom)?.map(str::to_string),
             dry_run: boolean("dry-run", &self.dry_run, false)?,
+            prune_cache: boolean("prune-cache", &self.prune_cache, false)?,
+            prune_keep_days: match value(&self.prune_keep_days) {
+                None => 7,
+                Some(v) => {
+                    v.parse::<u32>().ok().filter(|d| *d <= 3650).ok_or_else(|| {
+                        err("prune-keep-days", format!("'{v}' is not a number of days from 0 to 3650"))
+                    })?
+                }
+            },
         };
         Ok((inputs, values))
     }

@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 pub use event::Event;
 pub use inputs::{
-    CacheMode, ForkCache, ImageName, Inputs, Masked, Platform, PushPolicy, RawInputs, SecretSource,
-    SecretSpec, SecretValues, TagInput,
+    CacheMode, ForkCache, ImageName, Inputs, Masked, Platform, PushPolicy, RawInputs, SecretSource, SecretSpec,
+    SecretValues, TagInput,
 };
 
 /// Bad input: which input (or runner variable) is wrong, and how to fix it.
@@ -24,10 +24,7 @@ pub struct InputError {
 
 impl InputError {
     pub fn new(input: &str, message: impl Into<String>) -> Self {
-        InputError {
-            input: input.to_string(),
-            message: message.into(),
-        }
+        InputError { input: input.to_string(), message: message.into() }
     }
 }
 
@@ -130,6 +127,8 @@ pub struct Context {
     pub actions_cache_mode: ActionsCacheMode,
     pub inputs: Inputs,
     pub secret_values: SecretValues,
+    /// The commit checked out in the working directory, when it is a git checkout.
+    pub workspace_head: Option<String>,
     /// Every secret value this run knows (`secrets`, the variables `secret-envs` names, the
     /// token), to be `::add-mask::`ed before anything else is printed.
     pub masks: Vec<Masked>,
@@ -146,9 +145,7 @@ impl ProcessEnv {
     }
     pub fn from_process() -> Self {
         ProcessEnv::new(
-            std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect(),
+            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect(),
         )
     }
 }
@@ -158,10 +155,28 @@ impl inputs::Environment for ProcessEnv {
         self.vars.get(name).cloned()
     }
     fn is_readable_file(&self, path: &str) -> bool {
-        std::fs::File::open(path)
-            .and_then(|f| f.metadata())
-            .is_ok_and(|m| m.is_file())
+        std::fs::File::open(path).and_then(|f| f.metadata()).is_ok_and(|m| m.is_file())
     }
+}
+
+/// `HEAD` of the git checkout in `dir`: a detached commit, or the commit its branch points
+/// to (loose or packed ref). Read from `.git` directly: the action image has no git.
+pub fn git_head(dir: &std::path::Path) -> Option<String> {
+    let git = dir.join(".git");
+    let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
+    let head = head.trim();
+    let is_sha = |s: &str| s.len() == 40 && s.chars().all(|c| c.is_ascii_hexdigit());
+    let Some(reference) = head.strip_prefix("ref: ") else {
+        return is_sha(head).then(|| head.to_string());
+    };
+    if let Ok(loose) = std::fs::read_to_string(git.join(reference)) {
+        return Some(loose.trim().to_string()).filter(|s| is_sha(s));
+    }
+    let packed = std::fs::read_to_string(git.join("packed-refs")).ok()?;
+    packed.lines().find_map(|l| {
+        let (sha, name) = l.split_once(' ')?;
+        (name == reference && is_sha(sha)).then(|| sha.to_string())
+    })
 }
 
 fn nonempty(v: Option<String>) -> Option<String> {
@@ -171,15 +186,9 @@ fn nonempty(v: Option<String>) -> Option<String> {
 fn repo_name(full: &str, source: &str) -> Result<RepoName, InputError> {
     match full.split_once('/') {
         Some((owner, name)) if !owner.is_empty() && !name.is_empty() && !name.contains('/') => {
-            Ok(RepoName {
-                owner: owner.to_string(),
-                name: name.to_string(),
-            })
+            Ok(RepoName { owner: owner.to_string(), name: name.to_string() })
         }
-        _ => Err(InputError::new(
-            source,
-            format!("'{full}' is not of the form owner/repo"),
-        )),
+        _ => Err(InputError::new(source, format!("'{full}' is not of the form owner/repo"))),
     }
 }
 
@@ -189,49 +198,26 @@ impl Context {
     pub fn load(env: &ProcessEnv, flags: &Overrides) -> Result<Context, InputError> {
         let (path_source, event_path) = match nonempty(flags.event_path.clone()) {
             Some(p) => ("--event-path", Some(p)),
-            None => (
-                "GITHUB_EVENT_PATH",
-                nonempty(env.vars.get("GITHUB_EVENT_PATH").cloned()),
-            ),
+            None => ("GITHUB_EVENT_PATH", nonempty(env.vars.get("GITHUB_EVENT_PATH").cloned())),
         };
         let event_path = event_path.ok_or_else(|| {
-            InputError::new(
-                "GITHUB_EVENT_PATH",
-                "is not set: run inside GitHub Actions or pass --event-path",
-            )
+            InputError::new("GITHUB_EVENT_PATH", "is not set: run inside GitHub Actions or pass --event-path")
         })?;
-        let text = std::fs::read_to_string(&event_path).map_err(|e| {
-            InputError::new(
-                path_source,
-                format!("cannot read the event file '{event_path}': {e}"),
-            )
-        })?;
+        let text = std::fs::read_to_string(&event_path)
+            .map_err(|e| InputError::new(path_source, format!("cannot read the event file '{event_path}': {e}")))?;
         let event = Event::parse(&text).map_err(|e| {
-            InputError::new(
-                path_source,
-                format!("the event file '{event_path}' is not a valid event payload: {e}"),
-            )
+            InputError::new(path_source, format!("the event file '{event_path}' is not a valid event payload: {e}"))
         })?;
         Context::with_event(env, flags, event)
     }
 
     /// Everything `load` does once the payload is parsed.
-    pub fn with_event(
-        env: &ProcessEnv,
-        flags: &Overrides,
-        event: Event,
-    ) -> Result<Context, InputError> {
-        let runner: RawRunner =
-            envy::from_iter(env.vars.iter().map(|(k, v)| (k.clone(), v.clone()))).map_err(|e| {
-                InputError::new("environment", format!("cannot read runner variables: {e}"))
-            })?;
-        let event_name = nonempty(flags.event_name.clone().or(runner.github_event_name))
-            .ok_or_else(|| {
-                InputError::new(
-                    "GITHUB_EVENT_NAME",
-                    "is not set: run inside GitHub Actions or pass --event-name",
-                )
-            })?;
+    pub fn with_event(env: &ProcessEnv, flags: &Overrides, event: Event) -> Result<Context, InputError> {
+        let runner: RawRunner = envy::from_iter(env.vars.iter().map(|(k, v)| (k.clone(), v.clone())))
+            .map_err(|e| InputError::new("environment", format!("cannot read runner variables: {e}")))?;
+        let event_name = nonempty(flags.event_name.clone().or(runner.github_event_name)).ok_or_else(|| {
+            InputError::new("GITHUB_EVENT_NAME", "is not set: run inside GitHub Actions or pass --event-name")
+        })?;
 
         let repository = match nonempty(flags.repository.clone()) {
             Some(r) => repo_name(&r, "--repository")?,
@@ -240,7 +226,10 @@ impl Context {
                 None => {
                     let from_payload = event.repository.as_ref().and_then(|r| r.full_name.clone());
                     let full = from_payload.ok_or_else(|| {
-                        InputError::new("GITHUB_REPOSITORY", "is not set and the payload names no repository: pass --repository owner/repo")
+                        InputError::new(
+                            "GITHUB_REPOSITORY",
+                            "is not set and the payload names no repository: pass --repository owner/repo",
+                        )
                     })?;
                     repo_name(&full, "repository.full_name")?
                 }
@@ -273,9 +262,8 @@ impl Context {
             }
             raw_inputs.insert(name, value.clone());
         }
-        let raw: RawInputs = envy::from_iter(raw_inputs).map_err(|e| {
-            InputError::new("inputs", format!("cannot read the action's inputs: {e}"))
-        })?;
+        let raw: RawInputs = envy::from_iter(raw_inputs)
+            .map_err(|e| InputError::new("inputs", format!("cannot read the action's inputs: {e}")))?;
         let (inputs, secret_values) = raw.lower(&repository.full(), env)?;
         let mut masks: Vec<Masked> = secret_values.0.iter().map(|(_, v)| v.clone()).collect();
         masks.extend(inputs.github_token.clone());
@@ -287,20 +275,10 @@ impl Context {
             }
         }
 
-        let git_ref = nonempty(flags.git_ref.clone())
-            .or(nonempty(runner.github_ref))
-            .or_else(|| {
-                let payload_ref = event
-                    .git_ref
-                    .clone()
-                    .or_else(|| event.merge_group.as_ref()?.head_ref.clone());
-                payload_ref.or_else(|| {
-                    Some(format!(
-                        "refs/tags/{}",
-                        event.release.as_ref()?.tag_name.as_ref()?
-                    ))
-                })
-            });
+        let git_ref = nonempty(flags.git_ref.clone()).or(nonempty(runner.github_ref)).or_else(|| {
+            let payload_ref = event.git_ref.clone().or_else(|| event.merge_group.as_ref()?.head_ref.clone());
+            payload_ref.or_else(|| Some(format!("refs/tags/{}", event.release.as_ref()?.tag_name.as_ref()?)))
+        });
         let sha = nonempty(flags.sha.clone())
             .or(nonempty(runner.github_sha))
             .or_else(|| event.head_sha().map(str::to_string));
@@ -310,10 +288,8 @@ impl Context {
             git_ref,
             sha,
             actor: nonempty(runner.github_actor).or_else(|| event.sender.as_ref()?.login.clone()),
-            server_url: nonempty(runner.github_server_url)
-                .unwrap_or_else(|| "https://github.com".into()),
-            api_url: nonempty(runner.github_api_url)
-                .unwrap_or_else(|| "https://api.github.com".into()),
+            server_url: nonempty(runner.github_server_url).unwrap_or_else(|| "https://github.com".into()),
+            api_url: nonempty(runner.github_api_url).unwrap_or_else(|| "https://api.github.com".into()),
             run_id: nonempty(runner.github_run_id),
             runner_temp: nonempty(runner.runner_temp),
             actions_cache_mode: ActionsCacheMode::parse(runner.actions_cache_mode.as_deref()),
@@ -321,6 +297,7 @@ impl Context {
             inputs,
             secret_values,
             masks,
+            workspace_head: git_head(std::path::Path::new(".")),
         })
     }
 }

@@ -9,45 +9,30 @@ use sdi::plan::BuildPlan;
 use serde_json::Value;
 
 pub fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/events")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events").join(name)
 }
 
 pub fn fixture(name: &str) -> Value {
-    let text =
-        std::fs::read_to_string(fixture_path(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let text = std::fs::read_to_string(fixture_path(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     serde_json::from_str(&text).unwrap()
 }
 
 /// Sets the value at a JSON pointer (its parent must exist); `Value::Null` stays as null.
 pub fn set(payload: &mut Value, pointer: &str, value: Value) {
     let (parent, key) = pointer.rsplit_once('/').unwrap();
-    let parent = payload
-        .pointer_mut(parent)
-        .unwrap_or_else(|| panic!("no {parent}"));
-    parent
-        .as_object_mut()
-        .unwrap()
-        .insert(key.to_string(), value);
+    let parent = payload.pointer_mut(parent).unwrap_or_else(|| panic!("no {parent}"));
+    parent.as_object_mut().unwrap().insert(key.to_string(), value);
 }
 
 /// Removes the key at a JSON pointer.
 pub fn remove(payload: &mut Value, pointer: &str) {
     let (parent, key) = pointer.rsplit_once('/').unwrap();
-    payload
-        .pointer_mut(parent)
-        .unwrap()
-        .as_object_mut()
-        .unwrap()
-        .remove(key)
-        .unwrap_or_else(|| panic!("no {pointer}"));
+    payload.pointer_mut(parent).unwrap().as_object_mut().unwrap().remove(key).unwrap_or_else(|| panic!("no {pointer}"));
 }
 
 /// A runner-like environment: GITHUB_REPOSITORY plus `extra` (`INPUT_*`, `GITHUB_REF`…).
 pub fn env(repository: &str, extra: &[(&str, &str)]) -> ProcessEnv {
-    let mut vars: HashMap<String, String> =
-        HashMap::from([("GITHUB_REPOSITORY".into(), repository.into())]);
+    let mut vars: HashMap<String, String> = HashMap::from([("GITHUB_REPOSITORY".into(), repository.into())]);
     for (k, v) in extra {
         vars.insert(k.to_string(), v.to_string());
     }
@@ -56,13 +41,55 @@ pub fn env(repository: &str, extra: &[(&str, &str)]) -> ProcessEnv {
 
 pub fn context(event_name: &str, payload: &Value, env: &ProcessEnv) -> Result<Context, InputError> {
     let event = Event::parse(&payload.to_string()).expect("payload parses");
-    let flags = Overrides {
-        event_name: Some(event_name.into()),
-        ..Default::default()
-    };
+    let flags = Overrides { event_name: Some(event_name.into()), ..Default::default() };
     Context::with_event(env, &flags, event)
 }
 
 pub fn plan(event_name: &str, payload: &Value, env: &ProcessEnv) -> Result<BuildPlan, InputError> {
-    sdi::decide(&context(event_name, payload, env)?)
+    sdi::decide(&context(event_name, payload, env)?, &sdi::trust::ApiFacts::default())
+}
+
+/// A local stand-in for the GitHub API, shared by the tests of one binary: every container
+/// package is public, and pull request #1 of Codertocat/Hello-World comes from the
+/// repository itself. Returns its base URL, for GITHUB_API_URL.
+pub fn github_mock() -> &'static str {
+    use std::sync::OnceLock;
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                use wiremock::matchers::{method, path, path_regex};
+                use wiremock::{Mock, MockServer, ResponseTemplate};
+                let server = MockServer::start().await;
+                Mock::given(method("GET"))
+                    .and(path_regex(r"^/(orgs|users)/[^/]+/packages/container/[^/]+$"))
+                    .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"id": 1, "name": "pkg", "package_type": "container", "visibility": "public"})))
+                    .mount(&server)
+                    .await;
+                Mock::given(method("GET"))
+                    .and(path("/repos/Codertocat/Hello-World/pulls/1"))
+                    .respond_with(ResponseTemplate::new(200).set_body_json(pull_request_body(1, 186853002, 186853002)))
+                    .mount(&server)
+                    .await;
+                tx.send(server.uri()).unwrap();
+                std::future::pending::<()>().await;
+            });
+        });
+        rx.recv().unwrap()
+    })
+}
+
+/// A pull request as the REST API returns it (the fields octocrab's model and this action read).
+pub fn pull_request_body(number: u64, head_repo: u64, base_repo: u64) -> Value {
+    let repo = |id: u64, name: &str| serde_json::json!({"id": id, "full_name": name, "fork": id != 186853002});
+    serde_json::json!({
+        "id": 279147437,
+        "number": number,
+        "url": format!("https://api.github.com/repos/Codertocat/Hello-World/pulls/{number}"),
+        "state": "open",
+        "head": {"ref": "changes", "sha": "ec26c3e57ca3a959ca5aad62de7213c562f8c821", "repo": repo(head_repo, if head_repo == 186853002 { "Codertocat/Hello-World" } else { "octo-forker/Hello-World" })},
+        "base": {"ref": "master", "sha": "f95f852bd8fca8fcc58a9a2d6c842781e32a215e", "repo": repo(base_repo, "Codertocat/Hello-World")}
+    })
 }

@@ -29,10 +29,8 @@ use serde_json::{Value, json};
 const HELP: &str = include_str!("../fixtures/buildx/build-help.txt");
 const LOG_COLD: &str = include_str!("../fixtures/buildx/log-cold-build-with-registry-cache.txt");
 const LOG_WARM: &str = include_str!("../fixtures/buildx/log-warm-build-from-registry-cache.txt");
-const LOG_DENIED: &str =
-    include_str!("../fixtures/buildx/log-cache-export-denied-ignore-error.txt");
-const LOG_DENIED_STRICT: &str =
-    include_str!("../fixtures/buildx/log-cache-export-denied-strict.txt");
+const LOG_DENIED: &str = include_str!("../fixtures/buildx/log-cache-export-denied-ignore-error.txt");
+const LOG_DENIED_STRICT: &str = include_str!("../fixtures/buildx/log-cache-export-denied-strict.txt");
 const LOG_DOCKERFILE_ERROR: &str = include_str!("../fixtures/buildx/log-dockerfile-error.txt");
 const META_SINGLE: &str = include_str!("../fixtures/buildx/metadata-single-platform-push.json");
 const META_MULTI: &str = include_str!("../fixtures/buildx/metadata-multi-platform.json");
@@ -50,9 +48,7 @@ struct Call {
 
 impl Call {
     fn new(args: &[String]) -> Self {
-        let mut names: Vec<String> = std::env::vars_os()
-            .filter_map(|(k, _)| k.into_string().ok())
-            .collect();
+        let mut names: Vec<String> = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()).collect();
         names.sort();
         let config = std::env::var("DOCKER_CONFIG").ok();
         let mode = config
@@ -75,11 +71,8 @@ impl Call {
         let mut record = self.record;
         record.insert("exit".into(), json!(code));
         if let Ok(path) = std::env::var("FAKE_DOCKER_LOG") {
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .expect("FAKE_DOCKER_LOG is writable");
+            let mut f =
+                std::fs::OpenOptions::new().create(true).append(true).open(path).expect("FAKE_DOCKER_LOG is writable");
             writeln!(f, "{}", Value::Object(record)).unwrap();
         }
         ExitCode::from(code)
@@ -121,9 +114,7 @@ fn login(mut call: Call, rest: &[&str]) -> ExitCode {
             }
             "--password-stdin" => stdin = true,
             "--password" | "-p" => {
-                eprintln!(
-                    "WARNING! Using --password via the CLI is insecure. Use --password-stdin."
-                );
+                eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
                 return call.finish(1);
             }
             flag if flag.starts_with('-') => {
@@ -155,15 +146,11 @@ fn login(mut call: Call, rest: &[&str]) -> ExitCode {
     // Like the real CLI without a credential helper: the credentials land in config.json.
     let dir = std::env::var("DOCKER_CONFIG")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            Path::new(&std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".docker")
-        });
+        .unwrap_or_else(|_| Path::new(&std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".docker"));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("config.json");
-    let mut config: Value = std::fs::read_to_string(&file)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(json!({}));
+    let mut config: Value =
+        std::fs::read_to_string(&file).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(json!({}));
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     config["auths"][registry] = json!({ "auth": auth });
     std::fs::write(&file, serde_json::to_string_pretty(&config).unwrap()).unwrap();
@@ -175,9 +162,7 @@ fn login(mut call: Call, rest: &[&str]) -> ExitCode {
 fn instances_dir() -> PathBuf {
     let config = std::env::var("DOCKER_CONFIG")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            Path::new(&std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".docker")
-        });
+        .unwrap_or_else(|_| Path::new(&std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".docker"));
     config.join("buildx").join("instances")
 }
 
@@ -236,11 +221,7 @@ fn create(call: Call, rest: &[&str]) -> ExitCode {
 }
 
 fn inspect(call: Call, rest: &[&str]) -> ExitCode {
-    let name = rest
-        .iter()
-        .find(|a| !a.starts_with('-'))
-        .copied()
-        .unwrap_or("default");
+    let name = rest.iter().find(|a| !a.starts_with('-')).copied().unwrap_or("default");
     let Some(driver) = builder_driver(name) else {
         eprintln!("ERROR: no builder \"{name}\" found");
         return call.finish(1);
@@ -293,11 +274,8 @@ fn run(call: Call, rest: &[&str]) -> ExitCode {
             a => vec![format!("linux/{a}")],
         })
         .collect();
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(state_dir().join("fake-docker-binfmt"))
-        .unwrap();
+    let mut f =
+        std::fs::OpenOptions::new().create(true).append(true).open(state_dir().join("fake-docker-binfmt")).unwrap();
     for p in &platforms {
         writeln!(f, "{p}").unwrap();
     }
@@ -334,10 +312,7 @@ fn known_flags() -> BTreeMap<String, bool> {
 }
 
 fn is_type(word: &str) -> bool {
-    matches!(
-        word,
-        "string" | "stringArray" | "strings" | "bytes" | "ulimit"
-    )
+    matches!(word, "string" | "stringArray" | "strings" | "bytes" | "ulimit")
 }
 
 struct BuildArgs {
@@ -347,11 +322,7 @@ struct BuildArgs {
 
 impl BuildArgs {
     fn all(&self, name: &str) -> Vec<&str> {
-        self.flags
-            .iter()
-            .filter(|(n, _)| n == name)
-            .filter_map(|(_, v)| v.as_deref())
-            .collect()
+        self.flags.iter().filter(|(n, _)| n == name).filter_map(|(_, v)| v.as_deref()).collect()
     }
     fn one(&self, name: &str) -> Option<&str> {
         self.all(name).last().copied()
@@ -389,11 +360,7 @@ fn parse_build(rest: &[&str]) -> Result<BuildArgs, String> {
                     Some(v) => Some(v),
                     None => {
                         i += 1;
-                        Some(
-                            rest.get(i)
-                                .ok_or(format!("flag needs an argument: {name}"))?
-                                .to_string(),
-                        )
+                        Some(rest.get(i).ok_or(format!("flag needs an argument: {name}"))?.to_string())
                     }
                 }
             } else {
@@ -406,10 +373,7 @@ fn parse_build(rest: &[&str]) -> Result<BuildArgs, String> {
         i += 1;
     }
     match positional.as_slice() {
-        [context] => Ok(BuildArgs {
-            flags,
-            context: context.clone(),
-        }),
+        [context] => Ok(BuildArgs { flags, context: context.clone() }),
         _ => Err(format!(
             "\"docker buildx build\" requires exactly 1 argument.\nSee 'docker buildx build --help'.\n\nUsage:  docker buildx build [OPTIONS] PATH | URL | -\n\nStart a build ({} given)",
             positional.len()
@@ -449,10 +413,7 @@ impl Replay {
             if !(line.is_empty()
                 || line == "------"
                 || line.starts_with(" > ")
-                || line
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_digit() && !line.contains(':')))
+                || line.chars().next().is_some_and(|c| c.is_ascii_digit() && !line.contains(':')))
             {
                 let _ = writeln!(err, "{line}");
             }
@@ -466,8 +427,7 @@ impl Replay {
         let Some(name) = self.names.get(&n).cloned() else {
             self.names.insert(n, rest.to_string());
             self.started.insert(n, self.clock);
-            let v =
-                json!({"vertexes": [{"digest": d, "name": rest, "started": stamp(self.clock)}]});
+            let v = json!({"vertexes": [{"digest": d, "name": rest, "started": stamp(self.clock)}]});
             let _ = writeln!(err, "{v}");
             return;
         };
@@ -482,9 +442,8 @@ impl Replay {
             }
             json!({ "vertexes": [v] })
         };
-        let msg = if let Some(secs) = rest
-            .strip_prefix("DONE ")
-            .and_then(|s| s.trim_end_matches('s').parse::<f64>().ok())
+        let msg = if let Some(secs) =
+            rest.strip_prefix("DONE ").and_then(|s| s.trim_end_matches('s').parse::<f64>().ok())
         {
             self.clock += secs;
             vertex(json!({"completed": stamp(self.clock)}))
@@ -494,10 +453,7 @@ impl Replay {
             vertex(json!({"error": "context canceled", "completed": stamp(self.clock)}))
         } else if let Some(e) = rest.strip_prefix("ERROR: ") {
             vertex(json!({"error": e, "completed": stamp(self.clock)}))
-        } else if let Some((t, text)) = rest
-            .split_once(' ')
-            .filter(|(t, _)| t.parse::<f64>().is_ok())
-        {
+        } else if let Some((t, text)) = rest.split_once(' ').filter(|(t, _)| t.parse::<f64>().is_ok()) {
             let _ = t;
             let data = base64::engine::general_purpose::STANDARD.encode(format!("{text}\n"));
             json!({"logs": [{"vertex": d, "stream": 1, "data": data, "timestamp": stamp(self.clock)}]})
@@ -537,10 +493,7 @@ fn filter_blocks(log: &str, keep: impl Fn(&str) -> bool) -> Vec<String> {
 
 fn build(mut call: Call, rest: &[&str]) -> ExitCode {
     if let Ok(path) = std::env::var("FAKE_DOCKER_STAMP") {
-        let ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
+        let ns = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
         std::fs::write(path, ns.to_string()).unwrap();
     }
     let args = match parse_build(rest) {
@@ -573,9 +526,7 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
     let cache_to = args.all("--cache-to");
     let registry_cache = cache_to.iter().any(|c| c.contains("type=registry"));
     let cache_from = !args.all("--cache-from").is_empty();
-    let strict = cache_to
-        .iter()
-        .any(|c| c.contains("type=registry") && !c.contains("ignore-error=true"));
+    let strict = cache_to.iter().any(|c| c.contains("type=registry") && !c.contains("ignore-error=true"));
     let (log, code, cache_written) = match scenario.as_str() {
         "warm" => (LOG_WARM, 0, registry_cache),
         "cache-denied" if registry_cache && strict => (LOG_DENIED_STRICT, 1, false),
@@ -621,20 +572,11 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
         return call.finish(code);
     }
     if let Some(path) = args.one("--metadata-file") {
-        let multi = args
-            .all("--platform")
-            .iter()
-            .flat_map(|p| p.split(','))
-            .count()
-            > 1;
-        let mut meta: Value =
-            serde_json::from_str(if multi { META_MULTI } else { META_SINGLE }).unwrap();
+        let multi = args.all("--platform").iter().flat_map(|p| p.split(',')).count() > 1;
+        let mut meta: Value = serde_json::from_str(if multi { META_MULTI } else { META_SINGLE }).unwrap();
         let m = meta.as_object_mut().unwrap();
         let pushes = args.has("--push")
-            || args
-                .all("--output")
-                .iter()
-                .any(|o| o.contains("push=true") || o.contains("type=registry"));
+            || args.all("--output").iter().any(|o| o.contains("push=true") || o.contains("type=registry"));
         if pushes {
             m.insert("image.name".into(), json!(args.all("--tag").join(",")));
         } else {
