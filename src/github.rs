@@ -62,6 +62,8 @@ impl ApiError {
 pub struct GitHub {
     client: Octocrab,
     config: ApiConfig,
+    /// When set, all calls together end by then (the decision's lookups share one budget).
+    deadline: Option<Instant>,
 }
 
 struct Answer {
@@ -105,7 +107,13 @@ impl GitHub {
             .set_read_timeout(Some(config.request_timeout))
             .build()
             .map_err(|e| ApiError::Unreachable(format!("cannot make an HTTP client: {e}")))?;
-        Ok(GitHub { client, config })
+        Ok(GitHub { client, config, deadline: None })
+    }
+
+    /// Every call from now on shares one budget, instead of one budget each.
+    pub fn sharing_one_budget(mut self) -> Self {
+        self.deadline = Some(Instant::now() + self.config.budget);
+        self
     }
 
     async fn send(&self, method: &Method, path: &str) -> Result<Answer, String> {
@@ -125,10 +133,14 @@ impl GitHub {
 
     /// One API call, retried while the failure is transient and the budget lasts.
     async fn call(&self, method: Method, path: &str) -> Result<Answer, ApiError> {
-        let started = Instant::now();
+        let own = Instant::now() + self.config.budget;
+        let deadline = self.deadline.map_or(own, |d| d.min(own));
         let mut wait = self.config.backoff;
         loop {
-            let remaining = self.config.budget.saturating_sub(started.elapsed());
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(ApiError::GaveUp(self.config.budget.as_secs(), "the API budget was used up".into()));
+            }
             let attempt =
                 tokio::time::timeout(remaining.min(self.config.request_timeout), self.send(&method, path)).await;
             let (failure, min_wait) = match attempt {
@@ -141,7 +153,7 @@ impl GitHub {
                 Err(_) => (format!("request timed out after {} ms", self.config.request_timeout.as_millis()), None),
             };
             let pause = min_wait.unwrap_or(wait);
-            if started.elapsed() + pause >= self.config.budget {
+            if Instant::now() + pause >= deadline {
                 return Err(ApiError::GaveUp(self.config.budget.as_secs(), failure));
             }
             tokio::time::sleep(pause).await;
@@ -340,7 +352,7 @@ pub async fn gather(ctx: &Context, config: &ApiConfig) -> ApiFacts {
     let run_id = event.workflow_run.as_ref().filter(|r| r.head_repository.is_none()).and_then(|r| r.id);
     let needs_run = ctx.event_name == "workflow_run" && run_id.is_some();
     let client = match &ctx.inputs.github_token {
-        Some(token) => GitHub::new(config.clone(), token),
+        Some(token) => GitHub::new(config.clone(), token).map(GitHub::sharing_one_budget),
         None => Err(ApiError::Unreachable("no github-token was given".into())),
     };
     let (owner, repo) = (&ctx.repository.owner, &ctx.repository.name);

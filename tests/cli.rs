@@ -81,6 +81,10 @@ fn plan_json_snapshots_for_every_fixture() {
         {
             assert!(plan.get(field).is_some(), "{name}: no {field}");
         }
+        if *event == "issue_comment" {
+            let reason = plan["trust"]["reason"].as_str().unwrap();
+            assert!(reason.contains("(OWNER)") && reason.contains("per the GitHub API"), "the API's answer: {reason}");
+        }
         insta::assert_json_snapshot!(*name, plan);
     }
 }
@@ -261,4 +265,17 @@ fn errors_never_echo_a_secret_line_or_inject_a_command() {
     assert!(!stderr.contains("\n::add-mask"), "{stderr}");
     let stderr = refused(&["--input", "platforms=linux/amd64%0A::x"], &[], "platforms", "unknown architecture");
     assert!(stderr.contains("%250A"), "a literal %0A in input is escaped: {stderr}");
+}
+
+#[test]
+fn prune_cache_refuses_the_image_package_and_needs_no_event() {
+    let out = sdi()
+        .args(["prune-cache", "--dry-run", "--repository", REPO, "--input", "github-token=ghs_x"])
+        .env("GITHUB_API_URL", common::github_mock())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("::error::prune-cache refuses to touch ghcr.io/codertocat/hello-world"), "{stdout}");
+    assert!(!stdout.contains("ghs_x") || stdout.contains("::add-mask::ghs_x"));
 }
