@@ -551,3 +551,56 @@ fn cancellation_is_forwarded_and_the_action_exits_within_ten_seconds() {
     let out = run.outputs();
     assert!(!out.contains_key("digest") && !out.contains_key("pushed"));
 }
+
+#[test]
+fn prune_cache_runs_after_a_good_trusted_build_and_never_fails_it() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let server = rt.block_on(MockServer::start());
+    let versions = "/users/codertocat/packages/container/hello-cache/versions";
+    let old = |id: u64, tags: &[&str]| {
+        serde_json::json!({"id": id, "name": format!("sha256:{id:064x}"), "created_at": "2020-01-01T00:00:00Z",
+                           "metadata": {"package_type": "container", "container": {"tags": tags}}})
+    };
+    rt.block_on(async {
+        Mock::given(method("GET"))
+            .and(path(versions))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(serde_json::json!([old(7, &[]), old(8, &["buildcache"])])),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("DELETE"))
+            .and(path(format!("{versions}/7")))
+            .respond_with(
+                ResponseTemplate::new(403)
+                    .set_body_json(serde_json::json!({"message": "Must have admin rights to Repository."})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+    });
+    let run = Run::new("push", "push-default-branch.json")
+        .with("GITHUB_API_URL", &server.uri())
+        .with("INPUT_CACHE-IMAGE", "Codertocat/hello-cache")
+        .with("INPUT_PRUNE-CACHE", "true");
+    let done = run.run();
+    done.assert_success();
+    assert!(
+        done.stdout.contains("::warning::Not allowed to delete versions of ghcr.io/codertocat/hello-cache"),
+        "{}",
+        done.stdout
+    );
+    rt.block_on(server.verify());
+
+    // Untrusted runs never prune.
+    let fork = Run::new("pull_request", "pull_request-fork-opened.json")
+        .with("GITHUB_API_URL", &server.uri())
+        .with("INPUT_CACHE-IMAGE", "Codertocat/hello-cache")
+        .with("INPUT_PRUNE-CACHE", "true");
+    fork.run().assert_success();
+    let deletes =
+        rt.block_on(server.received_requests()).unwrap().iter().filter(|r| r.method.as_str() == "DELETE").count();
+    assert_eq!(deletes, 1, "the fork run deleted nothing");
+}

@@ -421,3 +421,22 @@ async fn a_forbidden_delete_is_a_warning_not_a_failure() {
         report.warnings
     );
 }
+
+#[tokio::test]
+async fn a_workspace_at_another_commit_than_the_checked_pr_head_is_flagged() {
+    let server = MockServer::start().await;
+    pr_returns(&server, pull_request_body(1, 186853002, 186853002)).await;
+    let mut ctx = context("issue_comment", &comment("OWNER"), &[]);
+    ctx.workspace_head = Some("f95f852bd8fca8fcc58a9a2d6c842781e32a215e".into());
+    let p = plan(&server, &ctx).await;
+    assert!(p.trust.trusted);
+    let w = p.warnings.iter().find(|w| w.contains("not at the PR head")).expect("a warning");
+    assert!(
+        w.contains("f95f852bd8fca8fcc58a9a2d6c842781e32a215e")
+            && w.contains("ec26c3e57ca3a959ca5aad62de7213c562f8c821"),
+        "{w}"
+    );
+    ctx.workspace_head = Some("ec26c3e57ca3a959ca5aad62de7213c562f8c821".into());
+    let p = plan(&server, &ctx).await;
+    assert!(!p.warnings.iter().any(|w| w.contains("not at the PR head")));
+}

@@ -301,3 +301,26 @@ impl Context {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_head_from_a_git_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = dir.path().join(".git");
+        std::fs::create_dir_all(git.join("refs/heads")).unwrap();
+        assert_eq!(git_head(dir.path()), None, "no HEAD yet");
+        let a = "a".repeat(40);
+        let b = "b".repeat(40);
+        std::fs::write(git.join("HEAD"), format!("{a}\n")).unwrap();
+        assert_eq!(git_head(dir.path()), Some(a.clone()), "detached");
+        std::fs::write(git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::write(git.join("packed-refs"), format!("# pack-refs with: peeled\n{b} refs/heads/main\n")).unwrap();
+        assert_eq!(git_head(dir.path()), Some(b), "packed ref");
+        std::fs::write(git.join("refs/heads/main"), format!("{a}\n")).unwrap();
+        assert_eq!(git_head(dir.path()), Some(a), "a loose ref wins over the packed one");
+        assert_eq!(git_head(&dir.path().join("elsewhere")), None);
+    }
+}
