@@ -7,7 +7,7 @@ fake `docker` is executed for the build, median over runs, for a few realistic r
 Uses target/release/secure-docker-images and target/release/fake-docker (the CI stand-in for
 the docker CLI, which writes the time it started `buildx build` to FAKE_DOCKER_STAMP).
 """
-import os, shutil, statistics, subprocess, sys, tempfile, time
+import http.server, json, os, shutil, statistics, subprocess, sys, tempfile, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ACTION = os.path.join(ROOT, "target/release/secure-docker-images")
@@ -23,12 +23,27 @@ CASES = {
     "trusted push, amd64+arm64": dict(event="push", fixture="push-default-branch.json",
         env={"GITHUB_REF": "refs/heads/master", "INPUT_GITHUB-TOKEN": "ghs_x",
              "FAKE_DOCKER_PLATFORMS": "linux/amd64, linux/arm64, linux/386"}),
-    # create + build, no login: a fork pull request
+    # create + build, no login, one GitHub API call (is the cache package public?): a fork PR
     "fork PR, native platform": dict(event="pull_request", fixture="pull_request-fork-opened.json",
         env={"INPUT_PLATFORMS": "linux/amd64", "INPUT_GITHUB-TOKEN": "ghs_x"}),
 }
 
+class GitHubApi(http.server.BaseHTTPRequestHandler):
+    """A local stand-in for the GitHub API: every package is public."""
+    def do_GET(self):
+        body = json.dumps({"id": 1, "name": "pkg", "package_type": "container", "visibility": "public"}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+
 def main():
+    api = http.server.ThreadingHTTPServer(("127.0.0.1", 0), GitHubApi)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    api_url = f"http://127.0.0.1:{api.server_address[1]}"
     for path in (ACTION, FAKE):
         if not os.path.exists(path):
             sys.exit(f"{path} is missing: cargo build --release --locked --bins")
@@ -41,7 +56,8 @@ def main():
                    "GITHUB_EVENT_PATH": f"{EVENTS}/{case['fixture']}", "GITHUB_REPOSITORY": "Codertocat/Hello-World",
                    "GITHUB_ACTOR": "Codertocat", "GITHUB_RUN_ID": "1", "RUNNER_TEMP": f"{d}/temp",
                    "GITHUB_OUTPUT": f"{d}/out", "GITHUB_STEP_SUMMARY": f"{d}/summary",
-                   "FAKE_DOCKER_LOG": f"{d}/calls.jsonl", "FAKE_DOCKER_STAMP": f"{d}/stamp", **case["env"]}
+                   "FAKE_DOCKER_LOG": f"{d}/calls.jsonl", "FAKE_DOCKER_STAMP": f"{d}/stamp",
+                   "GITHUB_API_URL": api_url, **case["env"]}
             for i in range(RUNS + 5):
                 start = time.time_ns()
                 subprocess.run([ACTION], env=env, cwd=d, stdout=subprocess.DEVNULL, check=True)
