@@ -22,14 +22,20 @@ pub const CACHE_TAG_PR: &str = "buildcache-pr";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheRef {
     /// A cache image in a registry (`<cache-image>:<tag>`).
-    Registry { image: String, tag: &'static str },
+    Registry { image: String, tag: String },
     /// The GitHub Actions cache, scoped to the image. Used only for `fork-cache: gha`: it is
     /// PR-scoped by GitHub, so a fork cannot poison another branch's cache.
     Gha { scope: String },
 }
 
 impl CacheRef {
-    fn registry(image: &ImageName, tag: &'static str) -> Self {
+    /// `tag`, suffixed with the platform in per-platform mode (`buildcache-linux-arm64`) so
+    /// that parallel jobs never write the same ref.
+    fn registry(image: &ImageName, tag: &str, platform: Option<&str>) -> Self {
+        let tag = match platform {
+            Some(p) => format!("{tag}-{}", p.replace('/', "-")),
+            None => tag.to_string(),
+        };
         CacheRef::Registry { image: image.as_str().to_string(), tag }
     }
 
@@ -64,9 +70,22 @@ pub struct SecretPlan {
     pub file: Option<String>,
 }
 
+/// What the run does with the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Build (all platforms in one job) and, when allowed, push with tags.
+    Build,
+    /// Build one platform and push it by digest only, for a later merge.
+    PerPlatform,
+    /// Build nothing: combine pushed per-platform digests into one tagged manifest list.
+    Merge,
+}
+
 /// Everything the run will do, decided before anything runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BuildPlan {
+    pub mode: Mode,
     pub event: String,
     pub trust: Trust,
     pub lane: Lane,
@@ -88,7 +107,11 @@ pub struct BuildPlan {
     pub secrets: Vec<String>,
     pub secret_sources: Vec<SecretPlan>,
     pub warnings: Vec<String>,
-    /// The full `docker buildx build` command.
+    /// Merge mode: the `<image>@<digest>` sources of the manifest list.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub merge_sources: Vec<String>,
+    /// The full command: `docker buildx build`, or in merge mode `docker buildx imagetools
+    /// create`. Empty when there is nothing to run (an untrusted merge).
     pub argv: Vec<String>,
 }
 
@@ -230,8 +253,9 @@ fn missing_secret(spec: &SecretSpec) -> InputError {
 /// Cache sources and destinations for the run's trust and lane.
 fn caches(ctx: &Context, decision: &Decision, warnings: &mut Vec<String>) -> (Vec<CacheRef>, Vec<CacheRef>) {
     let image = &ctx.inputs.cache_image;
-    let main = CacheRef::registry(image, CACHE_TAG_MAIN);
-    let pr = CacheRef::registry(image, CACHE_TAG_PR);
+    let platform = ctx.inputs.push_by_digest.then(|| ctx.inputs.platforms[0].as_str());
+    let main = CacheRef::registry(image, CACHE_TAG_MAIN, platform);
+    let pr = CacheRef::registry(image, CACHE_TAG_PR, platform);
     let (mut from, mut to) = match (decision.trust.trusted, decision.lane) {
         // Main builds never read :buildcache-pr: that would let a PR poison a release.
         (true, Lane::Main) => (vec![main.clone()], vec![main]),
@@ -270,7 +294,17 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
     let trusted = decision.trust.trusted;
     let mut warnings = Vec::new();
 
-    let secrets: Vec<&SecretSpec> = if trusted {
+    let mode = if !inputs.merge_digests.is_empty() {
+        Mode::Merge
+    } else if inputs.push_by_digest {
+        Mode::PerPlatform
+    } else {
+        Mode::Build
+    };
+    let secrets: Vec<&SecretSpec> = if mode == Mode::Merge {
+        // A merge builds nothing: no secret is passed, none is needed.
+        Vec::new()
+    } else if trusted {
         if let Some(missing) = inputs.secrets.iter().find(|s| !s.available) {
             return Err(missing_secret(missing));
         }
@@ -331,7 +365,8 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
     if wanted && !trusted {
         warnings.push("push: true ignored: untrusted code is built but never pushed.".into());
     }
-    if push && tags.is_empty() {
+    // By digest, nothing is tagged: the merge job tags the manifest list.
+    if push && tags.is_empty() && mode != Mode::PerPlatform {
         push = false;
         warnings.push("Nothing to push: no tag could be derived from this event; set the 'tags' input.".into());
     }
@@ -340,9 +375,13 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
     if trusted {
         let writes_cache = cache_to.iter().any(CacheRef::is_registry);
         // A full reference in `tags` may name another registry: each one pushed to needs a login.
-        let pushed_to = tags.iter().filter(|_| push).map(|t| registry_of(t));
+        let pushed_to: Vec<&str> = match (push, mode) {
+            (false, _) => Vec::new(),
+            (true, Mode::PerPlatform) => vec![inputs.image.registry()],
+            (true, _) => tags.iter().map(|t| registry_of(t)).collect(),
+        };
         let cache = writes_cache.then(|| inputs.cache_image.registry());
-        for registry in pushed_to.chain(cache) {
+        for registry in pushed_to.into_iter().chain(cache) {
             if !login.iter().any(|r| r == registry) {
                 login.push(registry.to_string());
             }
@@ -357,9 +396,68 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
     }
 
     let labels = labels(ctx, &tags, built);
+    let platforms: Vec<String> = inputs.platforms.iter().map(|p| p.as_str().to_string()).collect();
+    let dockerfile = dockerfile_path(&inputs.context, inputs.file.as_deref());
+    let secret_args: Vec<String> = secrets.iter().map(|s| s.buildx_arg()).collect();
+    let secret_sources = secrets
+        .iter()
+        .map(|s| match &s.source {
+            SecretSource::Value { env } | SecretSource::Env { env } => {
+                SecretPlan { id: s.id.clone(), env: Some(env.clone()), file: None }
+            }
+            SecretSource::File { path } => SecretPlan { id: s.id.clone(), env: None, file: Some(path.clone()) },
+        })
+        .collect();
+    let secrets: Vec<String> = secrets.iter().map(|s| s.id.clone()).collect();
+
+    if mode == Mode::Merge {
+        let merge_sources: Vec<String> =
+            inputs.merge_digests.iter().map(|d| format!("{}@{}", inputs.image, d.as_str())).collect();
+        let mut argv = Vec::new();
+        if push {
+            argv = ["docker", "buildx", "imagetools", "create"].map(String::from).to_vec();
+            if let Some(b) = &inputs.builder {
+                argv.extend(["--builder".to_string(), b.clone()]);
+            }
+            for t in &tags {
+                argv.extend(["--tag".to_string(), t.clone()]);
+            }
+            argv.extend(merge_sources.iter().cloned());
+        } else {
+            warnings.push(format!(
+                "No merge: {}",
+                if trusted {
+                    "this run does not push (push: auto pushes only the main lane)."
+                } else {
+                    "untrusted runs never merge."
+                }
+            ));
+        }
+        return Ok(BuildPlan {
+            mode,
+            event: ctx.event_name.clone(),
+            trust: decision.trust.clone(),
+            lane: decision.lane,
+            image: inputs.image.to_string(),
+            cache_image: inputs.cache_image.to_string(),
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
+            push,
+            login,
+            tags,
+            platforms,
+            dockerfile,
+            labels,
+            secrets: Vec::new(),
+            secret_sources: Vec::new(),
+            warnings,
+            merge_sources,
+            argv,
+        });
+    }
+
     let cache_from: Vec<String> = cache_from.iter().map(CacheRef::from_arg).collect();
     let cache_to: Vec<String> = cache_to.iter().map(|c| c.to_arg(inputs.cache_mode)).collect();
-    let platforms: Vec<String> = inputs.platforms.iter().map(|p| p.as_str().to_string()).collect();
 
     let mut argv: Vec<String> = ["docker", "buildx", "build"].map(String::from).to_vec();
     let mut flag = |name: &str, value: &str| {
@@ -376,8 +474,10 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
         flag("--target", t);
     }
     flag("--platform", &platforms.join(","));
-    for t in &tags {
-        flag("--tag", t);
+    if mode == Mode::Build {
+        for t in &tags {
+            flag("--tag", t);
+        }
     }
     for (k, v) in &labels {
         flag("--label", &format!("{k}={v}"));
@@ -385,8 +485,8 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
     for (k, v) in &inputs.build_args {
         flag("--build-arg", &format!("{k}={v}"));
     }
-    for s in &secrets {
-        flag("--secret", &s.buildx_arg());
+    for s in &secret_args {
+        flag("--secret", s);
     }
     for c in &cache_from {
         flag("--cache-from", c);
@@ -400,12 +500,18 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
     if let Some(s) = &inputs.sbom {
         argv.push(format!("--sbom={s}"));
     }
-    if push {
-        argv.push("--push".into());
+    match (push, mode) {
+        (true, Mode::PerPlatform) => argv.extend([
+            "--output".to_string(),
+            format!("type=image,name={},push-by-digest=true,name-canonical=true,push=true", inputs.image),
+        ]),
+        (true, _) => argv.push("--push".into()),
+        (false, _) => {}
     }
     argv.push(inputs.context.clone());
 
     Ok(BuildPlan {
+        mode,
         event: ctx.event_name.clone(),
         trust: decision.trust.clone(),
         lane: decision.lane,
@@ -417,19 +523,12 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
         login,
         tags,
         platforms,
-        dockerfile: dockerfile_path(&inputs.context, inputs.file.as_deref()),
+        dockerfile,
         labels,
-        secrets: secrets.iter().map(|s| s.id.clone()).collect(),
-        secret_sources: secrets
-            .iter()
-            .map(|s| match &s.source {
-                SecretSource::Value { env } | SecretSource::Env { env } => {
-                    SecretPlan { id: s.id.clone(), env: Some(env.clone()), file: None }
-                }
-                SecretSource::File { path } => SecretPlan { id: s.id.clone(), env: None, file: Some(path.clone()) },
-            })
-            .collect(),
+        secrets,
+        secret_sources,
         warnings,
+        merge_sources: Vec::new(),
         argv,
     })
 }
@@ -469,7 +568,7 @@ mod tests {
 
     #[test]
     fn cache_ref_spellings_are_exact() {
-        let r = CacheRef::Registry { image: "ghcr.io/o/r".into(), tag: CACHE_TAG_MAIN };
+        let r = CacheRef::Registry { image: "ghcr.io/o/r".into(), tag: CACHE_TAG_MAIN.into() };
         assert_eq!(r.from_arg(), "type=registry,ref=ghcr.io/o/r:buildcache");
         assert_eq!(r.to_arg(CacheMode::Max), "type=registry,ref=ghcr.io/o/r:buildcache,mode=max,ignore-error=true");
         let g = CacheRef::Gha { scope: "ghcr.io/o/r".into() };

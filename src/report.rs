@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::buildx::{Annotation, Execution, Level, Outcome};
 use crate::context::InputError;
-use crate::plan::BuildPlan;
+use crate::plan::{BuildPlan, Mode};
 
 /// Escapes a workflow command's message so that no input can end the line and start
 /// another command.
@@ -90,7 +90,9 @@ pub fn outputs(plan: &BuildPlan, exec: Option<&Execution>) -> Vec<(&'static str,
             out.push(("pushed", "false".into()));
         }
         Some(e) if e.outcome == Outcome::Succeeded => {
-            out.push(("tags", plan.tags.join("\n")));
+            if plan.mode != Mode::PerPlatform {
+                out.push(("tags", plan.tags.join("\n")));
+            }
             out.push(("pushed", e.pushed.to_string()));
             if let Some(m) = &e.metadata {
                 let digest = m.get("containerimage.digest").and_then(Value::as_str);
@@ -132,7 +134,24 @@ pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
     let _ = writeln!(s, "| Cache from | {} |", code_list(&plan.cache_from));
     let _ = writeln!(s, "| Cache to | {} |", code_list(&plan.cache_to));
     let _ = writeln!(s, "| Push | {} |", yes_no(plan.push));
-    let _ = writeln!(s, "| Platforms | {} |", cell(&plan.platforms.join(", ")));
+    let merged: Option<Vec<String>> = exec
+        .and_then(|e| e.metadata.as_ref()?.get("platforms")?.as_array().cloned())
+        .map(|a| a.iter().filter_map(|p| p.as_str().map(str::to_string)).collect());
+    match (plan.mode, merged) {
+        (Mode::Merge, Some(platforms)) => {
+            let _ = writeln!(s, "| Mode | merge of {} digests |", plan.merge_sources.len());
+            let _ = writeln!(s, "| Platforms | {} |", cell(&platforms.join(", ")));
+        }
+        (Mode::Merge, None) => {
+            let _ = writeln!(s, "| Mode | merge of {} digests |", plan.merge_sources.len());
+        }
+        (mode, _) => {
+            if mode == Mode::PerPlatform {
+                let _ = writeln!(s, "| Mode | one platform, pushed by digest for a later merge |");
+            }
+            let _ = writeln!(s, "| Platforms | {} |", cell(&plan.platforms.join(", ")));
+        }
+    }
     let secrets = if plan.secrets.is_empty() { "none".to_string() } else { cell(&plan.secrets.join(", ")) };
     let _ = writeln!(s, "| Secrets (ids) | {secrets} |");
     match exec {
@@ -160,14 +179,11 @@ pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
             }
             if e.pushed {
                 let digest = e.metadata.as_ref().and_then(|m| m.get("containerimage.digest")).and_then(Value::as_str);
-                let refs: Vec<String> = plan
-                    .tags
-                    .iter()
-                    .map(|t| match digest {
-                        Some(d) => format!("{t}@{d}"),
-                        None => t.clone(),
-                    })
-                    .collect();
+                let refs: Vec<String> = match (plan.mode, digest) {
+                    // By digest only: no tag points at it until the merge.
+                    (Mode::PerPlatform, Some(d)) => vec![format!("{}@{d}", plan.image)],
+                    (_, d) => plan.tags.iter().map(|t| d.map_or_else(|| t.clone(), |d| format!("{t}@{d}"))).collect(),
+                };
                 let _ = writeln!(s, "| Pushed | {} |", code_list(&refs));
             }
         }
@@ -226,6 +242,12 @@ pub fn shell_command(argv: &[String]) -> String {
 pub fn render_plan(plan: &BuildPlan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "event:        {}", plan.event);
+    let mode = match plan.mode {
+        Mode::Build => "build",
+        Mode::PerPlatform => "per-platform (push by digest)",
+        Mode::Merge => "merge",
+    };
+    let _ = writeln!(out, "mode:         {mode}");
     let _ = writeln!(out, "trusted:      {}: {}", yes_no(plan.trust.trusted), plan.trust.reason);
     let _ = writeln!(out, "lane:         {}", plan.lane.as_str());
     let _ = writeln!(out, "image:        {}", plan.image);
@@ -236,6 +258,9 @@ pub fn render_plan(plan: &BuildPlan) -> String {
     let _ = writeln!(out, "cache to:     {}", list_or_none(&plan.cache_to));
     let _ = writeln!(out, "login:        {}", list_or_none(&plan.login));
     let _ = writeln!(out, "secrets:      {}", list_or_none(&plan.secrets));
+    if plan.mode == Mode::Merge {
+        let _ = writeln!(out, "merging:      {}", list_or_none(&plan.merge_sources));
+    }
     for w in &plan.warnings {
         let _ = writeln!(out, "warning:      {w}");
     }

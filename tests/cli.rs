@@ -279,3 +279,83 @@ fn prune_cache_refuses_the_image_package_and_needs_no_event() {
     assert!(stdout.contains("::error::prune-cache refuses to touch ghcr.io/codertocat/hello-world"), "{stdout}");
     assert!(!stdout.contains("ghs_x") || stdout.contains("::add-mask::ghs_x"));
 }
+
+const DIGEST_AMD64: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const DIGEST_ARM64: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+#[test]
+fn plan_json_snapshots_for_per_platform_and_merge_modes() {
+    let digests = format!("{DIGEST_AMD64}\n{DIGEST_ARM64}");
+    let cases: &[(&str, &str, &str, Vec<String>)] = &[
+        (
+            "per-platform-trusted",
+            "push",
+            "push-default-branch.json",
+            input("push-by-digest", "true").into_iter().chain(input("platforms", "linux/arm/v7")).collect(),
+        ),
+        (
+            "per-platform-fork",
+            "pull_request",
+            "pull_request-fork-opened.json",
+            input("push-by-digest", "true").into_iter().chain(input("platforms", "linux/arm64")).collect(),
+        ),
+        ("merge-trusted", "push", "push-default-branch.json", input("merge-digests", &digests)),
+        ("merge-fork", "pull_request", "pull_request-fork-opened.json", input("merge-digests", &digests)),
+    ];
+    for (name, event, file, args) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let plan = plan_json(event, file, REPO, &args);
+        insta::assert_json_snapshot!(*name, plan);
+    }
+}
+
+#[test]
+fn per_platform_and_merge_inputs_are_checked() {
+    refused(&["--input", "push-by-digest=true"], &[], "push-by-digest", "platforms lists 2");
+    refused(&["--input", "merge-digests=sha256:abc"], &[], "merge-digests", "not a digest");
+    refused(
+        &["--input", "merge-digests=/nonexistent/digests"],
+        &[],
+        "merge-digests",
+        "neither a sha256 digest nor a directory",
+    );
+    refused(
+        &["--input", &format!("merge-digests={DIGEST_AMD64}\n{DIGEST_AMD64}")],
+        &[],
+        "merge-digests",
+        "listed twice",
+    );
+    refused(
+        &[
+            "--input",
+            "push-by-digest=true",
+            "--input",
+            "platforms=linux/amd64",
+            "--input",
+            &format!("merge-digests={DIGEST_AMD64}"),
+        ],
+        &[],
+        "merge-digests",
+        "one or the other",
+    );
+    let empty = tempfile::tempdir().unwrap();
+    refused(&["--input", &format!("merge-digests={}", empty.path().display())], &[], "merge-digests", "is empty");
+}
+
+#[test]
+fn merge_digests_may_name_a_directory_of_digest_files() {
+    let dir = tempfile::tempdir().unwrap();
+    for d in [DIGEST_ARM64, DIGEST_AMD64] {
+        std::fs::write(dir.path().join(d.trim_start_matches("sha256:")), "").unwrap();
+    }
+    let arg = format!("merge-digests={}", dir.path().display());
+    let plan = plan_json("push", "push-default-branch.json", REPO, &["--input", &arg]);
+    assert_eq!(
+        plan["merge_sources"],
+        serde_json::json!([
+            format!("ghcr.io/codertocat/hello-world@{DIGEST_AMD64}"),
+            format!("ghcr.io/codertocat/hello-world@{DIGEST_ARM64}")
+        ])
+    );
+    assert_eq!(plan["argv"][3], "create");
+}

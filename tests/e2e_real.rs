@@ -410,3 +410,56 @@ fn a_secret_mount_builds_green_and_leaves_no_trace_in_the_image() {
         "the secret was not mounted"
     );
 }
+
+#[test]
+fn per_platform_builds_by_digest_then_a_merge() {
+    let Some(Case { e, n, repo, image, .. }) = start("per_platform_builds_by_digest_then_a_merge", "merge") else {
+        return;
+    };
+    // RUN steps on $BUILDPLATFORM: each platform builds on any builder, emulation or not.
+    let ws = Workspace::new(&format!(
+        "FROM --platform=$BUILDPLATFORM {base} AS build\nARG TARGETPLATFORM\nRUN echo \"{n} for $TARGETPLATFORM\" > /target.txt\n\nFROM {base}\nCOPY --from=build /target.txt /target.txt\n",
+        base = e.base
+    ));
+    let digests = tempfile::tempdir().unwrap();
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let inputs = [
+            ("image", image.as_str()),
+            ("builder", e.builder.as_str()),
+            ("platforms", platform),
+            ("push-by-digest", "true"),
+            ("github-token", ""),
+        ];
+        let r = run_action(&ws, "push", "push-default-branch.json", "refs/heads/master", &inputs, &[]);
+        assert!(r.output.status.success(), "{platform}: {}", r.stdout);
+        let digest = r.outputs["digest"].clone();
+        assert!(manifest(&e.registry, &repo, &digest).is_some(), "{platform} was pushed by digest");
+        std::fs::write(digests.path().join(digest.trim_start_matches("sha256:")), "").unwrap();
+    }
+    assert!(manifest(&e.registry, &repo, "latest").is_none(), "a by-digest push tags nothing");
+    let amd64 = manifest(&e.registry, &repo, "buildcache-linux-amd64").expect("amd64 cache").0;
+    let arm64 = manifest(&e.registry, &repo, "buildcache-linux-arm64").expect("arm64 cache").0;
+    assert_ne!(amd64, arm64, "each platform has its own cache ref");
+    assert!(manifest(&e.registry, &repo, "buildcache").is_none(), "no job wrote the shared ref");
+
+    let inputs = [
+        ("image", image.as_str()),
+        ("builder", e.builder.as_str()),
+        ("merge-digests", digests.path().to_str().unwrap()),
+        ("github-token", ""),
+    ];
+    let r = run_action(&ws, "push", "push-default-branch.json", "refs/heads/master", &inputs, &[]);
+    assert!(r.output.status.success(), "{}", r.stdout);
+    let raw =
+        docker(&["buildx", "imagetools", "inspect", "--builder", &e.builder, "--raw", &format!("{image}:latest")]);
+    let index: Value = serde_json::from_str(&raw).unwrap();
+    let platforms: BTreeSet<String> = index["manifests"]
+        .as_array()
+        .expect("an index")
+        .iter()
+        .filter_map(|m| Some(format!("{}/{}", m["platform"]["os"].as_str()?, m["platform"]["architecture"].as_str()?)))
+        .filter(|p| p != "unknown/unknown")
+        .collect();
+    assert_eq!(platforms, BTreeSet::from(["linux/amd64".to_string(), "linux/arm64".to_string()]));
+    assert_eq!(r.outputs["digest"], manifest(&e.registry, &repo, "latest").unwrap().0);
+}

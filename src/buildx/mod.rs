@@ -20,7 +20,7 @@ use tokio::process::{Child, Command};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::context::{Context, Platform};
-use crate::plan::BuildPlan;
+use crate::plan::{BuildPlan, Mode};
 use progress::{BuildError, CacheHits, Progress};
 
 /// A message for the run's log and annotations.
@@ -304,6 +304,103 @@ struct Builder {
     created: bool,
 }
 
+/// `os/arch[/variant]` of an index entry; `None` for attestation manifests (`unknown/unknown`).
+fn entry_platform(m: &Value) -> Option<String> {
+    let p = m.get("platform")?;
+    let os = p.get("os")?.as_str()?;
+    let arch = p.get("architecture")?.as_str()?;
+    if os == "unknown" {
+        return None;
+    }
+    Some(match p.get("variant").and_then(Value::as_str) {
+        Some(v) if !v.is_empty() => format!("{os}/{arch}/{v}"),
+        _ => format!("{os}/{arch}"),
+    })
+}
+
+/// Two sources of one platform in a manifest list: the first pair found.
+pub fn duplicate_platform(index: &Value) -> Option<(String, String, String)> {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for m in index.get("manifests")?.as_array()? {
+        let Some(platform) = entry_platform(m) else { continue };
+        let digest = m.get("digest").and_then(Value::as_str).unwrap_or("?").to_string();
+        if let Some((_, first)) = seen.iter().find(|(p, _)| *p == platform) {
+            return Some((platform, first.clone(), digest));
+        }
+        seen.push((platform, digest));
+    }
+    None
+}
+
+/// Merge mode: check the combination (every digest resolves, platforms distinct) with a dry
+/// run, push the manifest list, and read its digest back from the registry.
+async fn merge(
+    plan: &BuildPlan,
+    docker: &mut Docker,
+    signals: &mut Signals,
+    annotations: &mut Vec<Annotation>,
+) -> RunResult {
+    if plan.argv.is_empty() {
+        annotations.push(Annotation::notice(format!(
+            "Nothing merged: {}",
+            plan.warnings
+                .iter()
+                .find(|w| w.starts_with("No merge"))
+                .map(String::as_str)
+                .unwrap_or("this run does not push.")
+        )));
+        return (Outcome::Succeeded, None, None);
+    }
+    let failed = |message: String| {
+        (Outcome::Failed { code: 1, error: Some(BuildError { message, location: None }) }, None, None)
+    };
+    let create: Vec<&str> = plan.argv[1..].iter().map(String::as_str).collect();
+    let mut dry = create.clone();
+    dry.insert(3, "--dry-run");
+    let index: Value = match docker.output(&dry, None, signals).await {
+        Ok(Ended::Exited { code: 0, stdout, .. }) => match serde_json::from_str(stdout.trim_end()) {
+            Ok(v) => v,
+            Err(e) => return failed(format!("imagetools create --dry-run printed no manifest list: {e}")),
+        },
+        Ok(Ended::Signalled(sig)) => return (Outcome::Cancelled { signal: sig }, None, None),
+        Ok(Ended::Exited { stderr, .. }) => {
+            return failed(format!("the digests cannot be merged: {}", last_line(&stderr)));
+        }
+        Err(e) => return failed(format!("cannot run docker: {e}")),
+    };
+    if let Some((platform, a, b)) = duplicate_platform(&index) {
+        return failed(format!(
+            "{a} and {b} are both {platform}: each per-platform job must build a different platform"
+        ));
+    }
+    match docker.output(&create, None, signals).await {
+        Ok(Ended::Exited { code: 0, .. }) => {}
+        Ok(Ended::Signalled(sig)) => return (Outcome::Cancelled { signal: sig }, None, None),
+        Ok(Ended::Exited { stderr, .. }) => {
+            return failed(format!("pushing the manifest list failed: {}", last_line(&stderr)));
+        }
+        Err(e) => return failed(format!("cannot run docker: {e}")),
+    }
+    let first = plan.tags.first().map(String::as_str).unwrap_or_default();
+    let digest = match docker.output(&["buildx", "imagetools", "inspect", first], None, signals).await {
+        Ok(Ended::Exited { code: 0, stdout, .. }) => {
+            stdout.lines().find_map(|l| l.strip_prefix("Digest:").map(|d| d.trim().to_string()))
+        }
+        _ => None,
+    };
+    let mut platforms: Vec<String> =
+        index["manifests"].as_array().map(|m| m.iter().filter_map(entry_platform).collect()).unwrap_or_default();
+    platforms.sort();
+    let mut metadata = serde_json::json!({ "image.name": plan.tags.join(","), "platforms": platforms });
+    match digest {
+        Some(d) => metadata["containerimage.digest"] = Value::String(d),
+        None => annotations.push(Annotation::warning(format!(
+            "The manifest list was pushed, but its digest could not be read back from {first}."
+        ))),
+    }
+    (Outcome::Succeeded, Some(metadata), None)
+}
+
 /// Logs in, prepares the builder, builds, and cleans up whatever happens.
 pub async fn execute(ctx: &Context, plan: &BuildPlan, dir: &Path, signals: &mut Signals) -> Execution {
     let started = Instant::now();
@@ -394,6 +491,10 @@ async fn run(
         }
     }
 
+    if plan.mode == Mode::Merge {
+        return merge(plan, docker, signals, annotations).await;
+    }
+
     // Builder: the input, or a docker-container builder for this run (the docker driver
     // cannot export a registry cache).
     let builder = match &ctx.inputs.builder {
@@ -426,6 +527,7 @@ async fn run(
     // other request is checked. A missing one matters only if a RUN step executes on it: then
     // QEMU is registered (docker-container builders) or the run fails naming it.
     let native = native_platforms();
+    let mut native_platform = native.first().map(|p| p.to_string());
     let all_native = created && plan.platforms.iter().all(|p| native.contains(&p.as_str()));
     if !all_native {
         // A Dockerfile that cannot be read here (a remote context) counts as needing emulation.
@@ -444,6 +546,10 @@ async fn run(
                 Err(e) => return setup_failed(format!("cannot run docker: {e}")),
             };
             let (driver, available) = inspected_platforms(&out);
+            if !created {
+                // A builder of the user's may run elsewhere: its first platform is its native one.
+                native_platform = available.first().cloned().or(native_platform);
+            }
             let missing = missing_platforms(&ctx.inputs.platforms, &available);
             if missing.is_empty() {
                 break;
@@ -566,6 +672,14 @@ async fn run(
     println!("::endgroup::");
 
     let hits = Some(progress.cache_hits());
+    // Emulated steps are the slow part of a multi-arch build: say how slow, and the way out.
+    if let Some(native) = &native_platform {
+        for (platform, secs) in progress.emulated_run_seconds(&plan.platforms, native) {
+            annotations.push(Annotation::notice(format!(
+                "RUN steps for {platform} ran under emulation on this {native} builder for {secs:.1} s: build each platform on a native runner and merge the digests (README: \"Multi-arch on native runners\")."
+            )));
+        }
+    }
     if let Some((sig, _)) = cancelled {
         return (Outcome::Cancelled { signal: sig }, None, hits);
     }

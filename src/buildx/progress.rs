@@ -233,6 +233,47 @@ impl Progress {
         CacheHits { cached: steps.iter().filter(|v| v.cached).count(), total: steps.len() }
     }
 
+    /// Seconds spent in RUN steps that executed on a platform other than the builder's native
+    /// one (under emulation), by platform. A step's platform is in its name in multi-platform
+    /// builds (`[linux/arm64 2/4] RUN …`; `[linux/amd64->arm64 …]` is a cross stage running
+    /// natively), and is the one requested platform otherwise.
+    pub fn emulated_run_seconds(&self, requested: &[String], native: &str) -> Vec<(String, f64)> {
+        let os_arch = |p: &str| p.split('/').take(2).collect::<Vec<_>>().join("/");
+        let native = os_arch(native);
+        let mut out: Vec<(String, f64)> = Vec::new();
+        for v in self.vertices() {
+            let Some((tag, instr)) = v.name.strip_prefix('[').and_then(|r| r.split_once("] ")) else { continue };
+            if !instr.starts_with("RUN ") || v.cached || !is_dockerfile_step(&v.name) {
+                continue;
+            }
+            let first = tag.split(' ').next().unwrap_or_default();
+            let platform = if first.contains("->") {
+                continue;
+            } else if first.contains('/')
+                && first.split('/').count() >= 2
+                && !first.chars().next().is_some_and(|c| c.is_ascii_digit())
+            {
+                first.to_string()
+            } else if let [only] = requested {
+                only.clone()
+            } else {
+                continue;
+            };
+            if os_arch(&platform) == native {
+                continue;
+            }
+            let secs = match (&v.started, &v.completed) {
+                (Some(s), Some(e)) => seconds_between(s, e).unwrap_or(0.0),
+                _ => 0.0,
+            };
+            match out.iter_mut().find(|(p, _)| *p == platform) {
+                Some((_, total)) => *total += secs,
+                None => out.push((platform, secs)),
+            }
+        }
+        out
+    }
+
     /// The error of the registry cache export, when the registry refused it.
     pub fn cache_export_error(&self) -> Option<&str> {
         self.vertices()
@@ -330,6 +371,36 @@ mod tests {
         );
         assert_eq!(p.cache_hits(), CacheHits { cached: 1, total: 2 });
         assert_eq!(p.cache_export_error(), Some("error writing layer blob: 403 Forbidden"));
+    }
+
+    #[test]
+    fn sums_the_time_of_emulated_run_steps() {
+        let mut p = Progress::default();
+        let v = |d: &str, name: &str, start: &str, end: &str, cached: bool| {
+            format!(
+                r#"{{"vertexes":[{{"digest":"{d}","name":"{name}","started":"2026-01-01T00:00:{start}Z","completed":"2026-01-01T00:00:{end}Z","cached":{cached}}}]}}"#
+            )
+        };
+        for line in [
+            v("a", "[linux/amd64 2/3] RUN make", "00", "02", false),
+            v("b", "[linux/arm64 2/3] RUN make", "00", "20", false),
+            v("c", "[linux/arm64 3/3] RUN test", "20", "25.5", false),
+            v("d", "[linux/arm64 1/3] FROM x", "00", "01", false),
+            v("e", "[linux/amd64->arm64 build 2/4] RUN go build", "00", "09", false),
+            v("f", "[linux/arm64 4/4] RUN cached", "00", "00", true),
+        ] {
+            p.feed(&line);
+        }
+        let requested = ["linux/amd64".to_string(), "linux/arm64".to_string()];
+        assert_eq!(p.emulated_run_seconds(&requested, "linux/amd64"), [("linux/arm64".to_string(), 25.5)]);
+        assert!(p.emulated_run_seconds(&requested, "linux/arm64/v8").iter().all(|(pl, _)| pl == "linux/amd64"));
+        let mut single = Progress::default();
+        single.feed(&v("g", "[2/3] RUN make", "00", "07", false));
+        assert_eq!(
+            single.emulated_run_seconds(&["linux/arm64".into()], "linux/amd64"),
+            [("linux/arm64".to_string(), 7.0)]
+        );
+        assert!(single.emulated_run_seconds(&["linux/amd64".into()], "linux/amd64").is_empty());
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct RawInputs {
     pub dry_run: Option<String>,
     pub prune_cache: Option<String>,
     pub prune_keep_days: Option<String>,
+    pub push_by_digest: Option<String>,
+    pub merge_digests: Option<String>,
 }
 
 /// Input names, as declared in action.yml.
@@ -63,6 +65,8 @@ pub const INPUT_NAMES: &[&str] = &[
     "dry-run",
     "prune-cache",
     "prune-keep-days",
+    "push-by-digest",
+    "merge-digests",
 ];
 
 pub const DEFAULT_REGISTRY: &str = "ghcr.io";
@@ -233,6 +237,25 @@ pub struct Inputs {
     /// After a successful trusted build, delete old untagged versions of the cache package.
     pub prune_cache: bool,
     pub prune_keep_days: u32,
+    /// One platform per job, pushed by digest only, with per-platform cache refs.
+    pub push_by_digest: bool,
+    /// Merge mode: the per-platform digests to combine into one manifest list.
+    pub merge_digests: Vec<Digest>,
+}
+
+/// A `sha256:<64 hex>` manifest digest.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Digest(String);
+
+impl Digest {
+    pub fn parse(s: &str) -> Option<Digest> {
+        let hex = s.strip_prefix("sha256:").unwrap_or(s);
+        (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()))
+            .then(|| Digest(format!("sha256:{hex}")))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Secret values from the `secrets` input, keyed by the environment name buildx reads.
@@ -243,6 +266,43 @@ pub struct SecretValues(pub Vec<(String, Masked)>);
 pub trait Environment {
     fn var(&self, name: &str) -> Option<String>;
     fn is_readable_file(&self, path: &str) -> bool;
+    /// The names of the entries of a directory, or `None` when it is not one.
+    fn dir_entries(&self, path: &str) -> Option<Vec<String>>;
+}
+
+/// `merge-digests`: digests one a line, or one line naming a directory whose entries are
+/// named by the digests (with or without `sha256:`), as docker's multi-platform recipe
+/// leaves them after downloading the per-platform artifacts.
+fn merge_digests(raw: &Option<String>, env: &dyn Environment) -> Result<Vec<Digest>, InputError> {
+    let items = lines(raw);
+    let names: Vec<String> = match items.as_slice() {
+        [] => return Ok(Vec::new()),
+        [(_, only)] if Digest::parse(only).is_none() && !only.starts_with("sha256:") => match env.dir_entries(only) {
+            Some(entries) if !entries.is_empty() => entries,
+            Some(_) => {
+                return Err(err("merge-digests", format!("the directory '{only}' is empty: no digest to merge")));
+            }
+            None => {
+                return Err(err(
+                    "merge-digests",
+                    format!("'{only}' is neither a sha256 digest nor a directory of digest files"),
+                ));
+            }
+        },
+        _ => items.iter().map(|(_, l)| l.to_string()).collect(),
+    };
+    let mut digests = Vec::new();
+    for name in names {
+        let d = Digest::parse(&name).ok_or_else(|| {
+            err("merge-digests", format!("'{name}' is not a digest: write sha256: and 64 lowercase hex digits"))
+        })?;
+        if digests.contains(&d) {
+            return Err(err("merge-digests", format!("{} is listed twice", d.as_str())));
+        }
+        digests.push(d);
+    }
+    digests.sort();
+    Ok(digests)
 }
 
 fn err(input: &str, message: impl Into<String>) -> InputError {
@@ -738,6 +798,8 @@ impl RawInputs {
             sbom: single_line("sbom", &self.sbom)?.map(str::to_string),
             dry_run: boolean("dry-run", &self.dry_run, false)?,
             prune_cache: boolean("prune-cache", &self.prune_cache, false)?,
+            push_by_digest: boolean("push-by-digest", &self.push_by_digest, false)?,
+            merge_digests: merge_digests(&self.merge_digests, env)?,
             prune_keep_days: match value(&self.prune_keep_days) {
                 None => 7,
                 Some(v) => {
@@ -747,6 +809,21 @@ impl RawInputs {
                 }
             },
         };
+        if inputs.push_by_digest && inputs.platforms.len() != 1 {
+            return Err(err(
+                "push-by-digest",
+                format!(
+                    "builds one platform per job, but platforms lists {}: set platforms to the one platform of this job's runner",
+                    inputs.platforms.len()
+                ),
+            ));
+        }
+        if inputs.push_by_digest && !inputs.merge_digests.is_empty() {
+            return Err(err(
+                "merge-digests",
+                "merges the digests that push-by-digest jobs pushed; a job does one or the other, not both",
+            ));
+        }
         Ok((inputs, values))
     }
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 pub use event::Event;
 pub use inputs::{
-    CacheMode, ForkCache, ImageName, Inputs, Masked, Platform, PushPolicy, RawInputs, SecretSource, SecretSpec,
+    CacheMode, Digest, ForkCache, ImageName, Inputs, Masked, Platform, PushPolicy, RawInputs, SecretSource, SecretSpec,
     SecretValues, TagInput,
 };
 
@@ -156,6 +156,12 @@ impl inputs::Environment for ProcessEnv {
     }
     fn is_readable_file(&self, path: &str) -> bool {
         std::fs::File::open(path).and_then(|f| f.metadata()).is_ok_and(|m| m.is_file())
+    }
+    fn dir_entries(&self, path: &str) -> Option<Vec<String>> {
+        let entries = std::fs::read_dir(path).ok()?;
+        let mut names: Vec<String> = entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+        names.sort();
+        Some(names)
     }
 }
 

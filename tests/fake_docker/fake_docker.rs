@@ -94,6 +94,8 @@ fn main() -> ExitCode {
         ["buildx", "build", rest @ ..] | ["buildx", "b", rest @ ..] => build(call, rest),
         ["buildx", "create", rest @ ..] => create(call, rest),
         ["buildx", "inspect", rest @ ..] => inspect(call, rest),
+        ["buildx", "imagetools", "create", rest @ ..] => imagetools_create(call, rest),
+        ["buildx", "imagetools", "inspect", rest @ ..] => imagetools_inspect(call, rest),
         ["buildx", "rm", rest @ ..] => remove(call, rest),
         ["run", rest @ ..] => run(call, rest),
         _ => {
@@ -286,6 +288,139 @@ fn run(call: Call, rest: &[&str]) -> ExitCode {
     call.finish(0)
 }
 
+/// What the fake registry holds: `repo@digest` and `repo:tag` → the raw manifest JSON.
+fn registry() -> BTreeMap<String, String> {
+    let file = state_dir().join("fake-docker-registry.json");
+    std::fs::read_to_string(file).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+}
+
+fn save_registry(r: &BTreeMap<String, String>) {
+    std::fs::write(state_dir().join("fake-docker-registry.json"), serde_json::to_string(r).unwrap()).unwrap();
+}
+
+/// A stable stand-in for sha256 over bytes (the fake never verifies content digests).
+fn fake_digest(bytes: &[u8]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut out = String::from("sha256:");
+    for salt in 0u8..4 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (salt, bytes).hash(&mut h);
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out
+}
+
+fn platform_json(p: &str) -> Value {
+    let parts: Vec<&str> = p.split('/').collect();
+    let mut v = json!({"architecture": parts.get(1).copied().unwrap_or("amd64"), "os": parts[0]});
+    if let Some(variant) = parts.get(2) {
+        v["variant"] = json!(variant);
+    }
+    v
+}
+
+/// The digest of a by-digest push of one platform: an index holding the image manifest and
+/// its provenance attestation, as buildx pushes by default.
+fn push_by_digest(name: &str, platform: &str, context: &str) -> String {
+    let image = fake_digest(format!("{platform} {context}").as_bytes());
+    let attestation = fake_digest(format!("attestation {image}").as_bytes());
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": image, "size": 673, "platform": platform_json(platform)},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": attestation, "size": 566,
+             "annotations": {"vnd.docker.reference.digest": image, "vnd.docker.reference.type": "attestation-manifest"},
+             "platform": {"architecture": "unknown", "os": "unknown"}}
+        ]
+    })
+    .to_string();
+    let digest = fake_digest(index.as_bytes());
+    let mut r = registry();
+    r.insert(format!("{name}@{digest}"), index);
+    save_registry(&r);
+    digest
+}
+
+/// `imagetools create [--dry-run] -t TAG… SOURCE…`: sources must exist; their entries are
+/// combined into one index, printed (dry run) or pushed under every tag.
+fn imagetools_create(call: Call, rest: &[&str]) -> ExitCode {
+    let (mut tags, mut sources, mut dry) = (Vec::new(), Vec::new(), false);
+    let mut i = 0;
+    while i < rest.len() {
+        match rest[i] {
+            "--tag" | "-t" => {
+                tags.push(rest.get(i + 1).copied().unwrap_or_default().to_string());
+                i += 1;
+            }
+            "--builder" => i += 1,
+            "--dry-run" => dry = true,
+            flag if flag.starts_with('-') => {
+                eprintln!("ERROR: unknown flag: {flag}");
+                return call.finish(1);
+            }
+            source => sources.push(source.to_string()),
+        }
+        i += 1;
+    }
+    if sources.is_empty() {
+        eprintln!("ERROR: no sources specified");
+        return call.finish(1);
+    }
+    if !dry && tags.is_empty() {
+        eprintln!("ERROR: can't push with no tags specified, please set --tag or --dry-run");
+        return call.finish(1);
+    }
+    let mut stored = registry();
+    let mut manifests = Vec::new();
+    for source in &sources {
+        let Some(raw) = stored.get(source) else {
+            eprintln!("ERROR: {source}: not found");
+            return call.finish(1);
+        };
+        let v: Value = serde_json::from_str(raw).unwrap();
+        manifests.extend(v["manifests"].as_array().cloned().unwrap_or_default());
+    }
+    let index =
+        json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests})
+            .to_string();
+    if dry {
+        println!("{index}");
+        return call.finish(0);
+    }
+    let digest = fake_digest(index.as_bytes());
+    for tag in &tags {
+        eprintln!("#1 [internal] pushing {tag}");
+        let name = tag.rsplit_once(':').map(|(n, _)| n).unwrap_or(tag);
+        stored.insert(tag.clone(), index.clone());
+        stored.insert(format!("{name}@{digest}"), index.clone());
+    }
+    save_registry(&stored);
+    call.finish(0)
+}
+
+/// `imagetools inspect [--raw] REF`: the raw manifest, or the summary whose `Digest:` line
+/// names it.
+fn imagetools_inspect(call: Call, rest: &[&str]) -> ExitCode {
+    let raw = rest.contains(&"--raw");
+    let Some(reference) = rest.iter().find(|a| !a.starts_with('-')) else {
+        eprintln!("ERROR: requires exactly 1 argument");
+        return call.finish(1);
+    };
+    let Some(manifest) = registry().get(*reference).cloned() else {
+        eprintln!("ERROR: {reference}: not found");
+        return call.finish(1);
+    };
+    if raw {
+        print!("{manifest}");
+    } else {
+        println!("Name:      {reference}");
+        println!("MediaType: application/vnd.oci.image.index.v1+json");
+        println!("Digest:    {}", fake_digest(manifest.as_bytes()));
+    }
+    call.finish(0)
+}
+
 /// Flags of `docker buildx build --help`: name → whether it takes a value.
 fn known_flags() -> BTreeMap<String, bool> {
     let mut flags = BTreeMap::new();
@@ -470,6 +605,49 @@ impl Replay {
     }
 }
 
+/// A Dockerfile step's vertex name: `[2/4] RUN …`.
+fn is_step(name: &str) -> bool {
+    name.strip_prefix('[')
+        .and_then(|r| r.split_once(']'))
+        .and_then(|(counter, _)| counter.split_once('/'))
+        .is_some_and(|(a, b)| a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok())
+}
+
+/// A multi-platform build runs every Dockerfile step once per platform, named
+/// `[linux/arm64 2/4] RUN …` as BuildKit names them.
+fn expand_platforms(lines: Vec<String>, platforms: &[&str]) -> Vec<String> {
+    if platforms.len() < 2 {
+        return lines;
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let header = lines[i].strip_prefix('#').and_then(|l| l.split_once(' ')).filter(|(_, name)| is_step(name));
+        let Some((num, name)) = header else {
+            out.push(lines[i].clone());
+            i += 1;
+            continue;
+        };
+        let prefix = format!("#{num} ");
+        let end = (i..lines.len()).find(|&j| !lines[j].starts_with(&prefix)).unwrap_or(lines.len());
+        let n: u32 = num.parse().unwrap();
+        for (k, platform) in platforms.iter().enumerate() {
+            let renumbered = format!("#{} ", n + 100 * k as u32);
+            for (j, line) in lines[i..end].iter().enumerate() {
+                let body = &line[prefix.len()..];
+                let body =
+                    if j == 0 || body == name { format!("[{platform} {}", &name[1..]) } else { body.to_string() };
+                out.push(format!("{renumbered}{body}"));
+            }
+            if k + 1 < platforms.len() {
+                out.push(String::new());
+            }
+        }
+        i = end;
+    }
+    out
+}
+
 /// Drops the blocks of vertices that the flags given would not produce.
 fn filter_blocks(log: &str, keep: impl Fn(&str) -> bool) -> Vec<String> {
     let mut skipping: Option<String> = None;
@@ -538,6 +716,8 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
         (registry_cache || !name.starts_with("exporting cache to registry"))
             && (cache_from || !name.starts_with("importing cache manifest"))
     });
+    let requested: Vec<&str> = args.all("--platform").iter().flat_map(|p| p.split(',')).collect();
+    let lines = expand_platforms(lines, &requested);
     let mut replay = Replay {
         rawjson: args.one("--progress") == Some("rawjson"),
         clock: 0.0,
@@ -577,7 +757,15 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
         let m = meta.as_object_mut().unwrap();
         let pushes = args.has("--push")
             || args.all("--output").iter().any(|o| o.contains("push=true") || o.contains("type=registry"));
-        if pushes {
+        let by_digest = args.all("--output").iter().find(|o| o.contains("push-by-digest=true")).copied();
+        if let Some(output) = by_digest.filter(|_| pushes) {
+            let name = output.split(',').find_map(|f| f.strip_prefix("name=")).unwrap_or_default();
+            let platform = args.one("--platform").unwrap_or("linux/amd64");
+            let digest = push_by_digest(name, platform, &args.context);
+            m.insert("image.name".into(), json!(name));
+            m.insert("containerimage.digest".into(), json!(digest));
+            m["containerimage.descriptor"]["digest"] = json!(digest);
+        } else if pushes {
             m.insert("image.name".into(), json!(args.all("--tag").join(",")));
         } else {
             m.retain(|k, _| !k.starts_with("containerimage.") && k != "image.name");
@@ -599,6 +787,5 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
         }
         std::fs::write(path, serde_json::to_string_pretty(&meta).unwrap()).unwrap();
     }
-    let _ = args.context;
     call.finish(0)
 }
