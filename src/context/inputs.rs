@@ -11,6 +11,7 @@ use super::InputError;
 /// Every input of action.yml, as the runner passes it (`INPUT_<NAME>`, hyphens kept).
 /// An empty value means "not set", as it does for the runner.
 #[derive(Debug, Default, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(default, rename_all = "kebab-case")]
 pub struct RawInputs {
     pub image: Option<String>,
@@ -866,6 +867,16 @@ mod tests {
             assert!(!is_valid_repository_name(bad), "{bad}");
         }
         assert!(!is_valid_repository_name(&format!("o/{}", "a".repeat(260))));
+    }
+
+    #[test]
+    fn every_input_read_is_declared_and_every_declared_input_is_read() {
+        let fields = serde_json::to_value(RawInputs::default()).unwrap();
+        let mut read: Vec<&str> = fields.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut declared = INPUT_NAMES.to_vec();
+        read.sort();
+        declared.sort();
+        assert_eq!(read, declared);
     }
 
     #[test]

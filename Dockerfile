@@ -1,0 +1,45 @@
+# syntax=docker/dockerfile:1
+# The action image: a static secure-docker-images binary, the docker CLI and the buildx plugin,
+# and the CA certificates they need to reach registries. Nothing else: no shell, no libc.
+#
+# The binary is cross-compiled on the build platform for each target (cargo-zigbuild: zig links
+# musl and compiles ring's C for either architecture), so an arm64 image costs no emulation.
+#   docker buildx build --platform linux/amd64,linux/arm64 -t secure-docker-images .
+
+ARG RUST_IMAGE=rust:1.91-bookworm@sha256:c1e5f19e773b7878c3f7a805dd00a495e747acbdc76fb2337a4ebf0418896b33
+# docker 28.4.0 ships the docker CLI and the buildx plugin (0.28) as static binaries.
+ARG DOCKER_IMAGE=docker:28.4.0@sha256:831644212c5bdd0b3362b5855c87b980ea39a83c9e9adcef2ce03eced99a737a
+
+FROM --platform=$BUILDPLATFORM ${RUST_IMAGE} AS build
+# Debian's pip is only the installer of the two pinned wheels below.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3-pip \
+ && rm -rf /var/lib/apt/lists/* \
+ && pip3 install --no-cache-dir --break-system-packages ziglang==0.13.0.post1 cargo-zigbuild==0.19.8 \
+ && rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl
+WORKDIR /src
+COPY Cargo.toml Cargo.lock rustfmt.toml ./
+COPY src ./src
+# Cargo.toml names the test-only fake docker binary; its source must exist to read the manifest.
+COPY tests/fake_docker ./tests/fake_docker
+ARG TARGETARCH
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target,id=sdi-target-${TARGETARCH} \
+    case "${TARGETARCH}" in \
+      amd64) target=x86_64-unknown-linux-musl ;; \
+      arm64) target=aarch64-unknown-linux-musl ;; \
+      *) echo "unsupported architecture ${TARGETARCH}" >&2; exit 1 ;; \
+    esac \
+ && cargo zigbuild --locked --release --bin secure-docker-images --target "${target}" \
+ && cp "target/${target}/release/secure-docker-images" /secure-docker-images
+
+FROM ${DOCKER_IMAGE} AS docker
+
+FROM scratch
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=docker /usr/local/bin/docker /usr/local/bin/docker
+COPY --from=docker /usr/local/libexec/docker/cli-plugins/docker-buildx /usr/local/libexec/docker/cli-plugins/docker-buildx
+COPY --from=build /secure-docker-images /usr/local/bin/secure-docker-images
+ENV PATH=/usr/local/bin
+ENTRYPOINT ["/usr/local/bin/secure-docker-images"]
