@@ -6,9 +6,12 @@
 pub mod buildx;
 pub mod context;
 pub mod github;
+#[doc(hidden)]
+pub mod oci;
 pub mod plan;
 pub mod report;
 pub mod trust;
+pub mod verify;
 
 use context::{Context, InputError};
 use plan::BuildPlan;

@@ -75,8 +75,19 @@ pub fn write_outputs(path: &Path, outputs: &[(&str, String)], delimiter: &str) -
 }
 
 /// Every output of action.yml.
-pub const OUTPUT_NAMES: &[&str] =
-    &["digest", "imageid", "metadata", "tags", "trusted", "lane", "trust-reason", "cache-from", "cache-to", "pushed", "plan"];
+pub const OUTPUT_NAMES: &[&str] = &[
+    "digest",
+    "imageid",
+    "metadata",
+    "tags",
+    "trusted",
+    "lane",
+    "trust-reason",
+    "cache-from",
+    "cache-to",
+    "pushed",
+    "plan",
+];
 
 /// The outputs of a run: the plan's always; those that describe an image only once it is built.
 pub fn outputs(plan: &BuildPlan, exec: Option<&Execution>) -> Vec<(&'static str, String)> {

@@ -54,7 +54,22 @@ fn declared_defaults_are_the_codes_defaults() {
     assert_eq!(default("prune-keep-days"), "7");
     assert_eq!(default("github-token"), "${{ github.token }}");
     // The empty defaults are the code's "not set".
-    for name in ["image", "file", "target", "tags", "labels", "build-args", "secrets", "secret-envs", "secret-files", "cache-image", "builder", "provenance", "sbom", "merge-digests"] {
+    for name in [
+        "image",
+        "file",
+        "target",
+        "tags",
+        "labels",
+        "build-args",
+        "secrets",
+        "secret-envs",
+        "secret-files",
+        "cache-image",
+        "builder",
+        "provenance",
+        "sbom",
+        "merge-digests",
+    ] {
         assert_eq!(default(name), "", "{name}");
     }
 }
