@@ -245,6 +245,13 @@ fn action() -> ExitCode {
             println!("{}", report::annotation_line(&Annotation { level: Level::Error, message, location }));
             1
         }
+        Outcome::SecretsLeaked { hits } => {
+            let message = format!(
+                "{hits} secret value(s) are in the image (see the errors above): no tag was created. Mount secrets with RUN --mount=type=secret and never copy them into a file, ENV or label."
+            );
+            println!("{}", report::annotation_line(&Annotation { level: Level::Error, message, location: None }));
+            1
+        }
         Outcome::Cancelled { signal } => {
             println!(
                 "{}",

@@ -107,6 +107,47 @@ pub fn image(platform: &str, layers: &[Layer], config: Value) -> Image {
     Image { blobs, root, manifest: manifest_digest }
 }
 
+/// One image per platform under a single index, as a multi-platform push makes it.
+pub fn multi_platform(platforms: &[&str], layers: impl Fn(&str) -> Vec<Layer>, config: Value) -> Image {
+    let mut blobs = Vec::new();
+    let mut entries = Vec::new();
+    for p in platforms {
+        let one = image(p, &layers(p), config.clone());
+        let manifest = one.blobs.iter().find(|(d, _)| *d == one.manifest).map(|(_, b)| b.len()).unwrap_or(0);
+        let (os, arch) = p.split_once('/').unwrap_or(("linux", "amd64"));
+        entries.push(json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": one.manifest,
+                            "size": manifest, "platform": {"architecture": arch, "os": os}}));
+        blobs.extend(one.blobs.into_iter().filter(|(d, _)| *d != one.root));
+    }
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries
+    }))
+    .unwrap();
+    let root = sha256(&index);
+    blobs.push((root.clone(), index));
+    let manifest = root.clone();
+    Image { blobs, root, manifest }
+}
+
+/// Writes the image as a registry serves it: `<dir>/v2/<name>/blobs/<digest>` and
+/// `<dir>/v2/<name>/manifests/<digest>` (and under each tag).
+pub fn write_registry(dir: &Path, name: &str, image: &Image, tags: &[&str]) -> std::io::Result<()> {
+    let repo = dir.join("v2").join(name);
+    std::fs::create_dir_all(repo.join("blobs"))?;
+    std::fs::create_dir_all(repo.join("manifests"))?;
+    for (digest, bytes) in &image.blobs {
+        std::fs::write(repo.join("blobs").join(digest), bytes)?;
+        if serde_json::from_slice::<Value>(bytes).is_ok_and(|v| v.get("schemaVersion").is_some()) {
+            std::fs::write(repo.join("manifests").join(digest), bytes)?;
+        }
+    }
+    let root = &image.blobs.iter().find(|(d, _)| *d == image.root).expect("the root blob").1;
+    for tag in tags {
+        std::fs::write(repo.join("manifests").join(tag), root)?;
+    }
+    Ok(())
+}
+
 fn merge(base: &mut Value, extra: Value) {
     match (base, extra) {
         (Value::Object(b), Value::Object(e)) => {

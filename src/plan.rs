@@ -82,6 +82,16 @@ pub enum Mode {
     Merge,
 }
 
+/// How the built image is checked for leaked secrets, when the build uses any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verify {
+    /// Pushed by digest, read back from the registry, tagged only when clean.
+    Registry,
+    /// Not pushed: exported to an OCI layout under RUNNER_TEMP and read there.
+    Layout,
+}
+
 /// Everything the run will do, decided before anything runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BuildPlan {
@@ -106,6 +116,8 @@ pub struct BuildPlan {
     /// Secret ids passed to the build.
     pub secrets: Vec<String>,
     pub secret_sources: Vec<SecretPlan>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Verify>,
     pub warnings: Vec<String>,
     /// Merge mode: the `<image>@<digest>` sources of the manifest list.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -219,6 +231,19 @@ fn labels(ctx: &Context, tags: &[String], built: Option<&str>) -> BTreeMap<Strin
     labels
 }
 
+/// Names and value shapes of build-args that are most likely secrets. Build arguments persist
+/// in the image history and in provenance, so they deserve a warning.
+fn looks_like_secret(name: &str, value: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    let by_name =
+        ["TOKEN", "PASSWORD", "PASSWD", "SECRET", "KEY", "CREDENTIAL", "AUTH"].iter().any(|w| upper.contains(w));
+    let by_value =
+        ["ghp_", "gho_", "ghs_", "ghu_", "github_pat_", "npm_", "glpat-", "xoxb-", "xoxp-", "sk_live_", "AKIA", "ASIA"]
+            .iter()
+            .any(|p| value.starts_with(p) && value.len() >= 16);
+    by_name || by_value
+}
+
 /// Where buildx reads the Dockerfile from: `file`, else `<context>/Dockerfile`. A remote
 /// context (a git URL) has its Dockerfile at its root.
 fn dockerfile_path(context: &str, file: Option<&str>) -> String {
@@ -321,6 +346,15 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
     };
 
     warnings.extend(api.warnings.iter().cloned());
+    for (name, value) in &inputs.build_args {
+        if looks_like_secret(name, value) {
+            warnings.push(format!(
+                "build-arg {name} looks like a secret: build arguments stay in the image history and its provenance. Pass it with secret-envs ({}={name}) and RUN --mount=type=secret,id={},env={name}.",
+                name.to_ascii_lowercase(),
+                name.to_ascii_lowercase()
+            ));
+        }
+    }
     let (mut cache_from, cache_to) = caches(ctx, decision, &mut warnings);
     // An untrusted run does not log in: a private cache package cannot be read at all.
     if !decision.trust.trusted && api.package_visibility == Some(Lookup::Found(Visibility::Private)) {
@@ -370,6 +404,17 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
         push = false;
         warnings.push("Nothing to push: no tag could be derived from this event; set the 'tags' input.".into());
     }
+    // A build that uses secrets is checked for them before any tag exists.
+    let verify = if mode == Mode::Merge || secrets.is_empty() {
+        None
+    } else if !inputs.verify_secrets {
+        warnings.push("verify-secrets: false: the image is not checked for leaked secret values.".into());
+        None
+    } else if push {
+        Some(Verify::Registry)
+    } else {
+        Some(Verify::Layout)
+    };
 
     let mut login: Vec<String> = Vec::new();
     if trusted {
@@ -450,6 +495,7 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
             labels,
             secrets: Vec::new(),
             secret_sources: Vec::new(),
+            verify: None,
             warnings,
             merge_sources,
             argv,
@@ -474,7 +520,8 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
         flag("--target", t);
     }
     flag("--platform", &platforms.join(","));
-    if mode == Mode::Build {
+    // Tagged here only when no scan must come first; otherwise the tags follow a clean scan.
+    if mode == Mode::Build && verify != Some(Verify::Registry) {
         for t in &tags {
             flag("--tag", t);
         }
@@ -500,12 +547,14 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
     if let Some(s) = &inputs.sbom {
         argv.push(format!("--sbom={s}"));
     }
-    match (push, mode) {
-        (true, Mode::PerPlatform) => argv.extend([
+    // By digest: a per-platform job (the merge tags it), or a build whose tags wait for the scan.
+    let by_digest = mode == Mode::PerPlatform || verify == Some(Verify::Registry);
+    match (push, by_digest) {
+        (true, true) => argv.extend([
             "--output".to_string(),
             format!("type=image,name={},push-by-digest=true,name-canonical=true,push=true", inputs.image),
         ]),
-        (true, _) => argv.push("--push".into()),
+        (true, false) => argv.push("--push".into()),
         (false, _) => {}
     }
     argv.push(inputs.context.clone());
@@ -527,6 +576,7 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
         labels,
         secrets,
         secret_sources,
+        verify,
         warnings,
         merge_sources: Vec::new(),
         argv,

@@ -180,6 +180,9 @@ pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
                 Outcome::Failed { error: Some(err), .. } => format!("build failed: {}", cell(&err.message)),
                 Outcome::Failed { code, .. } => format!("build failed (exit code {code})"),
                 Outcome::Cancelled { .. } => "cancelled".to_string(),
+                Outcome::SecretsLeaked { hits } => {
+                    format!("stopped: {hits} secret value(s) found in the image, so no tag was created")
+                }
             };
             let _ = writeln!(s, "| Result | {result} in {:.1} s |", e.duration.as_secs_f64());
             let meta = |key: &str| e.metadata.as_ref().and_then(|m| m.get(key)).and_then(Value::as_str);

@@ -285,8 +285,9 @@ pub struct Report {
 /// Where the manifests and blobs come from: an OCI layout on disk, or a registry.
 pub trait Blobs {
     /// The manifest (or index) with this digest, raw.
-    fn manifest(&mut self, digest: &str) -> std::io::Result<Vec<u8>>;
-    fn blob(&mut self, digest: &str) -> std::io::Result<Vec<u8>>;
+    fn manifest(&mut self, digest: &str) -> impl Future<Output = std::io::Result<Vec<u8>>>;
+    /// A blob, in memory only.
+    fn blob(&mut self, digest: &str) -> impl Future<Output = std::io::Result<Vec<u8>>>;
 }
 
 fn platform_of(v: &Value) -> Option<String> {
@@ -301,7 +302,7 @@ fn platform_of(v: &Value) -> Option<String> {
 
 /// Scans everything reachable from `root` (an index or an image manifest): every platform's
 /// config and layers. Attestation manifests (`unknown/unknown`) hold no image and are skipped.
-pub fn scan(blobs: &mut dyn Blobs, root: &str, needles: &Needles) -> std::io::Result<Report> {
+pub async fn scan(blobs: &mut impl Blobs, root: &str, needles: &Needles) -> std::io::Result<Report> {
     let mut report = Report::default();
     let mut pending: Vec<(String, Option<String>)> = vec![(root.to_string(), None)];
     let mut seen = Vec::new();
@@ -310,7 +311,7 @@ pub fn scan(blobs: &mut dyn Blobs, root: &str, needles: &Needles) -> std::io::Re
             continue;
         }
         seen.push(digest.clone());
-        let raw = blobs.manifest(&digest)?;
+        let raw = blobs.manifest(&digest).await?;
         let m: Value = serde_json::from_slice(&raw).map_err(std::io::Error::other)?;
         if let Some(entries) = m.get("manifests").and_then(Value::as_array) {
             for e in entries {
@@ -325,7 +326,7 @@ pub fn scan(blobs: &mut dyn Blobs, root: &str, needles: &Needles) -> std::io::Re
             continue;
         }
         let config_digest = m["config"]["digest"].as_str().unwrap_or_default().to_string();
-        let config = blobs.blob(&config_digest)?;
+        let config = blobs.blob(&config_digest).await?;
         let config_json: Value = serde_json::from_slice(&config).unwrap_or(Value::Null);
         let platform = platform.or_else(|| {
             let os = config_json.get("os")?.as_str()?;
@@ -339,7 +340,7 @@ pub fn scan(blobs: &mut dyn Blobs, root: &str, needles: &Needles) -> std::io::Re
         for layer in m.get("layers").and_then(Value::as_array).into_iter().flatten() {
             let digest = layer["digest"].as_str().unwrap_or_default();
             let media = layer["mediaType"].as_str().unwrap_or_default();
-            let bytes = blobs.blob(digest)?;
+            let bytes = blobs.blob(digest).await?;
             report.layers += 1;
             report.bytes += bytes.len() as u64;
             report.hits.extend(scan_layer(digest, media, &bytes, platform.as_deref(), needles)?);
@@ -378,26 +379,100 @@ impl Layout<'_> {
 }
 
 impl Blobs for Layout<'_> {
-    fn manifest(&mut self, digest: &str) -> std::io::Result<Vec<u8>> {
+    async fn manifest(&mut self, digest: &str) -> std::io::Result<Vec<u8>> {
         std::fs::read(self.path(digest)?)
     }
-    fn blob(&mut self, digest: &str) -> std::io::Result<Vec<u8>> {
+    async fn blob(&mut self, digest: &str) -> std::io::Result<Vec<u8>> {
         std::fs::read(self.path(digest)?)
     }
 }
 
 /// Scans a whole OCI layout (every root of its `index.json`).
-pub fn scan_layout(dir: &Path, needles: &Needles) -> std::io::Result<Report> {
+pub async fn scan_layout(dir: &Path, needles: &Needles) -> std::io::Result<Report> {
     let mut layout = Layout { dir };
     let mut total = Report::default();
     for root in layout.roots()? {
-        let r = scan(&mut layout, &root, needles)?;
+        let r = scan(&mut layout, &root, needles).await?;
         total.hits.extend(r.hits);
         total.platforms.extend(r.platforms);
         total.layers += r.layers;
         total.bytes += r.bytes;
     }
     Ok(total)
+}
+
+/// A registry, read with oci-client and the run's own credentials.
+pub struct Registry {
+    client: oci_client::Client,
+    reference: oci_client::Reference,
+    auth: oci_client::secrets::RegistryAuth,
+}
+
+const MANIFEST_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// Loopback registries speak plain HTTP, as docker assumes for them.
+fn is_loopback(host: &str) -> bool {
+    let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    name == "localhost" || name.starts_with("127.") || name == "[::1]"
+}
+
+impl Registry {
+    /// `name` is `registry/repository`; `auth` is `(user, password)` from the private docker
+    /// configuration the run logged in with, if any.
+    pub fn new(name: &str, auth: Option<(String, String)>) -> std::io::Result<Self> {
+        // reqwest is built without a default TLS provider: use ring, as octocrab does.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let host = name.split('/').next().unwrap_or_default().to_string();
+        let protocol = if is_loopback(&host) {
+            oci_client::client::ClientProtocol::HttpsExcept(vec![host])
+        } else {
+            oci_client::client::ClientProtocol::Https
+        };
+        let client = oci_client::Client::new(oci_client::client::ClientConfig { protocol, ..Default::default() });
+        let reference =
+            oci_client::Reference::try_from(format!("{name}:latest").as_str()).map_err(std::io::Error::other)?;
+        let auth = match auth {
+            Some((user, password)) => oci_client::secrets::RegistryAuth::Basic(user, password),
+            None => oci_client::secrets::RegistryAuth::Anonymous,
+        };
+        Ok(Registry { client, reference, auth })
+    }
+
+    fn at(&self, digest: &str) -> oci_client::Reference {
+        self.reference.clone_with_digest(digest.to_string())
+    }
+}
+
+impl Blobs for Registry {
+    async fn manifest(&mut self, digest: &str) -> std::io::Result<Vec<u8>> {
+        let (bytes, _) = self
+            .client
+            .pull_manifest_raw(&self.at(digest), &self.auth, MANIFEST_TYPES)
+            .await
+            .map_err(std::io::Error::other)?;
+        Ok(bytes.to_vec())
+    }
+    async fn blob(&mut self, digest: &str) -> std::io::Result<Vec<u8>> {
+        let descriptor = oci_client::manifest::OciDescriptor { digest: digest.to_string(), ..Default::default() };
+        let mut out = Vec::new();
+        self.client.pull_blob(&self.at(digest), &descriptor, &mut out).await.map_err(std::io::Error::other)?;
+        Ok(out)
+    }
+}
+
+/// The `user:password` a `docker login` stored for `registry` in a docker `config.json`.
+pub fn stored_auth(config_json: &str, registry: &str) -> Option<(String, String)> {
+    let v: Value = serde_json::from_str(config_json).ok()?;
+    let auth = v.get("auths")?.get(registry)?.get("auth")?.as_str()?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(auth).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
 }
 
 #[cfg(test)]

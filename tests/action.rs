@@ -494,7 +494,11 @@ fn refused_login_only_warns_when_nothing_is_pushed() {
 
 #[test]
 fn no_secret_value_leaks_anywhere() {
+    // The whole path: login, build, scan of the pushed image, tagging.
+    let (registry, dir) = common::dir_registry();
     let run = Run::new("push", "push-default-branch.json")
+        .with("INPUT_IMAGE", &format!("{registry}/team/app"))
+        .with("FAKE_DOCKER_REGISTRY_DIR", dir.path().to_str().unwrap())
         .with("INPUT_SECRETS", &format!("npm={SECRET}\nmulti=first-line-secret"))
         .with("INPUT_SECRET-ENVS", "token=NPM_TOKEN")
         .with("NPM_TOKEN", ENV_SECRET);
@@ -761,4 +765,118 @@ fn an_untrusted_merge_does_nothing_and_stays_green() {
     assert!(run.calls().is_empty(), "{:?}", run.calls());
     assert!(done.stdout.contains("::notice::Nothing merged: No merge: untrusted runs never merge."), "{}", done.stdout);
     assert_eq!(run.outputs()["pushed"], "false");
+}
+
+/// A trusted push with a secret, into a registry the scan can read (the fake docker pushes a
+/// real image into the directory it serves).
+fn secret_push(registry: &str, dir: &Path) -> Run {
+    Run::new("push", "push-default-branch.json")
+        .with("INPUT_IMAGE", &format!("{registry}/team/app"))
+        .with("INPUT_PLATFORMS", "linux/amd64")
+        .with("INPUT_SECRET-ENVS", "npm_token=NPM_TOKEN")
+        .with("NPM_TOKEN", ENV_SECRET)
+        .with("FAKE_DOCKER_REGISTRY_DIR", dir.to_str().unwrap())
+}
+
+#[test]
+fn a_clean_image_is_pushed_by_digest_scanned_then_tagged() {
+    let (registry, dir) = common::dir_registry();
+    let run = secret_push(&registry, dir.path());
+    let done = run.run();
+    done.assert_success();
+    let build = argv(&run.call(&["buildx", "build"]).unwrap());
+    assert!(!build.contains(&"--tag".to_string()) && !build.contains(&"--push".to_string()), "{build:?}");
+    assert_eq!(
+        flag_values(&build, "--output"),
+        [format!("type=image,name={registry}/team/app,push-by-digest=true,name-canonical=true,push=true")]
+    );
+    let tag = argv(&run.call(&["buildx", "imagetools", "create"]).expect("tagged after the scan"));
+    assert!(
+        tag.contains(&format!("{registry}/team/app:latest")) && tag.last().unwrap().contains("@sha256:"),
+        "{tag:?}"
+    );
+    assert!(done.stdout.contains("::notice::No secret value in the image: 1 layers"), "{}", done.stdout);
+    let out = run.outputs();
+    assert_eq!(out["pushed"], "true");
+    assert!(out["digest"].starts_with("sha256:"));
+}
+
+#[test]
+fn a_leaked_secret_fails_the_run_and_nothing_is_tagged() {
+    let (registry, dir) = common::dir_registry();
+    let run = secret_push(&registry, dir.path()).with("FAKE_DOCKER_LEAK", "npm_token");
+    let done = run.run();
+    assert_eq!(done.output.status.code(), Some(1), "{}", done.stdout);
+    let leak = done.stdout.lines().find(|l| l.starts_with("::error::Leaked")).expect("a leak error");
+    assert!(leak.starts_with("::error::Leaked: secret 'npm_token' (as is) is in layer sha256:"), "{leak}");
+    assert!(leak.contains("(linux/amd64), file /root/.npmrc"), "{leak}");
+    assert!(run.call(&["buildx", "imagetools", "create"]).is_none(), "a leaking image never receives a tag");
+    let out = run.outputs();
+    assert!(!out.contains_key("digest") && !out.contains_key("pushed"));
+    assert!(run.summary().contains("secret value(s) found in the image, so no tag was created"), "{}", run.summary());
+    assert!(run.summary().contains("Leaked: secret 'npm_token'"));
+    for line in done.stdout.lines().chain(done.stderr.lines()).filter(|l| l.contains(ENV_SECRET)) {
+        assert_eq!(line, format!("::add-mask::{ENV_SECRET}"));
+    }
+    assert!(!run.summary().contains(ENV_SECRET));
+}
+
+#[test]
+fn an_unpushed_build_is_exported_and_scanned_locally() {
+    let run = Run::new("pull_request", "pull_request-same-repo-opened.json")
+        .with("INPUT_SECRET-ENVS", "npm_token=NPM_TOKEN")
+        .with("NPM_TOKEN", ENV_SECRET)
+        .with("FAKE_DOCKER_LEAK", "npm_token");
+    let done = run.run();
+    assert_eq!(done.output.status.code(), Some(1), "{}", done.stdout);
+    let build = argv(&run.call(&["buildx", "build"]).unwrap());
+    let output = flag_values(&build, "--output");
+    assert_eq!(output.len(), 1);
+    assert!(output[0].starts_with(&format!("type=oci,dest={}/sdi-", run.path("runner_temp").display())), "{output:?}");
+    assert!(output[0].ends_with("/oci,tar=false"));
+    assert!(done.stdout.contains("::error::Leaked: secret 'npm_token' (as is) is in layer"), "{}", done.stdout);
+    assert!(files_below(&run.path("runner_temp")).is_empty(), "the export is removed with the run");
+
+    let clean = Run::new("pull_request", "pull_request-same-repo-opened.json")
+        .with("INPUT_SECRET-ENVS", "npm_token=NPM_TOKEN")
+        .with("NPM_TOKEN", ENV_SECRET);
+    let done = clean.run();
+    done.assert_success();
+    assert!(done.stdout.contains("::notice::No secret value in the image: 2 layers"), "{}", done.stdout);
+}
+
+#[test]
+fn verify_secrets_false_skips_the_scan_with_a_warning() {
+    let run = Run::new("push", "push-default-branch.json")
+        .with("INPUT_SECRET-ENVS", "npm_token=NPM_TOKEN")
+        .with("NPM_TOKEN", ENV_SECRET)
+        .with("INPUT_VERIFY-SECRETS", "false");
+    let done = run.run();
+    done.assert_success();
+    let build = argv(&run.call(&["buildx", "build"]).unwrap());
+    assert!(build.contains(&"--push".to_string()) && build.contains(&"--tag".to_string()));
+    assert!(done.stdout.contains("::warning::verify-secrets: false"));
+    assert!(run.summary().contains("verify-secrets: false"));
+}
+
+#[test]
+fn secret_looking_build_args_are_flagged() {
+    let run = Run::new("push", "push-default-branch.json")
+        .with("INPUT_BUILD-ARGS", "NPM_TOKEN=abc\nVERSION=1.2.3\nNOTE=ghp_0123456789abcdefghij");
+    let done = run.run();
+    done.assert_success();
+    assert!(done.stdout.contains("::warning::build-arg NPM_TOKEN looks like a secret"), "{}", done.stdout);
+    assert!(done.stdout.contains("::warning::build-arg NOTE looks like a secret"));
+    assert!(!done.stdout.contains("build-arg VERSION"));
+}
+
+#[test]
+fn a_leaking_per_platform_build_hands_no_digest_to_the_merge() {
+    let (registry, dir) = common::dir_registry();
+    let run =
+        secret_push(&registry, dir.path()).with("INPUT_PUSH-BY-DIGEST", "true").with("FAKE_DOCKER_LEAK", "npm_token");
+    let done = run.run();
+    assert_eq!(done.output.status.code(), Some(1));
+    assert!(!run.outputs().contains_key("digest"));
+    assert!(run.call(&["buildx", "imagetools"]).is_none());
 }

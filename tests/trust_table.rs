@@ -385,7 +385,19 @@ fn every_row_of_the_cache_table() {
             |flag: &str| -> Vec<String> { p.argv.windows(2).filter(|w| w[0] == flag).map(|w| w[1].clone()).collect() };
         assert_eq!(values("--cache-from"), p.cache_from, "{}", r.what);
         assert_eq!(values("--cache-to"), p.cache_to, "{}", r.what);
-        assert_eq!(p.argv.contains(&"--push".to_string()), p.push, "{}", r.what);
+        // A build with secrets pushes by digest (tags follow the scan); others push with --push.
+        let pushes =
+            p.argv.contains(&"--push".to_string()) || values("--output").iter().any(|o| o.contains("push=true"));
+        assert_eq!(pushes, p.push, "{}", r.what);
+        if p.push && !p.secrets.is_empty() {
+            assert_eq!(
+                values("--output"),
+                [format!("type=image,name={image},push-by-digest=true,name-canonical=true,push=true")],
+                "{}",
+                r.what
+            );
+            assert!(!p.argv.contains(&"--tag".to_string()), "{}: no tag before the scan", r.what);
+        }
         assert_eq!(values("--secret").len(), p.secrets.len(), "{}", r.what);
         // Main builds never read the PR cache; untrusted runs never write anything.
         if r.lane == Lane::Main {

@@ -25,7 +25,8 @@ fn scan(layers: Vec<Layer>, config: Value) -> (Vec<sdi::verify::Hit>, Vec<String
     let img = image("linux/amd64", &layers, config);
     let dir = tempfile::tempdir().unwrap();
     write_layout(dir.path(), &img).unwrap();
-    let report = scan_layout(dir.path(), &needles()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let report = rt.block_on(scan_layout(dir.path(), &needles())).unwrap();
     assert_eq!(report.platforms, ["linux/amd64"]);
     assert_eq!(report.layers, layers.len());
     let manifest: Value =

@@ -19,8 +19,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::context::{Context, Platform};
-use crate::plan::{BuildPlan, Mode};
+use crate::context::{Context, Platform, SecretSource};
+use crate::plan::{BuildPlan, Mode, Verify};
 use progress::{BuildError, CacheHits, Progress};
 
 /// A message for the run's log and annotations.
@@ -61,6 +61,10 @@ pub enum Outcome {
     /// The job was cancelled: the signal was forwarded to the child.
     Cancelled {
         signal: i32,
+    },
+    /// Secret values were found in the built image; nothing was tagged.
+    SecretsLeaked {
+        hits: usize,
     },
 }
 
@@ -373,20 +377,9 @@ async fn merge(
             "{a} and {b} are both {platform}: each per-platform job must build a different platform"
         ));
     }
-    match docker.output(&create, None, signals).await {
-        Ok(Ended::Exited { code: 0, .. }) => {}
-        Ok(Ended::Signalled(sig)) => return (Outcome::Cancelled { signal: sig }, None, None),
-        Ok(Ended::Exited { stderr, .. }) => {
-            return failed(format!("pushing the manifest list failed: {}", last_line(&stderr)));
-        }
-        Err(e) => return failed(format!("cannot run docker: {e}")),
-    }
-    let first = plan.tags.first().map(String::as_str).unwrap_or_default();
-    let digest = match docker.output(&["buildx", "imagetools", "inspect", first], None, signals).await {
-        Ok(Ended::Exited { code: 0, stdout, .. }) => {
-            stdout.lines().find_map(|l| l.strip_prefix("Digest:").map(|d| d.trim().to_string()))
-        }
-        _ => None,
+    let digest = match push_tags(docker, &create, &plan.tags, signals).await {
+        Ok(d) => d,
+        Err(outcome) => return (outcome, None, None),
     };
     let mut platforms: Vec<String> =
         index["manifests"].as_array().map(|m| m.iter().filter_map(entry_platform).collect()).unwrap_or_default();
@@ -395,10 +388,124 @@ async fn merge(
     match digest {
         Some(d) => metadata["containerimage.digest"] = Value::String(d),
         None => annotations.push(Annotation::warning(format!(
-            "The manifest list was pushed, but its digest could not be read back from {first}."
+            "The manifest list was pushed, but its digest could not be read back from {}.",
+            plan.tags.first().map(String::as_str).unwrap_or_default()
         ))),
     }
     (Outcome::Succeeded, Some(metadata), None)
+}
+
+/// Runs `imagetools create` (tags over sources) and reads the digest the first tag now names
+/// back from the registry.
+async fn push_tags(
+    docker: &mut Docker,
+    create: &[&str],
+    tags: &[String],
+    signals: &mut Signals,
+) -> Result<Option<String>, Outcome> {
+    let failed = |message: String| Outcome::Failed { code: 1, error: Some(BuildError { message, location: None }) };
+    match docker.output(create, None, signals).await {
+        Ok(Ended::Exited { code: 0, .. }) => {}
+        Ok(Ended::Signalled(sig)) => return Err(Outcome::Cancelled { signal: sig }),
+        Ok(Ended::Exited { stderr, .. }) => {
+            return Err(failed(format!("pushing the tags failed: {}", last_line(&stderr))));
+        }
+        Err(e) => return Err(failed(format!("cannot run docker: {e}"))),
+    }
+    let first = tags.first().map(String::as_str).unwrap_or_default();
+    Ok(match docker.output(&["buildx", "imagetools", "inspect", first], None, signals).await {
+        Ok(Ended::Exited { code: 0, stdout, .. }) => {
+            stdout.lines().find_map(|l| l.strip_prefix("Digest:").map(|d| d.trim().to_string()))
+        }
+        _ => None,
+    })
+}
+
+/// The values of the secrets the build was given, by id, in memory only. A multi-line value
+/// (an `.npmrc`, a key file) is also searched for line by line.
+fn secret_values(ctx: &Context, plan: &BuildPlan) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for spec in ctx.inputs.secrets.iter().filter(|s| plan.secrets.contains(&s.id)) {
+        let value: Option<Vec<u8>> = match &spec.source {
+            SecretSource::Value { env } => {
+                ctx.secret_values.0.iter().find(|(n, _)| n == env).map(|(_, v)| v.expose().as_bytes().to_vec())
+            }
+            SecretSource::Env { env } => std::env::var_os(env).map(|v| v.into_encoded_bytes()),
+            SecretSource::File { path } => std::fs::read(path).ok(),
+        };
+        let Some(value) = value else { continue };
+        let text = String::from_utf8_lossy(&value).into_owned();
+        let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| l.len() >= crate::verify::MIN_SCAN_LEN).collect();
+        if lines.len() > 1 {
+            out.extend(lines.iter().map(|l| (spec.id.clone(), l.as_bytes().to_vec())));
+        }
+        out.push((spec.id.clone(), value));
+    }
+    out
+}
+
+/// The credentials `docker login` left in the private configuration, for reading `registry`.
+fn run_credentials(dir: &Path, registry: &str) -> Option<(String, String)> {
+    let config = std::fs::read_to_string(dir.join("docker-config").join("config.json")).ok()?;
+    crate::verify::stored_auth(&config, registry)
+}
+
+/// Scans the built image for the build's secrets. `Err` is the outcome that ends the run: a
+/// leak, or an image that could not be read (no proof, no tag).
+async fn verify_image(
+    ctx: &Context,
+    plan: &BuildPlan,
+    dir: &Path,
+    metadata: Option<&Value>,
+    annotations: &mut Vec<Annotation>,
+) -> Result<(), Outcome> {
+    let Some(mode) = plan.verify else { return Ok(()) };
+    let started = Instant::now();
+    let needles = crate::verify::Needles::new(&secret_values(ctx, plan));
+    if !needles.skipped.is_empty() {
+        annotations.push(Annotation::notice(format!(
+            "Not scanned for, being shorter than {} bytes: {}.",
+            crate::verify::MIN_SCAN_LEN,
+            needles.skipped.join(", ")
+        )));
+    }
+    if needles.is_empty() {
+        return Ok(());
+    }
+    let no_proof = |why: String| Outcome::Failed {
+        code: 1,
+        error: Some(BuildError {
+            message: format!("the image could not be checked for leaked secrets ({why}), so no tag was created"),
+            location: None,
+        }),
+    };
+    let report = match mode {
+        Verify::Layout => crate::verify::scan_layout(&dir.join("oci"), &needles).await,
+        Verify::Registry => {
+            let digest = metadata.and_then(|m| m.get("containerimage.digest")).and_then(Value::as_str);
+            let Some(digest) = digest else { return Err(no_proof("buildx reported no digest".into())) };
+            let registry = plan.image.split('/').next().unwrap_or_default();
+            match crate::verify::Registry::new(&plan.image, run_credentials(dir, registry)) {
+                Ok(mut r) => crate::verify::scan(&mut r, digest, &needles).await,
+                Err(e) => Err(e),
+            }
+        }
+    };
+    let report = report.map_err(|e| no_proof(e.to_string()))?;
+    if !report.hits.is_empty() {
+        for hit in &report.hits {
+            annotations.push(Annotation { level: Level::Error, message: format!("Leaked: {hit}."), location: None });
+        }
+        return Err(Outcome::SecretsLeaked { hits: report.hits.len() });
+    }
+    let scope = if report.platforms.is_empty() { "the image".to_string() } else { report.platforms.join(", ") };
+    annotations.push(Annotation::notice(format!(
+        "No secret value in the image: {} layers ({:.1} MB) of {scope} checked in {:.1} s.",
+        report.layers,
+        report.bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    )));
+    Ok(())
 }
 
 /// Logs in, prepares the builder, builds, and cleans up whatever happens.
@@ -602,6 +709,10 @@ async fn run(
         argv.extend(["--builder".into(), builder_name.clone()]);
     }
     argv.extend(["--metadata-file".into(), metadata_file.display().to_string(), "--progress".into(), "rawjson".into()]);
+    if plan.verify == Some(Verify::Layout) {
+        // Not pushed, yet to be checked: exported where this run (and only it) can read it.
+        argv.extend(["--output".into(), format!("type=oci,dest={},tar=false", dir.join("oci").display())]);
+    }
     argv.push(context);
     let secret_env: Vec<(String, String)> = if plan.trust.trusted {
         ctx.secret_values
@@ -722,6 +833,36 @@ async fn run(
         annotations.push(Annotation::notice(format!(
             "Cache {source} was not imported ({error}); a first build has none yet."
         )));
+    }
+
+    // Secrets were used: prove none is in the image before anything is tagged.
+    if let Err(outcome) = verify_image(ctx, plan, dir, metadata.as_ref(), annotations).await {
+        return (outcome, None, hits);
+    }
+    let mut metadata = metadata;
+    if plan.verify == Some(Verify::Registry) && plan.mode == Mode::Build {
+        let digest = metadata.as_ref().and_then(|m| m.get("containerimage.digest")).and_then(Value::as_str);
+        let source = format!("{}@{}", plan.image, digest.unwrap_or_default());
+        let mut create: Vec<&str> = vec!["buildx", "imagetools", "create"];
+        if created {
+            create.extend(["--builder", builder_name.as_str()]);
+        }
+        for t in &plan.tags {
+            create.extend(["--tag", t.as_str()]);
+        }
+        create.push(&source);
+        match push_tags(docker, &create, &plan.tags, signals).await {
+            Ok(Some(tagged)) => {
+                if let Some(m) = metadata.as_mut() {
+                    m["containerimage.digest"] = Value::String(tagged);
+                    m["image.name"] = Value::String(plan.tags.join(","));
+                }
+            }
+            Ok(None) => {
+                annotations.push(Annotation::warning("The tags were pushed, but their digest could not be read back."))
+            }
+            Err(outcome) => return (outcome, None, hits),
+        }
     }
     (Outcome::Succeeded, metadata, hits)
 }

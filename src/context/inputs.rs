@@ -39,6 +39,7 @@ pub struct RawInputs {
     pub prune_keep_days: Option<String>,
     pub push_by_digest: Option<String>,
     pub merge_digests: Option<String>,
+    pub verify_secrets: Option<String>,
 }
 
 /// Input names, as declared in action.yml.
@@ -68,6 +69,7 @@ pub const INPUT_NAMES: &[&str] = &[
     "prune-keep-days",
     "push-by-digest",
     "merge-digests",
+    "verify-secrets",
 ];
 
 pub const DEFAULT_REGISTRY: &str = "ghcr.io";
@@ -242,6 +244,8 @@ pub struct Inputs {
     pub push_by_digest: bool,
     /// Merge mode: the per-platform digests to combine into one manifest list.
     pub merge_digests: Vec<Digest>,
+    /// Scan the built image for the secrets' values before any tag points at it (`auto`).
+    pub verify_secrets: bool,
 }
 
 /// A `sha256:<64 hex>` manifest digest.
@@ -801,6 +805,7 @@ impl RawInputs {
             prune_cache: boolean("prune-cache", &self.prune_cache, false)?,
             push_by_digest: boolean("push-by-digest", &self.push_by_digest, false)?,
             merge_digests: merge_digests(&self.merge_digests, env)?,
+            verify_secrets: choice("verify-secrets", &self.verify_secrets, true, &[("auto", true), ("false", false)])?,
             prune_keep_days: match value(&self.prune_keep_days) {
                 None => 7,
                 Some(v) => {

@@ -93,3 +93,54 @@ pub fn pull_request_body(number: u64, head_repo: u64, base_repo: u64) -> Value {
         "base": {"ref": "master", "sha": "f95f852bd8fca8fcc58a9a2d6c842781e32a215e", "repo": repo(base_repo, "Codertocat/Hello-World")}
     })
 }
+
+/// A registry for tests: serves `<dir>/v2/<name>/{manifests,blobs}/<ref>` as the
+/// distribution API does (what the fake docker writes with FAKE_DOCKER_REGISTRY_DIR).
+pub struct DirRegistry(pub PathBuf);
+
+impl wiremock::Respond for DirRegistry {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        use wiremock::ResponseTemplate;
+        let path = request.url.path();
+        if path == "/v2/" {
+            return ResponseTemplate::new(200).set_body_json(serde_json::json!({}));
+        }
+        let file = self.0.join(path.trim_start_matches('/'));
+        match std::fs::read(&file) {
+            Ok(bytes) => {
+                let media = serde_json::from_slice::<Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string))
+                    .filter(|_| path.contains("/manifests/"))
+                    .unwrap_or_else(|| "application/octet-stream".into());
+                ResponseTemplate::new(200)
+                    .insert_header("docker-content-digest", sdi::oci::sha256(&bytes).as_str())
+                    .insert_header("content-type", media.as_str())
+                    .set_body_bytes(bytes)
+            }
+            Err(_) => ResponseTemplate::new(404).set_body_json(
+                serde_json::json!({"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}),
+            ),
+        }
+    }
+}
+
+/// Starts a `DirRegistry` on its own thread; returns its `host:port` and the directory.
+pub fn dir_registry() -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let server = wiremock::MockServer::start().await;
+            wiremock::Mock::given(wiremock::matchers::method("GET"))
+                .respond_with(DirRegistry(root))
+                .mount(&server)
+                .await;
+            tx.send(server.address().to_string()).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    (rx.recv().unwrap(), dir)
+}

@@ -321,6 +321,25 @@ fn platform_json(p: &str) -> Value {
 
 /// The digest of a by-digest push of one platform: an index holding the image manifest and
 /// its provenance attestation, as buildx pushes by default.
+/// The image a build would produce, made for real (real digests, gzip layers) so that the
+/// action's secret scan can read it. `FAKE_DOCKER_LEAK=<secret id>` makes it leak that
+/// secret's value into a file, as `RUN --mount=type=secret,id=x cat /run/secrets/x > …` would.
+fn real_image(args: &BuildArgs, platforms: &[&str]) -> sdi::oci::Image {
+    let leak = std::env::var("FAKE_DOCKER_LEAK").ok().and_then(|id| {
+        let spec = args.all("--secret").into_iter().find(|s| s.split(',').any(|f| f == format!("id={id}")))?;
+        let env = spec.split(',').find_map(|f| f.strip_prefix("env="))?;
+        std::env::var(env).ok()
+    });
+    let layers = |_: &str| {
+        let mut files = vec![("app/index.js".to_string(), b"console.log('hi')\n".to_vec())];
+        if let Some(value) = &leak {
+            files.push(("root/.npmrc".to_string(), format!("//registry.npmjs.org/:_authToken={value}\n").into_bytes()));
+        }
+        vec![sdi::oci::Layer { files, compression: sdi::oci::Compression::Gzip }]
+    };
+    sdi::oci::multi_platform(platforms, layers, json!({}))
+}
+
 fn push_by_digest(name: &str, platform: &str, context: &str) -> String {
     let image = fake_digest(format!("{platform} {context}").as_bytes());
     let attestation = fake_digest(format!("attestation {image}").as_bytes());
@@ -758,7 +777,29 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
         let pushes = args.has("--push")
             || args.all("--output").iter().any(|o| o.contains("push=true") || o.contains("type=registry"));
         let by_digest = args.all("--output").iter().find(|o| o.contains("push-by-digest=true")).copied();
-        if let Some(output) = by_digest.filter(|_| pushes) {
+        let registry_dir = std::env::var("FAKE_DOCKER_REGISTRY_DIR").ok();
+        if let Some(dest) = args
+            .all("--output")
+            .iter()
+            .find_map(|o| o.contains("type=oci").then(|| o.split(',').find_map(|f| f.strip_prefix("dest=")))?)
+        {
+            sdi::oci::write_layout(Path::new(dest), &real_image(&args, &requested)).unwrap();
+        }
+        if let (Some(output), Some(dir)) = (by_digest.filter(|_| pushes), &registry_dir) {
+            // Pushed for real into the directory a test registry serves.
+            let name = output.split(',').find_map(|f| f.strip_prefix("name=")).unwrap_or_default();
+            let image = real_image(&args, &requested);
+            let (host, repo) = name.split_once('/').unwrap_or(("", name));
+            let _ = host;
+            sdi::oci::write_registry(Path::new(dir), repo, &image, &[]).unwrap();
+            let root = image.blobs.iter().find(|(d, _)| *d == image.root).unwrap();
+            let mut r = registry();
+            r.insert(format!("{name}@{}", image.root), String::from_utf8(root.1.clone()).unwrap());
+            save_registry(&r);
+            m.insert("image.name".into(), json!(name));
+            m.insert("containerimage.digest".into(), json!(image.root));
+            m["containerimage.descriptor"]["digest"] = json!(image.root);
+        } else if let Some(output) = by_digest.filter(|_| pushes) {
             let name = output.split(',').find_map(|f| f.strip_prefix("name=")).unwrap_or_default();
             let platform = args.one("--platform").unwrap_or("linux/amd64");
             let digest = push_by_digest(name, platform, &args.context);
