@@ -403,6 +403,7 @@ fn a_secret_mount_builds_green_and_leaves_no_trace_in_the_image() {
         !contains(&config, value.as_bytes()) && !contains(&config, b64.as_bytes()),
         "the secret is in the image config"
     );
+    assert!(r.stdout.contains("::notice::No secret value in the image"), "the image was scanned before it was tagged");
     // The step did see the secret: it recorded its length.
     let proof = format!("{}\n", value.len());
     assert!(
@@ -462,4 +463,41 @@ fn per_platform_builds_by_digest_then_a_merge() {
         .collect();
     assert_eq!(platforms, BTreeSet::from(["linux/amd64".to_string(), "linux/arm64".to_string()]));
     assert_eq!(r.outputs["digest"], manifest(&e.registry, &repo, "latest").unwrap().0);
+}
+
+#[test]
+fn a_dockerfile_that_copies_its_secret_fails_and_gets_no_tag() {
+    let Some(Case { e, n, repo, image, .. }) =
+        start("a_dockerfile_that_copies_its_secret_fails_and_gets_no_tag", "leak")
+    else {
+        return;
+    };
+    let value = format!("sdi-e2e-leak-{n}-{}", nonce());
+    let ws = Workspace::new(&format!(
+        "FROM {base}\nRUN --mount=type=secret,id=token,required=true cp /run/secrets/token /leaked.txt\n",
+        base = e.base
+    ));
+    let platform = native(&e);
+    let inputs = [
+        ("image", image.as_str()),
+        ("builder", e.builder.as_str()),
+        ("platforms", platform.as_str()),
+        ("github-token", ""),
+        ("secret-envs", "token=SDI_E2E_SECRET_VALUE"),
+    ];
+    let r = run_action(
+        &ws,
+        "push",
+        "push-default-branch.json",
+        "refs/heads/master",
+        &inputs,
+        &[("SDI_E2E_SECRET_VALUE", &value)],
+    );
+    assert_eq!(r.output.status.code(), Some(1), "{}", r.stdout);
+    let leak = r.stdout.lines().find(|l| l.starts_with("::error::Leaked: secret 'token'")).expect("a leak error");
+    assert!(leak.contains("file /leaked.txt"), "{leak}");
+    assert!(!r.stdout.lines().any(|l| l.contains(&value) && l != format!("::add-mask::{value}")));
+    assert!(manifest(&e.registry, &repo, "latest").is_none(), "a leaking image got a tag");
+    assert!(manifest(&e.registry, &repo, "sha-6113728").is_none());
+    assert!(!r.outputs.contains_key("digest"));
 }
