@@ -796,6 +796,7 @@ fn a_clean_image_is_pushed_by_digest_scanned_then_tagged() {
         "{tag:?}"
     );
     assert!(done.stdout.contains("::notice::No secret value in the image: 1 layers"), "{}", done.stdout);
+    assert!(!done.stdout.contains("could not be read back"), "{}", done.stdout);
     let out = run.outputs();
     assert_eq!(out["pushed"], "true");
     assert!(out["digest"].starts_with("sha256:"));

@@ -377,7 +377,9 @@ async fn merge(
             "{a} and {b} are both {platform}: each per-platform job must build a different platform"
         ));
     }
-    let digest = match push_tags(docker, &create, &plan.tags, signals).await {
+    let builder =
+        plan.argv.iter().position(|a| a == "--builder").and_then(|i| plan.argv.get(i + 1)).map(String::as_str);
+    let digest = match push_tags(docker, &create, &plan.tags, builder, signals).await {
         Ok(d) => d,
         Err(outcome) => return (outcome, None, None),
     };
@@ -401,6 +403,7 @@ async fn push_tags(
     docker: &mut Docker,
     create: &[&str],
     tags: &[String],
+    builder: Option<&str>,
     signals: &mut Signals,
 ) -> Result<Option<String>, Outcome> {
     let failed = |message: String| Outcome::Failed { code: 1, error: Some(BuildError { message, location: None }) };
@@ -413,7 +416,13 @@ async fn push_tags(
         Err(e) => return Err(failed(format!("cannot run docker: {e}"))),
     }
     let first = tags.first().map(String::as_str).unwrap_or_default();
-    Ok(match docker.output(&["buildx", "imagetools", "inspect", first], None, signals).await {
+    // The builder's registry configuration (an HTTP registry, mirrors) applies to reading too.
+    let mut inspect = vec!["buildx", "imagetools", "inspect"];
+    if let Some(b) = builder {
+        inspect.extend(["--builder", b]);
+    }
+    inspect.push(first);
+    Ok(match docker.output(&inspect, None, signals).await {
         Ok(Ended::Exited { code: 0, stdout, .. }) => {
             stdout.lines().find_map(|l| l.strip_prefix("Digest:").map(|d| d.trim().to_string()))
         }
@@ -843,15 +852,12 @@ async fn run(
     if plan.verify == Some(Verify::Registry) && plan.mode == Mode::Build {
         let digest = metadata.as_ref().and_then(|m| m.get("containerimage.digest")).and_then(Value::as_str);
         let source = format!("{}@{}", plan.image, digest.unwrap_or_default());
-        let mut create: Vec<&str> = vec!["buildx", "imagetools", "create"];
-        if created {
-            create.extend(["--builder", builder_name.as_str()]);
-        }
+        let mut create: Vec<&str> = vec!["buildx", "imagetools", "create", "--builder", builder_name.as_str()];
         for t in &plan.tags {
             create.extend(["--tag", t.as_str()]);
         }
         create.push(&source);
-        match push_tags(docker, &create, &plan.tags, signals).await {
+        match push_tags(docker, &create, &plan.tags, Some(&builder_name), signals).await {
             Ok(Some(tagged)) => {
                 if let Some(m) = metadata.as_mut() {
                     m["containerimage.digest"] = Value::String(tagged);

@@ -422,7 +422,17 @@ fn imagetools_create(call: Call, rest: &[&str]) -> ExitCode {
 /// names it.
 fn imagetools_inspect(call: Call, rest: &[&str]) -> ExitCode {
     let raw = rest.contains(&"--raw");
-    let Some(reference) = rest.iter().find(|a| !a.starts_with('-')) else {
+    let mut operands = Vec::new();
+    let mut i = 0;
+    while i < rest.len() {
+        match rest[i] {
+            "--builder" | "--format" => i += 1,
+            flag if flag.starts_with('-') => {}
+            operand => operands.push(operand),
+        }
+        i += 1;
+    }
+    let Some(reference) = operands.first() else {
         eprintln!("ERROR: requires exactly 1 argument");
         return call.finish(1);
     };
