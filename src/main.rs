@@ -96,16 +96,7 @@ fn prune(dry_run: bool, flags: &Overrides) -> ExitCode {
             Overrides { event_name: flags.event_name.clone().or(Some("workflow_dispatch".into())), ..flags.clone() };
         Context::with_event(&env, &flags, Event::default())
     };
-    let ctx = match loaded {
-        Ok(ctx) => ctx,
-        Err(e) => {
-            eprintln!("{}", report::error_line(&e));
-            return ExitCode::FAILURE;
-        }
-    };
-    for line in report::mask_lines(ctx.masks.iter().map(|m| m.expose())) {
-        println!("{line}");
-    }
+    let Some(ctx) = masked(loaded) else { return ExitCode::FAILURE };
     match run_prune(&runtime(), &ctx, dry_run, Level::Error) {
         true => ExitCode::SUCCESS,
         false => ExitCode::FAILURE,
@@ -162,17 +153,27 @@ fn publish(plan: &BuildPlan, exec: Option<&buildx::Execution>) -> bool {
     ok
 }
 
-fn action() -> ExitCode {
-    let ctx = match Context::load(&ProcessEnv::from_process(), &Overrides::default()) {
-        Ok(ctx) => ctx,
+/// The loaded context with every secret value masked before anything else is printed; bad
+/// input ends here with its one error line.
+fn masked(loaded: Result<Context, sdi::context::InputError>) -> Option<Context> {
+    match loaded {
+        Ok(ctx) => {
+            for line in report::mask_lines(ctx.masks.iter().map(|m| m.expose())) {
+                println!("{line}");
+            }
+            Some(ctx)
+        }
         Err(e) => {
             eprintln!("{}", report::error_line(&e));
-            return ExitCode::FAILURE;
+            None
         }
-    };
-    for line in report::mask_lines(ctx.masks.iter().map(|m| m.expose())) {
-        println!("{line}");
     }
+}
+
+fn action() -> ExitCode {
+    let Some(ctx) = masked(Context::load(&ProcessEnv::from_process(), &Overrides::default())) else {
+        return ExitCode::FAILURE;
+    };
     let rt = runtime();
     let api = gather(&rt, &ctx);
     let plan = match sdi::decide(&ctx, &api) {

@@ -355,7 +355,8 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
             ));
         }
     }
-    let (mut cache_from, cache_to) = caches(ctx, decision, &mut warnings);
+    let (mut cache_from, cache_to) =
+        if mode == Mode::Merge { (Vec::new(), Vec::new()) } else { caches(ctx, decision, &mut warnings) };
     // An untrusted run does not log in: a private cache package cannot be read at all.
     if !decision.trust.trusted && api.package_visibility == Some(Lookup::Found(Visibility::Private)) {
         let before = cache_from.len();
@@ -455,9 +456,21 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
         .collect();
     let secrets: Vec<String> = secrets.iter().map(|s| s.id.clone()).collect();
 
-    if mode == Mode::Merge {
-        let merge_sources: Vec<String> =
-            inputs.merge_digests.iter().map(|d| format!("{}@{}", inputs.image, d.as_str())).collect();
+    // A merge builds nothing: its command is `imagetools create`, when it may push.
+    let merge_sources: Vec<String> =
+        inputs.merge_digests.iter().map(|d| format!("{}@{}", inputs.image, d.as_str())).collect();
+    if mode == Mode::Merge && !push {
+        let why = if trusted {
+            "this run does not push (push: auto pushes only the main lane)."
+        } else {
+            "untrusted runs never merge."
+        };
+        warnings.push(format!("No merge: {why}"));
+    }
+    let cache_from: Vec<String> = cache_from.iter().map(CacheRef::from_arg).collect();
+    let cache_to: Vec<String> = cache_to.iter().map(|c| c.to_arg(inputs.cache_mode)).collect();
+
+    let argv: Vec<String> = if mode == Mode::Merge {
         let mut argv = Vec::new();
         if push {
             argv = ["docker", "buildx", "imagetools", "create"].map(String::from).to_vec();
@@ -468,96 +481,64 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
                 argv.extend(["--tag".to_string(), t.clone()]);
             }
             argv.extend(merge_sources.iter().cloned());
-        } else {
-            warnings.push(format!(
-                "No merge: {}",
-                if trusted {
-                    "this run does not push (push: auto pushes only the main lane)."
-                } else {
-                    "untrusted runs never merge."
-                }
-            ));
         }
-        return Ok(BuildPlan {
-            mode,
-            event: ctx.event_name.clone(),
-            trust: decision.trust.clone(),
-            lane: decision.lane,
-            image: inputs.image.to_string(),
-            cache_image: inputs.cache_image.to_string(),
-            cache_from: Vec::new(),
-            cache_to: Vec::new(),
-            push,
-            login,
-            tags,
-            platforms,
-            dockerfile,
-            labels,
-            secrets: Vec::new(),
-            secret_sources: Vec::new(),
-            verify: None,
-            warnings,
-            merge_sources,
-            argv,
-        });
-    }
-
-    let cache_from: Vec<String> = cache_from.iter().map(CacheRef::from_arg).collect();
-    let cache_to: Vec<String> = cache_to.iter().map(|c| c.to_arg(inputs.cache_mode)).collect();
-
-    let mut argv: Vec<String> = ["docker", "buildx", "build"].map(String::from).to_vec();
-    let mut flag = |name: &str, value: &str| {
-        argv.push(name.to_string());
-        argv.push(value.to_string());
+        argv
+    } else {
+        let mut argv: Vec<String> = ["docker", "buildx", "build"].map(String::from).to_vec();
+        let mut flag = |name: &str, value: &str| {
+            argv.push(name.to_string());
+            argv.push(value.to_string());
+        };
+        if let Some(b) = &inputs.builder {
+            flag("--builder", b);
+        }
+        if let Some(f) = &inputs.file {
+            flag("--file", f);
+        }
+        if let Some(t) = &inputs.target {
+            flag("--target", t);
+        }
+        flag("--platform", &platforms.join(","));
+        // Tagged here only when no scan must come first; otherwise the tags follow a clean scan.
+        if mode == Mode::Build && verify != Some(Verify::Registry) {
+            for t in &tags {
+                flag("--tag", t);
+            }
+        }
+        for (k, v) in &labels {
+            flag("--label", &format!("{k}={v}"));
+        }
+        for (k, v) in &inputs.build_args {
+            flag("--build-arg", &format!("{k}={v}"));
+        }
+        for s in &secret_args {
+            flag("--secret", s);
+        }
+        for c in &cache_from {
+            flag("--cache-from", c);
+        }
+        for c in &cache_to {
+            flag("--cache-to", c);
+        }
+        if let Some(p) = &inputs.provenance {
+            argv.push(format!("--provenance={p}"));
+        }
+        if let Some(s) = &inputs.sbom {
+            argv.push(format!("--sbom={s}"));
+        }
+        // By digest: a per-platform job (the merge tags it), or a build whose tags wait for the scan.
+        let by_digest = mode == Mode::PerPlatform || verify == Some(Verify::Registry);
+        match (push, by_digest) {
+            (true, true) => argv.extend([
+                "--output".to_string(),
+                format!("type=image,name={},push-by-digest=true,name-canonical=true,push=true", inputs.image),
+            ]),
+            (true, false) => argv.push("--push".into()),
+            (false, _) => {}
+        }
+        argv.push(inputs.context.clone());
+        argv
     };
-    if let Some(b) = &inputs.builder {
-        flag("--builder", b);
-    }
-    if let Some(f) = &inputs.file {
-        flag("--file", f);
-    }
-    if let Some(t) = &inputs.target {
-        flag("--target", t);
-    }
-    flag("--platform", &platforms.join(","));
-    // Tagged here only when no scan must come first; otherwise the tags follow a clean scan.
-    if mode == Mode::Build && verify != Some(Verify::Registry) {
-        for t in &tags {
-            flag("--tag", t);
-        }
-    }
-    for (k, v) in &labels {
-        flag("--label", &format!("{k}={v}"));
-    }
-    for (k, v) in &inputs.build_args {
-        flag("--build-arg", &format!("{k}={v}"));
-    }
-    for s in &secret_args {
-        flag("--secret", s);
-    }
-    for c in &cache_from {
-        flag("--cache-from", c);
-    }
-    for c in &cache_to {
-        flag("--cache-to", c);
-    }
-    if let Some(p) = &inputs.provenance {
-        argv.push(format!("--provenance={p}"));
-    }
-    if let Some(s) = &inputs.sbom {
-        argv.push(format!("--sbom={s}"));
-    }
-    // By digest: a per-platform job (the merge tags it), or a build whose tags wait for the scan.
-    let by_digest = mode == Mode::PerPlatform || verify == Some(Verify::Registry);
-    match (push, by_digest) {
-        (true, true) => argv.extend([
-            "--output".to_string(),
-            format!("type=image,name={},push-by-digest=true,name-canonical=true,push=true", inputs.image),
-        ]),
-        (true, false) => argv.push("--push".into()),
-        (false, _) => {}
-    }
-    argv.push(inputs.context.clone());
 
     Ok(BuildPlan {
         mode,
@@ -578,7 +559,7 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
         secret_sources,
         verify,
         warnings,
-        merge_sources: Vec::new(),
+        merge_sources,
         argv,
     })
 }

@@ -319,6 +319,19 @@ fn multi_platform_build_with_a_buildplatform_stage() {
     assert_eq!(platforms, BTreeSet::from(["linux/amd64".to_string(), "linux/arm64".to_string()]));
 }
 
+/// A trusted main-lane push for the builder's native platform, with the build secret `token`.
+fn push_with_secret(e: &E2e, ws: &Workspace, image: &str, value: &str) -> Ran {
+    let platform = native(e);
+    let inputs = [
+        ("image", image),
+        ("builder", e.builder.as_str()),
+        ("platforms", platform.as_str()),
+        ("github-token", ""),
+        ("secret-envs", "token=SDI_E2E_SECRET_VALUE"),
+    ];
+    run_action(ws, "push", "push-default-branch.json", "refs/heads/master", &inputs, &[("SDI_E2E_SECRET_VALUE", value)])
+}
+
 /// Every layer of the image for `platform`, decompressed, and its config.
 fn layers_and_config(registry: &str, repo: &str, reference: &str, platform: &str) -> (Vec<Vec<u8>>, Vec<u8>) {
     let (_, top) = manifest(registry, repo, reference).unwrap();
@@ -371,27 +384,12 @@ fn a_secret_mount_builds_green_and_leaves_no_trace_in_the_image() {
         "FROM {base}\nRUN --mount=type=secret,id=token,required=true wc -c < /run/secrets/token | tr -d ' ' > /secret-length.txt\n",
         base = e.base
     ));
-    let platform = native(&e);
-    let inputs = [
-        ("image", image.as_str()),
-        ("builder", e.builder.as_str()),
-        ("platforms", platform.as_str()),
-        ("github-token", ""),
-        ("secret-envs", "token=SDI_E2E_SECRET_VALUE"),
-    ];
-    let r = run_action(
-        &ws,
-        "push",
-        "push-default-branch.json",
-        "refs/heads/master",
-        &inputs,
-        &[("SDI_E2E_SECRET_VALUE", &value)],
-    );
+    let r = push_with_secret(&e, &ws, &image, &value);
     assert!(r.output.status.success(), "{}", r.stdout);
     for line in r.stdout.lines().filter(|l| l.contains(&value)) {
         assert_eq!(line, format!("::add-mask::{value}"));
     }
-    let (layers, config) = layers_and_config(&e.registry, &repo, "latest", &platform);
+    let (layers, config) = layers_and_config(&e.registry, &repo, "latest", &native(&e));
     let b64 = {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(&value)
@@ -477,22 +475,7 @@ fn a_dockerfile_that_copies_its_secret_fails_and_gets_no_tag() {
         "FROM {base}\nRUN --mount=type=secret,id=token,required=true cp /run/secrets/token /leaked.txt\n",
         base = e.base
     ));
-    let platform = native(&e);
-    let inputs = [
-        ("image", image.as_str()),
-        ("builder", e.builder.as_str()),
-        ("platforms", platform.as_str()),
-        ("github-token", ""),
-        ("secret-envs", "token=SDI_E2E_SECRET_VALUE"),
-    ];
-    let r = run_action(
-        &ws,
-        "push",
-        "push-default-branch.json",
-        "refs/heads/master",
-        &inputs,
-        &[("SDI_E2E_SECRET_VALUE", &value)],
-    );
+    let r = push_with_secret(&e, &ws, &image, &value);
     assert_eq!(r.output.status.code(), Some(1), "{}", r.stdout);
     let leak = r.stdout.lines().find(|l| l.starts_with("::error::Leaked: secret 'token'")).expect("a leak error");
     assert!(leak.contains("file /leaked.txt"), "{leak}");
