@@ -226,6 +226,17 @@ fn blob(registry: &str, repo: &str, digest: &str) -> Vec<u8> {
     body
 }
 
+/// The image platforms of a manifest list (attestation manifests left out).
+fn index_platforms(index: &Value) -> BTreeSet<String> {
+    index["manifests"]
+        .as_array()
+        .expect("an index")
+        .iter()
+        .filter_map(|m| Some(format!("{}/{}", m["platform"]["os"].as_str()?, m["platform"]["architecture"].as_str()?)))
+        .filter(|p| p != "unknown/unknown")
+        .collect()
+}
+
 fn cache_hits(summary: &str) -> (usize, usize) {
     let line = summary
         .lines()
@@ -309,14 +320,7 @@ fn multi_platform_build_with_a_buildplatform_stage() {
     assert!(r.output.status.success(), "{}", r.stdout);
     let (digest, index) = manifest(&e.registry, &repo, "latest").unwrap();
     assert_eq!(r.outputs["digest"], digest);
-    let platforms: BTreeSet<String> = index["manifests"]
-        .as_array()
-        .expect("an index")
-        .iter()
-        .filter_map(|m| Some(format!("{}/{}", m["platform"]["os"].as_str()?, m["platform"]["architecture"].as_str()?)))
-        .filter(|p| p != "unknown/unknown")
-        .collect();
-    assert_eq!(platforms, BTreeSet::from(["linux/amd64".to_string(), "linux/arm64".to_string()]));
+    assert_eq!(index_platforms(&index), BTreeSet::from(["linux/amd64".to_string(), "linux/arm64".to_string()]));
 }
 
 /// A trusted main-lane push for the builder's native platform, with the build secret `token`.
@@ -452,14 +456,7 @@ fn per_platform_builds_by_digest_then_a_merge() {
     let raw =
         docker(&["buildx", "imagetools", "inspect", "--builder", &e.builder, "--raw", &format!("{image}:latest")]);
     let index: Value = serde_json::from_str(&raw).unwrap();
-    let platforms: BTreeSet<String> = index["manifests"]
-        .as_array()
-        .expect("an index")
-        .iter()
-        .filter_map(|m| Some(format!("{}/{}", m["platform"]["os"].as_str()?, m["platform"]["architecture"].as_str()?)))
-        .filter(|p| p != "unknown/unknown")
-        .collect();
-    assert_eq!(platforms, BTreeSet::from(["linux/amd64".to_string(), "linux/arm64".to_string()]));
+    assert_eq!(index_platforms(&index), BTreeSet::from(["linux/amd64".to_string(), "linux/arm64".to_string()]));
     assert_eq!(r.outputs["digest"], manifest(&e.registry, &repo, "latest").unwrap().0);
 }
 
