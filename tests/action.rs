@@ -881,3 +881,17 @@ fn a_leaking_per_platform_build_hands_no_digest_to_the_merge() {
     assert!(!run.outputs().contains_key("digest"));
     assert!(run.call(&["buildx", "imagetools"]).is_none());
 }
+
+#[test]
+fn secret_file_contents_are_masked_first() {
+    let run = Run::new("push", "push-default-branch.json");
+    let file = run.path("npmrc");
+    std::fs::write(&file, "{\n//registry.npmjs.org/:_authToken=npm_FileSecretValue_0042\n}\n").unwrap();
+    let run =
+        run.with("INPUT_SECRET-FILES", &format!("npmrc={}", file.display())).with("INPUT_VERIFY-SECRETS", "false");
+    let done = run.run();
+    done.assert_success();
+    let masks: Vec<&str> = done.stdout.lines().take_while(|l| l.starts_with("::add-mask::")).collect();
+    assert!(masks.contains(&"::add-mask:://registry.npmjs.org/:_authToken=npm_FileSecretValue_0042"), "{masks:?}");
+    assert!(!done.stdout.contains("::add-mask::{"), "short lines are not masked");
+}

@@ -274,10 +274,22 @@ impl Context {
         let mut masks: Vec<Masked> = secret_values.0.iter().map(|(_, v)| v.clone()).collect();
         masks.extend(inputs.github_token.clone());
         for spec in &inputs.secrets {
-            if let SecretSource::Env { env: name } = &spec.source
-                && let Some(value) = env.vars.get(name).filter(|v| !v.is_empty())
-            {
-                masks.push(Masked::new(value.clone()));
+            match &spec.source {
+                SecretSource::Env { env: name } => {
+                    if let Some(value) = env.vars.get(name).filter(|v| !v.is_empty()) {
+                        masks.push(Masked::new(value.clone()));
+                    }
+                }
+                // A secret file (an .npmrc, a key) is masked line by line; short lines such as
+                // `{` would only garble the log.
+                SecretSource::File { path } => {
+                    let text =
+                        std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+                    masks.extend(
+                        text.lines().map(str::trim).filter(|l| l.len() >= 8).map(|l| Masked::new(l.to_string())),
+                    );
+                }
+                SecretSource::Value { .. } => {}
             }
         }
 
