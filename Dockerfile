@@ -32,11 +32,14 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
       *) echo "unsupported architecture ${TARGETARCH}" >&2; exit 1 ;; \
     esac \
  && cargo zigbuild --locked --release --bin secure-docker-images --target "${target}" \
- && cp "target/${target}/release/secure-docker-images" /secure-docker-images
+ && cp "target/${target}/release/secure-docker-images" /secure-docker-images \
+ && mkdir -p /rootfs/tmp && chmod 1777 /rootfs/tmp
 
 FROM ${DOCKER_IMAGE} AS docker
 
 FROM scratch
+# /tmp: the fallback private directory when the runner does not mount RUNNER_TEMP.
+COPY --from=build /rootfs/ /
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=docker /usr/local/bin/docker /usr/local/bin/docker
 COPY --from=docker /usr/local/libexec/docker/cli-plugins/docker-buildx /usr/local/libexec/docker/cli-plugins/docker-buildx

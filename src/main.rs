@@ -170,6 +170,23 @@ fn masked(loaded: Result<Context, sdi::context::InputError>) -> Option<Context> 
     }
 }
 
+/// A private directory for the run: under RUNNER_TEMP when the container sees it, else where
+/// the runner maps it for container actions, else the temporary directory. (Older runners
+/// pass the host's RUNNER_TEMP to container actions without mounting it.)
+fn private_dir(runner_temp: Option<&str>) -> Result<tempfile::TempDir, String> {
+    let candidates: Vec<PathBuf> = runner_temp
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([PathBuf::from("/github/runner_temp"), std::env::temp_dir()])
+        .collect();
+    for root in &candidates {
+        if let Ok(dir) = tempfile::Builder::new().prefix("sdi-").tempdir_in(root) {
+            return Ok(dir);
+        }
+    }
+    Err(candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", "))
+}
+
 fn action() -> ExitCode {
     let Some(ctx) = masked(Context::load(&ProcessEnv::from_process(), &Overrides::default())) else {
         return ExitCode::FAILURE;
@@ -194,15 +211,13 @@ fn action() -> ExitCode {
         return if publish(&plan, None) { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }
 
-    let temp_root = ctx.runner_temp.as_ref().map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
     // Private to this run (0700) and removed when it ends, whatever the outcome.
-    let dir = match tempfile::Builder::new().prefix("sdi-").tempdir_in(&temp_root) {
+    let dir = match private_dir(ctx.runner_temp.as_deref()) {
         Ok(d) => d,
-        Err(e) => {
+        Err(tried) => {
             println!(
-                "::error title=RUNNER_TEMP::cannot create a private directory under {}: {}",
-                report::escape_data(&temp_root.display().to_string()),
-                report::escape_data(&e.to_string())
+                "::error title=RUNNER_TEMP::cannot create a private directory in any of {}",
+                report::escape_data(&tried)
             );
             return ExitCode::FAILURE;
         }

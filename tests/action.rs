@@ -895,3 +895,17 @@ fn secret_file_contents_are_masked_first() {
     assert!(masks.contains(&"::add-mask:://registry.npmjs.org/:_authToken=npm_FileSecretValue_0042"), "{masks:?}");
     assert!(!done.stdout.contains("::add-mask::{"), "short lines are not masked");
 }
+
+#[test]
+fn a_runner_temp_the_container_cannot_see_falls_back_to_a_private_temp_dir() {
+    let run = Run::new("push", "push-default-branch.json").with("INPUT_PLATFORMS", "linux/amd64");
+    let tmp = run.path("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let run = run.with("RUNNER_TEMP", "/home/runner/work/_temp/not-mounted-here").with("TMPDIR", tmp.to_str().unwrap());
+    let done = run.run();
+    done.assert_success();
+    let login = run.call(&["login"]).unwrap();
+    assert!(login["docker_config"].as_str().unwrap().starts_with(tmp.to_str().unwrap()), "{login}");
+    assert_eq!(login["docker_config_mode"], "700");
+    assert!(files_below(&tmp).is_empty(), "removed at the end");
+}
