@@ -909,3 +909,28 @@ fn a_runner_temp_the_container_cannot_see_falls_back_to_a_private_temp_dir() {
     assert_eq!(login["docker_config_mode"], "700");
     assert!(files_below(&tmp).is_empty(), "removed at the end");
 }
+
+#[test]
+fn runner_tokens_reach_docker_only_where_needed() {
+    let with_tokens = |run: Run| {
+        run.with("ACTIONS_RUNTIME_TOKEN", "runtime-token-value")
+            .with("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "oidc-token-value")
+            .with("ACTIONS_ID_TOKEN_REQUEST_URL", "https://oidc.example")
+            .with("ACTIONS_RESULTS_URL", "https://results.example")
+    };
+    let run = with_tokens(Run::new("push", "push-default-branch.json"));
+    run.run().assert_success();
+    for call in run.calls() {
+        let names = env_names(&call);
+        assert!(
+            !names.iter().any(|n| n.starts_with("ACTIONS_ID_TOKEN_REQUEST_") || n == "ACTIONS_RUNTIME_TOKEN"),
+            "{names:?}"
+        );
+    }
+    // A fork PR with the GitHub Actions cache: buildx needs the runtime token for it.
+    let gha = with_tokens(Run::new("pull_request", "pull_request-fork-opened.json").with("INPUT_FORK-CACHE", "gha"));
+    gha.run().assert_success();
+    let names = env_names(&gha.call(&["buildx", "build"]).unwrap());
+    assert!(names.contains(&"ACTIONS_RUNTIME_TOKEN".to_string()) && names.contains(&"ACTIONS_RESULTS_URL".to_string()));
+    assert!(!names.iter().any(|n| n.starts_with("ACTIONS_ID_TOKEN_REQUEST_")));
+}

@@ -136,12 +136,21 @@ impl Docker {
                 })
                 .collect()
         };
+        // The runner's credentials reach docker only where a docker call needs them: the
+        // Actions runtime token for a gha cache, the OIDC request token never.
+        let uses_gha = plan.cache_from.iter().chain(&plan.cache_to).any(|c| c.starts_with("type=gha"));
+        let keep = |k: &str| {
+            !k.starts_with("INPUT_")
+                && k != "DOCKER_CONFIG"
+                && !hidden.contains(&k)
+                && !k.starts_with("ACTIONS_ID_TOKEN_REQUEST_")
+                && (uses_gha || k != "ACTIONS_RUNTIME_TOKEN")
+        };
         let env = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .filter(|(k, _)| !k.starts_with("INPUT_") && k != "DOCKER_CONFIG" && !hidden.contains(&k.as_str()))
+            .filter(|(k, _)| keep(k))
             .collect();
-        let program = std::env::var_os("SDI_DOCKER").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("docker"));
-        Ok(Docker { program, env, config, calls: 0 })
+        Ok(Docker { program: PathBuf::from("docker"), env, config, calls: 0 })
     }
 
     fn command(&mut self, args: &[&str]) -> Command {
