@@ -5,6 +5,7 @@
 
 pub mod buildx;
 pub mod context;
+pub mod dockerfile;
 pub mod github;
 #[doc(hidden)]
 pub mod oci;

@@ -6,7 +6,6 @@
 //! variables that `secret-envs` names. A token only ever travels on `docker login`'s stdin;
 //! `secrets:` values only in the build's environment.
 
-pub mod dockerfile;
 pub mod progress;
 
 use std::os::unix::fs::DirBuilderExt;
@@ -656,8 +655,9 @@ async fn run(
     let all_native = created && plan.platforms.iter().all(|p| native.contains(&p.as_str()));
     if !all_native {
         // A Dockerfile that cannot be read here (a remote context) counts as needing emulation.
-        let needs_emulation =
-            std::fs::read_to_string(&plan.dockerfile).map(|t| dockerfile::runs_on_target_platform(&t)).unwrap_or(true);
+        let needs_emulation = std::fs::read_to_string(&plan.dockerfile)
+            .map(|t| crate::dockerfile::runs_on_target_platform(&t))
+            .unwrap_or(true);
         let mut installed = false;
         loop {
             let out = match docker.output(&["buildx", "inspect", "--bootstrap", &builder_name], None, signals).await {
