@@ -92,6 +92,85 @@ pub enum Verify {
     Layout,
 }
 
+/// `RUN --mount=type=cache` stores carried across ephemeral runners: restored into the builder
+/// from an image in the cache repository before the build, saved (one layer per store) after a
+/// trusted, successful one. BuildKit's registry cache never exports their contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MountsPlan {
+    pub mounts: Vec<crate::dockerfile::CacheMount>,
+    /// Images to restore from, the first that exists.
+    pub restore_from: Vec<String>,
+    /// Where a trusted, successful build saves them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub save_to: Option<String>,
+    /// A store bigger than this is not saved.
+    pub max_bytes: u64,
+    /// The image with a shell the helper builds run in.
+    pub helper_image: String,
+}
+
+pub const MOUNTS_TAG_MAIN: &str = "buildcache-mounts";
+pub const MOUNTS_TAG_PR: &str = "buildcache-mounts-pr";
+
+/// The directory of a store inside the saved image: its id, hex-encoded (ids may hold `/`).
+pub fn mount_dir(id: &str) -> String {
+    format!("m-{}", id.bytes().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// `--mount=type=cache,…` as the build itself declares the store, so the helper reaches the
+/// very same one (id, sharing, ownership).
+fn mount_flag(m: &crate::dockerfile::CacheMount, target: &str) -> String {
+    let mut f = format!("--mount=type=cache,id={},target={target}", m.id);
+    for (k, v) in [("sharing", &m.sharing), ("uid", &m.uid), ("gid", &m.gid), ("mode", &m.mode)] {
+        if let Some(v) = v {
+            f.push_str(&format!(",{k}={v}"));
+        }
+    }
+    f
+}
+
+/// The helper Dockerfile that copies the saved contents (image `from`) into the stores.
+pub fn restore_dockerfile(plan: &MountsPlan, from: &str) -> String {
+    // No `# syntax=` line: the builder's own frontend reads these, no frontend image is pulled.
+    let mut d = format!("FROM {from} AS saved\nFROM {}\n", plan.helper_image);
+    for m in &plan.mounts {
+        let dir = mount_dir(&m.id);
+        // Saved layers come back owned by root: give a store declared with uid/gid its owner.
+        let chown = match (&m.uid, &m.gid) {
+            (None, None) => String::new(),
+            (uid, gid) => {
+                format!(" && chown -R {}:{} /sdi-mount", uid.as_deref().unwrap_or("0"), gid.as_deref().unwrap_or("0"))
+            }
+        };
+        d.push_str(&format!(
+            "RUN {} --mount=type=bind,from=saved,target=/sdi-saved \\\n    if [ -d /sdi-saved/{dir} ]; then cp -a /sdi-saved/{dir}/. /sdi-mount/{chown}; fi; echo \"sdi-restored {dir} $(du -sk /sdi-mount | cut -f1)\"\n",
+            mount_flag(m, "/sdi-mount")
+        ));
+    }
+    d
+}
+
+/// The helper Dockerfile that copies each store out (one stage a store, a store over the size
+/// limit left empty) into an image with one layer a store. `SDI_RUN` changes every run, so the
+/// copy is never served from cache.
+pub fn save_dockerfile(plan: &MountsPlan) -> String {
+    let max_kib = plan.max_bytes / 1024;
+    let mut d = String::new();
+    for (i, m) in plan.mounts.iter().enumerate() {
+        let dir = mount_dir(&m.id);
+        d.push_str(&format!(
+            "FROM {} AS m{i}\nARG SDI_RUN\nRUN {} \\\n    mkdir -p /sdi-out && kib=$(du -sk /sdi-mount | cut -f1) && echo \"sdi-mount-size {dir} $kib $SDI_RUN\" && \\\n    if [ \"$kib\" -le {max_kib} ]; then cp -a /sdi-mount/. /sdi-out/; else echo \"sdi-mount-too-big {dir}\"; fi\n",
+            plan.helper_image,
+            mount_flag(m, "/sdi-mount")
+        ));
+    }
+    d.push_str("FROM scratch\n");
+    for (i, m) in plan.mounts.iter().enumerate() {
+        d.push_str(&format!("COPY --from=m{i} /sdi-out /{}\n", mount_dir(&m.id)));
+    }
+    d
+}
+
 /// Everything the run will do, decided before anything runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BuildPlan {
@@ -118,6 +197,8 @@ pub struct BuildPlan {
     pub secret_sources: Vec<SecretPlan>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<Verify>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_mounts: Option<MountsPlan>,
     pub warnings: Vec<String>,
     /// Merge mode: the `<image>@<digest>` sources of the manifest list.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -244,20 +325,6 @@ fn looks_like_secret(name: &str, value: &str) -> bool {
     by_name || by_value
 }
 
-/// Where buildx reads the Dockerfile from: `file`, else `<context>/Dockerfile`. A remote
-/// context (a git URL) has its Dockerfile at its root.
-fn dockerfile_path(context: &str, file: Option<&str>) -> String {
-    if let Some(f) = file {
-        return f.trim_start_matches("./").to_string();
-    }
-    let remote = context.contains("://") || context.starts_with("git@");
-    match context.trim_start_matches("./").trim_end_matches('/') {
-        "" | "." => "Dockerfile".into(),
-        _ if remote => "Dockerfile".into(),
-        dir => format!("{dir}/Dockerfile"),
-    }
-}
-
 fn missing_secret(spec: &SecretSpec) -> InputError {
     let message = match &spec.source {
         SecretSource::Value { .. } => format!(
@@ -368,6 +435,50 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
             ));
         }
     }
+    // Cache-mount stores: restored for every run that builds, saved only by trusted ones, in the
+    // lane's own image; untrusted runs read the main lane only. ACTIONS_CACHE_MODE applies.
+    let cache_mounts = match (&ctx.dockerfile, mode) {
+        (Some(text), Mode::Build | Mode::PerPlatform) if inputs.cache_mounts => {
+            let mounts = crate::dockerfile::cache_mounts(text, &inputs.build_args);
+            (!mounts.is_empty()).then(|| {
+                let image = &inputs.cache_image;
+                let suffix = if inputs.push_by_digest {
+                    format!("-{}", inputs.platforms[0].as_str().replace('/', "-"))
+                } else {
+                    String::new()
+                };
+                let main = format!("{image}:{MOUNTS_TAG_MAIN}{suffix}");
+                let pr = format!("{image}:{MOUNTS_TAG_PR}{suffix}");
+                let (mut restore_from, mut save_to) = match (trusted, decision.lane) {
+                    (true, Lane::Main) => (vec![main.clone()], Some(main)),
+                    (true, Lane::Pr) => (vec![pr.clone(), main], Some(pr)),
+                    (false, _) => (vec![main], None),
+                };
+                let cache_mode = &ctx.actions_cache_mode;
+                if !matches!(cache_mode, ActionsCacheMode::Write | ActionsCacheMode::WriteOnly) {
+                    save_to = None;
+                }
+                if matches!(cache_mode, ActionsCacheMode::WriteOnly | ActionsCacheMode::None) {
+                    restore_from.clear();
+                }
+                MountsPlan {
+                    mounts,
+                    restore_from,
+                    save_to,
+                    max_bytes: inputs.cache_mounts_max_bytes,
+                    helper_image: inputs.cache_mounts_image.clone(),
+                }
+            })
+        }
+        _ => None,
+    };
+    let mut cache_mounts = cache_mounts;
+    if let Some(m) = cache_mounts.as_mut()
+        && !trusted
+        && api.package_visibility == Some(Lookup::Found(Visibility::Private))
+    {
+        m.restore_from.clear();
+    }
     // The commit built: the one trust was decided for, else the run's.
     let built = decision.pinned_sha.as_deref().or(ctx.sha.as_deref());
     if let (Some(pinned), Some(head)) = (&decision.pinned_sha, &ctx.workspace_head)
@@ -419,7 +530,8 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
 
     let mut login: Vec<String> = Vec::new();
     if trusted {
-        let writes_cache = cache_to.iter().any(CacheRef::is_registry);
+        let saves_mounts = cache_mounts.as_ref().is_some_and(|m| m.save_to.is_some());
+        let writes_cache = cache_to.iter().any(CacheRef::is_registry) || saves_mounts;
         // A full reference in `tags` may name another registry: each one pushed to needs a login.
         let pushed_to: Vec<&str> = match (push, mode) {
             (false, _) => Vec::new(),
@@ -443,7 +555,7 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
 
     let labels = labels(ctx, &tags, built);
     let platforms: Vec<String> = inputs.platforms.iter().map(|p| p.as_str().to_string()).collect();
-    let dockerfile = dockerfile_path(&inputs.context, inputs.file.as_deref());
+    let dockerfile = inputs.dockerfile_path();
     let secret_args: Vec<String> = secrets.iter().map(|s| s.buildx_arg()).collect();
     let secret_sources = secrets
         .iter()
@@ -558,6 +670,7 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
         secrets,
         secret_sources,
         verify,
+        cache_mounts,
         warnings,
         merge_sources,
         argv,
@@ -578,14 +691,6 @@ mod tests {
         assert_eq!(version_tags("v1.2.3+build.5", false), ["1.2.3-build.5", "1.2", "1"]);
         assert_eq!(version_tags("simple-tag", false), ["simple-tag"]);
         assert_eq!(version_tags("release/2024", false), ["release-2024"]);
-    }
-
-    #[test]
-    fn dockerfile_paths() {
-        assert_eq!(dockerfile_path(".", None), "Dockerfile");
-        assert_eq!(dockerfile_path("./app/", None), "app/Dockerfile");
-        assert_eq!(dockerfile_path("app", Some("./docker/Dockerfile.prod")), "docker/Dockerfile.prod");
-        assert_eq!(dockerfile_path("https://github.com/o/r.git#main", None), "Dockerfile");
     }
 
     #[test]

@@ -206,6 +206,14 @@ pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
             }
         }
     }
+    if let Some(e) = exec.filter(|e| !e.mounts.is_empty()) {
+        let size = |kib: Option<u64>| kib.map_or("no".to_string(), |k| format!("{:.1} MB", k as f64 * 1024.0 / 1e6));
+        let _ = writeln!(s, "\n| Cache mount | Restored | Saved |\n|---|---|---|");
+        for m in &e.mounts {
+            let saved = if m.too_big { "no (over cache-mounts-max-size)".to_string() } else { size(m.saved_kib) };
+            let _ = writeln!(s, "| `{}` | {} | {saved} |", cell(&m.id), size(m.restored_kib));
+        }
+    }
     let notes: Vec<&String> = plan.warnings.iter().collect();
     let annotations: Vec<&Annotation> = exec.map(|e| e.annotations.iter().collect()).unwrap_or_default();
     if !notes.is_empty() || !annotations.is_empty() {

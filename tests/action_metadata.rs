@@ -53,6 +53,10 @@ fn declared_defaults_are_the_codes_defaults() {
     assert_eq!(default("prune-cache"), "false");
     assert_eq!(default("prune-keep-days"), "7");
     assert_eq!(default("github-token"), "${{ github.token }}");
+    assert_eq!(default("verify-secrets"), "auto");
+    assert_eq!(default("cache-mounts"), "auto");
+    assert_eq!(default("cache-mounts-max-size"), "2GiB");
+    assert_eq!(default("cache-mounts-image"), sdi::context::inputs::DEFAULT_CACHE_MOUNTS_IMAGE);
     // The empty defaults are the code's "not set".
     for name in [
         "image",

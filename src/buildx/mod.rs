@@ -6,6 +6,7 @@
 //! variables that `secret-envs` names. A token only ever travels on `docker login`'s stdin;
 //! `secrets:` values only in the build's environment.
 
+pub mod mounts;
 pub mod progress;
 
 use std::os::unix::fs::DirBuilderExt;
@@ -74,6 +75,8 @@ pub struct Execution {
     pub annotations: Vec<Annotation>,
     pub metadata: Option<Value>,
     pub cache_hits: Option<CacheHits>,
+    /// What happened to each cache-mount store.
+    pub mounts: Vec<mounts::MountStatus>,
     pub pushed: bool,
     pub duration: Duration,
     pub docker_calls: usize,
@@ -540,6 +543,7 @@ pub async fn execute(ctx: &Context, plan: &BuildPlan, dir: &Path, signals: &mut 
                 annotations,
                 metadata: None,
                 cache_hits: None,
+                mounts: Vec::new(),
                 pushed: false,
                 duration: started.elapsed(),
                 docker_calls: 0,
@@ -547,7 +551,9 @@ pub async fn execute(ctx: &Context, plan: &BuildPlan, dir: &Path, signals: &mut 
         }
     };
     let mut builder = None;
-    let result = run(ctx, plan, dir, &mut docker, signals, &mut annotations, &mut builder).await;
+    let mut mounts = Vec::new();
+    let mut effects = Effects { annotations: &mut annotations, builder: &mut builder, mounts: &mut mounts };
+    let result = run(ctx, plan, dir, &mut docker, signals, &mut effects).await;
     if let Some(Builder { name, created: true }) = &builder {
         // Removing the builder must not outlive a cancelled job: bounded, and best effort.
         let args = ["buildx", "rm", name.as_str()];
@@ -570,6 +576,7 @@ pub async fn execute(ctx: &Context, plan: &BuildPlan, dir: &Path, signals: &mut 
         annotations,
         metadata,
         cache_hits,
+        mounts,
         pushed,
         duration: started.elapsed(),
         docker_calls: docker.calls,
@@ -578,15 +585,23 @@ pub async fn execute(ctx: &Context, plan: &BuildPlan, dir: &Path, signals: &mut 
 
 type RunResult = (Outcome, Option<Value>, Option<CacheHits>);
 
+/// What `run` leaves behind besides its result: messages, the builder to remove, mount reports.
+struct Effects<'a> {
+    annotations: &'a mut Vec<Annotation>,
+    builder: &'a mut Option<Builder>,
+    mounts: &'a mut Vec<mounts::MountStatus>,
+}
+
 async fn run(
     ctx: &Context,
     plan: &BuildPlan,
     dir: &Path,
     docker: &mut Docker,
     signals: &mut Signals,
-    annotations: &mut Vec<Annotation>,
-    builder_slot: &mut Option<Builder>,
+    effects: &mut Effects<'_>,
 ) -> RunResult {
+    let annotations = &mut *effects.annotations;
+    let builder_slot = &mut *effects.builder;
     let setup_failed = |m: String| (Outcome::SetupFailed(m), None, None);
 
     // Login: the plan lists registries only for trusted runs that write, and only with a token.
@@ -655,9 +670,7 @@ async fn run(
     let all_native = created && plan.platforms.iter().all(|p| native.contains(&p.as_str()));
     if !all_native {
         // A Dockerfile that cannot be read here (a remote context) counts as needing emulation.
-        let needs_emulation = std::fs::read_to_string(&plan.dockerfile)
-            .map(|t| crate::dockerfile::runs_on_target_platform(&t))
-            .unwrap_or(true);
+        let needs_emulation = ctx.dockerfile.as_deref().is_none_or(crate::dockerfile::runs_on_target_platform);
         let mut installed = false;
         loop {
             let out = match docker.output(&["buildx", "inspect", "--bootstrap", &builder_name], None, signals).await {
@@ -717,6 +730,11 @@ async fn run(
                 Err(e) => return setup_failed(format!("cannot run docker: {e}")),
             }
         }
+    }
+
+    // Cache-mount stores: filled from the registry before the build.
+    if let Some(mp) = &plan.cache_mounts {
+        *effects.mounts = mounts::restore(docker, signals, mp, &builder_name, dir, annotations).await;
     }
 
     // The build: the plan's argv, plus what only this run knows.
@@ -878,6 +896,11 @@ async fn run(
             }
             Err(outcome) => return (outcome, None, hits),
         }
+    }
+    // …and saved after a good trusted build.
+    if let Some(mp) = plan.cache_mounts.as_ref().filter(|m| m.save_to.is_some() && plan.trust.trusted) {
+        let needles = crate::verify::Needles::new(&secret_values(ctx, plan));
+        mounts::save(docker, signals, plan, mp, &builder_name, dir, &needles, annotations, effects.mounts).await;
     }
     (Outcome::Succeeded, metadata, hits)
 }

@@ -40,6 +40,9 @@ pub struct RawInputs {
     pub push_by_digest: Option<String>,
     pub merge_digests: Option<String>,
     pub verify_secrets: Option<String>,
+    pub cache_mounts: Option<String>,
+    pub cache_mounts_max_size: Option<String>,
+    pub cache_mounts_image: Option<String>,
 }
 
 /// Input names, as declared in action.yml.
@@ -70,6 +73,9 @@ pub const INPUT_NAMES: &[&str] = &[
     "push-by-digest",
     "merge-digests",
     "verify-secrets",
+    "cache-mounts",
+    "cache-mounts-max-size",
+    "cache-mounts-image",
 ];
 
 pub const DEFAULT_REGISTRY: &str = "ghcr.io";
@@ -246,6 +252,39 @@ pub struct Inputs {
     pub merge_digests: Vec<Digest>,
     /// Scan the built image for the secrets' values before any tag points at it (`auto`).
     pub verify_secrets: bool,
+    /// Carry `RUN --mount=type=cache` stores across runs through the registry (`auto`).
+    pub cache_mounts: bool,
+    pub cache_mounts_max_bytes: u64,
+    /// The small image with a shell that the helper builds copying mount contents run in.
+    pub cache_mounts_image: String,
+}
+
+/// The default helper image for cache mounts: busybox, pinned by digest.
+pub const DEFAULT_CACHE_MOUNTS_IMAGE: &str =
+    "busybox:1.37@sha256:b3255e7dfbcd10cb367af0d409747d511aeb66dfac98cf30e97e87e4207dd76f";
+
+/// `2GiB`, `500MB`, `1073741824`: a size in bytes.
+fn size(input: &str, raw: &Option<String>, default: u64) -> Result<u64, InputError> {
+    let Some(v) = value(raw) else { return Ok(default) };
+    let digits: String = v.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let unit = v[digits.len()..].trim().to_ascii_lowercase();
+    let factor: u64 = match unit.as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "ki" | "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mi" | "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gi" | "gib" => 1 << 30,
+        _ => 0,
+    };
+    match digits.parse::<u64>() {
+        Ok(n) if factor > 0 => Ok(n.saturating_mul(factor)),
+        _ => Err(err(
+            input,
+            format!("'{v}' is not a size: write a number of bytes with an optional unit, such as 2GiB or 500MB"),
+        )),
+    }
 }
 
 /// A `sha256:<64 hex>` manifest digest.
@@ -260,6 +299,27 @@ impl Digest {
     }
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Where buildx reads the Dockerfile from: `file`, else `<context>/Dockerfile`. A remote
+/// context (a git URL) has its Dockerfile at its root.
+pub fn dockerfile_path(context: &str, file: Option<&str>) -> String {
+    if let Some(f) = file {
+        return f.trim_start_matches("./").to_string();
+    }
+    let remote = context.contains("://") || context.starts_with("git@");
+    match context.trim_start_matches("./").trim_end_matches('/') {
+        "" | "." => "Dockerfile".into(),
+        _ if remote => "Dockerfile".into(),
+        dir => format!("{dir}/Dockerfile"),
+    }
+}
+
+impl Inputs {
+    /// The Dockerfile, as a path in the workspace.
+    pub fn dockerfile_path(&self) -> String {
+        dockerfile_path(&self.context, self.file.as_deref())
     }
 }
 
@@ -806,6 +866,15 @@ impl RawInputs {
             push_by_digest: boolean("push-by-digest", &self.push_by_digest, false)?,
             merge_digests: merge_digests(&self.merge_digests, env)?,
             verify_secrets: choice("verify-secrets", &self.verify_secrets, true, &[("auto", true), ("false", false)])?,
+            cache_mounts: choice("cache-mounts", &self.cache_mounts, true, &[("auto", true), ("off", false)])?,
+            cache_mounts_max_bytes: size("cache-mounts-max-size", &self.cache_mounts_max_size, 2 << 30)?,
+            cache_mounts_image: match single_line("cache-mounts-image", &self.cache_mounts_image)? {
+                Some(v) if v.starts_with('-') || v.contains(char::is_whitespace) => {
+                    return Err(err("cache-mounts-image", format!("'{v}' is not an image reference")));
+                }
+                Some(v) => v.to_string(),
+                None => DEFAULT_CACHE_MOUNTS_IMAGE.to_string(),
+            },
             prune_keep_days: match value(&self.prune_keep_days) {
                 None => 7,
                 Some(v) => {
@@ -882,6 +951,14 @@ mod tests {
         read.sort();
         declared.sort();
         assert_eq!(read, declared);
+    }
+
+    #[test]
+    fn dockerfile_paths() {
+        assert_eq!(dockerfile_path(".", None), "Dockerfile");
+        assert_eq!(dockerfile_path("./app/", None), "app/Dockerfile");
+        assert_eq!(dockerfile_path("app", Some("./docker/Dockerfile.prod")), "docker/Dockerfile.prod");
+        assert_eq!(dockerfile_path("https://github.com/o/r.git#main", None), "Dockerfile");
     }
 
     #[test]

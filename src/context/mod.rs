@@ -129,6 +129,8 @@ pub struct Context {
     pub secret_values: SecretValues,
     /// The commit checked out in the working directory, when it is a git checkout.
     pub workspace_head: Option<String>,
+    /// The Dockerfile's text, when it is a file in the workspace (not a remote context).
+    pub dockerfile: Option<String>,
     /// Every secret value this run knows (`secrets`, the variables `secret-envs` names, the
     /// token), to be `::add-mask::`ed before anything else is printed.
     pub masks: Vec<Masked>,
@@ -271,6 +273,7 @@ impl Context {
         let raw: RawInputs = envy::from_iter(raw_inputs)
             .map_err(|e| InputError::new("inputs", format!("cannot read the action's inputs: {e}")))?;
         let (inputs, secret_values) = raw.lower(&repository.full(), env)?;
+        let dockerfile = std::fs::read_to_string(inputs.dockerfile_path()).ok();
         let mut masks: Vec<Masked> = secret_values.0.iter().map(|(_, v)| v.clone()).collect();
         masks.extend(inputs.github_token.clone());
         for spec in &inputs.secrets {
@@ -316,6 +319,7 @@ impl Context {
             secret_values,
             masks,
             workspace_head: git_head(std::path::Path::new(".")),
+            dockerfile,
         })
     }
 }

@@ -723,6 +723,11 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
         secrets.insert(id.to_string(), json!(present));
     }
     call.set("secrets", Value::Object(secrets));
+    // The generated Dockerfiles (cache-mount helpers) are part of what the test checks.
+    let dockerfile = args.one("--file").and_then(|f| std::fs::read_to_string(f).ok());
+    if let Some(text) = &dockerfile {
+        call.set("file_text", json!(text));
+    }
     if let Some(builder) = args.one("--builder")
         && builder_driver(builder).is_none()
     {
@@ -774,6 +779,32 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
         eprintln!("ERROR: failed to build: failed to solve: Canceled: context canceled");
         return call.finish(if sig == 0 { 2 } else { 1 });
     }
+    if std::env::var("FAKE_DOCKER_FAIL_HELPERS").is_ok()
+        && dockerfile.as_deref().is_some_and(|t| t.contains("/sdi-mount"))
+    {
+        eprintln!("ERROR: failed to build: failed to solve: helper failed as asked");
+        return call.finish(1);
+    }
+    // A cache-mount helper prints its sizes, as its RUN steps would (FAKE_DOCKER_MOUNT_KIB).
+    if let Some(text) = &dockerfile {
+        let kib: u64 = std::env::var("FAKE_DOCKER_MOUNT_KIB").ok().and_then(|k| k.parse().ok()).unwrap_or(2048);
+        let mut n = 900;
+        for marker in ["sdi-restored ", "sdi-mount-size "] {
+            for line in text.lines().filter(|l| l.contains(marker)) {
+                let dir = line.split(marker).nth(1).unwrap_or_default().split_whitespace().next().unwrap_or_default();
+                replay.line(&format!("#{n} [m 2/2] RUN helper {dir}"));
+                replay.line(&format!("#{n} 0.100 {marker}{dir} {kib}"));
+                let after = &text[text.find(line).unwrap_or(0)..];
+                let max: Option<u64> =
+                    after.split("-le ").nth(1).and_then(|r| r.split(' ').next()).and_then(|m| m.parse().ok());
+                if marker == "sdi-mount-size " && max.is_some_and(|m| kib > m) {
+                    replay.line(&format!("#{n} 0.200 sdi-mount-too-big {dir}"));
+                }
+                replay.line(&format!("#{n} DONE 0.1s"));
+                n += 1;
+            }
+        }
+    }
     for l in &lines {
         replay.line(l);
     }
@@ -817,7 +848,20 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
             m.insert("containerimage.digest".into(), json!(digest));
             m["containerimage.descriptor"]["digest"] = json!(digest);
         } else if pushes {
-            m.insert("image.name".into(), json!(args.all("--tag").join(",")));
+            let named = args
+                .all("--output")
+                .iter()
+                .find_map(|o| o.split(',').find_map(|f| f.strip_prefix("name=")).map(str::to_string));
+            let names: Vec<String> = match named {
+                Some(n) => vec![n],
+                None => args.all("--tag").iter().map(|t| t.to_string()).collect(),
+            };
+            let mut r = registry();
+            for name in &names {
+                r.insert(name.clone(), json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "layers": []}).to_string());
+            }
+            save_registry(&r);
+            m.insert("image.name".into(), json!(names.join(",")));
         } else {
             m.retain(|k, _| !k.starts_with("containerimage.") && k != "image.name");
         }

@@ -1,0 +1,231 @@
+//! Carries `RUN --mount=type=cache` stores across ephemeral runners: helper builds on the
+//! run's builder copy the saved contents into the stores before the build, and copy the stores
+//! out into an image in the cache repository after a trusted, successful one. Neither step can
+//! fail a build: a failure is a warning.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::progress::Progress;
+use super::{Annotation, Docker, Ended, Signals, last_line, random_token};
+use crate::plan::{BuildPlan, MountsPlan, mount_dir, restore_dockerfile, save_dockerfile};
+
+/// What happened to one store, for the summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountStatus {
+    pub id: String,
+    pub restored_kib: Option<u64>,
+    pub saved_kib: Option<u64>,
+    pub too_big: bool,
+}
+
+/// `(dir, kib)` of every `<marker> <dir> <kib>` line the helper printed.
+fn marked(stderr: &str, marker: &str) -> Vec<(String, u64)> {
+    let mut progress = Progress::default();
+    stderr
+        .lines()
+        .flat_map(|l| progress.feed(l))
+        .filter_map(|l| {
+            let rest = &l[l.find(marker)? + marker.len()..];
+            let mut words = rest.split_whitespace();
+            Some((words.next()?.to_string(), words.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+fn statuses(plan: &MountsPlan) -> Vec<MountStatus> {
+    plan.mounts
+        .iter()
+        .map(|m| MountStatus { id: m.id.clone(), restored_kib: None, saved_kib: None, too_big: false })
+        .collect()
+}
+
+fn status_of<'a>(statuses: &'a mut [MountStatus], dir: &str) -> Option<&'a mut MountStatus> {
+    statuses.iter_mut().find(|s| mount_dir(&s.id) == dir)
+}
+
+/// The empty build context the helper builds use.
+fn empty_context(dir: &Path) -> std::io::Result<String> {
+    let context = dir.join("mounts-context");
+    std::fs::create_dir_all(&context)?;
+    Ok(context.display().to_string())
+}
+
+/// Fills the stores from the first saved image that exists.
+pub(super) async fn restore(
+    docker: &mut Docker,
+    signals: &mut Signals,
+    plan: &MountsPlan,
+    builder: &str,
+    dir: &Path,
+    annotations: &mut Vec<Annotation>,
+) -> Vec<MountStatus> {
+    let mut out = statuses(plan);
+    let mut source = None;
+    for candidate in &plan.restore_from {
+        let args = ["buildx", "imagetools", "inspect", "--builder", builder, candidate.as_str()];
+        if let Ok(Ended::Exited { code: 0, .. }) = docker.output(&args, None, signals).await {
+            source = Some(candidate.clone());
+            break;
+        }
+    }
+    let Some(source) = source else {
+        if !plan.restore_from.is_empty() {
+            annotations.push(Annotation::notice(format!(
+                "No saved cache-mount contents yet ({}): the stores start empty.",
+                plan.restore_from.join(", ")
+            )));
+        }
+        return out;
+    };
+    let file = dir.join("mounts-restore.Dockerfile");
+    let written = std::fs::write(&file, restore_dockerfile(plan, &source)).and_then(|()| empty_context(dir));
+    let Ok(context) = written else {
+        annotations
+            .push(Annotation::warning("Cache mounts were not restored: the helper Dockerfile could not be written."));
+        return out;
+    };
+    let file = file.display().to_string();
+    let args = ["buildx", "build", "--builder", builder, "--file", &file, "--progress", "rawjson", &context];
+    match docker.output(&args, None, signals).await {
+        Ok(Ended::Exited { code: 0, stderr, .. }) => {
+            for (dir, kib) in marked(&stderr, "sdi-restored ") {
+                if let Some(s) = status_of(&mut out, &dir) {
+                    s.restored_kib = Some(kib);
+                }
+            }
+        }
+        Ok(Ended::Exited { stderr, .. }) => {
+            annotations.push(Annotation::warning(format!(
+                "Cache mounts were not restored from {source}: {}",
+                last_line(&stderr)
+            )));
+        }
+        _ => annotations.push(Annotation::warning(format!("Cache mounts were not restored from {source}."))),
+    }
+    out
+}
+
+/// Saves the stores into `save_to`, one layer a store. With secrets in the build, the saved
+/// image is pushed by digest and scanned like the image itself, and tagged only when clean: a
+/// store can hold what a step wrote while a secret was mounted.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn save(
+    docker: &mut Docker,
+    signals: &mut Signals,
+    build: &BuildPlan,
+    plan: &MountsPlan,
+    builder: &str,
+    dir: &Path,
+    secrets: &crate::verify::Needles,
+    annotations: &mut Vec<Annotation>,
+    out: &mut [MountStatus],
+) {
+    let Some(save_to) = &plan.save_to else { return };
+    let file = dir.join("mounts-save.Dockerfile");
+    let written = std::fs::write(&file, save_dockerfile(plan)).and_then(|()| empty_context(dir));
+    let Ok(context) = written else {
+        annotations
+            .push(Annotation::warning("Cache mounts were not saved: the helper Dockerfile could not be written."));
+        return;
+    };
+    let repository = save_to.rsplit_once(':').map(|(r, _)| r).unwrap_or(save_to);
+    let scan = !secrets.is_empty();
+    let output = if scan {
+        format!("type=image,name={repository},push-by-digest=true,name-canonical=true,push=true")
+    } else {
+        format!("type=image,name={save_to},push=true")
+    };
+    let run_arg = format!("SDI_RUN={}", random_token());
+    let metadata = dir.join("mounts-metadata.json");
+    let (file, metadata_arg) = (file.display().to_string(), metadata.display().to_string());
+    let args = [
+        "buildx",
+        "build",
+        "--builder",
+        builder,
+        "--file",
+        &file,
+        "--build-arg",
+        &run_arg,
+        "--provenance=false",
+        "--output",
+        &output,
+        "--metadata-file",
+        &metadata_arg,
+        "--progress",
+        "rawjson",
+        &context,
+    ];
+    let stderr = match docker.output(&args, None, signals).await {
+        Ok(Ended::Exited { code: 0, stderr, .. }) => stderr,
+        Ok(Ended::Exited { stderr, .. }) => {
+            annotations
+                .push(Annotation::warning(format!("Cache mounts were not saved to {save_to}: {}", last_line(&stderr))));
+            return;
+        }
+        _ => {
+            annotations.push(Annotation::warning(format!("Cache mounts were not saved to {save_to}.")));
+            return;
+        }
+    };
+    for (dir, kib) in marked(&stderr, "sdi-mount-size ") {
+        if let Some(s) = status_of(out, &dir) {
+            s.saved_kib = Some(kib);
+        }
+    }
+    for line in stderr.lines().flat_map(|l| Progress::default().feed(l)) {
+        if let Some(rest) = line.split("sdi-mount-too-big ").nth(1)
+            && let Some(s) = status_of(out, rest.trim())
+        {
+            s.too_big = true;
+            s.saved_kib = None;
+            annotations.push(Annotation::warning(format!(
+                "Cache mount '{}' is bigger than cache-mounts-max-size ({} bytes): it was not saved.",
+                s.id, plan.max_bytes
+            )));
+        }
+    }
+    if !scan {
+        return;
+    }
+    let digest = std::fs::read_to_string(&metadata)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|m| m.get("containerimage.digest")?.as_str().map(str::to_string));
+    let Some(digest) = digest else {
+        annotations.push(Annotation::warning("Cache mounts were pushed but not tagged: buildx reported no digest."));
+        return;
+    };
+    let registry = repository.split('/').next().unwrap_or_default();
+    let credentials = super::run_credentials(dir, registry);
+    let report = match crate::verify::Registry::new(repository, credentials) {
+        Ok(mut r) => crate::verify::scan(&mut r, &digest, secrets).await,
+        Err(e) => Err(e),
+    };
+    match report {
+        Ok(r) if r.hits.is_empty() => {}
+        Ok(r) => {
+            for hit in &r.hits {
+                annotations.push(Annotation::warning(format!("Cache mounts not saved: {hit}.")));
+            }
+            for s in out.iter_mut() {
+                s.saved_kib = None;
+            }
+            return;
+        }
+        Err(e) => {
+            annotations.push(Annotation::warning(format!(
+                "Cache mounts not saved: they could not be checked for secrets ({e})."
+            )));
+            return;
+        }
+    }
+    let source = format!("{repository}@{digest}");
+    let args = ["buildx", "imagetools", "create", "--builder", builder, "--tag", save_to.as_str(), source.as_str()];
+    if !matches!(docker.output(&args, None, signals).await, Ok(Ended::Exited { code: 0, .. })) {
+        annotations.push(Annotation::warning(format!("Cache mounts were pushed but {save_to} could not be tagged.")));
+    }
+    let _ = build;
+}

@@ -1,0 +1,91 @@
+//! The cache-mount part of the plan: which stores, restored from where, saved where, for each
+//! trust level, and the helper Dockerfiles the action generates (snapshots).
+
+mod common;
+
+use common::{env, fixture};
+use sdi::plan::{restore_dockerfile, save_dockerfile};
+
+const DOCKERFILE: &str = "# syntax=docker/dockerfile:1\nARG NODE=22\nFROM node:${NODE} AS deps\nARG STORE=pnpm-store\nRUN --mount=type=cache,id=${STORE},target=/pnpm/store,sharing=locked \\\n    --mount=type=cache,target=/root/.cache/node-gyp,uid=1000,gid=1000,mode=0755 \\\n    --mount=type=secret,id=npm_token,env=NPM_TOKEN \\\n    pnpm install --frozen-lockfile\nRUN <<EOF\necho \"RUN --mount=type=cache,id=not-a-store,target=/x\"\nEOF\n";
+
+fn plan(event: &str, fixture_name: &str, extra: &[(&str, &str)]) -> sdi::plan::BuildPlan {
+    let mut ctx = common::context(event, &fixture(fixture_name), &env("Codertocat/Hello-World", extra)).unwrap();
+    ctx.dockerfile = Some(DOCKERFILE.to_string());
+    sdi::decide(&ctx, &Default::default()).unwrap()
+}
+
+#[test]
+fn stores_and_lanes_for_each_kind_of_run() {
+    let main = plan(
+        "push",
+        "push-default-branch.json",
+        &[("INPUT_GITHUB-TOKEN", "t"), ("INPUT_BUILD-ARGS", "STORE=store-v2")],
+    );
+    insta::assert_json_snapshot!("cache-mounts-trusted-main", main.cache_mounts);
+    assert_eq!(main.login, ["ghcr.io"], "saving needs the cache registry's login");
+    let pr = plan("pull_request", "pull_request-same-repo-opened.json", &[]);
+    insta::assert_json_snapshot!("cache-mounts-trusted-pr", pr.cache_mounts);
+    let fork = plan("pull_request", "pull_request-fork-opened.json", &[]);
+    insta::assert_json_snapshot!("cache-mounts-fork", fork.cache_mounts);
+    let m = fork.cache_mounts.unwrap();
+    assert!(m.save_to.is_none(), "untrusted code never saves");
+    assert_eq!(m.restore_from, ["ghcr.io/codertocat/hello-world:buildcache-mounts"], "and reads the main lane only");
+}
+
+#[test]
+fn per_platform_jobs_and_actions_cache_mode() {
+    let per = plan(
+        "push",
+        "push-default-branch.json",
+        &[("INPUT_PUSH-BY-DIGEST", "true"), ("INPUT_PLATFORMS", "linux/arm64")],
+    );
+    assert_eq!(
+        per.cache_mounts.unwrap().save_to.as_deref(),
+        Some("ghcr.io/codertocat/hello-world:buildcache-mounts-linux-arm64")
+    );
+    let read = plan("push", "push-default-branch.json", &[("ACTIONS_CACHE_MODE", "read")]).cache_mounts.unwrap();
+    assert!(read.save_to.is_none() && !read.restore_from.is_empty());
+    let none = plan("push", "push-default-branch.json", &[("ACTIONS_CACHE_MODE", "none")]).cache_mounts.unwrap();
+    assert!(none.save_to.is_none() && none.restore_from.is_empty());
+    assert!(plan("push", "push-default-branch.json", &[("INPUT_CACHE-MOUNTS", "off")]).cache_mounts.is_none());
+    let merge =
+        plan("push", "push-default-branch.json", &[("INPUT_MERGE-DIGESTS", &format!("sha256:{}", "1".repeat(64)))]);
+    assert!(merge.cache_mounts.is_none(), "a merge builds nothing");
+}
+
+#[test]
+fn helper_dockerfiles() {
+    let p = plan(
+        "push",
+        "push-default-branch.json",
+        &[
+            ("INPUT_CACHE-MOUNTS-MAX-SIZE", "500MB"),
+            ("INPUT_CACHE-MOUNTS-IMAGE", "127.0.0.1:5000/library/busybox:latest"),
+        ],
+    );
+    let m = p.cache_mounts.unwrap();
+    assert_eq!(m.max_bytes, 500_000_000);
+    insta::assert_snapshot!(
+        "cache-mounts-restore-dockerfile",
+        restore_dockerfile(&m, "ghcr.io/codertocat/hello-world:buildcache-mounts")
+    );
+    insta::assert_snapshot!("cache-mounts-save-dockerfile", save_dockerfile(&m));
+    // Each store gets its own stage and its own layer.
+    let save = save_dockerfile(&m);
+    assert_eq!(save.matches("\nCOPY --from=").count(), 2);
+    assert!(save.contains("-le 488281 ]"), "500 MB in KiB");
+}
+
+#[test]
+fn bad_cache_mount_inputs() {
+    for (name, value) in [
+        ("cache-mounts", "maybe"),
+        ("cache-mounts-max-size", "lots"),
+        ("cache-mounts-max-size", "2XB"),
+        ("cache-mounts-image", "busy box"),
+    ] {
+        let e = env("Codertocat/Hello-World", &[(&format!("INPUT_{}", name.to_uppercase()), value)]);
+        let err = common::context("push", &fixture("push-default-branch.json"), &e).unwrap_err();
+        assert_eq!(err.input, name, "{value}");
+    }
+}
