@@ -481,3 +481,40 @@ fn a_dockerfile_that_copies_its_secret_fails_and_gets_no_tag() {
     assert!(manifest(&e.registry, &repo, "sha-6113728").is_none());
     assert!(!r.outputs.contains_key("digest"));
 }
+
+#[test]
+fn cache_mount_contents_survive_an_emptied_builder() {
+    let Some(Case { e, n, repo, image, .. }) = start("cache_mount_contents_survive_an_emptied_builder", "mounts")
+    else {
+        return;
+    };
+    let ws = Workspace::new(&format!(
+        "FROM {base}\nARG RUN_ID\nRUN --mount=type=cache,id=sdi-e2e-{n},target=/cache \\\n    ls /cache | grep -c marker > /count.txt; touch /cache/marker-$RUN_ID\n",
+        base = e.base
+    ));
+    let platform = native(&e);
+    let build = |run_id: &str| {
+        let args = format!("RUN_ID={run_id}");
+        let inputs = [
+            ("image", image.as_str()),
+            ("builder", e.builder.as_str()),
+            ("platforms", platform.as_str()),
+            ("github-token", ""),
+            ("build-args", args.as_str()),
+            ("cache-mounts-image", e.base.as_str()),
+        ];
+        run_action(&ws, "push", "push-default-branch.json", "refs/heads/master", &inputs, &[])
+    };
+    let first = build("1");
+    assert!(first.output.status.success(), "{}", first.stdout);
+    assert!(manifest(&e.registry, &repo, "buildcache-mounts").is_some(), "the store was saved: {}", first.summary);
+    prune(&e.builder);
+    let second = build("2");
+    assert!(second.output.status.success(), "{}", second.stdout);
+    assert!(second.summary.contains(&format!("| `sdi-e2e-{n}` | ")), "{}", second.summary);
+    let (layers, _) = layers_and_config(&e.registry, &repo, "latest", &platform);
+    assert!(
+        layers.iter().any(|l| contains(l, b"count.txt") && contains(l, b"1\n")),
+        "the second build saw the first build's file in its cache mount"
+    );
+}
