@@ -734,7 +734,10 @@ async fn run(
 
     // Cache-mount stores: filled from the registry before the build.
     if let Some(mp) = &plan.cache_mounts {
-        *effects.mounts = mounts::restore(docker, signals, mp, &builder_name, dir, annotations).await;
+        match mounts::restore(docker, signals, mp, &builder_name, dir, annotations).await {
+            Ok(statuses) => *effects.mounts = statuses,
+            Err(sig) => return (Outcome::Cancelled { signal: sig }, None, None),
+        }
     }
 
     // The build: the plan's argv, plus what only this run knows.
@@ -900,7 +903,11 @@ async fn run(
     // …and saved after a good trusted build.
     if let Some(mp) = plan.cache_mounts.as_ref().filter(|m| m.save_to.is_some() && plan.trust.trusted) {
         let needles = crate::verify::Needles::new(&secret_values(ctx, plan));
-        mounts::save(docker, signals, plan, mp, &builder_name, dir, &needles, annotations, effects.mounts).await;
+        if let Some(sig) =
+            mounts::save(docker, signals, mp, &builder_name, dir, &needles, annotations, effects.mounts).await
+        {
+            return (Outcome::Cancelled { signal: sig }, None, hits);
+        }
     }
     (Outcome::Succeeded, metadata, hits)
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::progress::Progress;
 use super::{Annotation, Docker, Ended, Signals, last_line, random_token};
-use crate::plan::{BuildPlan, MountsPlan, mount_dir, restore_dockerfile, save_dockerfile};
+use crate::plan::{MountsPlan, mount_dir, restore_dockerfile, save_dockerfile};
 
 /// What happened to one store, for the summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,14 +60,18 @@ pub(super) async fn restore(
     builder: &str,
     dir: &Path,
     annotations: &mut Vec<Annotation>,
-) -> Vec<MountStatus> {
+) -> Result<Vec<MountStatus>, i32> {
     let mut out = statuses(plan);
     let mut source = None;
     for candidate in &plan.restore_from {
         let args = ["buildx", "imagetools", "inspect", "--builder", builder, candidate.as_str()];
-        if let Ok(Ended::Exited { code: 0, .. }) = docker.output(&args, None, signals).await {
-            source = Some(candidate.clone());
-            break;
+        match docker.output(&args, None, signals).await {
+            Ok(Ended::Exited { code: 0, .. }) => {
+                source = Some(candidate.clone());
+                break;
+            }
+            Ok(Ended::Signalled(sig)) => return Err(sig),
+            _ => {}
         }
     }
     let Some(source) = source else {
@@ -77,14 +81,14 @@ pub(super) async fn restore(
                 plan.restore_from.join(", ")
             )));
         }
-        return out;
+        return Ok(out);
     };
     let file = dir.join("mounts-restore.Dockerfile");
     let written = std::fs::write(&file, restore_dockerfile(plan, &source)).and_then(|()| empty_context(dir));
     let Ok(context) = written else {
         annotations
             .push(Annotation::warning("Cache mounts were not restored: the helper Dockerfile could not be written."));
-        return out;
+        return Ok(out);
     };
     let file = file.display().to_string();
     let args = ["buildx", "build", "--builder", builder, "--file", &file, "--progress", "rawjson", &context];
@@ -102,9 +106,10 @@ pub(super) async fn restore(
                 last_line(&stderr)
             )));
         }
-        _ => annotations.push(Annotation::warning(format!("Cache mounts were not restored from {source}."))),
+        Ok(Ended::Signalled(sig)) => return Err(sig),
+        Err(e) => annotations.push(Annotation::warning(format!("Cache mounts were not restored from {source}: {e}"))),
     }
-    out
+    Ok(out)
 }
 
 /// Saves the stores into `save_to`, one layer a store. With secrets in the build, the saved
@@ -114,21 +119,20 @@ pub(super) async fn restore(
 pub(super) async fn save(
     docker: &mut Docker,
     signals: &mut Signals,
-    build: &BuildPlan,
     plan: &MountsPlan,
     builder: &str,
     dir: &Path,
     secrets: &crate::verify::Needles,
     annotations: &mut Vec<Annotation>,
     out: &mut [MountStatus],
-) {
-    let Some(save_to) = &plan.save_to else { return };
+) -> Option<i32> {
+    let Some(save_to) = &plan.save_to else { return None };
     let file = dir.join("mounts-save.Dockerfile");
     let written = std::fs::write(&file, save_dockerfile(plan)).and_then(|()| empty_context(dir));
     let Ok(context) = written else {
         annotations
             .push(Annotation::warning("Cache mounts were not saved: the helper Dockerfile could not be written."));
-        return;
+        return None;
     };
     let repository = save_to.rsplit_once(':').map(|(r, _)| r).unwrap_or(save_to);
     let scan = !secrets.is_empty();
@@ -163,11 +167,12 @@ pub(super) async fn save(
         Ok(Ended::Exited { stderr, .. }) => {
             annotations
                 .push(Annotation::warning(format!("Cache mounts were not saved to {save_to}: {}", last_line(&stderr))));
-            return;
+            return None;
         }
-        _ => {
-            annotations.push(Annotation::warning(format!("Cache mounts were not saved to {save_to}.")));
-            return;
+        Ok(Ended::Signalled(sig)) => return Some(sig),
+        Err(e) => {
+            annotations.push(Annotation::warning(format!("Cache mounts were not saved to {save_to}: {e}")));
+            return None;
         }
     };
     for (dir, kib) in marked(&stderr, "sdi-mount-size ") {
@@ -188,7 +193,7 @@ pub(super) async fn save(
         }
     }
     if !scan {
-        return;
+        return None;
     }
     let digest = std::fs::read_to_string(&metadata)
         .ok()
@@ -196,7 +201,7 @@ pub(super) async fn save(
         .and_then(|m| m.get("containerimage.digest")?.as_str().map(str::to_string));
     let Some(digest) = digest else {
         annotations.push(Annotation::warning("Cache mounts were pushed but not tagged: buildx reported no digest."));
-        return;
+        return None;
     };
     let registry = repository.split('/').next().unwrap_or_default();
     let credentials = super::run_credentials(dir, registry);
@@ -213,19 +218,24 @@ pub(super) async fn save(
             for s in out.iter_mut() {
                 s.saved_kib = None;
             }
-            return;
+            return None;
         }
         Err(e) => {
             annotations.push(Annotation::warning(format!(
                 "Cache mounts not saved: they could not be checked for secrets ({e})."
             )));
-            return;
+            return None;
         }
     }
     let source = format!("{repository}@{digest}");
     let args = ["buildx", "imagetools", "create", "--builder", builder, "--tag", save_to.as_str(), source.as_str()];
-    if !matches!(docker.output(&args, None, signals).await, Ok(Ended::Exited { code: 0, .. })) {
-        annotations.push(Annotation::warning(format!("Cache mounts were pushed but {save_to} could not be tagged.")));
+    match docker.output(&args, None, signals).await {
+        Ok(Ended::Exited { code: 0, .. }) => None,
+        Ok(Ended::Signalled(sig)) => Some(sig),
+        _ => {
+            annotations
+                .push(Annotation::warning(format!("Cache mounts were pushed but {save_to} could not be tagged.")));
+            None
+        }
     }
-    let _ = build;
 }
