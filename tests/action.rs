@@ -445,7 +445,7 @@ fn qemu_is_registered_once_for_missing_platforms() {
     let done = run.run();
     assert!(done.output.status.success(), "{}", done.stdout);
     let binfmt = argv(&run.call(&["run"]).unwrap());
-    assert_eq!(binfmt, ["run", "--privileged", "--rm", "tonistiigi/binfmt", "--install", "arm64,arm"]);
+    assert_eq!(binfmt, ["run", "--privileged", "--rm", sdi::buildx::BINFMT_IMAGE, "--install", "arm64,arm"]);
     let inspects = run.calls().iter().filter(|c| argv(c).starts_with(&["buildx".into(), "inspect".into()])).count();
     assert_eq!(inspects, 2);
 }

@@ -101,6 +101,10 @@ impl Signals {
     }
 }
 
+/// QEMU registration runs privileged on the host: pinned by digest.
+pub const BINFMT_IMAGE: &str =
+    "tonistiigi/binfmt:qemu-v10.2.3@sha256:400a4873b838d1b89194d982c45e5fb3cda4593fbfd7e08a02e76b03b21166f0";
+
 /// How long a cancelled child gets to stop before it is killed.
 const GRACE: Duration = Duration::from_secs(7);
 
@@ -713,7 +717,7 @@ async fn run(
                 names.join(", ")
             )));
             match docker
-                .output(&["run", "--privileged", "--rm", "tonistiigi/binfmt", "--install", &archs], None, signals)
+                .output(&["run", "--privileged", "--rm", BINFMT_IMAGE, "--install", &archs], None, signals)
                 .await
             {
                 Ok(Ended::Exited { code: 0, .. }) => installed = true,
