@@ -879,7 +879,12 @@ async fn run(
     }
 
     // Secrets were used: prove none is in the image before anything is tagged.
-    if let Err(outcome) = verify_image(ctx, plan, dir, metadata.as_ref(), annotations).await {
+    // The scan reads the whole image: a cancelled job must not wait for it.
+    let verified = tokio::select! {
+        v = verify_image(ctx, plan, dir, metadata.as_ref(), annotations) => v,
+        sig = signals.recv() => Err(Outcome::Cancelled { signal: sig }),
+    };
+    if let Err(outcome) = verified {
         return (outcome, None, hits);
     }
     let mut metadata = metadata;
