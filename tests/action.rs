@@ -1062,3 +1062,32 @@ fn cache_mounts_off_makes_no_helper_build() {
     assert!(helper_builds(&run).is_empty());
     assert!(!run.calls().iter().any(|c| argv(c).contains(&"imagetools".to_string())));
 }
+
+#[test]
+fn a_cancel_during_the_secret_scan_ends_the_run_promptly_and_tags_nothing() {
+    let (registry, dir) = common::slow_dir_registry(Duration::from_secs(60));
+    let run = secret_push(&registry, dir.path());
+    let stamp = run.path("stamp");
+    let run = run.with("FAKE_DOCKER_STAMP", stamp.to_str().unwrap());
+    let mut child = run.command().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let waited = Instant::now();
+    while !stamp.exists() {
+        assert!(waited.elapsed() < Duration::from_secs(20), "the build never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The fake build ends at once; the scan then waits on the slow registry.
+    std::thread::sleep(Duration::from_millis(700));
+    let sent = Instant::now();
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(sent.elapsed() < Duration::from_secs(10), "still running 10 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+    assert!(run.call(&["buildx", "imagetools", "create"]).is_none(), "nothing was tagged");
+}

@@ -96,7 +96,7 @@ pub fn pull_request_body(number: u64, head_repo: u64, base_repo: u64) -> Value {
 
 /// A registry for tests: serves `<dir>/v2/<name>/{manifests,blobs}/<ref>` as the
 /// distribution API does (what the fake docker writes with FAKE_DOCKER_REGISTRY_DIR).
-pub struct DirRegistry(pub PathBuf);
+pub struct DirRegistry(pub PathBuf, pub std::time::Duration);
 
 impl wiremock::Respond for DirRegistry {
     fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
@@ -114,6 +114,7 @@ impl wiremock::Respond for DirRegistry {
                     .filter(|_| path.contains("/manifests/"))
                     .unwrap_or_else(|| "application/octet-stream".into());
                 ResponseTemplate::new(200)
+                    .set_delay(self.1)
                     .insert_header("docker-content-digest", sdi::oci::sha256(&bytes).as_str())
                     .insert_header("content-type", media.as_str())
                     .set_body_bytes(bytes)
@@ -127,6 +128,11 @@ impl wiremock::Respond for DirRegistry {
 
 /// Starts a `DirRegistry` on its own thread; returns its `host:port` and the directory.
 pub fn dir_registry() -> (String, tempfile::TempDir) {
+    slow_dir_registry(std::time::Duration::ZERO)
+}
+
+/// A `DirRegistry` that takes `delay` to answer each request for content.
+pub fn slow_dir_registry(delay: std::time::Duration) -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -135,7 +141,7 @@ pub fn dir_registry() -> (String, tempfile::TempDir) {
         rt.block_on(async move {
             let server = wiremock::MockServer::start().await;
             wiremock::Mock::given(wiremock::matchers::method("GET"))
-                .respond_with(DirRegistry(root))
+                .respond_with(DirRegistry(root, delay))
                 .mount(&server)
                 .await;
             tx.send(server.address().to_string()).unwrap();
