@@ -287,6 +287,19 @@ pub fn render_plan(plan: &BuildPlan) -> String {
     if plan.mode == Mode::Merge {
         let _ = writeln!(out, "merging:      {}", list_or_none(&plan.merge_sources));
     }
+    if let Some(v) = plan.verify {
+        let how = match v {
+            crate::plan::Verify::Registry => "pushed by digest, scanned for the secrets, then tagged",
+            crate::plan::Verify::Layout => "exported to an OCI layout and scanned for the secrets",
+        };
+        let _ = writeln!(out, "verify:       {how}");
+    }
+    if let Some(m) = &plan.cache_mounts {
+        let ids: Vec<String> = m.mounts.iter().map(|m| m.id.clone()).collect();
+        let _ = writeln!(out, "cache mounts: {}", ids.join(", "));
+        let _ = writeln!(out, "  restore:    {}", list_or_none(&m.restore_from));
+        let _ = writeln!(out, "  save:       {}", m.save_to.as_deref().unwrap_or("none"));
+    }
     for w in &plan.warnings {
         let _ = writeln!(out, "warning:      {w}");
     }
