@@ -314,7 +314,7 @@ fn issue_comment(t: &Trigger) -> Decision {
             ));
         }
     };
-    let short = &pr.head_sha[..pr.head_sha.len().min(7)];
+    let short: String = pr.head_sha.chars().take(7).collect();
     match (pr.head_repo_id, pr.base_repo_id.or(event.repository_id())) {
         (None, _) => untrusted(format!(
             "Comment on pull request #{n}, whose head repository was deleted (the GitHub API says head.repo is null): untrusted."
