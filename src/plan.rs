@@ -365,14 +365,13 @@ fn caches(ctx: &Context, decision: &Decision, warnings: &mut Vec<String>) -> (Ve
     if let ActionsCacheMode::Unknown(v) = mode {
         warnings.push(format!("ACTIONS_CACHE_MODE='{v}' is not one of read, write, write-only, none: treated as read, no cache is written."));
     }
-    if matches!(mode, ActionsCacheMode::Read | ActionsCacheMode::None | ActionsCacheMode::Unknown(_)) && !to.is_empty()
-    {
+    if !mode.allows_write() && !to.is_empty() {
         to.clear();
         if !matches!(mode, ActionsCacheMode::Unknown(_)) {
             warnings.push("ACTIONS_CACHE_MODE forbids cache writes: no cache is exported.".into());
         }
     }
-    if matches!(mode, ActionsCacheMode::WriteOnly | ActionsCacheMode::None) && !from.is_empty() {
+    if !mode.allows_read() && !from.is_empty() {
         from.clear();
         warnings.push("ACTIONS_CACHE_MODE forbids cache reads: no cache is imported.".into());
     }
@@ -454,11 +453,10 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
                     (true, Lane::Pr) => (vec![pr.clone(), main], Some(pr)),
                     (false, _) => (vec![main], None),
                 };
-                let cache_mode = &ctx.actions_cache_mode;
-                if !matches!(cache_mode, ActionsCacheMode::Write | ActionsCacheMode::WriteOnly) {
+                if !ctx.actions_cache_mode.allows_write() {
                     save_to = None;
                 }
-                if matches!(cache_mode, ActionsCacheMode::WriteOnly | ActionsCacheMode::None) {
+                if !ctx.actions_cache_mode.allows_read() {
                     restore_from.clear();
                 }
                 MountsPlan {

@@ -534,29 +534,35 @@ fn no_secret_value_leaks_anywhere() {
     }
 }
 
-#[test]
-fn cancellation_is_forwarded_and_the_action_exits_within_ten_seconds() {
-    let run = Run::new("push", "push-default-branch.json").with("FAKE_DOCKER_SCENARIO", "cancel");
-    let stamp = run.path("stamp");
-    let run = run.with("FAKE_DOCKER_STAMP", stamp.to_str().unwrap());
+/// Starts the action, waits until the fake docker has started the build (its stamp file), then
+/// `after` more, sends SIGTERM as a cancelled job does, and requires an exit within 10 s.
+fn sigterm_once_building(run: &Run, stamp: &Path, after: Duration) -> std::process::ExitStatus {
     let mut child = run.command().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let waited = Instant::now();
     while !stamp.exists() {
         assert!(waited.elapsed() < Duration::from_secs(20), "the build never started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(after);
     let sent = Instant::now();
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
-    let status = loop {
+    loop {
         if let Some(s) = child.try_wait().unwrap() {
-            break s;
+            return s;
         }
         assert!(sent.elapsed() < Duration::from_secs(10), "still running 10 s after SIGTERM");
         std::thread::sleep(Duration::from_millis(20));
-    };
+    }
+}
+
+#[test]
+fn cancellation_is_forwarded_and_the_action_exits_within_ten_seconds() {
+    let run = Run::new("push", "push-default-branch.json").with("FAKE_DOCKER_SCENARIO", "cancel");
+    let stamp = run.path("stamp");
+    let run = run.with("FAKE_DOCKER_STAMP", stamp.to_str().unwrap());
+    let status = sigterm_once_building(&run, &stamp, Duration::from_millis(200));
     assert_eq!(status.code(), Some(128 + libc::SIGTERM));
     let build = run.call(&["buildx", "build"]).unwrap();
     assert_eq!(build["signal"], libc::SIGTERM, "the child received the same signal");
@@ -1069,25 +1075,8 @@ fn a_cancel_during_the_secret_scan_ends_the_run_promptly_and_tags_nothing() {
     let run = secret_push(&registry, dir.path());
     let stamp = run.path("stamp");
     let run = run.with("FAKE_DOCKER_STAMP", stamp.to_str().unwrap());
-    let mut child = run.command().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let waited = Instant::now();
-    while !stamp.exists() {
-        assert!(waited.elapsed() < Duration::from_secs(20), "the build never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
     // The fake build ends at once; the scan then waits on the slow registry.
-    std::thread::sleep(Duration::from_millis(700));
-    let sent = Instant::now();
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(sent.elapsed() < Duration::from_secs(10), "still running 10 s after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = sigterm_once_building(&run, &stamp, Duration::from_millis(700));
     assert_eq!(status.code(), Some(128 + libc::SIGTERM));
     assert!(run.call(&["buildx", "imagetools", "create"]).is_none(), "nothing was tagged");
 }

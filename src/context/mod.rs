@@ -86,6 +86,15 @@ pub enum ActionsCacheMode {
 }
 
 impl ActionsCacheMode {
+    /// Whether caches may be read. An unknown mode reads, as `read` does.
+    pub fn allows_read(&self) -> bool {
+        !matches!(self, ActionsCacheMode::WriteOnly | ActionsCacheMode::None)
+    }
+    /// Whether caches may be written. An unknown mode does not write.
+    pub fn allows_write(&self) -> bool {
+        matches!(self, ActionsCacheMode::Write | ActionsCacheMode::WriteOnly)
+    }
+
     fn parse(raw: Option<&str>) -> Self {
         match raw.map(str::trim).unwrap_or_default() {
             "" | "write" => ActionsCacheMode::Write,
