@@ -144,18 +144,26 @@ impl GitHub {
             let attempt =
                 tokio::time::timeout(remaining.min(self.config.request_timeout), self.send(&method, path)).await;
             let (failure, min_wait) = match attempt {
-                Ok(Ok(a)) if a.status.is_success() => return Ok(a),
+                Ok(Ok(a)) if a.status.is_success() => {
+                    tracing::debug!("{method} {path}: {}", a.status.as_u16());
+                    return Ok(a);
+                }
                 Ok(Ok(a)) => match transient(&a) {
                     Some(after) => (format!("{} {}", a.status.as_u16(), message_of(&a.body)), after),
-                    None => return Err(ApiError::Status(a.status.as_u16(), message_of(&a.body))),
+                    None => {
+                        tracing::debug!("{method} {path}: {}, final (not retried)", a.status.as_u16());
+                        return Err(ApiError::Status(a.status.as_u16(), message_of(&a.body)));
+                    }
                 },
                 Ok(Err(e)) => (e, None),
                 Err(_) => (format!("request timed out after {} ms", self.config.request_timeout.as_millis()), None),
             };
             let pause = min_wait.unwrap_or(wait);
             if Instant::now() + pause >= deadline {
+                tracing::debug!("{method} {path}: {failure}; not retried: the API budget would run out");
                 return Err(ApiError::GaveUp(self.config.budget.as_secs(), failure));
             }
+            tracing::debug!("{method} {path}: {failure}; retrying in {} ms", pause.as_millis());
             tokio::time::sleep(pause).await;
             wait = (wait * 2).min(Duration::from_secs(8));
         }

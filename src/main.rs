@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sdi::buildx::{self, Annotation, Level, Outcome, Signals};
 use sdi::context::{Context, Event, Overrides, ProcessEnv};
@@ -49,27 +50,38 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    // A job re-run with debug logging gets RUNNER_DEBUG=1: then, and only then, `::debug::`.
+    report::debug::install(std::env::var_os("RUNNER_DEBUG").is_some_and(|v| v == "1"));
+    let cli = Cli::parse();
+    let result = match cli.command {
         Some(Command::Plan { json, flags }) => plan(json, &flags),
         Some(Command::PruneCache { dry_run, flags }) => prune(dry_run, &flags),
         None => action(),
-    }
+    };
+    // Input errors and failed builds are reported where they happen; what reaches here is
+    // unexpected (the runtime, signals, the filesystem), with the context of what was tried.
+    result.unwrap_or_else(|e| {
+        println!("::error title=Unexpected error::{}", report::escape_data(&format!("{e:#}")));
+        ExitCode::FAILURE
+    })
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime starts")
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the tokio runtime")
 }
 
 fn gather(rt: &tokio::runtime::Runtime, ctx: &Context) -> ApiFacts {
+    let _phase = tracing::debug_span!("github").entered();
     rt.block_on(github::gather(ctx, &ApiConfig::for_run(&ctx.api_url)))
 }
 
-fn plan(json: bool, flags: &Overrides) -> ExitCode {
-    let decided = Context::load(&ProcessEnv::from_process(), flags).and_then(|ctx| {
-        let api = gather(&runtime(), &ctx);
+fn plan(json: bool, flags: &Overrides) -> anyhow::Result<ExitCode> {
+    let rt = runtime()?;
+    let decided = load(flags).and_then(|ctx| {
+        let api = gather(&rt, &ctx);
         sdi::decide(&ctx, &api)
     });
-    match decided {
+    Ok(match decided {
         Ok(plan) if json => {
             println!("{}", serde_json::to_string_pretty(&plan).expect("a plan always serializes"));
             ExitCode::SUCCESS
@@ -82,10 +94,10 @@ fn plan(json: bool, flags: &Overrides) -> ExitCode {
             eprintln!("{}", report::error_line(&e));
             ExitCode::FAILURE
         }
-    }
+    })
 }
 
-fn prune(dry_run: bool, flags: &Overrides) -> ExitCode {
+fn prune(dry_run: bool, flags: &Overrides) -> anyhow::Result<ExitCode> {
     let env = ProcessEnv::from_process();
     // Housekeeping needs no event: without one it runs as a manual run would.
     let has_event = flags.event_path.is_some() || std::env::var_os("GITHUB_EVENT_PATH").is_some_and(|p| !p.is_empty());
@@ -96,11 +108,11 @@ fn prune(dry_run: bool, flags: &Overrides) -> ExitCode {
             Overrides { event_name: flags.event_name.clone().or(Some("workflow_dispatch".into())), ..flags.clone() };
         Context::with_event(&env, &flags, Event::default())
     };
-    let Some(ctx) = masked(loaded) else { return ExitCode::FAILURE };
-    match run_prune(&runtime(), &ctx, dry_run, Level::Error) {
+    let Some(ctx) = masked(loaded) else { return Ok(ExitCode::FAILURE) };
+    Ok(match run_prune(&runtime()?, &ctx, dry_run, Level::Error) {
         true => ExitCode::SUCCESS,
         false => ExitCode::FAILURE,
-    }
+    })
 }
 
 /// Prunes and reports; false when it refused (a misconfiguration), never for a 403. A refusal
@@ -153,6 +165,11 @@ fn publish(plan: &BuildPlan, exec: Option<&buildx::Execution>) -> bool {
     ok
 }
 
+/// Runner variables, inputs and the event, read and validated: nothing has run yet.
+fn load(flags: &Overrides) -> Result<Context, sdi::context::InputError> {
+    Context::load(&ProcessEnv::from_process(), flags)
+}
+
 /// The loaded context with every secret value masked before anything else is printed; bad
 /// input ends here with its one error line.
 fn masked(loaded: Result<Context, sdi::context::InputError>) -> Option<Context> {
@@ -161,6 +178,15 @@ fn masked(loaded: Result<Context, sdi::context::InputError>) -> Option<Context> 
             for line in report::mask_lines(ctx.masks.iter().map(|m| m.expose())) {
                 println!("{line}");
             }
+            tracing::debug!(
+                "event {} on {}, ref {:?}, sha {:?}, workspace HEAD {:?}, {} value(s) masked",
+                ctx.event_name,
+                ctx.repository.full(),
+                ctx.git_ref,
+                ctx.sha,
+                ctx.workspace_head,
+                ctx.masks.len()
+            );
             Some(ctx)
         }
         Err(e) => {
@@ -187,17 +213,20 @@ fn private_dir(runner_temp: Option<&str>) -> Result<tempfile::TempDir, String> {
     Err(candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", "))
 }
 
-fn action() -> ExitCode {
-    let Some(ctx) = masked(Context::load(&ProcessEnv::from_process(), &Overrides::default())) else {
-        return ExitCode::FAILURE;
+fn action() -> anyhow::Result<ExitCode> {
+    // The context span closes after the masks are printed: no line comes before them.
+    let context = tracing::debug_span!("context").entered();
+    let Some(ctx) = masked(load(&Overrides::default())) else {
+        return Ok(ExitCode::FAILURE);
     };
-    let rt = runtime();
+    drop(context);
+    let rt = runtime()?;
     let api = gather(&rt, &ctx);
     let plan = match sdi::decide(&ctx, &api) {
         Ok(plan) => plan,
         Err(e) => {
             eprintln!("{}", report::error_line(&e));
-            return ExitCode::FAILURE;
+            return Ok(ExitCode::FAILURE);
         }
     };
     println!("::group::Plan");
@@ -208,7 +237,8 @@ fn action() -> ExitCode {
     }
     if ctx.inputs.dry_run {
         println!("dry-run: no docker command was run.");
-        return if publish(&plan, None) { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        let _phase = tracing::debug_span!("report").entered();
+        return Ok(if publish(&plan, None) { ExitCode::SUCCESS } else { ExitCode::FAILURE });
     }
 
     // Private to this run (0700) and removed when it ends, whatever the outcome.
@@ -219,66 +249,52 @@ fn action() -> ExitCode {
                 "::error title=RUNNER_TEMP::cannot create a private directory in any of {}",
                 report::escape_data(&tried)
             );
-            return ExitCode::FAILURE;
+            return Ok(ExitCode::FAILURE);
         }
     };
-    let exec = rt.block_on(async {
-        let mut signals = Signals::install().expect("signal handlers install");
-        buildx::execute(&ctx, &plan, dir.path(), &mut signals).await
-    });
+    let mut signals = {
+        let _guard = rt.enter();
+        Signals::install().context("cannot watch SIGINT and SIGTERM")?
+    };
+    let exec = rt.block_on(buildx::execute(&ctx, &plan, dir.path(), &mut signals));
     drop(dir);
 
+    let phase = tracing::debug_span!("report").entered();
     for a in &exec.annotations {
         println!("{}", report::annotation_line(a));
     }
     let published = publish(&plan, Some(&exec));
-    let code = match &exec.outcome {
-        Outcome::Succeeded => {
-            println!(
-                "Built {} in {:.1} s ({} docker calls).",
-                plan.image,
-                exec.duration.as_secs_f64(),
-                exec.docker_calls
-            );
-            // Housekeeping after a good trusted build; it never fails the build.
-            if ctx.inputs.prune_cache && plan.trust.trusted {
-                run_prune(&rt, &ctx, false, Level::Warning);
-            }
-            return if published { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    drop(phase);
+    if exec.outcome == Outcome::Succeeded {
+        println!("Built {} in {:.1} s ({} docker calls).", plan.image, exec.duration.as_secs_f64(), exec.docker_calls);
+        // Housekeeping after a good trusted build; it never fails the build.
+        if ctx.inputs.prune_cache && plan.trust.trusted {
+            let _phase = tracing::debug_span!("prune-cache").entered();
+            run_prune(&rt, &ctx, false, Level::Warning);
         }
-        Outcome::SetupFailed(message) => {
-            println!(
-                "{}",
-                report::annotation_line(&Annotation { level: Level::Error, message: message.clone(), location: None })
-            );
-            1
+        return Ok(if published { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
+    let (message, location, code) = failure(&exec.outcome);
+    println!("{}", report::annotation_line(&Annotation { level: Level::Error, message, location }));
+    Ok(ExitCode::from(code as u8))
+}
+
+/// The one error line a failed run ends with, and its exit code.
+fn failure(outcome: &Outcome) -> (String, Option<(String, u32)>, i32) {
+    match outcome {
+        Outcome::Succeeded => (String::new(), None, 0),
+        Outcome::SetupFailed(message) => (message.clone(), None, 1),
+        Outcome::Failed { error: Some(e), .. } => (format!("Build failed: {}", e.message), e.location.clone(), 1),
+        Outcome::Failed { code, error: None } => {
+            (format!("Build failed: docker buildx build exited with code {code}"), None, 1)
         }
-        Outcome::Failed { code, error } => {
-            let (message, location) = match error {
-                Some(e) => (format!("Build failed: {}", e.message), e.location.clone()),
-                None => (format!("Build failed: docker buildx build exited with code {code}"), None),
-            };
-            println!("{}", report::annotation_line(&Annotation { level: Level::Error, message, location }));
-            1
-        }
-        Outcome::SecretsLeaked { hits } => {
-            let message = format!(
+        Outcome::SecretsLeaked { hits } => (
+            format!(
                 "{hits} secret value(s) are in the image (see the errors above): no tag was created. Mount secrets with RUN --mount=type=secret and never copy them into a file, ENV or label."
-            );
-            println!("{}", report::annotation_line(&Annotation { level: Level::Error, message, location: None }));
-            1
-        }
-        Outcome::Cancelled { signal } => {
-            println!(
-                "{}",
-                report::annotation_line(&Annotation {
-                    level: Level::Error,
-                    message: "Build cancelled.".into(),
-                    location: None
-                })
-            );
-            128 + signal
-        }
-    };
-    ExitCode::from(code as u8)
+            ),
+            None,
+            1,
+        ),
+        Outcome::Cancelled { signal } => ("Build cancelled.".into(), None, 128 + signal),
+    }
 }

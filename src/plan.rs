@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::context::builder::BuilderSpec;
 use crate::context::inputs::{is_registry_host, is_valid_tag};
 use crate::context::{
     ActionsCacheMode, CacheMode, Context, ForkCache, ImageName, InputError, PushPolicy, SecretSource, SecretSpec,
@@ -17,6 +18,52 @@ use crate::trust::{ApiFacts, Decision, Lane, Lookup, Trust, Visibility};
 
 pub const CACHE_TAG_MAIN: &str = "buildcache";
 pub const CACHE_TAG_PR: &str = "buildcache-pr";
+
+/// Where the build runs, decided before anything runs; `buildx` resolves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum BuilderPlan {
+    /// A `docker-container` builder made for this run and removed after it.
+    New,
+    /// The Docker daemon's own BuildKit (`docker` driver).
+    Default,
+    /// A builder of the user's: its record when the action can see it, else `container` on
+    /// the daemon, attached with the remote driver.
+    Named { name: String, container: String },
+    /// A BuildKit endpoint, attached with the remote driver for this run.
+    Remote { endpoint: String, tls: bool },
+}
+
+impl BuilderPlan {
+    /// Untrusted code never runs on a BuildKit that outlives the job: its cache mounts and
+    /// local cache would reach the next trusted build on that endpoint.
+    fn of(builder: Option<&BuilderSpec>, trusted: bool, warnings: &mut Vec<String>) -> Self {
+        match builder {
+            None => BuilderPlan::New,
+            Some(BuilderSpec::Default) => BuilderPlan::Default,
+            Some(BuilderSpec::Named(name)) => {
+                BuilderPlan::Named { name: name.clone(), container: format!("buildx_buildkit_{name}0") }
+            }
+            Some(BuilderSpec::Endpoint(ep)) if !trusted => {
+                warnings.push(format!(
+                    "Untrusted code does not run on the shared BuildKit at {}: this run builds on a builder of its own, so nothing it does can reach that BuildKit's cache.",
+                    ep.url
+                ));
+                BuilderPlan::New
+            }
+            Some(BuilderSpec::Endpoint(ep)) => BuilderPlan::Remote { endpoint: ep.url.clone(), tls: ep.tls.is_some() },
+        }
+    }
+
+    /// The `--builder` the plan's command names; the others are made by the run.
+    fn flag(&self) -> Option<&str> {
+        match self {
+            BuilderPlan::Default => Some("default"),
+            BuilderPlan::Named { name, .. } => Some(name),
+            BuilderPlan::New | BuilderPlan::Remote { .. } => None,
+        }
+    }
+}
 
 /// One cache source or destination, spelled for `--cache-from` / `--cache-to`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +222,7 @@ pub fn save_dockerfile(plan: &MountsPlan) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BuildPlan {
     pub mode: Mode,
+    pub builder: BuilderPlan,
     pub event: String,
     pub trust: Trust,
     pub lane: Lane,
@@ -412,6 +460,7 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
     };
 
     warnings.extend(api.warnings.iter().cloned());
+    let builder = BuilderPlan::of(inputs.builder.as_ref(), trusted, &mut warnings);
     for (name, value) in &inputs.build_args {
         if looks_like_secret(name, value) {
             warnings.push(format!(
@@ -584,8 +633,8 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
         let mut argv = Vec::new();
         if push {
             argv = ["docker", "buildx", "imagetools", "create"].map(String::from).to_vec();
-            if let Some(b) = &inputs.builder {
-                argv.extend(["--builder".to_string(), b.clone()]);
+            if let Some(b) = builder.flag() {
+                argv.extend(["--builder".to_string(), b.to_string()]);
             }
             for t in &tags {
                 argv.extend(["--tag".to_string(), t.clone()]);
@@ -599,7 +648,7 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
             argv.push(name.to_string());
             argv.push(value.to_string());
         };
-        if let Some(b) = &inputs.builder {
+        if let Some(b) = builder.flag() {
             flag("--builder", b);
         }
         if let Some(f) = &inputs.file {
@@ -652,6 +701,7 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
 
     Ok(BuildPlan {
         mode,
+        builder,
         event: ctx.event_name.clone(),
         trust: decision.trust.clone(),
         lane: decision.lane,

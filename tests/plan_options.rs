@@ -251,3 +251,39 @@ fn a_trusted_run_needs_its_secrets_an_untrusted_one_does_not() {
     let missing = env("Codertocat/Hello-World", &[("INPUT_SECRET-FILES", "npmrc=/nonexistent/file")]);
     assert_eq!(plan("push", &main_push(), &missing).unwrap_err().input, "secret-files");
 }
+
+fn builder_flag(p: &BuildPlan) -> Option<&str> {
+    p.argv.iter().position(|a| a == "--builder").map(|i| p.argv[i + 1].as_str())
+}
+
+#[test]
+fn each_builder_form_has_its_plan() {
+    use sdi::plan::BuilderPlan;
+    let p = run("push", &main_push(), &[("GITHUB_REF", "refs/heads/master")]);
+    assert_eq!((p.builder.clone(), builder_flag(&p)), (BuilderPlan::New, None));
+
+    let p = run("push", &main_push(), &[("GITHUB_REF", "refs/heads/master"), ("INPUT_BUILDER", "userbuilder")]);
+    let named = BuilderPlan::Named { name: "userbuilder".into(), container: "buildx_buildkit_userbuilder0".into() };
+    assert_eq!((p.builder.clone(), builder_flag(&p)), (named, Some("userbuilder")));
+
+    let p = run("push", &main_push(), &[("GITHUB_REF", "refs/heads/master"), ("INPUT_BUILDER", "default")]);
+    assert_eq!((p.builder.clone(), builder_flag(&p)), (BuilderPlan::Default, Some("default")));
+
+    for endpoint in ["tcp://buildkitd:1234", "unix:///run/buildkit/buildkitd.sock", "docker-container://bk0"] {
+        let p = run("push", &main_push(), &[("GITHUB_REF", "refs/heads/master"), ("INPUT_BUILDER", endpoint)]);
+        let remote = BuilderPlan::Remote { endpoint: endpoint.into(), tls: false };
+        assert_eq!((p.builder.clone(), builder_flag(&p)), (remote, None), "{endpoint}");
+        assert!(!p.warnings.iter().any(|w| w.contains("BuildKit")), "{:?}", p.warnings);
+    }
+}
+
+#[test]
+fn untrusted_code_never_runs_on_a_shared_buildkit() {
+    use sdi::plan::BuilderPlan;
+    let p = run("pull_request", &fork(), &[("INPUT_BUILDER", "tcp://buildkitd:1234")]);
+    assert_eq!((p.builder.clone(), builder_flag(&p)), (BuilderPlan::New, None));
+    assert!(p.warnings.iter().any(|w| w.contains("does not run on the shared BuildKit at tcp://buildkitd:1234")));
+    // A builder of the job's own (a name) is the job's: a fork PR builds on it.
+    let p = run("pull_request", &fork(), &[("INPUT_BUILDER", "ci")]);
+    assert_eq!(builder_flag(&p), Some("ci"));
+}

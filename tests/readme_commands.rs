@@ -39,10 +39,9 @@ fn binary_cargo_run_picks() -> Result<String, String> {
     }
     match bins.as_slice() {
         [only] => Ok(only.to_string()),
-        many => Err(format!(
-            "`cargo run` could not determine which binary to run; available binaries: {}",
-            many.join(", ")
-        )),
+        many => {
+            Err(format!("`cargo run` could not determine which binary to run; available binaries: {}", many.join(", ")))
+        }
     }
 }
 

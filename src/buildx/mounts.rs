@@ -7,8 +7,9 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::Annotation;
+use super::docker::{Docker, Ended, Signals, cause_line, random_token};
 use super::progress::Progress;
-use super::{Annotation, Docker, Ended, Signals, last_line, random_token};
 use crate::plan::{MountsPlan, mount_dir, restore_dockerfile, save_dockerfile};
 
 /// What happened to one store, for the summary.
@@ -103,7 +104,7 @@ pub(super) async fn restore(
         Ok(Ended::Exited { stderr, .. }) => {
             annotations.push(Annotation::warning(format!(
                 "Cache mounts were not restored from {source}: {}",
-                last_line(&stderr)
+                cause_line(&stderr)
             )));
         }
         Ok(Ended::Signalled(sig)) => return Err(sig),
@@ -165,8 +166,10 @@ pub(super) async fn save(
     let stderr = match docker.output(&args, None, signals).await {
         Ok(Ended::Exited { code: 0, stderr, .. }) => stderr,
         Ok(Ended::Exited { stderr, .. }) => {
-            annotations
-                .push(Annotation::warning(format!("Cache mounts were not saved to {save_to}: {}", last_line(&stderr))));
+            annotations.push(Annotation::warning(format!(
+                "Cache mounts were not saved to {save_to}: {}",
+                cause_line(&stderr)
+            )));
             return None;
         }
         Ok(Ended::Signalled(sig)) => return Some(sig),
@@ -204,7 +207,7 @@ pub(super) async fn save(
         return None;
     };
     let registry = repository.split('/').next().unwrap_or_default();
-    let credentials = super::run_credentials(dir, registry);
+    let credentials = super::scan::run_credentials(dir, registry);
     let report = match crate::verify::Registry::new(repository, credentials) {
         Ok(mut r) => crate::verify::scan(&mut r, &digest, secrets).await,
         Err(e) => Err(e),

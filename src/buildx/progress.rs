@@ -137,6 +137,8 @@ pub struct Progress {
     numbers: HashMap<String, usize>,
     printed_done: HashMap<String, bool>,
     pub warnings: Vec<VertexWarning>,
+    /// Lines that were not progress JSON: buildx's own messages (its `ERROR:` among them).
+    pub plain: Vec<String>,
 }
 
 /// Steps of the Dockerfile served from cache, out of how many (FROM excluded: never cached).
@@ -152,6 +154,7 @@ impl Progress {
     pub fn feed(&mut self, line: &str) -> Vec<String> {
         let trimmed = line.trim_start();
         if !trimmed.starts_with('{') {
+            self.plain.push(line.to_string());
             return vec![line.to_string()];
         }
         let Ok(status) = serde_json::from_str::<SolveStatus>(trimmed) else {

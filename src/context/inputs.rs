@@ -7,6 +7,7 @@ use std::fmt;
 use serde::Deserialize;
 
 use super::InputError;
+use super::builder::BuilderSpec;
 
 /// Every input of action.yml, as the runner passes it (`INPUT_<NAME>`, hyphens kept).
 /// An empty value means "not set", as it does for the runner.
@@ -32,6 +33,9 @@ pub struct RawInputs {
     pub fork_cache: Option<String>,
     pub github_token: Option<String>,
     pub builder: Option<String>,
+    pub builder_tls_cacert: Option<String>,
+    pub builder_tls_cert: Option<String>,
+    pub builder_tls_key: Option<String>,
     pub provenance: Option<String>,
     pub sbom: Option<String>,
     pub dry_run: Option<String>,
@@ -65,6 +69,9 @@ pub const INPUT_NAMES: &[&str] = &[
     "fork-cache",
     "github-token",
     "builder",
+    "builder-tls-cacert",
+    "builder-tls-cert",
+    "builder-tls-key",
     "provenance",
     "sbom",
     "dry-run",
@@ -239,7 +246,7 @@ pub struct Inputs {
     pub cache_mode: CacheMode,
     pub fork_cache: ForkCache,
     pub github_token: Option<Masked>,
-    pub builder: Option<String>,
+    pub builder: Option<BuilderSpec>,
     pub provenance: Option<String>,
     pub sbom: Option<String>,
     pub dry_run: bool,
@@ -817,16 +824,15 @@ impl RawInputs {
         if let Some(t) = &target {
             simple_name("target", "the stage name", t)?;
         }
-        let builder = single_line("builder", &self.builder)?.map(str::to_string);
-        if let Some(b) = &builder {
-            simple_name("builder", "the builder name", b)?;
-            if !b.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-                return Err(err(
-                    "builder",
-                    format!("'{b}' must start with a letter or digit, as buildx builder names do"),
-                ));
-            }
-        }
+        let builder = super::builder::lower(
+            &super::builder::RawBuilder {
+                builder: value(&self.builder),
+                cacert: value(&self.builder_tls_cacert),
+                cert: value(&self.builder_tls_cert),
+                key: value(&self.builder_tls_key),
+            },
+            env,
+        )?;
         let (secrets, values) = secrets(self, env)?;
         let inputs = Inputs {
             image,

@@ -1,6 +1,7 @@
 //! The runner contract, read once: runner variables, inputs and the event payload, lowered
 //! into a validated `Context`. All input validation happens here, before anything runs.
 
+pub mod builder;
 pub mod event;
 pub mod inputs;
 
@@ -13,6 +14,11 @@ pub use inputs::{
     CacheMode, Digest, ForkCache, ImageName, Inputs, Masked, Platform, PushPolicy, RawInputs, SecretSource, SecretSpec,
     SecretValues, TagInput,
 };
+
+/// The lines of a PEM key worth masking: its base64 body, not the `-----BEGIN` markers.
+fn pem_body_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().map(str::trim).filter(|l| l.len() >= 8 && !l.starts_with("-----"))
+}
 
 /// Bad input: which input (or runner variable) is wrong, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -303,6 +309,17 @@ impl Context {
                 }
                 SecretSource::Value { .. } => {}
             }
+        }
+        // A client key for a remote BuildKit is a secret too, inline or in a file.
+        if let Some(builder::BuilderSpec::Endpoint(builder::Endpoint { tls: Some(tls), .. })) = &inputs.builder {
+            let text = match &tls.key {
+                Some(builder::Pem::Inline(pem)) => pem.expose().to_string(),
+                Some(builder::Pem::File(path)) => {
+                    std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+                }
+                None => String::new(),
+            };
+            masks.extend(pem_body_lines(&text).map(|l| Masked::new(l.to_string())));
         }
 
         let git_ref = nonempty(flags.git_ref.clone()).or(nonempty(runner.github_ref)).or_else(|| {

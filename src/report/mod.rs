@@ -1,6 +1,8 @@
 //! What the run tells people: workflow commands (`::error::`, `::warning::`) and the
 //! human rendering of a plan.
 
+pub mod debug;
+
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
@@ -280,6 +282,19 @@ pub fn render_plan(plan: &BuildPlan) -> String {
     let _ = writeln!(out, "push:         {}", yes_no(plan.push));
     let _ = writeln!(out, "tags:         {}", list_or_none(&plan.tags));
     let _ = writeln!(out, "platforms:    {}", plan.platforms.join(", "));
+    let builder = match &plan.builder {
+        crate::plan::BuilderPlan::New => "a docker-container builder made for this run".to_string(),
+        crate::plan::BuilderPlan::Default => "default (the Docker daemon's own BuildKit)".to_string(),
+        crate::plan::BuilderPlan::Named { name, container } => {
+            format!("{name} (its record, else the container {container} on the Docker daemon)")
+        }
+        crate::plan::BuilderPlan::Remote { endpoint, tls } => {
+            format!("{endpoint} (remote driver{})", if *tls { ", client TLS" } else { "" })
+        }
+    };
+    if plan.mode != Mode::Merge {
+        let _ = writeln!(out, "builder:      {builder}");
+    }
     let _ = writeln!(out, "cache from:   {}", list_or_none(&plan.cache_from));
     let _ = writeln!(out, "cache to:     {}", list_or_none(&plan.cache_to));
     let _ = writeln!(out, "login:        {}", list_or_none(&plan.login));

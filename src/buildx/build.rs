@@ -1,0 +1,202 @@
+//! `docker buildx build` itself: the plan's argv plus what only this run knows, secrets in the
+//! child's environment only, the rawjson progress stream rendered between stop-commands
+//! markers, and what its metadata and progress say afterwards.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::builder::Builder;
+use super::docker::{Docker, GRACE, Signals, random_token};
+use super::progress::{self, CacheHits, Progress};
+use super::{Annotation, Level, Outcome};
+use crate::context::Context;
+use crate::plan::{BuildPlan, Verify};
+
+/// What the build left: its metadata (when it succeeded) and cache hits; `Err` is the
+/// outcome that ends the run, with the hits known so far.
+pub(super) type Built = Result<(Option<Value>, Option<CacheHits>), (Outcome, Option<CacheHits>)>;
+
+/// The argv to run: the plan's, on this run's builder, with its metadata file and progress.
+fn argv(plan: &BuildPlan, builder: &Builder, dir: &Path, metadata_file: &Path) -> Vec<String> {
+    let mut argv: Vec<String> = Vec::new();
+    let mut rest = plan.argv[1..].iter();
+    while let Some(a) = rest.next() {
+        match a.as_str() {
+            // The plan names the builder the user gave; the run may have attached it anew.
+            "--builder" => {
+                rest.next();
+            }
+            // The docker driver without the containerd store cannot export a cache.
+            "--cache-to" if !builder.cache_export => {
+                rest.next();
+            }
+            _ => argv.push(a.clone()),
+        }
+    }
+    let context = argv.pop().unwrap_or_else(|| ".".into());
+    argv.splice(2..2, ["--builder".to_string(), builder.name.clone()]);
+    argv.extend(["--metadata-file".into(), metadata_file.display().to_string(), "--progress".into(), "rawjson".into()]);
+    if plan.verify == Some(Verify::Layout) {
+        // Not pushed, yet to be checked: exported where this run (and only it) can read it.
+        argv.extend(["--output".into(), format!("type=oci,dest={},tar=false", dir.join("oci").display())]);
+    }
+    argv.push(context);
+    argv
+}
+
+/// Secret values for a trusted build, by the environment name buildx reads.
+fn secret_env(ctx: &Context, plan: &BuildPlan) -> Vec<(String, String)> {
+    if !plan.trust.trusted {
+        return Vec::new();
+    }
+    ctx.secret_values
+        .0
+        .iter()
+        .filter(|(name, _)| plan.secret_sources.iter().any(|s| s.env.as_deref() == Some(name)))
+        .map(|(name, value)| (name.clone(), value.expose().to_string()))
+        .collect()
+}
+
+pub(super) async fn build(
+    ctx: &Context,
+    plan: &BuildPlan,
+    builder: &Builder,
+    docker: &mut Docker,
+    signals: &mut Signals,
+    dir: &Path,
+    annotations: &mut Vec<Annotation>,
+) -> Built {
+    if !builder.cache_export && !plan.cache_to.is_empty() {
+        annotations.push(Annotation::notice(format!(
+            "Builder '{}' uses the docker driver without the containerd image store, which cannot export a cache: {} is not written. Leave `builder` empty for a docker-container builder that can.",
+            builder.name,
+            plan.cache_to.join(", ")
+        )));
+    }
+    let metadata_file = dir.join("metadata.json");
+    let argv = argv(plan, builder, dir, &metadata_file);
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let mut cmd = docker.command(&args);
+    cmd.env("BUILDX_METADATA_WARNINGS", "true").envs(secret_env(ctx, plan));
+    let child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return Err((Outcome::SetupFailed(format!("cannot run docker: {e}")), None)),
+    };
+    let (progress, status, cancelled) = stream(child, signals).await;
+    let hits = Some(progress.cache_hits());
+    // Emulated steps are the slow part of a multi-arch build: say how slow, and the way out.
+    if let Some(native) = &builder.native {
+        for (platform, secs) in progress.emulated_run_seconds(&plan.platforms, native) {
+            annotations.push(Annotation::notice(format!(
+                "RUN steps for {platform} ran under emulation on this {native} builder for {secs:.1} s: build each platform on a native runner and merge the digests (README: \"Multi-arch on native runners\")."
+            )));
+        }
+    }
+    if let Some(sig) = cancelled {
+        return Err((Outcome::Cancelled { signal: sig }, hits));
+    }
+    let code = status.and_then(|s| s.code()).unwrap_or(1);
+    let metadata: Option<Value> =
+        std::fs::read_to_string(&metadata_file).ok().and_then(|t| serde_json::from_str(&t).ok());
+    let _ = std::fs::remove_file(&metadata_file);
+    warnings(plan, metadata.as_ref(), &progress, annotations);
+    if code != 0 {
+        let error = progress::build_error(&progress.plain).map(|mut e| {
+            e.location = e.location.map(|(_, line)| (plan.dockerfile.clone(), line));
+            e
+        });
+        return Err((Outcome::Failed { code, error }, hits));
+    }
+    cache_reports(plan, metadata.as_ref(), &progress, annotations);
+    Ok((metadata, hits))
+}
+
+/// Build output is untrusted text: it is streamed between stop-commands markers so that
+/// nothing a Dockerfile prints can act as a workflow command. A signal is forwarded, and the
+/// child killed after `GRACE`.
+async fn stream(
+    mut child: tokio::process::Child,
+    signals: &mut Signals,
+) -> (Progress, Option<std::process::ExitStatus>, Option<i32>) {
+    let stop_token = random_token();
+    println!("::group::docker buildx build");
+    println!("::stop-commands::{stop_token}");
+    let mut progress = Progress::default();
+    let mut out_lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut err_lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut out_open, mut err_open) = (true, true);
+    let mut cancelled = None;
+    while out_open || err_open {
+        tokio::select! {
+            line = out_lines.next_line(), if out_open => match line {
+                Ok(Some(l)) => println!("{l}"),
+                _ => out_open = false,
+            },
+            line = err_lines.next_line(), if err_open => match line {
+                Ok(Some(l)) => {
+                    for shown in progress.feed(&l) {
+                        println!("{shown}");
+                    }
+                }
+                _ => err_open = false,
+            },
+            sig = signals.recv(), if cancelled.is_none() => {
+                println!("Cancelling the build ({}).", if sig == libc::SIGINT { "SIGINT" } else { "SIGTERM" });
+                if let Some(pid) = child.id() {
+                    // SAFETY: kill(2) on our own child, not yet reaped.
+                    unsafe { libc::kill(pid as i32, sig); }
+                }
+                cancelled = Some((sig, Instant::now()));
+            },
+            _ = tokio::time::sleep(Duration::from_millis(200)), if cancelled.is_some() => {
+                if cancelled.is_some_and(|(_, at)| at.elapsed() > GRACE) {
+                    let _ = child.start_kill();
+                    break;
+                }
+            },
+        }
+    }
+    let status = match cancelled {
+        Some(_) => tokio::time::timeout(Duration::from_secs(2), child.wait()).await.ok().and_then(Result::ok),
+        None => child.wait().await.ok(),
+    };
+    println!("::{stop_token}::");
+    println!("::endgroup::");
+    (progress, status, cancelled.map(|(sig, _)| sig))
+}
+
+/// Dockerfile warnings: from the metadata file when buildx wrote one, else from the stream.
+fn warnings(plan: &BuildPlan, metadata: Option<&Value>, progress: &Progress, annotations: &mut Vec<Annotation>) {
+    let warnings: Vec<progress::VertexWarning> = metadata
+        .and_then(|m| m.get("buildx.build.warnings"))
+        .and_then(|w| serde_json::from_value(w.clone()).ok())
+        .unwrap_or_else(|| progress.warnings.clone());
+    for w in &warnings {
+        let location = w.location().map(|(_, line)| (plan.dockerfile.clone(), line));
+        let a = Annotation { level: Level::Warning, message: w.message(), location };
+        if !annotations.contains(&a) {
+            annotations.push(a);
+        }
+    }
+}
+
+/// A registry cache-to that left no cache.manifest was refused, and ignore-error kept the
+/// build green: say so, with the registry's own words. Missing imports are only notices.
+fn cache_reports(plan: &BuildPlan, metadata: Option<&Value>, progress: &Progress, annotations: &mut Vec<Annotation>) {
+    let wrote_registry_cache = plan.cache_to.iter().any(|c| c.starts_with("type=registry"));
+    if wrote_registry_cache && metadata.is_some_and(|m| m.get("cache.manifest").is_none()) {
+        let why = progress.cache_export_error().unwrap_or("buildx reported no reason");
+        annotations.push(Annotation::warning(format!(
+            "The registry cache was not written ({}): {why}. The build succeeded because the export uses ignore-error=true; check that github-token may write the cache package.",
+            plan.cache_to.join(", ")
+        )));
+    }
+    for (source, error) in progress.cache_import_errors() {
+        annotations.push(Annotation::notice(format!(
+            "Cache {source} was not imported ({error}); a first build has none yet."
+        )));
+    }
+}

@@ -1,0 +1,99 @@
+//! Secrets were used: prove none is in the image before anything is tagged ("no proof, no
+//! tag"). Values live in memory only.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::progress::BuildError;
+use super::{Annotation, Level, Outcome};
+use crate::context::{Context, SecretSource};
+use crate::plan::{BuildPlan, Verify};
+
+/// The values of the secrets the build was given, by id, in memory only. A multi-line value
+/// (an `.npmrc`, a key file) is also searched for line by line.
+pub(super) fn secret_values(ctx: &Context, plan: &BuildPlan) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for spec in ctx.inputs.secrets.iter().filter(|s| plan.secrets.contains(&s.id)) {
+        let value: Option<Vec<u8>> = match &spec.source {
+            SecretSource::Value { env } => {
+                ctx.secret_values.0.iter().find(|(n, _)| n == env).map(|(_, v)| v.expose().as_bytes().to_vec())
+            }
+            SecretSource::Env { env } => std::env::var_os(env).map(|v| v.into_encoded_bytes()),
+            SecretSource::File { path } => std::fs::read(path).ok(),
+        };
+        let Some(value) = value else { continue };
+        let text = String::from_utf8_lossy(&value).into_owned();
+        let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| l.len() >= crate::verify::MIN_SCAN_LEN).collect();
+        if lines.len() > 1 {
+            out.extend(lines.iter().map(|l| (spec.id.clone(), l.as_bytes().to_vec())));
+        }
+        out.push((spec.id.clone(), value));
+    }
+    out
+}
+
+/// The credentials `docker login` left in the private configuration, for reading `registry`.
+pub(super) fn run_credentials(dir: &Path, registry: &str) -> Option<(String, String)> {
+    let config = std::fs::read_to_string(dir.join("docker-config").join("config.json")).ok()?;
+    crate::verify::stored_auth(&config, registry)
+}
+
+/// Scans the built image for the build's secrets. `Err` is the outcome that ends the run: a
+/// leak, or an image that could not be read (no proof, no tag).
+pub(super) async fn verify_image(
+    ctx: &Context,
+    plan: &BuildPlan,
+    dir: &Path,
+    metadata: Option<&Value>,
+    annotations: &mut Vec<Annotation>,
+) -> Result<(), Outcome> {
+    let Some(mode) = plan.verify else { return Ok(()) };
+    let started = Instant::now();
+    let needles = crate::verify::Needles::new(&secret_values(ctx, plan));
+    if !needles.skipped.is_empty() {
+        annotations.push(Annotation::notice(format!(
+            "Not scanned for, being shorter than {} bytes: {}.",
+            crate::verify::MIN_SCAN_LEN,
+            needles.skipped.join(", ")
+        )));
+    }
+    if needles.is_empty() {
+        return Ok(());
+    }
+    let no_proof = |why: String| Outcome::Failed {
+        code: 1,
+        error: Some(BuildError {
+            message: format!("the image could not be checked for leaked secrets ({why}), so no tag was created"),
+            location: None,
+        }),
+    };
+    let report = match mode {
+        Verify::Layout => crate::verify::scan_layout(&dir.join("oci"), &needles).await,
+        Verify::Registry => {
+            let digest = metadata.and_then(|m| m.get("containerimage.digest")).and_then(Value::as_str);
+            let Some(digest) = digest else { return Err(no_proof("buildx reported no digest".into())) };
+            let registry = plan.image.split('/').next().unwrap_or_default();
+            match crate::verify::Registry::new(&plan.image, run_credentials(dir, registry)) {
+                Ok(mut r) => crate::verify::scan(&mut r, digest, &needles).await,
+                Err(e) => Err(e),
+            }
+        }
+    };
+    let report = report.map_err(|e| no_proof(e.to_string()))?;
+    if !report.hits.is_empty() {
+        for hit in &report.hits {
+            annotations.push(Annotation { level: Level::Error, message: format!("Leaked: {hit}."), location: None });
+        }
+        return Err(Outcome::SecretsLeaked { hits: report.hits.len() });
+    }
+    let scope = if report.platforms.is_empty() { "the image".to_string() } else { report.platforms.join(", ") };
+    annotations.push(Annotation::notice(format!(
+        "No secret value in the image: {} layers ({:.1} MB) of {scope} checked in {:.1} s.",
+        report.layers,
+        report.bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    )));
+    Ok(())
+}
