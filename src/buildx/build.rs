@@ -85,7 +85,17 @@ pub(super) async fn build(
         Ok(c) => c,
         Err(e) => return Err((Outcome::SetupFailed(format!("cannot run docker: {e}")), None)),
     };
+    let started = Instant::now();
     let (progress, status, cancelled) = stream(child, signals).await;
+    let (secs, hits_so_far) = (started.elapsed().as_secs_f64(), progress.cache_hits());
+    match status.and_then(|s| s.code()) {
+        Some(code) => tracing::debug!(
+            "docker buildx build: exit {code} in {secs:.2} s, {} of {} steps cached",
+            hits_so_far.cached,
+            hits_so_far.total
+        ),
+        None => tracing::debug!("docker buildx build: no exit code after {secs:.2} s (cancelled: {cancelled:?})"),
+    }
     let hits = Some(progress.cache_hits());
     // Emulated steps are the slow part of a multi-arch build: say how slow, and the way out.
     if let Some(native) = &builder.native {

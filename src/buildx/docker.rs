@@ -150,12 +150,13 @@ impl Docker {
             }
         };
         let secs = started.elapsed().as_secs_f64();
+        let what = args.iter().take_while(|a| !a.starts_with('-')).take(3).copied().collect::<Vec<_>>().join(" ");
         match &ended {
-            Ended::Exited { code: 0, .. } => tracing::debug!("docker {}: exit 0 in {secs:.2} s", args[0]),
+            Ended::Exited { code: 0, .. } => tracing::debug!("docker {what}: exit 0 in {secs:.2} s"),
             Ended::Exited { code, stderr, .. } => {
-                tracing::debug!("docker {}: exit {code} in {secs:.2} s: {}", args[0], cause_line(stderr))
+                tracing::debug!("docker {what}: exit {code} in {secs:.2} s: {}", cause_line(stderr))
             }
-            Ended::Signalled(sig) => tracing::debug!("docker {}: stopped by signal {sig} after {secs:.2} s", args[0]),
+            Ended::Signalled(sig) => tracing::debug!("docker {what}: stopped by signal {sig} after {secs:.2} s"),
         }
         Ok(ended)
     }

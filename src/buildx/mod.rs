@@ -142,7 +142,7 @@ pub async fn execute(ctx: &Context, plan: &BuildPlan, dir: &Path, signals: &mut 
 async fn remove_builder(docker: &mut Docker, signals: &mut Signals, name: &str, cancelled: bool) -> bool {
     let limit = Duration::from_secs(if cancelled { 2 } else { 10 });
     let args = ["buildx", "rm", name];
-    let rm = docker.output(&args, None, signals);
+    let rm = docker.output(&args, None, signals).instrument(tracing::debug_span!("cleanup"));
     matches!(tokio::time::timeout(limit, rm).await, Ok(Ok(Ended::Exited { code: 0, .. })))
 }
 

@@ -82,6 +82,13 @@ pub(super) async fn verify_image(
         }
     };
     let report = report.map_err(|e| no_proof(e.to_string()))?;
+    tracing::debug!(
+        "scanned {} layers ({} bytes) for {} secret id(s): {} finding(s)",
+        report.layers,
+        report.bytes,
+        plan.secrets.len(),
+        report.hits.len()
+    );
     if !report.hits.is_empty() {
         for hit in &report.hits {
             annotations.push(Annotation { level: Level::Error, message: format!("Leaked: {hit}."), location: None });

@@ -43,7 +43,18 @@ pub fn debug_line(text: &str) -> String {
     format!("::debug::{}", super::escape_data(text))
 }
 
+/// This project's own events and spans: the library (`sdi`) and the binary. Dependencies'
+/// (HTTP pools, the runtime) would drown the phases, and an HTTP client's debug output is no
+/// place to trust with credentials.
+fn ours(target: &str) -> bool {
+    ["sdi", "secure_docker_images"].iter().any(|t| target == *t || target.starts_with(&format!("{t}::")))
+}
+
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for WorkflowDebug {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
+        ours(metadata.target())
+    }
+
     fn on_new_span(&self, _: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(Started(Instant::now()));
@@ -74,6 +85,12 @@ pub fn install(runner_debug: bool) {
 #[cfg(test)]
 mod tests {
     use super::debug_line;
+
+    #[test]
+    fn only_this_projects_events_are_shown() {
+        assert!(super::ours("sdi::buildx::docker") && super::ours("secure_docker_images") && super::ours("sdi"));
+        assert!(!super::ours("hyper_util::client") && !super::ours("oci_client") && !super::ours("sdix"));
+    }
 
     #[test]
     fn a_debug_line_cannot_start_another_command() {

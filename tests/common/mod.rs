@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: fixtures, payload variants and contexts.
 #![allow(dead_code)]
 
+pub mod run;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 

@@ -10,7 +10,7 @@
 //!   the *names* of the environment, `DOCKER_CONFIG` and its mode, stdin length.
 //! - `FAKE_DOCKER_SCENARIO`: `success` (default), `warm`, `cache-denied`, `dockerfile-error`,
 //!   `cancel`.
-//! - `FAKE_DOCKER_PLATFORMS`: what `buildx inspect` reports (default: an amd64 host).
+//! - builders, containers and injected failures of their calls: see `builders.rs`.
 //! - `FAKE_DOCKER_FAIL_LOGIN=1`: `login` is refused as a registry refuses a bad token.
 //! - `FAKE_DOCKER_WARNINGS=1`: the build reports a Dockerfile lint warning.
 //! - `FAKE_DOCKER_STAMP`: file that receives the time (ns since the epoch) `buildx build` started.
@@ -26,6 +26,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use serde_json::{Value, json};
 
+mod builders;
+use builders::{create, failing, inspect, remove, run};
+
 const HELP: &str = include_str!("../fixtures/buildx/build-help.txt");
 const LOG_COLD: &str = include_str!("../fixtures/buildx/log-cold-build-with-registry-cache.txt");
 const LOG_WARM: &str = include_str!("../fixtures/buildx/log-warm-build-from-registry-cache.txt");
@@ -34,7 +37,6 @@ const LOG_DENIED_STRICT: &str = include_str!("../fixtures/buildx/log-cache-expor
 const LOG_DOCKERFILE_ERROR: &str = include_str!("../fixtures/buildx/log-dockerfile-error.txt");
 const META_SINGLE: &str = include_str!("../fixtures/buildx/metadata-single-platform-push.json");
 const META_MULTI: &str = include_str!("../fixtures/buildx/metadata-multi-platform.json");
-const DEFAULT_PLATFORMS: &str = "linux/amd64, linux/amd64/v2, linux/amd64/v3, linux/386";
 
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
@@ -98,6 +100,8 @@ fn main() -> ExitCode {
         ["buildx", "imagetools", "inspect", rest @ ..] => imagetools_inspect(call, rest),
         ["buildx", "rm", rest @ ..] => remove(call, rest),
         ["run", rest @ ..] => run(call, rest),
+        ["container", "inspect", rest @ ..] => builders::container_inspect(call, rest),
+        ["start", rest @ ..] => builders::start(call, rest),
         _ => {
             eprintln!("fake docker: unsupported command: {args:?}");
             call.finish(127)
@@ -157,134 +161,6 @@ fn login(mut call: Call, rest: &[&str]) -> ExitCode {
     config["auths"][registry] = json!({ "auth": auth });
     std::fs::write(&file, serde_json::to_string_pretty(&config).unwrap()).unwrap();
     println!("Login Succeeded");
-    call.finish(0)
-}
-
-/// Where buildx keeps builder instances: `$DOCKER_CONFIG/buildx/instances/<name>`.
-fn instances_dir() -> PathBuf {
-    let config = std::env::var("DOCKER_CONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(&std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".docker"));
-    config.join("buildx").join("instances")
-}
-
-/// The driver of a known builder, read from its instance file as buildx does.
-fn builder_driver(name: &str) -> Option<String> {
-    let text = std::fs::read_to_string(instances_dir().join(name)).ok()?;
-    let v: Value = serde_json::from_str(&text).ok()?;
-    Some(v["Driver"].as_str().unwrap_or_default().to_string())
-}
-
-fn platforms() -> Vec<String> {
-    let mut list: Vec<String> = std::env::var("FAKE_DOCKER_PLATFORMS")
-        .unwrap_or_else(|_| DEFAULT_PLATFORMS.into())
-        .split(',')
-        .map(|p| p.trim().to_string())
-        .filter(|p| !p.is_empty())
-        .collect();
-    if let Ok(t) = std::fs::read_to_string(state_dir().join("fake-docker-binfmt")) {
-        list.extend(t.lines().map(str::to_string));
-    }
-    list
-}
-
-fn create(call: Call, rest: &[&str]) -> ExitCode {
-    let (mut name, mut driver) = (None, "docker-container".to_string());
-    let mut i = 0;
-    while i < rest.len() {
-        match rest[i] {
-            "--name" => {
-                name = rest.get(i + 1).map(|s| s.to_string());
-                i += 1;
-            }
-            "--driver" => {
-                driver = rest.get(i + 1).map(|s| s.to_string()).unwrap_or_default();
-                i += 1;
-            }
-            "--bootstrap" | "--use" => {}
-            "--driver-opt" | "--buildkitd-flags" | "--platform" => i += 1,
-            other => {
-                eprintln!("ERROR: unknown flag: {other}");
-                return call.finish(1);
-            }
-        }
-        i += 1;
-    }
-    let name = name.unwrap_or_else(|| "fake_builder".into());
-    if builder_driver(&name).is_some() {
-        eprintln!("ERROR: existing instance for \"{name}\" but no append mode");
-        return call.finish(1);
-    }
-    let instance = json!({"Name": name, "Driver": driver, "Nodes": [{"Name": format!("{name}0"), "Endpoint": "unix:///var/run/docker.sock"}], "Dynamic": false});
-    std::fs::create_dir_all(instances_dir()).unwrap();
-    std::fs::write(instances_dir().join(&name), instance.to_string()).unwrap();
-    println!("{name}");
-    call.finish(0)
-}
-
-fn inspect(call: Call, rest: &[&str]) -> ExitCode {
-    let name = rest.iter().find(|a| !a.starts_with('-')).copied().unwrap_or("default");
-    let Some(driver) = builder_driver(name) else {
-        eprintln!("ERROR: no builder \"{name}\" found");
-        return call.finish(1);
-    };
-    println!("Name:          {name}");
-    println!("Driver:        {driver}");
-    println!("Last Activity: 2026-11-28 00:00:00 +0000 UTC\n");
-    println!("Nodes:");
-    println!("Name:                  {name}0");
-    println!("Endpoint:              unix:///var/run/docker.sock");
-    println!("Status:                running");
-    println!("BuildKit version:      v0.32.2");
-    println!("Platforms:             {}", platforms().join(", "));
-    call.finish(0)
-}
-
-fn remove(call: Call, rest: &[&str]) -> ExitCode {
-    let Some(name) = rest.iter().find(|a| !a.starts_with('-')) else {
-        eprintln!("ERROR: no builder name");
-        return call.finish(1);
-    };
-    if std::fs::remove_file(instances_dir().join(name)).is_err() {
-        eprintln!("ERROR: no builder \"{name}\" found");
-        return call.finish(1);
-    }
-    eprintln!("{name} removed");
-    call.finish(0)
-}
-
-fn run(call: Call, rest: &[&str]) -> ExitCode {
-    let Some(pos) = rest.iter().position(|a| a.starts_with("tonistiigi/binfmt")) else {
-        eprintln!("fake docker: only `run … tonistiigi/binfmt --install` is supported");
-        return call.finish(127);
-    };
-    if !rest[..pos].contains(&"--privileged") {
-        eprintln!("installing: operation not permitted");
-        return call.finish(1);
-    }
-    let archs = match &rest[pos + 1..] {
-        ["--install", archs] => archs.split(',').map(str::to_string).collect::<Vec<_>>(),
-        other => {
-            eprintln!("fake docker: unsupported binfmt arguments {other:?}");
-            return call.finish(127);
-        }
-    };
-    let platforms: Vec<String> = archs
-        .iter()
-        .flat_map(|a| match a.as_str() {
-            "arm" => vec!["linux/arm/v7".to_string(), "linux/arm/v6".to_string()],
-            a => vec![format!("linux/{a}")],
-        })
-        .collect();
-    let mut f =
-        std::fs::OpenOptions::new().create(true).append(true).open(state_dir().join("fake-docker-binfmt")).unwrap();
-    for p in &platforms {
-        writeln!(f, "{p}").unwrap();
-    }
-    println!(
-        "{}",
-        json!({ "supported": platforms, "emulators": archs.iter().map(|a| format!("qemu-{a}")).collect::<Vec<_>>() })
-    );
     call.finish(0)
 }
 
@@ -384,6 +260,13 @@ fn imagetools_create(call: Call, rest: &[&str]) -> ExitCode {
     }
     if sources.is_empty() {
         eprintln!("ERROR: no sources specified");
+        return call.finish(1);
+    }
+    if failing("imagetools-create") {
+        eprintln!("#1 [internal] pushing ghcr.io/codertocat/hello-world:latest");
+        eprintln!(
+            "ERROR: failed commit on ref \"index-sha256:4f0c\": unexpected status from PUT request to https://ghcr.io/v2/codertocat/hello-world/manifests/latest: 403 Forbidden"
+        );
         return call.finish(1);
     }
     if !dry && tags.is_empty() {
@@ -728,11 +611,28 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
     if let Some(text) = &dockerfile {
         call.set("file_text", json!(text));
     }
-    if let Some(builder) = args.one("--builder")
-        && builder_driver(builder).is_none()
-    {
-        eprintln!("ERROR: no builder \"{builder}\" found");
-        return call.finish(1);
+    if let Some(builder) = args.one("--builder") {
+        let Some(instance) = builders::instance(builder) else {
+            eprintln!("ERROR: no builder \"{builder}\" found");
+            return call.finish(1);
+        };
+        if let Some(why) = builders::unreachable(&instance) {
+            eprintln!("ERROR: {why}");
+            return call.finish(1);
+        }
+        // Where the build ran, and what the remote driver was handed (paths and their modes).
+        call.set("builder_driver", instance["Driver"].clone());
+        call.set("builder_endpoint", instance["Nodes"][0]["Endpoint"].clone());
+        call.set("builder_tls", builders::tls_files(&instance));
+        if instance["Driver"] == "docker"
+            && !args.all("--cache-to").is_empty()
+            && std::env::var("FAKE_DOCKER_CONTAINERD_STORE").is_err()
+        {
+            eprintln!("ERROR: failed to build: Cache export is not supported for the docker driver.");
+            eprintln!("Switch to a different driver, or turn on the containerd image store, and try again.");
+            eprintln!("Learn more at https://docs.docker.com/go/build-cache-backends/");
+            return call.finish(1);
+        }
     }
     let scenario = std::env::var("FAKE_DOCKER_SCENARIO").unwrap_or_else(|_| "success".into());
     let cache_to = args.all("--cache-to");

@@ -1,0 +1,183 @@
+//! The action as the runner starts it (no subcommand), against the fake `docker`
+//! (tests/fake_docker): a runner-like environment, and readers for what the run left
+//! (outputs, summary, every docker call the fake recorded).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub const TOKEN: &str = "ghs_RunnerToken0123456789abcdef";
+pub const SECRET: &str = "npm_SuperSecretValue_4f2a9c";
+pub const ENV_SECRET: &str = "env-secret-value-77aa11";
+
+pub struct Run {
+    pub dir: tempfile::TempDir,
+    pub env: Vec<(String, String)>,
+}
+
+pub struct Done {
+    pub output: Output,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Done {
+    pub fn assert_success(&self) {
+        assert!(self.output.status.success(), "{}\n{}", self.stdout, self.stderr);
+    }
+}
+
+impl Run {
+    pub fn new(event: &str, fixture: &str) -> Run {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_fake-docker"), bin.join("docker")).unwrap();
+        std::fs::create_dir_all(dir.path().join("runner_temp")).unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        std::fs::write(dir.path().join("github_output"), "").unwrap();
+        std::fs::write(dir.path().join("step_summary"), "").unwrap();
+        let p = |name: &str| dir.path().join(name).display().to_string();
+        let env = vec![
+            ("PATH", format!("{}:/usr/bin:/bin", bin.display())),
+            ("HOME", p("home")),
+            ("GITHUB_ACTIONS", "true".into()),
+            ("GITHUB_EVENT_NAME", event.into()),
+            ("GITHUB_EVENT_PATH", super::fixture_path(fixture).display().to_string()),
+            ("GITHUB_REPOSITORY", "Codertocat/Hello-World".into()),
+            ("GITHUB_REPOSITORY_OWNER", "Codertocat".into()),
+            ("GITHUB_ACTOR", "Codertocat".into()),
+            ("GITHUB_RUN_ID", "4242".into()),
+            ("GITHUB_SHA", "6113728f27ae82c7b1a177c8d03f9e96e0adf246".into()),
+            ("RUNNER_TEMP", p("runner_temp")),
+            ("GITHUB_OUTPUT", p("github_output")),
+            ("GITHUB_STEP_SUMMARY", p("step_summary")),
+            ("FAKE_DOCKER_LOG", p("calls.jsonl")),
+            ("INPUT_GITHUB-TOKEN", TOKEN.into()),
+            ("GITHUB_API_URL", super::github_mock().to_string()),
+            ("INPUT_PUSH", "auto".into()),
+            ("INPUT_CACHE-MODE", "max".into()),
+            ("INPUT_FORK-CACHE", "registry-read".into()),
+            ("INPUT_DRY-RUN", "false".into()),
+        ];
+        let mut run = Run { dir, env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect() };
+        if event == "push" {
+            run = run.with("GITHUB_REF", "refs/heads/master");
+        }
+        run
+    }
+
+    /// A builder that exists in the user's docker configuration (`~/.docker`), as one made by
+    /// docker/setup-buildx-action or by hand.
+    pub fn with_user_builder(self, name: &str, driver: &str) -> Run {
+        let dir = self.path("home/.docker/buildx/instances");
+        std::fs::create_dir_all(&dir).unwrap();
+        let instance = serde_json::json!({"Name": name, "Driver": driver, "Nodes": [{"Name": format!("{name}0"), "Endpoint": "tcp://buildkitd:1234"}]});
+        std::fs::write(dir.join(name), instance.to_string()).unwrap();
+        self.with("INPUT_BUILDER", name).with("FAKE_DOCKER_ENDPOINTS", "tcp://buildkitd:1234")
+    }
+
+    pub fn with_dockerfile(self, text: &str) -> Run {
+        std::fs::write(self.path("Dockerfile"), text).unwrap();
+        self
+    }
+
+    pub fn with(mut self, key: &str, value: &str) -> Run {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_secure-docker-images"));
+        cmd.env_clear().envs(self.env.iter().map(|(k, v)| (k, v))).current_dir(self.dir.path());
+        for (k, v) in std::env::vars() {
+            if k.starts_with("LLVM_PROFILE") {
+                cmd.env(k, v);
+            }
+        }
+        cmd
+    }
+
+    pub fn run(&self) -> Done {
+        let output = self.command().output().unwrap();
+        Done {
+            stdout: String::from_utf8(output.stdout.clone()).unwrap(),
+            stderr: String::from_utf8(output.stderr.clone()).unwrap(),
+            output,
+        }
+    }
+
+    pub fn calls(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.path("calls.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    pub fn call(&self, words: &[&str]) -> Option<Value> {
+        self.calls().into_iter().find(|c| {
+            let argv: Vec<&str> = c["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+            argv.starts_with(words)
+        })
+    }
+
+    /// `GITHUB_OUTPUT`, parsed as the runner parses it.
+    pub fn outputs(&self) -> HashMap<String, String> {
+        let text = std::fs::read_to_string(self.path("github_output")).unwrap();
+        let mut out = HashMap::new();
+        let mut lines = text.lines();
+        while let Some(line) = lines.next() {
+            let (name, delimiter) = line.split_once("<<").expect("heredoc form");
+            assert!(delimiter.starts_with("ghadelimiter_") && delimiter.len() > 30, "random delimiter: {delimiter}");
+            let mut value = Vec::new();
+            for l in lines.by_ref() {
+                if l == delimiter {
+                    break;
+                }
+                value.push(l);
+            }
+            assert!(out.insert(name.to_string(), value.join("\n")).is_none(), "{name} written twice");
+        }
+        out
+    }
+
+    pub fn summary(&self) -> String {
+        std::fs::read_to_string(self.path("step_summary")).unwrap()
+    }
+}
+
+pub fn argv(call: &Value) -> Vec<String> {
+    call["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect()
+}
+
+pub fn flag_values(argv: &[String], flag: &str) -> Vec<String> {
+    argv.windows(2).filter(|w| w[0] == flag).map(|w| w[1].clone()).collect()
+}
+
+pub fn env_names(call: &Value) -> Vec<String> {
+    call["env"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect()
+}
+
+/// Every file below `dir`, recursively.
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_below(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

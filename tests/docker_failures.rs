@@ -1,0 +1,138 @@
+//! A failed docker call is reported by its cause, not by the CLI's last line: one test per
+//! kind of call. The fake fails each the way the real one does (the daemon's answer, then the
+//! CLI's trailer where it prints one: `Run 'docker run --help' …`, `Error: failed to start
+//! containers: …`, buildx's progress before its `ERROR:`).
+
+mod common;
+
+use common::run::*;
+
+fn native() -> &'static str {
+    if cfg!(target_arch = "aarch64") { "linux/arm64" } else { "linux/amd64" }
+}
+
+fn push() -> Run {
+    Run::new("push", "push-default-branch.json").with("INPUT_PLATFORMS", native())
+}
+
+/// The run's one `::error` line, after it failed with exit 1.
+fn the_error(run: &Run) -> String {
+    let done = run.run();
+    assert_eq!(done.output.status.code(), Some(1), "{}", done.stdout);
+    let errors: Vec<&str> = done.stdout.lines().filter(|l| l.starts_with("::error")).collect();
+    assert_eq!(errors.len(), 1, "{}", done.stdout);
+    errors[0].to_string()
+}
+
+fn says(line: &str, cause: &str, not: &[&str]) {
+    assert!(line.contains(cause), "{cause:?} not in {line}");
+    for trailer in not {
+        assert!(!line.contains(trailer), "{trailer:?} in {line}");
+    }
+}
+
+#[test]
+fn login() {
+    let line = the_error(&push().with("FAKE_DOCKER_FAIL_LOGIN", "1"));
+    says(
+        &line,
+        "docker login to ghcr.io failed (Error response from daemon: Get \"https://ghcr.io/v2/\": denied: denied)",
+        &[],
+    );
+}
+
+#[test]
+fn builder_create() {
+    let line = the_error(&push().with("FAKE_DOCKER_FAIL", "create"));
+    says(
+        &line,
+        "could not create a docker-container builder: ERROR: Error response from daemon: toomanyrequests",
+        &["booting buildkit"],
+    );
+}
+
+#[test]
+fn builder_inspect() {
+    let line = the_error(&push().with_user_builder("ci", "docker-container").with("FAKE_DOCKER_FAIL", "inspect"));
+    says(&line, "builder 'ci' cannot be used: ERROR: Get ", &[]);
+    says(&line, "context deadline exceeded", &[]);
+}
+
+#[test]
+fn binfmt() {
+    let run = Run::new("push", "push-default-branch.json")
+        .with_dockerfile("FROM alpine\nRUN apk add curl\n")
+        .with("INPUT_PLATFORMS", "linux/amd64,linux/arm64")
+        .with("FAKE_DOCKER_FAIL", "binfmt");
+    let line = the_error(&run);
+    says(
+        &line,
+        "could not register QEMU for linux/arm64: docker: Error response from daemon: Get \"https://registry-1.docker.io/v2/\"",
+        &["Run 'docker run --help'", "Unable to find image"],
+    );
+}
+
+#[test]
+fn container_inspect() {
+    let line = the_error(&push().with("INPUT_BUILDER", "userbuilder").with("FAKE_DOCKER_FAIL", "container-inspect"));
+    says(
+        &line,
+        "(Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?)",
+        &[],
+    );
+}
+
+#[test]
+fn container_start() {
+    let run = push()
+        .with("INPUT_BUILDER", "userbuilder")
+        .with("FAKE_DOCKER_CONTAINERS", "buildx_buildkit_userbuilder0=exited")
+        .with("FAKE_DOCKER_FAIL", "start");
+    let line = the_error(&run);
+    says(
+        &line,
+        "its container buildx_buildkit_userbuilder0 is stopped and could not be started: Error response from daemon: failed to create task",
+        &["Error: failed to start containers"],
+    );
+}
+
+#[test]
+fn remote_attach() {
+    let run = push()
+        .with("INPUT_BUILDER", "userbuilder")
+        .with("FAKE_DOCKER_CONTAINERS", "buildx_buildkit_userbuilder0=running")
+        .with("FAKE_DOCKER_FAIL", "create");
+    says(
+        &the_error(&run),
+        "could not attach the BuildKit at docker-container://buildx_buildkit_userbuilder0: ERROR: Error response from daemon: toomanyrequests",
+        &["booting buildkit"],
+    );
+}
+
+#[test]
+fn imagetools_create() {
+    let (registry, dir) = common::dir_registry();
+    let run = Run::new("push", "push-default-branch.json")
+        .with("INPUT_IMAGE", &format!("{registry}/team/app"))
+        .with("INPUT_PLATFORMS", "linux/amd64")
+        .with("INPUT_SECRET-ENVS", "npm_token=NPM_TOKEN")
+        .with("NPM_TOKEN", "env-secret-value-77aa11")
+        .with("FAKE_DOCKER_REGISTRY_DIR", dir.path().to_str().unwrap())
+        .with("FAKE_DOCKER_FAIL", "imagetools-create");
+    says(
+        &the_error(&run),
+        "pushing the tags failed: ERROR: failed commit on ref \"index-sha256:4f0c\": unexpected status from PUT request",
+        &["#1 [internal] pushing"],
+    );
+}
+
+#[test]
+fn cache_mount_helper() {
+    let run = push()
+        .with_dockerfile("FROM node:22\nRUN --mount=type=cache,id=pnpm,target=/pnpm/store pnpm install\n")
+        .with("FAKE_DOCKER_FAIL_HELPERS", "1");
+    let done = run.run();
+    done.assert_success();
+    let warning = done.stdout.lines().find(|l| l.starts_with("::warning::Cache mounts were not saved")).unwrap();
+    says(warning, "ERROR: failed to build: failed to solve: helper failed as asked", &["{\"vertexes\""]);
+}
