@@ -106,8 +106,8 @@ pub struct CacheMount {
     pub mode: Option<String>,
 }
 
-/// Splits a flag value as BuildKit does (CSV: commas separate, double quotes group).
-fn csv_fields(value: &str) -> Vec<String> {
+/// Splits a flag value as BuildKit and buildx do (CSV: commas separate, double quotes group).
+pub fn csv_fields(value: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut field = String::new();
     let mut quoted = false;

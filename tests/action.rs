@@ -602,14 +602,6 @@ fn an_untrusted_merge_does_nothing_and_stays_green() {
 
 /// A trusted push with a secret, into a registry the scan can read (the fake docker pushes a
 /// real image into the directory it serves).
-fn secret_push(registry: &str, dir: &Path) -> Run {
-    Run::new("push", "push-default-branch.json")
-        .with("INPUT_IMAGE", &format!("{registry}/team/app"))
-        .with("INPUT_PLATFORMS", "linux/amd64")
-        .with("INPUT_SECRET-ENVS", "npm_token=NPM_TOKEN")
-        .with("NPM_TOKEN", ENV_SECRET)
-        .with("FAKE_DOCKER_REGISTRY_DIR", dir.to_str().unwrap())
-}
 
 #[test]
 fn a_clean_image_is_pushed_by_digest_scanned_then_tagged() {

@@ -7,7 +7,7 @@ mod common;
 
 use common::run::*;
 
-const SECRET: &str = "env-secret-value-77aa11";
+const SECRET: &str = ENV_SECRET;
 
 fn debug_lines(stdout: &str) -> Vec<&str> {
     stdout.lines().filter(|l| l.starts_with("::debug::")).collect()
@@ -16,12 +16,7 @@ fn debug_lines(stdout: &str) -> Vec<&str> {
 /// A trusted push that uses every phase: login, builder, cache-mount restore, build, scan,
 /// tagging, cache-mount save, report.
 fn every_phase(registry: &str, dir: &std::path::Path) -> Run {
-    Run::new("push", "push-default-branch.json")
-        .with("INPUT_IMAGE", &format!("{registry}/team/app"))
-        .with("INPUT_PLATFORMS", "linux/amd64")
-        .with("INPUT_SECRET-ENVS", "npm_token=NPM_TOKEN")
-        .with("NPM_TOKEN", SECRET)
-        .with("FAKE_DOCKER_REGISTRY_DIR", dir.to_str().unwrap())
+    secret_push(registry, dir)
         .with_dockerfile("FROM node:22\nRUN --mount=type=cache,id=pnpm,target=/pnpm/store pnpm install\n")
 }
 

@@ -112,13 +112,7 @@ fn remote_attach() {
 #[test]
 fn imagetools_create() {
     let (registry, dir) = common::dir_registry();
-    let run = Run::new("push", "push-default-branch.json")
-        .with("INPUT_IMAGE", &format!("{registry}/team/app"))
-        .with("INPUT_PLATFORMS", "linux/amd64")
-        .with("INPUT_SECRET-ENVS", "npm_token=NPM_TOKEN")
-        .with("NPM_TOKEN", "env-secret-value-77aa11")
-        .with("FAKE_DOCKER_REGISTRY_DIR", dir.path().to_str().unwrap())
-        .with("FAKE_DOCKER_FAIL", "imagetools-create");
+    let run = secret_push(&registry, dir.path()).with("FAKE_DOCKER_FAIL", "imagetools-create");
     says(
         &the_error(&run),
         "pushing the tags failed: ERROR: failed commit on ref \"index-sha256:4f0c\": unexpected status from PUT request",

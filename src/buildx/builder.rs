@@ -163,9 +163,8 @@ fn tls_options(tls: &BuilderTls, dir: &Path) -> std::io::Result<Vec<String>> {
                 path
             }
         };
-        let opt = format!("{key}={}", path.display());
         // buildx reads each --driver-opt as CSV.
-        opts.push(if opt.contains([',', '"']) { format!("\"{}\"", opt.replace('"', "\"\"")) } else { opt });
+        opts.push(crate::context::inputs::csv_field(&format!("{key}={}", path.display())));
     }
     Ok(opts)
 }

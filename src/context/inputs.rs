@@ -219,7 +219,7 @@ impl SecretSpec {
 }
 
 /// Quotes one CSV field the way Go's encoding/csv reads it back.
-fn csv_field(field: &str) -> String {
+pub fn csv_field(field: &str) -> String {
     if field.contains([',', '"', '\n', '\r']) || field.starts_with(' ') {
         format!("\"{}\"", field.replace('"', "\"\""))
     } else {

@@ -181,3 +181,14 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A trusted push with a secret, to a registry the fake pushes into for real: pushed by
+/// digest, scanned, then tagged.
+pub fn secret_push(registry: &str, dir: &Path) -> Run {
+    Run::new("push", "push-default-branch.json")
+        .with("INPUT_IMAGE", &format!("{registry}/team/app"))
+        .with("INPUT_PLATFORMS", "linux/amd64")
+        .with("INPUT_SECRET-ENVS", "npm_token=NPM_TOKEN")
+        .with("NPM_TOKEN", ENV_SECRET)
+        .with("FAKE_DOCKER_REGISTRY_DIR", dir.to_str().unwrap())
+}

@@ -135,7 +135,7 @@ fn container_running(name: &str) -> bool {
 fn remote_options(opts: &[String]) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     for opt in opts {
-        for field in csv_fields(opt) {
+        for field in sdi::dockerfile::csv_fields(opt) {
             let (k, v) = field.split_once('=').ok_or(format!("invalid value {field}"))?;
             match k {
                 "servername" => {}
@@ -162,24 +162,6 @@ fn remote_options(opts: &[String]) -> Result<Vec<(String, String)>, String> {
         }
     }
     Ok(out)
-}
-
-/// One `--driver-opt` value, read as buildx reads it (CSV, double quotes).
-fn csv_fields(s: &str) -> Vec<String> {
-    let (mut fields, mut cur, mut quoted, mut chars) = (Vec::new(), String::new(), false, s.chars().peekable());
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => fields.push(std::mem::take(&mut cur)),
-            c => cur.push(c),
-        }
-    }
-    fields.push(cur);
-    fields
 }
 
 pub fn create(call: Call, rest: &[&str]) -> ExitCode {
