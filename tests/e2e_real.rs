@@ -518,3 +518,61 @@ fn cache_mount_contents_survive_an_emptied_builder() {
         "the second build saw the first build's file in its cache mount"
     );
 }
+
+/// Cache records `docker buildx du` lists for a builder.
+fn cache_records(builder: &str) -> usize {
+    docker(&["buildx", "du", "--builder", builder])
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.split_whitespace().next().is_some_and(|w| w != "ID" && !w.ends_with(':')))
+        .count()
+}
+
+/// Inside the action's container the runner's `~/.docker` is not visible: a builder made by
+/// setup-buildx-action has no record there. Run so (an empty HOME, no DOCKER_CONFIG): the
+/// action must attach the builder's container on the daemon, and the build must run on it.
+/// `SDI_E2E_DOCKER_HOST` names the daemon when it is not the default socket.
+#[test]
+fn a_builder_whose_record_is_not_visible_is_attached_through_the_daemon() {
+    let test = "a_builder_whose_record_is_not_visible_is_attached_through_the_daemon";
+    let Some(Case { e, n, repo, image, .. }) = start(test, "attach") else {
+        return;
+    };
+    let (driver, _) = builder_platforms(&e.builder);
+    if driver.as_deref() != Some("docker-container") {
+        skip(test, &format!("SDI_E2E_BUILDER uses the {driver:?} driver; this case needs a docker-container builder"));
+        return;
+    }
+    let ws = Workspace::new(&format!("FROM {base}\nRUN echo \"attached {n}\" > /a.txt\n", base = e.base));
+    let home = tempfile::tempdir().unwrap();
+    let home_path = home.path().display().to_string();
+    let mut env = vec![("HOME", home_path.as_str()), ("DOCKER_CONFIG", ""), ("RUNNER_DEBUG", "1")];
+    let docker_host = std::env::var("SDI_E2E_DOCKER_HOST").unwrap_or_default();
+    if !docker_host.is_empty() {
+        env.push(("DOCKER_HOST", docker_host.as_str()));
+    }
+    let platform = native(&e);
+    let inputs = [
+        ("image", image.as_str()),
+        ("builder", e.builder.as_str()),
+        ("platforms", platform.as_str()),
+        ("github-token", ""),
+    ];
+    prune(&e.builder);
+    let before = cache_records(&e.builder);
+    let r = run_action(&ws, "push", "push-default-branch.json", "refs/heads/master", &inputs, &env);
+    assert!(r.output.status.success(), "{}", r.stdout);
+    let endpoint = format!("docker-container://buildx_buildkit_{}0", e.builder);
+    let container = shlex::try_quote(&endpoint).unwrap();
+    assert!(
+        r.stdout.lines().any(|l| l.starts_with("::debug::[builder] docker buildx create --name sdi-e2e-")
+            && l.ends_with(&format!("--driver remote {container}"))),
+        "the builder was attached through its container: {}",
+        r.stdout
+    );
+    assert!(cache_records(&e.builder) > before, "the build ran on the user's builder: its BuildKit has the records");
+    assert!(manifest(&e.registry, &repo, "latest").is_some(), "the image was pushed");
+    // The user's builder is left as it was: its record and its container.
+    let (_, platforms) = builder_platforms(&e.builder);
+    assert!(!platforms.is_empty(), "the user's builder still answers");
+}

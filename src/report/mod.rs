@@ -169,6 +169,9 @@ pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
             let _ = writeln!(s, "| Platforms | {} |", cell(&plan.platforms.join(", ")));
         }
     }
+    if plan.mode != Mode::Merge {
+        let _ = writeln!(s, "| Builder | {} |", cell(&builder_text(&plan.builder)));
+    }
     let secrets = if plan.secrets.is_empty() { "none".to_string() } else { cell(&plan.secrets.join(", ")) };
     let _ = writeln!(s, "| Secrets (ids) | {secrets} |");
     match exec {
@@ -267,6 +270,21 @@ pub fn shell_command(argv: &[String]) -> String {
 }
 
 /// A short explanation of the plan for people, then the command.
+/// Where the build runs, in words.
+fn builder_text(builder: &crate::plan::BuilderPlan) -> String {
+    use crate::plan::BuilderPlan;
+    match builder {
+        BuilderPlan::New => "a docker-container builder made for this run".to_string(),
+        BuilderPlan::Default => "default (the Docker daemon's own BuildKit)".to_string(),
+        BuilderPlan::Named { name, container } => {
+            format!("{name} (its record, else the container {container} on the Docker daemon)")
+        }
+        BuilderPlan::Remote { endpoint, tls } => {
+            format!("{endpoint} (remote driver{})", if *tls { ", client TLS" } else { "" })
+        }
+    }
+}
+
 pub fn render_plan(plan: &BuildPlan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "event:        {}", plan.event);
@@ -282,18 +300,8 @@ pub fn render_plan(plan: &BuildPlan) -> String {
     let _ = writeln!(out, "push:         {}", yes_no(plan.push));
     let _ = writeln!(out, "tags:         {}", list_or_none(&plan.tags));
     let _ = writeln!(out, "platforms:    {}", plan.platforms.join(", "));
-    let builder = match &plan.builder {
-        crate::plan::BuilderPlan::New => "a docker-container builder made for this run".to_string(),
-        crate::plan::BuilderPlan::Default => "default (the Docker daemon's own BuildKit)".to_string(),
-        crate::plan::BuilderPlan::Named { name, container } => {
-            format!("{name} (its record, else the container {container} on the Docker daemon)")
-        }
-        crate::plan::BuilderPlan::Remote { endpoint, tls } => {
-            format!("{endpoint} (remote driver{})", if *tls { ", client TLS" } else { "" })
-        }
-    };
     if plan.mode != Mode::Merge {
-        let _ = writeln!(out, "builder:      {builder}");
+        let _ = writeln!(out, "builder:      {}", builder_text(&plan.builder));
     }
     let _ = writeln!(out, "cache from:   {}", list_or_none(&plan.cache_from));
     let _ = writeln!(out, "cache to:     {}", list_or_none(&plan.cache_to));
