@@ -4,12 +4,14 @@
 //! The pipeline (DESIGN.md): `context` (read) → `trust` (pure) → `plan` (pure) → effects.
 
 pub mod buildx;
+pub mod cleanup;
 pub mod context;
 pub mod dockerfile;
 pub mod github;
 #[doc(hidden)]
 pub mod oci;
 pub mod plan;
+pub mod registry;
 pub mod report;
 pub mod trust;
 pub mod verify;

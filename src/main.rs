@@ -241,6 +241,10 @@ fn action() -> anyhow::Result<ExitCode> {
         return Ok(if publish(&plan, None) { ExitCode::SUCCESS } else { ExitCode::FAILURE });
     }
 
+    if let Some(cleanup) = &plan.cleanup {
+        return Ok(clean_up(&rt, &ctx, &plan, cleanup));
+    }
+
     // Private to this run (0700) and removed when it ends, whatever the outcome.
     let dir = match private_dir(ctx.runner_temp.as_deref()) {
         Ok(d) => d,
@@ -277,6 +281,48 @@ fn action() -> anyhow::Result<ExitCode> {
     let (message, location, code) = failure(&exec.outcome);
     println!("{}", report::annotation_line(&Annotation { level: Level::Error, message, location }));
     Ok(ExitCode::from(code as u8))
+}
+
+/// A closed pull request: its cache scope deleted (or why nothing is), then the report. It
+/// never fails the job: a refusal is a warning.
+fn clean_up(rt: &tokio::runtime::Runtime, ctx: &Context, plan: &BuildPlan, cleanup: &sdi::plan::Cleanup) -> ExitCode {
+    let started = std::time::Instant::now();
+    let span = tracing::debug_span!("pr-cache cleanup");
+    let report = rt.block_on(tracing::Instrument::instrument(
+        sdi::cleanup::run(ctx, cleanup, &ApiConfig::for_run(&ctx.api_url)),
+        span,
+    ));
+    let mut annotations = Vec::new();
+    let notice = |message: String| Annotation { level: Level::Notice, message, location: None };
+    match cleanup {
+        sdi::plan::Cleanup::Nothing { why } => annotations.push(notice(format!("Nothing to clean up: {why}"))),
+        sdi::plan::Cleanup::Delete { repository, .. } => {
+            let deleted = if report.deleted.is_empty() { "no tag".to_string() } else { report.deleted.join(", ") };
+            annotations.push(notice(format!("Deleted from {repository}: {deleted}.")));
+            annotations.extend(report.kept.iter().map(|k| notice(format!("Kept in {repository}: {k}."))));
+        }
+    }
+    annotations.extend(report.warnings.iter().map(|w| Annotation {
+        level: Level::Warning,
+        message: w.clone(),
+        location: None,
+    }));
+    let exec = buildx::Execution {
+        outcome: Outcome::Succeeded,
+        annotations,
+        metadata: None,
+        cache_hits: None,
+        mounts: Vec::new(),
+        pushed: false,
+        duration: started.elapsed(),
+        docker_calls: 0,
+        cleanup: Some(report),
+    };
+    let _phase = tracing::debug_span!("report").entered();
+    for a in &exec.annotations {
+        println!("{}", report::annotation_line(a));
+    }
+    if publish(plan, Some(&exec)) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 /// The one error line a failed run ends with, and its exit code.

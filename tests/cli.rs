@@ -225,6 +225,7 @@ fn malformed_inputs_end_the_run_with_one_error_line() {
         (input("builder", "tcp://buildkitd"), "builder", "write tcp://host:port"),
         (input("builder", "ssh://me@host"), "builder", "cannot be reached from the action's container"),
         (input("builder-tls-key", "/etc/hostname"), "builder-tls-key", "`builder` is not"),
+        (input("pr-cache", "sometimes"), "pr-cache", "'sometimes' is not one of shared, per-pr"),
         (input("provenance", "mode=max\n::set-output name=x::y"), "provenance", "single line"),
         (input("unknown-input", "1"), "--input", "'unknown-input' is not an input of this action"),
         (vec!["--repository".into(), "noslash".into()], "--repository", "owner/repo"),

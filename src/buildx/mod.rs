@@ -89,6 +89,8 @@ pub struct Execution {
     pub pushed: bool,
     pub duration: Duration,
     pub docker_calls: usize,
+    /// Cleanup mode: what the closed pull request's run deleted and kept.
+    pub cleanup: Option<crate::cleanup::CleanupReport>,
 }
 
 type RunResult = (Outcome, Option<Value>, Option<CacheHits>);
@@ -110,6 +112,7 @@ pub async fn execute(ctx: &Context, plan: &BuildPlan, dir: &Path, signals: &mut 
                 pushed: false,
                 duration: started.elapsed(),
                 docker_calls: 0,
+                cleanup: None,
             };
         }
     };
@@ -135,6 +138,7 @@ pub async fn execute(ctx: &Context, plan: &BuildPlan, dir: &Path, signals: &mut 
         pushed,
         duration: started.elapsed(),
         docker_calls: docker.calls,
+        cleanup: None,
     }
 }
 

@@ -47,6 +47,7 @@ pub struct RawInputs {
     pub cache_mounts: Option<String>,
     pub cache_mounts_max_size: Option<String>,
     pub cache_mounts_image: Option<String>,
+    pub pr_cache: Option<String>,
 }
 
 /// Input names, as declared in action.yml.
@@ -83,6 +84,7 @@ pub const INPUT_NAMES: &[&str] = &[
     "cache-mounts",
     "cache-mounts-max-size",
     "cache-mounts-image",
+    "pr-cache",
 ];
 
 pub const DEFAULT_REGISTRY: &str = "ghcr.io";
@@ -182,6 +184,15 @@ pub enum ForkCache {
     None,
 }
 
+/// Which cache tag same-repository pull requests write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrCache {
+    /// One `:buildcache-pr` for every pr-lane run.
+    Shared,
+    /// `:buildcache-pr-<N>` per pull request, so concurrent PRs do not overwrite each other.
+    PerPr,
+}
+
 /// Where buildx finds a secret's value. Values themselves never live here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {
@@ -264,6 +275,7 @@ pub struct Inputs {
     pub cache_mounts_max_bytes: u64,
     /// The small image with a shell that the helper builds copying mount contents run in.
     pub cache_mounts_image: String,
+    pub pr_cache: PrCache,
 }
 
 /// The default helper image for cache mounts: busybox, pinned by digest.
@@ -881,6 +893,12 @@ impl RawInputs {
                 Some(v) => v.to_string(),
                 None => DEFAULT_CACHE_MOUNTS_IMAGE.to_string(),
             },
+            pr_cache: choice(
+                "pr-cache",
+                &self.pr_cache,
+                PrCache::Shared,
+                &[("shared", PrCache::Shared), ("per-pr", PrCache::PerPr)],
+            )?,
             prune_keep_days: match value(&self.prune_keep_days) {
                 None => 7,
                 Some(v) => {

@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 pub use event::Event;
 pub use inputs::{
-    CacheMode, Digest, ForkCache, ImageName, Inputs, Masked, Platform, PushPolicy, RawInputs, SecretSource, SecretSpec,
-    SecretValues, TagInput,
+    CacheMode, Digest, ForkCache, ImageName, Inputs, Masked, Platform, PrCache, PushPolicy, RawInputs, SecretSource,
+    SecretSpec, SecretValues, TagInput,
 };
 
 /// The lines of a PEM key worth masking: its base64 body, not the `-----BEGIN` markers.

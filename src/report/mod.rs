@@ -169,8 +169,11 @@ pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
             let _ = writeln!(s, "| Platforms | {} |", cell(&plan.platforms.join(", ")));
         }
     }
-    if plan.mode != Mode::Merge {
+    if matches!(plan.mode, Mode::Build | Mode::PerPlatform) {
         let _ = writeln!(s, "| Builder | {} |", cell(&builder_text(&plan.builder)));
+    }
+    if let Some(c) = &plan.cleanup {
+        let _ = writeln!(s, "| Cleanup | {} |", cell(&cleanup_text(c)));
     }
     let secrets = if plan.secrets.is_empty() { "none".to_string() } else { cell(&plan.secrets.join(", ")) };
     let _ = writeln!(s, "| Secrets (ids) | {secrets} |");
@@ -189,7 +192,19 @@ pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
                     format!("stopped: {hits} secret value(s) found in the image, so no tag was created")
                 }
             };
+            let result = if plan.mode == Mode::Cleanup && e.outcome == Outcome::Succeeded {
+                "pull request closed: nothing built".to_string()
+            } else {
+                result
+            };
             let _ = writeln!(s, "| Result | {result} in {:.1} s |", e.duration.as_secs_f64());
+            if let Some(c) = &e.cleanup {
+                let deleted = if c.deleted.is_empty() { "nothing".to_string() } else { code_list(&c.deleted) };
+                let _ = writeln!(s, "| Deleted | {deleted} |");
+                for k in &c.kept {
+                    let _ = writeln!(s, "| Kept | {} |", cell(k));
+                }
+            }
             let meta = |key: &str| e.metadata.as_ref().and_then(|m| m.get(key)).and_then(Value::as_str);
             if let Some(name) = meta("image.name") {
                 let _ = writeln!(s, "| Image name | {} |", code_list(&[name.to_string()]));
@@ -270,6 +285,21 @@ pub fn shell_command(argv: &[String]) -> String {
 }
 
 /// A short explanation of the plan for people, then the command.
+/// What a closed pull request's run deletes, in words.
+pub fn cleanup_text(cleanup: &crate::plan::Cleanup) -> String {
+    match cleanup {
+        crate::plan::Cleanup::Delete { repository, scopes, via, .. } => {
+            let how = match via {
+                crate::plan::CleanupVia::PackagesApi => "through the GitHub packages API",
+                crate::plan::CleanupVia::Registry => "through the registry's distribution API",
+            };
+            let tags: Vec<String> = scopes.iter().map(|s| format!("{s}, {s}-*")).collect();
+            format!("delete the tags {} of {repository}, {how}", tags.join(", "))
+        }
+        crate::plan::Cleanup::Nothing { why } => format!("nothing to delete: {why}"),
+    }
+}
+
 /// Where the build runs, in words.
 fn builder_text(builder: &crate::plan::BuilderPlan) -> String {
     use crate::plan::BuilderPlan;
@@ -292,16 +322,20 @@ pub fn render_plan(plan: &BuildPlan) -> String {
         Mode::Build => "build",
         Mode::PerPlatform => "per-platform (push by digest)",
         Mode::Merge => "merge",
+        Mode::Cleanup => "cleanup (the pull request was closed: nothing is built)",
     };
     let _ = writeln!(out, "mode:         {mode}");
     let _ = writeln!(out, "trusted:      {}: {}", yes_no(plan.trust.trusted), plan.trust.reason);
-    let _ = writeln!(out, "lane:         {}", plan.lane.as_str());
+    let _ = writeln!(out, "lane:         {} (cache scope {})", plan.lane.as_str(), plan.cache_scope);
     let _ = writeln!(out, "image:        {}", plan.image);
     let _ = writeln!(out, "push:         {}", yes_no(plan.push));
     let _ = writeln!(out, "tags:         {}", list_or_none(&plan.tags));
     let _ = writeln!(out, "platforms:    {}", plan.platforms.join(", "));
-    if plan.mode != Mode::Merge {
+    if matches!(plan.mode, Mode::Build | Mode::PerPlatform) {
         let _ = writeln!(out, "builder:      {}", builder_text(&plan.builder));
+    }
+    if let Some(c) = &plan.cleanup {
+        let _ = writeln!(out, "cleanup:      {}", cleanup_text(c));
     }
     let _ = writeln!(out, "cache from:   {}", list_or_none(&plan.cache_from));
     let _ = writeln!(out, "cache to:     {}", list_or_none(&plan.cache_to));

@@ -1,0 +1,353 @@
+//! Turns context + trust into a `BuildPlan`: caches, push, login, tags, labels, secrets
+//! (ids and environment names only) and the exact buildx argv.
+//!
+//! Pure and deterministic: no environment, no I/O, no clock. The same context always gives
+//! the same plan, which is what `plan` prints and what the snapshot tests pin.
+
+mod argv;
+mod builder;
+pub mod cache;
+mod mounts;
+mod tags;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::context::{Context, InputError, PushPolicy, SecretSource, SecretSpec, TagInput};
+use crate::trust::{ApiFacts, Decision, Lane, Lookup, Trust, Visibility};
+pub use builder::BuilderPlan;
+pub use cache::{CACHE_TAG_MAIN, CACHE_TAG_PR, CacheRef, Cleanup, CleanupVia, Scope};
+pub use mounts::{MOUNTS_TAG_MAIN, MountsPlan, mount_dir, restore_dockerfile, save_dockerfile};
+pub use tags::sanitize_tag;
+
+/// Where buildx reads one secret from: an environment variable or a file. Never a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretPlan {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+/// What the run does with the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Build (all platforms in one job) and, when allowed, push with tags.
+    Build,
+    /// Build one platform and push it by digest only, for a later merge.
+    PerPlatform,
+    /// Build nothing: combine pushed per-platform digests into one tagged manifest list.
+    Merge,
+    /// A closed pull request: build nothing, delete its cache scope.
+    Cleanup,
+}
+
+/// How the built image is checked for leaked secrets, when the build uses any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verify {
+    /// Pushed by digest, read back from the registry, tagged only when clean.
+    Registry,
+    /// Not pushed: exported to an OCI layout under RUNNER_TEMP and read there.
+    Layout,
+}
+
+/// Everything the run will do, decided before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildPlan {
+    pub mode: Mode,
+    pub builder: BuilderPlan,
+    pub event: String,
+    pub trust: Trust,
+    pub lane: Lane,
+    /// Whose cache the run reads first and writes: `main`, `pr` (shared) or `pr-<N>`.
+    pub cache_scope: String,
+    pub image: String,
+    pub cache_image: String,
+    /// Exactly the `--cache-from` values.
+    pub cache_from: Vec<String>,
+    /// Exactly the `--cache-to` values.
+    pub cache_to: Vec<String>,
+    pub push: bool,
+    /// Registries to log in to (with `github-token`) before the build.
+    pub login: Vec<String>,
+    pub tags: Vec<String>,
+    pub platforms: Vec<String>,
+    /// The Dockerfile, as a path in the repository (for annotations).
+    pub dockerfile: String,
+    pub labels: BTreeMap<String, String>,
+    /// Secret ids passed to the build.
+    pub secrets: Vec<String>,
+    pub secret_sources: Vec<SecretPlan>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Verify>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_mounts: Option<MountsPlan>,
+    /// Cleanup mode: what the closed pull request's run deletes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cleanup: Option<Cleanup>,
+    pub warnings: Vec<String>,
+    /// Merge mode: the `<image>@<digest>` sources of the manifest list.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub merge_sources: Vec<String>,
+    /// The full command: `docker buildx build`, or in merge mode `docker buildx imagetools
+    /// create`. Empty when there is nothing to run (an untrusted merge, a cleanup).
+    pub argv: Vec<String>,
+}
+
+/// Names and value shapes of build-args that are most likely secrets. Build arguments persist
+/// in the image history and in provenance, so they deserve a warning.
+fn looks_like_secret(name: &str, value: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    let by_name =
+        ["TOKEN", "PASSWORD", "PASSWD", "SECRET", "KEY", "CREDENTIAL", "AUTH"].iter().any(|w| upper.contains(w));
+    let by_value =
+        ["ghp_", "gho_", "ghs_", "ghu_", "github_pat_", "npm_", "glpat-", "xoxb-", "xoxp-", "sk_live_", "AKIA", "ASIA"]
+            .iter()
+            .any(|p| value.starts_with(p) && value.len() >= 16);
+    by_name || by_value
+}
+
+fn missing_secret(spec: &SecretSpec) -> InputError {
+    let message = match &spec.source {
+        SecretSource::Value { .. } => format!(
+            "the value of '{}' is empty: a secret that is not set in the repository's settings expands to nothing; set it, or remove the line",
+            spec.id
+        ),
+        SecretSource::Env { env } => format!(
+            "'{}' reads {env}, which is not set or is empty (buildx would silently pass an empty secret): pass it to the step with env: {env}: ${{{{ secrets.{env} }}}}",
+            spec.id
+        ),
+        SecretSource::File { path } => {
+            format!("'{}' names '{path}', which is not a readable file", spec.id)
+        }
+    };
+    InputError::new(spec.input, message)
+}
+
+/// The secrets a build receives: all of them for trusted code (each must be there), none for
+/// untrusted code (a warning names them), none for runs that build nothing.
+fn secrets_for<'a>(
+    ctx: &'a Context,
+    trusted: bool,
+    mode: Mode,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<&'a SecretSpec>, InputError> {
+    let inputs = &ctx.inputs;
+    if matches!(mode, Mode::Merge | Mode::Cleanup) {
+        return Ok(Vec::new());
+    }
+    if trusted {
+        if let Some(missing) = inputs.secrets.iter().find(|s| !s.available) {
+            return Err(missing_secret(missing));
+        }
+        return Ok(inputs.secrets.iter().collect());
+    }
+    if !inputs.secrets.is_empty() {
+        let ids: Vec<&str> = inputs.secrets.iter().map(|s| s.id.as_str()).collect();
+        warnings.push(format!(
+            "Build secrets withheld from untrusted code: {}. RUN --mount=type=secret steps run without them.",
+            ids.join(", ")
+        ));
+    }
+    Ok(Vec::new())
+}
+
+fn warn_secret_build_args(ctx: &Context, warnings: &mut Vec<String>) {
+    for (name, value) in &ctx.inputs.build_args {
+        if looks_like_secret(name, value) {
+            let id = name.to_ascii_lowercase();
+            warnings.push(format!(
+                "build-arg {name} looks like a secret: build arguments stay in the image history and its provenance. Pass it with secret-envs ({id}={name}) and RUN --mount=type=secret,id={id},env={name}."
+            ));
+        }
+    }
+}
+
+fn mode_of(ctx: &Context) -> Mode {
+    if cache::is_closed_pull_request(ctx) {
+        Mode::Cleanup
+    } else if !ctx.inputs.merge_digests.is_empty() {
+        Mode::Merge
+    } else if ctx.inputs.push_by_digest {
+        Mode::PerPlatform
+    } else {
+        Mode::Build
+    }
+}
+
+/// The tags the image gets: the input's (bare ones under the image), or the event's.
+fn tags_for(ctx: &Context, built: Option<&str>) -> Vec<String> {
+    let inputs = &ctx.inputs;
+    if inputs.tags.is_empty() {
+        return tags::default_tags(ctx, built).into_iter().map(|t| format!("{}:{t}", inputs.image)).collect();
+    }
+    inputs
+        .tags
+        .iter()
+        .map(|t| match t {
+            TagInput::Bare(tag) => format!("{}:{tag}", inputs.image),
+            TagInput::Full(full) => full.clone(),
+        })
+        .collect()
+}
+
+/// Whether the run pushes: only trusted code, only what the policy allows, only with a tag.
+fn push_for(ctx: &Context, decision: &Decision, mode: Mode, tags: &[String], warnings: &mut Vec<String>) -> bool {
+    let trusted = decision.trust.trusted;
+    let wanted = match ctx.inputs.push {
+        PushPolicy::Auto => trusted && decision.lane == Lane::Main,
+        PushPolicy::Always => true,
+        PushPolicy::Never => false,
+    } && mode != Mode::Cleanup;
+    let mut push = wanted && trusted;
+    if wanted && !trusted {
+        warnings.push("push: true ignored: untrusted code is built but never pushed.".into());
+    }
+    // By digest, nothing is tagged: the merge job tags the manifest list.
+    if push && tags.is_empty() && mode != Mode::PerPlatform {
+        push = false;
+        warnings.push("Nothing to push: no tag could be derived from this event; set the 'tags' input.".into());
+    }
+    push
+}
+
+/// Registries a trusted run logs in to: each one it pushes or writes a cache to.
+fn logins(ctx: &Context, plan: (Mode, bool, &[String]), writes_cache: bool, warnings: &mut Vec<String>) -> Vec<String> {
+    let (mode, push, tags) = plan;
+    let inputs = &ctx.inputs;
+    // A full reference in `tags` may name another registry: each one pushed to needs a login.
+    let pushed_to: Vec<&str> = match (push, mode) {
+        (false, _) => Vec::new(),
+        (true, Mode::PerPlatform) => vec![inputs.image.registry()],
+        (true, _) => tags.iter().map(|t| tags::registry_of(t)).collect(),
+    };
+    let cache = writes_cache.then(|| inputs.cache_image.registry());
+    let mut login: Vec<String> = Vec::new();
+    for registry in pushed_to.into_iter().chain(cache) {
+        if !login.iter().any(|r| r == registry) {
+            login.push(registry.to_string());
+        }
+    }
+    if inputs.github_token.is_none() && !login.is_empty() {
+        warnings.push(format!(
+            "No github-token: no login to {}; the push and cache export fail unless the builder already has credentials.",
+            login.join(", ")
+        ));
+        login.clear();
+    }
+    login
+}
+
+fn secret_plans(secrets: &[&SecretSpec]) -> Vec<SecretPlan> {
+    secrets
+        .iter()
+        .map(|s| match &s.source {
+            SecretSource::Value { env } | SecretSource::Env { env } => {
+                SecretPlan { id: s.id.clone(), env: Some(env.clone()), file: None }
+            }
+            SecretSource::File { path } => SecretPlan { id: s.id.clone(), env: None, file: Some(path.clone()) },
+        })
+        .collect()
+}
+
+/// Builds the plan. Fails only for inputs whose problem depends on trust (a secret that a
+/// trusted run needs but that is empty or missing).
+pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<BuildPlan, InputError> {
+    let inputs = &ctx.inputs;
+    let trusted = decision.trust.trusted;
+    let mut warnings = Vec::new();
+    let mode = mode_of(ctx);
+    let secrets = secrets_for(ctx, trusted, mode, &mut warnings)?;
+    warnings.extend(api.warnings.iter().cloned());
+    let builder = BuilderPlan::of(inputs.builder.as_ref(), trusted, &mut warnings);
+    warn_secret_build_args(ctx, &mut warnings);
+
+    let scope = Scope::of(ctx, decision.lane);
+    let builds = matches!(mode, Mode::Build | Mode::PerPlatform);
+    let (mut cache_from, cache_to) =
+        if builds { cache::caches(ctx, decision, scope, &mut warnings) } else { (Vec::new(), Vec::new()) };
+    // An untrusted run does not log in: a private cache package cannot be read at all.
+    if !trusted && api.package_visibility == Some(Lookup::Found(Visibility::Private)) {
+        let before = cache_from.len();
+        cache_from.retain(|c| !c.is_registry());
+        if cache_from.len() < before {
+            warnings.push(format!(
+                "The cache package {} is private and an untrusted run does not log in: registry cache reads dropped (make the package public to let fork PRs read it).",
+                inputs.cache_image
+            ));
+        }
+    }
+    let cache_mounts = mounts::mounts_plan(ctx, decision, mode, scope, api);
+    let cleanup = (mode == Mode::Cleanup).then(|| Cleanup::of(ctx, trusted));
+    // The commit built: the one trust was decided for, else the run's.
+    let built = decision.pinned_sha.as_deref().or(ctx.sha.as_deref());
+    if let (Some(pinned), Some(head)) = (&decision.pinned_sha, &ctx.workspace_head)
+        && pinned != head
+    {
+        warnings.push(format!(
+            "The workspace is at {head}, not at the PR head {pinned} that was checked: check out {pinned} (actions/checkout with ref: {pinned}) so that the code built is the code trusted."
+        ));
+    }
+    let tags = if mode == Mode::Cleanup { Vec::new() } else { tags_for(ctx, built) };
+    let push = push_for(ctx, decision, mode, &tags, &mut warnings);
+    // A build that uses secrets is checked for them before any tag exists.
+    let verify = if !builds || secrets.is_empty() {
+        None
+    } else if !inputs.verify_secrets {
+        warnings.push("verify-secrets: false: the image is not checked for leaked secret values.".into());
+        None
+    } else if push {
+        Some(Verify::Registry)
+    } else {
+        Some(Verify::Layout)
+    };
+    let login = if trusted {
+        let saves_mounts = cache_mounts.as_ref().is_some_and(|m| m.save_to.is_some());
+        let writes_cache = cache_to.iter().any(CacheRef::is_registry) || saves_mounts;
+        logins(ctx, (mode, push, &tags), writes_cache, &mut warnings)
+    } else {
+        Vec::new()
+    };
+    let merge_sources: Vec<String> =
+        inputs.merge_digests.iter().map(|d| format!("{}@{}", inputs.image, d.as_str())).collect();
+    if mode == Mode::Merge && !push {
+        let why = if trusted {
+            "this run does not push (push: auto pushes only the main lane)."
+        } else {
+            "untrusted runs never merge."
+        };
+        warnings.push(format!("No merge: {why}"));
+    }
+    let mut plan = BuildPlan {
+        mode,
+        builder,
+        event: ctx.event_name.clone(),
+        trust: decision.trust.clone(),
+        lane: decision.lane,
+        cache_scope: scope.name(),
+        image: inputs.image.to_string(),
+        cache_image: inputs.cache_image.to_string(),
+        cache_from: cache_from.iter().map(CacheRef::from_arg).collect(),
+        cache_to: cache_to.iter().map(|c| c.to_arg(inputs.cache_mode)).collect(),
+        push,
+        login,
+        labels: tags::labels(ctx, &tags, built),
+        tags,
+        platforms: inputs.platforms.iter().map(|p| p.as_str().to_string()).collect(),
+        dockerfile: inputs.dockerfile_path(),
+        secrets: secrets.iter().map(|s| s.id.clone()).collect(),
+        secret_sources: secret_plans(&secrets),
+        verify,
+        cache_mounts,
+        cleanup,
+        warnings,
+        merge_sources,
+        argv: Vec::new(),
+    };
+    plan.argv = argv::argv(ctx, &plan, &secrets);
+    Ok(plan)
+}

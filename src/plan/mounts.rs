@@ -1,0 +1,134 @@
+//! `RUN --mount=type=cache` stores carried across ephemeral runners: which stores, restored
+//! from and saved to which images of the cache repository, and the helper Dockerfiles.
+
+use serde::Serialize;
+
+use super::Mode;
+use super::cache::Scope;
+use crate::context::Context;
+use crate::trust::{ApiFacts, Decision, Lane, Lookup, Visibility};
+
+/// `RUN --mount=type=cache` stores carried across ephemeral runners: restored into the builder
+/// from an image in the cache repository before the build, saved (one layer per store) after a
+/// trusted, successful one. BuildKit's registry cache never exports their contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MountsPlan {
+    pub mounts: Vec<crate::dockerfile::CacheMount>,
+    /// Images to restore from, the first that exists.
+    pub restore_from: Vec<String>,
+    /// Where a trusted, successful build saves them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub save_to: Option<String>,
+    /// A store bigger than this is not saved.
+    pub max_bytes: u64,
+    /// The image with a shell the helper builds run in.
+    pub helper_image: String,
+}
+
+pub const MOUNTS_TAG_MAIN: &str = "buildcache-mounts";
+
+/// The directory of a store inside the saved image: its id, hex-encoded (ids may hold `/`).
+pub fn mount_dir(id: &str) -> String {
+    format!("m-{}", id.bytes().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// `--mount=type=cache,…` as the build itself declares the store, so the helper reaches the
+/// very same one (id, sharing, ownership).
+fn mount_flag(m: &crate::dockerfile::CacheMount, target: &str) -> String {
+    let mut f = format!("--mount=type=cache,id={},target={target}", m.id);
+    for (k, v) in [("sharing", &m.sharing), ("uid", &m.uid), ("gid", &m.gid), ("mode", &m.mode)] {
+        if let Some(v) = v {
+            f.push_str(&format!(",{k}={v}"));
+        }
+    }
+    f
+}
+
+/// The helper Dockerfile that copies the saved contents (image `from`) into the stores.
+pub fn restore_dockerfile(plan: &MountsPlan, from: &str) -> String {
+    // No `# syntax=` line: the builder's own frontend reads these, no frontend image is pulled.
+    let mut d = format!("FROM {from} AS saved\nFROM {}\n", plan.helper_image);
+    for m in &plan.mounts {
+        let dir = mount_dir(&m.id);
+        // Saved layers come back owned by root: give a store declared with uid/gid its owner.
+        let chown = match (&m.uid, &m.gid) {
+            (None, None) => String::new(),
+            (uid, gid) => {
+                format!(" && chown -R {}:{} /sdi-mount", uid.as_deref().unwrap_or("0"), gid.as_deref().unwrap_or("0"))
+            }
+        };
+        d.push_str(&format!(
+            "RUN {} --mount=type=bind,from=saved,target=/sdi-saved \\\n    if [ -d /sdi-saved/{dir} ]; then cp -a /sdi-saved/{dir}/. /sdi-mount/{chown}; fi; echo \"sdi-restored {dir} $(du -sk /sdi-mount | cut -f1)\"\n",
+            mount_flag(m, "/sdi-mount")
+        ));
+    }
+    d
+}
+
+/// The helper Dockerfile that copies each store out (one stage a store, a store over the size
+/// limit left empty) into an image with one layer a store. `SDI_RUN` changes every run, so the
+/// copy is never served from cache.
+pub fn save_dockerfile(plan: &MountsPlan) -> String {
+    let max_kib = plan.max_bytes / 1024;
+    let mut d = String::new();
+    for (i, m) in plan.mounts.iter().enumerate() {
+        let dir = mount_dir(&m.id);
+        d.push_str(&format!(
+            "FROM {} AS m{i}\nARG SDI_RUN\nRUN {} \\\n    mkdir -p /sdi-out && kib=$(du -sk /sdi-mount | cut -f1) && echo \"sdi-mount-size {dir} $kib $SDI_RUN\" && \\\n    if [ \"$kib\" -le {max_kib} ]; then cp -a /sdi-mount/. /sdi-out/; else echo \"sdi-mount-too-big {dir}\"; fi\n",
+            plan.helper_image,
+            mount_flag(m, "/sdi-mount")
+        ));
+    }
+    d.push_str("FROM scratch\n");
+    for (i, m) in plan.mounts.iter().enumerate() {
+        d.push_str(&format!("COPY --from=m{i} /sdi-out /{}\n", mount_dir(&m.id)));
+    }
+    d
+}
+
+/// Restored for every run that builds, saved only by trusted ones, in the scope's own image;
+/// untrusted runs read the main lane only (and nothing from a private package, without a
+/// login). ACTIONS_CACHE_MODE applies.
+pub(super) fn mounts_plan(
+    ctx: &Context,
+    decision: &Decision,
+    mode: Mode,
+    scope: Scope,
+    api: &ApiFacts,
+) -> Option<MountsPlan> {
+    let inputs = &ctx.inputs;
+    let text =
+        ctx.dockerfile.as_ref().filter(|_| inputs.cache_mounts && matches!(mode, Mode::Build | Mode::PerPlatform))?;
+    let mounts = crate::dockerfile::cache_mounts(text, &inputs.build_args);
+    if mounts.is_empty() {
+        return None;
+    }
+    let image = &inputs.cache_image;
+    let suffix = if inputs.push_by_digest {
+        format!("-{}", inputs.platforms[0].as_str().replace('/', "-"))
+    } else {
+        String::new()
+    };
+    let main = format!("{image}:{MOUNTS_TAG_MAIN}{suffix}");
+    let pr = format!("{image}:{}{suffix}", scope.pr_tag(MOUNTS_TAG_MAIN));
+    let trusted = decision.trust.trusted;
+    let (mut restore_from, mut save_to) = match (trusted, decision.lane) {
+        (true, Lane::Main) => (vec![main.clone()], Some(main)),
+        (true, Lane::Pr) => (vec![pr.clone(), main], Some(pr)),
+        (false, _) => (vec![main], None),
+    };
+    if !ctx.actions_cache_mode.allows_write() {
+        save_to = None;
+    }
+    let private = api.package_visibility == Some(Lookup::Found(Visibility::Private));
+    if !ctx.actions_cache_mode.allows_read() || (!trusted && private) {
+        restore_from.clear();
+    }
+    Some(MountsPlan {
+        mounts,
+        restore_from,
+        save_to,
+        max_bytes: inputs.cache_mounts_max_bytes,
+        helper_image: inputs.cache_mounts_image.clone(),
+    })
+}
