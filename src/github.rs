@@ -14,6 +14,7 @@ use octocrab::Octocrab;
 use serde::Deserialize;
 
 use crate::context::{Context, ImageName, Masked};
+use crate::plan::cache::scope_pr;
 use crate::trust::{ApiFacts, Lookup, PrFacts, RunFacts, Trigger, Visibility, classify};
 
 /// How patient the client is.
@@ -200,6 +201,22 @@ impl GitHub {
         })
     }
 
+    /// When the pull request was closed (RFC 3339), or `None` while it is open.
+    pub async fn pull_request_closed_at(
+        &self,
+        owner: &str,
+        repo: &str,
+        number: u64,
+    ) -> Result<Option<String>, ApiError> {
+        #[derive(Deserialize)]
+        struct Pr {
+            state: String,
+            closed_at: Option<String>,
+        }
+        let (pr, _): (Pr, _) = self.get_json(&format!("/repos/{owner}/{repo}/pulls/{number}")).await?;
+        Ok(pr.closed_at.filter(|_| pr.state == "closed"))
+    }
+
     pub async fn workflow_run(&self, owner: &str, repo: &str, id: u64) -> Result<RunFacts, ApiError> {
         #[derive(Deserialize)]
         struct Run {
@@ -351,6 +368,39 @@ pub fn prunable(versions: &[PackageVersion], now: SystemTime, keep_days: u32) ->
         .collect()
 }
 
+/// Versions whose every tag is a per-PR cache scope of a pull request closed before the
+/// cut-off (the API is asked once per pull request; an open one, or no answer, keeps them).
+async fn closed_pr_scopes<'a>(
+    gh: &GitHub,
+    ctx: &Context,
+    versions: &'a [PackageVersion],
+    now: SystemTime,
+    keep_days: u32,
+    warnings: &mut Vec<String>,
+) -> Vec<&'a PackageVersion> {
+    let cutoff = now - Duration::from_secs(u64::from(keep_days) * 86_400);
+    let mut numbers: Vec<u64> = versions.iter().flat_map(|v| v.tags().iter().filter_map(|t| scope_pr(t))).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let (owner, repo) = (&ctx.repository.owner, &ctx.repository.name);
+    let mut closed = Vec::new();
+    for n in numbers {
+        match gh.pull_request_closed_at(owner, repo, n).await {
+            Ok(Some(at)) if humantime::parse_rfc3339_weak(at.trim_end_matches('Z')).is_ok_and(|t| t < cutoff) => {
+                closed.push(n)
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warnings.push(format!("Pull request #{n} could not be looked up ({e}): its cache tags are kept."))
+            }
+        }
+    }
+    versions
+        .iter()
+        .filter(|v| !v.tags().is_empty() && v.tags().iter().all(|t| scope_pr(t).is_some_and(|n| closed.contains(&n))))
+        .collect()
+}
+
 /// Looks up what trust needs and the payload does not say; then, for untrusted runs, whether
 /// the cache package is public. No token: no call, and the facts say why.
 pub async fn gather(ctx: &Context, config: &ApiConfig) -> ApiFacts {
@@ -450,7 +500,8 @@ pub async fn prune_cache(
         }
         Err(e) => return Err(format!("cannot list the versions of {}: {e}", inputs.cache_image)),
     };
-    let doomed = prunable(&versions, now, keep_days);
+    let mut doomed = prunable(&versions, now, keep_days);
+    doomed.extend(closed_pr_scopes(&gh, ctx, &versions, now, keep_days, &mut report.warnings).await);
     report.kept = versions.len() - doomed.len();
     for v in doomed {
         if !dry_run {

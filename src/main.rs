@@ -37,8 +37,9 @@ enum Command {
         #[command(flatten)]
         flags: Overrides,
     },
-    /// Delete untagged versions of the cache package older than prune-keep-days (GHCR only;
-    /// cache-image must name a package of its own).
+    /// Delete untagged versions of the cache package older than prune-keep-days, and the
+    /// per-PR cache tags of pull requests closed before then (GHCR only; cache-image must name
+    /// a package of its own).
     #[command(name = "prune-cache", args_override_self = true)]
     PruneCache {
         /// List what would be deleted, delete nothing.
@@ -127,7 +128,7 @@ fn run_prune(rt: &tokio::runtime::Runtime, ctx: &Context, dry_run: bool, refusal
                 println!("{verb} version {id} ({digest}) of {}", ctx.inputs.cache_image);
             }
             println!(
-                "prune-cache: {verb} {} untagged version(s) older than {keep} day(s); kept {}.",
+                "prune-cache: {verb} {} version(s) older than {keep} day(s), untagged or cache tags of closed pull requests; kept {}.",
                 r.deleted.len(),
                 r.kept
             );
@@ -296,9 +297,12 @@ fn clean_up(rt: &tokio::runtime::Runtime, ctx: &Context, plan: &BuildPlan, clean
     let notice = |message: String| Annotation { level: Level::Notice, message, location: None };
     match cleanup {
         sdi::plan::Cleanup::Nothing { why } => annotations.push(notice(format!("Nothing to clean up: {why}"))),
-        sdi::plan::Cleanup::Delete { repository, .. } => {
-            let deleted = if report.deleted.is_empty() { "no tag".to_string() } else { report.deleted.join(", ") };
-            annotations.push(notice(format!("Deleted from {repository}: {deleted}.")));
+        sdi::plan::Cleanup::Delete { repository, pr, .. } => {
+            if !report.deleted.is_empty() {
+                annotations.push(notice(format!("Deleted from {repository}: {}.", report.deleted.join(", "))));
+            } else if report.warnings.is_empty() && report.kept.is_empty() {
+                annotations.push(notice(format!("{repository} holds no cache tag of pull request #{pr}.")));
+            }
             annotations.extend(report.kept.iter().map(|k| notice(format!("Kept in {repository}: {k}."))));
         }
     }

@@ -54,24 +54,29 @@ impl Distribution {
         Ok(Distribution { http, base: format!("{scheme}://{host}"), repository: repository.into(), basic, token: None })
     }
 
-    async fn send_once(&self, method: &Method, url: &str) -> Result<reqwest::Response, RegistryError> {
+    /// `basic`: send the credentials (only after a registry asked for them).
+    async fn send_once(&self, method: &Method, url: &str, basic: bool) -> Result<reqwest::Response, RegistryError> {
         let mut req = self.http.request(method.clone(), url).header("Accept", MANIFESTS);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
-        } else if let Some((user, password)) = &self.basic {
+        } else if let (true, Some((user, password))) = (basic, &self.basic) {
             req = req.basic_auth(user, Some(password));
         }
         req.send().await.map_err(|e| RegistryError::Failed(format!("{method} {url}: {e}")))
     }
 
-    /// One request; a Bearer challenge is answered once with a token for the scope it names.
+    /// One request; a 401 challenge is answered once: a Bearer one with a token for the scope
+    /// it names, a Basic one with the credentials.
     async fn send(&mut self, method: Method, path: &str) -> Result<reqwest::Response, RegistryError> {
         let url = format!("{}{path}", self.base);
-        let first = self.send_once(&method, &url).await?;
+        let first = self.send_once(&method, &url, false).await?;
         if first.status() != StatusCode::UNAUTHORIZED {
             return Ok(first);
         }
         let header = first.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if header.starts_with("Basic") && self.basic.is_some() {
+            return self.send_once(&method, &url, true).await;
+        }
         let Some(params) = challenge(header) else { return Ok(first) };
         let realm = params.iter().find(|(k, _)| k == "realm").map(|(_, v)| v.clone()).unwrap_or_default();
         let query: Vec<(&str, &str)> =
@@ -83,7 +88,7 @@ impl Distribution {
         let answer = req.send().await.map_err(|e| RegistryError::Failed(format!("token from {realm}: {e}")))?;
         let body: serde_json::Value = answer.json().await.unwrap_or_default();
         self.token = body.get("token").or(body.get("access_token")).and_then(|t| t.as_str()).map(str::to_string);
-        self.send_once(&method, &url).await
+        self.send_once(&method, &url, false).await
     }
 
     async fn refused_or_failed(what: &str, response: reqwest::Response) -> RegistryError {

@@ -440,3 +440,56 @@ async fn a_workspace_at_another_commit_than_the_checked_pr_head_is_flagged() {
     let p = plan(&server, &ctx).await;
     assert!(!p.warnings.iter().any(|w| w.contains("not at the PR head")));
 }
+
+#[tokio::test]
+async fn prune_also_deletes_the_scopes_of_pull_requests_closed_long_ago() {
+    let server = MockServer::start().await;
+    let list = vec![
+        version(10, "2026-10-01T10:00:00Z", &["buildcache-pr-5"]),
+        version(11, "2026-10-01T10:00:00Z", &["buildcache-mounts-pr-5-linux-arm64"]),
+        version(12, "2026-10-01T10:00:00Z", &["buildcache-pr-6"]),
+        version(13, "2026-10-01T10:00:00Z", &["buildcache-pr-7"]),
+        version(14, "2026-10-01T10:00:00Z", &["buildcache-pr-5", "buildcache"]),
+        version(15, "2026-10-01T10:00:00Z", &["buildcache"]),
+        version(16, "2026-10-01T10:00:00Z", &["buildcache-pr-8"]),
+    ];
+    Mock::given(method("GET"))
+        .and(path(VERSIONS))
+        .respond_with(ResponseTemplate::new(200).set_body_json(list))
+        .mount(&server)
+        .await;
+    // #5 closed a month ago, #6 yesterday (inside the 7 days kept), #7 still open, #8 unknown.
+    let pr = |state: &str, closed_at: Option<&str>| json!({"number": 1, "state": state, "closed_at": closed_at});
+    for (n, body) in [
+        (5, pr("closed", Some("2026-10-28T00:00:00Z"))),
+        (6, pr("closed", Some("2026-11-27T00:00:00Z"))),
+        (7, pr("open", None)),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/Codertocat/Hello-World/pulls/{n}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/repos/Codertocat/Hello-World/pulls/8"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
+        .mount(&server)
+        .await;
+    for id in [10, 11] {
+        Mock::given(method("DELETE"))
+            .and(path(format!("{VERSIONS}/{id}")))
+            .respond_with(ResponseTemplate::new(204))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    let report = prune_cache(&prune_context(), &config(&server), 7, false, now()).await.unwrap();
+    let ids: Vec<u64> = report.deleted.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, [10, 11], "only the scopes of #5, and never a version that also carries buildcache");
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    assert!(report.warnings[0].contains("#8"));
+    let deletes = server.received_requests().await.unwrap().iter().filter(|r| r.method.as_str() == "DELETE").count();
+    assert_eq!(deletes, 2);
+}

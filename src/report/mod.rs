@@ -162,6 +162,7 @@ pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
         (Mode::Merge, None) => {
             let _ = writeln!(s, "| Mode | merge of {} digests |", plan.merge_sources.len());
         }
+        (Mode::Cleanup, _) => {}
         (mode, _) => {
             if mode == Mode::PerPlatform {
                 let _ = writeln!(s, "| Mode | one platform, pushed by digest for a later merge |");
