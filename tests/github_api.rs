@@ -356,6 +356,18 @@ async fn versions(server: &MockServer) {
     }
 }
 
+/// Each of these versions is deleted exactly once.
+async fn expect_deletes(server: &MockServer, ids: &[u64]) {
+    for id in ids {
+        Mock::given(method("DELETE"))
+            .and(path(format!("{VERSIONS}/{id}")))
+            .respond_with(ResponseTemplate::new(204))
+            .expect(1)
+            .mount(server)
+            .await;
+    }
+}
+
 fn prune_context() -> Context {
     context("push", &fixture("push-default-branch.json"), &[("INPUT_CACHE-IMAGE", "Codertocat/hello-cache")])
 }
@@ -368,14 +380,7 @@ fn now() -> SystemTime {
 async fn prune_deletes_only_old_untagged_versions_across_pages() {
     let server = MockServer::start().await;
     versions(&server).await;
-    for id in [2, 5] {
-        Mock::given(method("DELETE"))
-            .and(path(format!("{VERSIONS}/{id}")))
-            .respond_with(ResponseTemplate::new(204))
-            .expect(1)
-            .mount(&server)
-            .await;
-    }
+    expect_deletes(&server, &[2, 5]).await;
     let report = prune_cache(&prune_context(), &config(&server), 7, false, now()).await.unwrap();
     let ids: Vec<u64> = report.deleted.iter().map(|(id, _)| *id).collect();
     assert_eq!(ids, [2, 5]);
@@ -477,14 +482,7 @@ async fn prune_also_deletes_the_scopes_of_pull_requests_closed_long_ago() {
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
         .mount(&server)
         .await;
-    for id in [10, 11] {
-        Mock::given(method("DELETE"))
-            .and(path(format!("{VERSIONS}/{id}")))
-            .respond_with(ResponseTemplate::new(204))
-            .expect(1)
-            .mount(&server)
-            .await;
-    }
+    expect_deletes(&server, &[10, 11]).await;
     let report = prune_cache(&prune_context(), &config(&server), 7, false, now()).await.unwrap();
     let ids: Vec<u64> = report.deleted.iter().map(|(id, _)| *id).collect();
     assert_eq!(ids, [10, 11], "only the scopes of #5, and never a version that also carries buildcache");
