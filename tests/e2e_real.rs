@@ -92,6 +92,11 @@ struct Ran {
     summary: String,
 }
 
+/// A fixture's name, or a payload file of the test's own (an absolute path).
+fn event_path(fixture: &str) -> std::path::PathBuf {
+    if fixture.starts_with('/') { fixture.into() } else { common::fixture_path(fixture) }
+}
+
 /// Runs the action as the runner would, with the user's docker environment (daemon, builder).
 fn run_action(
     ws: &Workspace,
@@ -114,7 +119,7 @@ fn run_action(
         }
     }
     cmd.env("GITHUB_EVENT_NAME", event)
-        .env("GITHUB_EVENT_PATH", common::fixture_path(fixture))
+        .env("GITHUB_EVENT_PATH", event_path(fixture))
         .env("GITHUB_REPOSITORY", "Codertocat/Hello-World")
         .env("GITHUB_REF", git_ref)
         .env("GITHUB_SHA", "6113728f27ae82c7b1a177c8d03f9e96e0adf246")
@@ -575,4 +580,57 @@ fn a_builder_whose_record_is_not_visible_is_attached_through_the_daemon() {
     // The user's builder is left as it was: its record and its container.
     let (_, platforms) = builder_platforms(&e.builder);
     assert!(!platforms.is_empty(), "the user's builder still answers");
+}
+
+/// Two pull requests interleaved on an emptied builder each time: main, PR 11, PR 12 (other
+/// content in the expensive step), then PR 11 again with that step's inputs unchanged. With
+/// `pr-cache: per-pr` PR 11 finds its own cache; with `shared`, PR 12 overwrote it.
+#[test]
+fn per_pr_caches_survive_another_pull_request() {
+    let Some(Case { e, n, .. }) = start("per_pr_caches_survive_another_pull_request", "pr-cache") else {
+        return;
+    };
+    let ws = Workspace::new(&format!(
+        "FROM {base}\nCOPY deps.txt /deps.txt\nRUN cat /deps.txt > /installed.txt && sleep 1\nCOPY app.txt /app.txt\n",
+        base = e.base
+    ));
+    let payload = |number: u64| {
+        let mut p = common::fixture("pull_request-same-repo-opened.json");
+        common::set(&mut p, "/number", number.into());
+        common::set(&mut p, "/pull_request/number", number.into());
+        let file = ws.path(&format!("runner/pr-{number}.json"));
+        std::fs::write(&file, p.to_string()).unwrap();
+        file.display().to_string()
+    };
+    let (pr11, pr12) = (payload(11), payload(12));
+    let platform = native(&e);
+    let mut last_hits = Vec::new();
+    for mode in ["shared", "per-pr"] {
+        let image = format!("{}/sdi-e2e/pr-cache-{mode}-{n}", e.registry);
+        let inputs = [
+            ("image", image.as_str()),
+            ("builder", e.builder.as_str()),
+            ("platforms", platform.as_str()),
+            ("github-token", ""),
+            ("pr-cache", mode),
+            ("cache-mounts", "off"),
+        ];
+        let step = |event: &str, payload: &str, git_ref: &str, deps: &str, app: &str| {
+            std::fs::write(ws.path("deps.txt"), deps).unwrap();
+            std::fs::write(ws.path("app.txt"), app).unwrap();
+            prune(&e.builder);
+            let r = run_action(&ws, event, payload, git_ref, &inputs, &[]);
+            assert!(r.output.status.success(), "{mode} {event}: {}", r.stdout);
+            cache_hits(&r.summary)
+        };
+        step("push", "push-default-branch.json", "refs/heads/master", "deps-main", "app-main");
+        step("pull_request", &pr11, "refs/pull/11/merge", "deps-11", "app-1");
+        step("pull_request", &pr12, "refs/pull/12/merge", "deps-12", "app-1");
+        last_hits.push(step("pull_request", &pr11, "refs/pull/11/merge", "deps-11", "app-2"));
+        let repo = format!("sdi-e2e/pr-cache-{mode}-{n}");
+        let own = manifest(&e.registry, &repo, "buildcache-pr-11").is_some();
+        assert_eq!(own, mode == "per-pr", "{mode}: a tag of PR 11's own");
+    }
+    // COPY deps.txt and the RUN come from cache only when PR 11's own cache survived PR 12.
+    assert_eq!(last_hits, [(0, 3), (2, 3)], "shared, then per-pr");
 }
