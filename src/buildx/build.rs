@@ -120,7 +120,9 @@ pub(super) async fn build(
         });
         return Err((Outcome::Failed { code, error }, hits));
     }
-    cache_reports(plan, metadata.as_ref(), &progress, annotations);
+    if builder.cache_export {
+        cache_reports(plan, metadata.as_ref(), &progress, annotations);
+    }
     Ok((metadata, hits))
 }
 
