@@ -6,13 +6,15 @@
 //! Values are only ever held in memory: nothing here writes a byte to disk. Messages name the
 //! secret id, the layer digest and the path, never the value.
 
+mod sources;
+
 use std::fmt;
 use std::io::Read;
-use std::path::Path;
 
 use aho_corasick::AhoCorasick;
 use base64::Engine;
 use serde_json::Value;
+pub use sources::{Blobs, ChannelReader, LayerReader, Layout, Registry, scan_layout, stored_auth};
 
 /// Shorter values match too much by chance to mean anything.
 pub const MIN_SCAN_LEN: usize = 8;
@@ -37,6 +39,7 @@ impl fmt::Display for Encoding {
 }
 
 /// The secret values, in every form searched, ready for one multi-pattern pass.
+#[derive(Clone)]
 pub struct Needles {
     matcher: Option<AhoCorasick>,
     /// Per pattern: which secret, in which encoding.
@@ -231,28 +234,59 @@ pub fn scan_config(digest: &str, bytes: &[u8], platform: Option<&str>, needles: 
     hits
 }
 
-/// A layer's bytes as a tar stream, whatever its compression (by media type, then by magic).
-fn decompressed<'a>(media_type: &str, bytes: &'a [u8]) -> std::io::Result<Box<dyn Read + 'a>> {
-    let gzip = media_type.ends_with("gzip") || bytes.starts_with(&[0x1f, 0x8b]);
-    let zstd = media_type.ends_with("zstd") || bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
+/// Counts the bytes that pass through.
+struct Counted<R> {
+    inner: R,
+    count: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// A layer's stream as a tar stream, whatever its compression (by media type, then by magic).
+fn decompressed<'a>(media_type: &str, reader: impl Read + 'a) -> std::io::Result<Box<dyn Read + 'a>> {
+    let mut buffered = std::io::BufReader::with_capacity(64 * 1024, reader);
+    let magic = std::io::BufRead::fill_buf(&mut buffered)?;
+    let gzip = media_type.ends_with("gzip") || magic.starts_with(&[0x1f, 0x8b]);
+    let zstd = media_type.ends_with("zstd") || magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
     Ok(if gzip {
-        Box::new(flate2::read::MultiGzDecoder::new(bytes))
+        Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
     } else if zstd {
-        Box::new(ruzstd::decoding::StreamingDecoder::new(bytes).map_err(std::io::Error::other)?)
+        Box::new(ruzstd::decoding::StreamingDecoder::new(buffered).map_err(std::io::Error::other)?)
     } else {
-        Box::new(bytes)
+        Box::new(buffered)
     })
 }
 
+/// What one layer held, and its sizes.
+#[derive(Debug, Default)]
+pub struct LayerScan {
+    pub hits: Vec<Hit>,
+    pub compressed: u64,
+    pub uncompressed: u64,
+}
+
+/// Scans a layer as it streams in: decompressed, read tar entry by tar entry, each entry's
+/// name, link target and contents searched without holding them (the matcher keeps only a
+/// window of the stream, so a value split across reads is still found).
 pub fn scan_layer(
     digest: &str,
     media_type: &str,
-    bytes: &[u8],
+    reader: impl Read,
     platform: Option<&str>,
     needles: &Needles,
-) -> std::io::Result<Vec<Hit>> {
+) -> std::io::Result<LayerScan> {
+    let compressed = std::rc::Rc::new(std::cell::Cell::new(0));
+    let uncompressed = std::rc::Rc::new(std::cell::Cell::new(0));
+    let counted = Counted { inner: reader, count: compressed.clone() };
+    let tar_stream = Counted { inner: decompressed(media_type, counted)?, count: uncompressed.clone() };
     let mut hits = Vec::new();
-    let mut archive = tar::Archive::new(decompressed(media_type, bytes)?);
+    let mut archive = tar::Archive::new(tar_stream);
     for entry in archive.entries()? {
         let mut entry = entry?;
         let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -270,7 +304,9 @@ pub fn scan_layer(
             }
         }
     }
-    Ok(hits)
+    // The rest of the stream (tar padding, a second gzip member) is read too: nothing unread.
+    std::io::copy(&mut archive.into_inner(), &mut std::io::sink())?;
+    Ok(LayerScan { hits, compressed: compressed.get(), uncompressed: uncompressed.get() })
 }
 
 /// What was scanned and found.
@@ -279,15 +315,10 @@ pub struct Report {
     pub hits: Vec<Hit>,
     pub platforms: Vec<String>,
     pub layers: usize,
+    /// Compressed bytes read.
     pub bytes: u64,
-}
-
-/// Where the manifests and blobs come from: an OCI layout on disk, or a registry.
-pub trait Blobs {
-    /// The manifest (or index) with this digest, raw.
-    fn manifest(&mut self, digest: &str) -> impl Future<Output = std::io::Result<Vec<u8>>>;
-    /// A blob, in memory only.
-    fn blob(&mut self, digest: &str) -> impl Future<Output = std::io::Result<Vec<u8>>>;
+    /// Layer bytes after decompression.
+    pub uncompressed: u64,
 }
 
 fn platform_of(v: &Value) -> Option<String> {
@@ -340,139 +371,25 @@ pub async fn scan(blobs: &mut impl Blobs, root: &str, needles: &Needles) -> std:
         for layer in m.get("layers").and_then(Value::as_array).into_iter().flatten() {
             let digest = layer["digest"].as_str().unwrap_or_default();
             let media = layer["mediaType"].as_str().unwrap_or_default();
-            let bytes = blobs.blob(digest).await?;
+            let reader = blobs.layer(digest).await?;
+            let (digest, media, platform, needles) =
+                (digest.to_string(), media.to_string(), platform.clone(), needles.clone());
+            // Decompression and matching are CPU work: off the runtime, which meanwhile keeps
+            // feeding the layer from the network.
+            let scanned = tokio::task::spawn_blocking(move || {
+                scan_layer(&digest, &media, reader, platform.as_deref(), &needles)
+            })
+            .await
+            .map_err(std::io::Error::other)??;
             report.layers += 1;
-            report.bytes += bytes.len() as u64;
-            report.hits.extend(scan_layer(digest, media, &bytes, platform.as_deref(), needles)?);
+            report.bytes += scanned.compressed;
+            report.uncompressed += scanned.uncompressed;
+            report.hits.extend(scanned.hits);
         }
     }
     report.platforms.sort();
     report.platforms.dedup();
     Ok(report)
-}
-
-/// An OCI image layout directory (`oci-layout`, `index.json`, `blobs/<alg>/<hex>`).
-pub struct Layout<'a> {
-    pub dir: &'a Path,
-}
-
-impl Layout<'_> {
-    fn path(&self, digest: &str) -> std::io::Result<std::path::PathBuf> {
-        let (alg, hex) = digest
-            .split_once(':')
-            .filter(|(a, h)| !a.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()))
-            .ok_or_else(|| std::io::Error::other(format!("not a digest: {digest}")))?;
-        Ok(self.dir.join("blobs").join(alg).join(hex))
-    }
-
-    /// The digests `index.json` points at (one per image the export wrote).
-    pub fn roots(&self) -> std::io::Result<Vec<String>> {
-        let index: Value =
-            serde_json::from_slice(&std::fs::read(self.dir.join("index.json"))?).map_err(std::io::Error::other)?;
-        Ok(index["manifests"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|m| m["digest"].as_str().map(str::to_string))
-            .collect())
-    }
-}
-
-impl Blobs for Layout<'_> {
-    async fn manifest(&mut self, digest: &str) -> std::io::Result<Vec<u8>> {
-        std::fs::read(self.path(digest)?)
-    }
-    async fn blob(&mut self, digest: &str) -> std::io::Result<Vec<u8>> {
-        std::fs::read(self.path(digest)?)
-    }
-}
-
-/// Scans a whole OCI layout (every root of its `index.json`).
-pub async fn scan_layout(dir: &Path, needles: &Needles) -> std::io::Result<Report> {
-    let mut layout = Layout { dir };
-    let mut total = Report::default();
-    for root in layout.roots()? {
-        let r = scan(&mut layout, &root, needles).await?;
-        total.hits.extend(r.hits);
-        total.platforms.extend(r.platforms);
-        total.layers += r.layers;
-        total.bytes += r.bytes;
-    }
-    Ok(total)
-}
-
-/// A registry, read with oci-client and the run's own credentials.
-pub struct Registry {
-    client: oci_client::Client,
-    reference: oci_client::Reference,
-    auth: oci_client::secrets::RegistryAuth,
-}
-
-const MANIFEST_TYPES: &[&str] = &[
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-];
-
-/// Loopback registries speak plain HTTP, as docker assumes for them.
-fn is_loopback(host: &str) -> bool {
-    let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    name == "localhost" || name.starts_with("127.") || name == "[::1]"
-}
-
-impl Registry {
-    /// `name` is `registry/repository`; `auth` is `(user, password)` from the private docker
-    /// configuration the run logged in with, if any.
-    pub fn new(name: &str, auth: Option<(String, String)>) -> std::io::Result<Self> {
-        // reqwest is built without a default TLS provider: use ring, as octocrab does.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let host = name.split('/').next().unwrap_or_default().to_string();
-        let protocol = if is_loopback(&host) {
-            oci_client::client::ClientProtocol::HttpsExcept(vec![host])
-        } else {
-            oci_client::client::ClientProtocol::Https
-        };
-        let client = oci_client::Client::new(oci_client::client::ClientConfig { protocol, ..Default::default() });
-        let reference =
-            oci_client::Reference::try_from(format!("{name}:latest").as_str()).map_err(std::io::Error::other)?;
-        let auth = match auth {
-            Some((user, password)) => oci_client::secrets::RegistryAuth::Basic(user, password),
-            None => oci_client::secrets::RegistryAuth::Anonymous,
-        };
-        Ok(Registry { client, reference, auth })
-    }
-
-    fn at(&self, digest: &str) -> oci_client::Reference {
-        self.reference.clone_with_digest(digest.to_string())
-    }
-}
-
-impl Blobs for Registry {
-    async fn manifest(&mut self, digest: &str) -> std::io::Result<Vec<u8>> {
-        let (bytes, _) = self
-            .client
-            .pull_manifest_raw(&self.at(digest), &self.auth, MANIFEST_TYPES)
-            .await
-            .map_err(std::io::Error::other)?;
-        Ok(bytes.to_vec())
-    }
-    async fn blob(&mut self, digest: &str) -> std::io::Result<Vec<u8>> {
-        let descriptor = oci_client::manifest::OciDescriptor { digest: digest.to_string(), ..Default::default() };
-        let mut out = Vec::new();
-        self.client.pull_blob(&self.at(digest), &descriptor, &mut out).await.map_err(std::io::Error::other)?;
-        Ok(out)
-    }
-}
-
-/// The `user:password` a `docker login` stored for `registry` in a docker `config.json`.
-pub fn stored_auth(config_json: &str, registry: &str) -> Option<(String, String)> {
-    let v: Value = serde_json::from_str(config_json).ok()?;
-    let auth = v.get("auths")?.get(registry)?.get("auth")?.as_str()?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(auth).ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, password) = text.split_once(':')?;
-    Some((user.to_string(), password.to_string()))
 }
 
 #[cfg(test)]

@@ -1,0 +1,197 @@
+//! Where the scan reads an image from: an OCI layout on disk, or a registry. Manifests and
+//! configs are small and read whole; a layer is a stream (a file, or the registry's response
+//! fed through a small bounded channel), so memory does not grow with the layer.
+
+use std::io::Read;
+use std::path::Path;
+
+use base64::Engine;
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use super::{Needles, Report, scan};
+
+/// A layer's bytes, read as they arrive.
+pub type LayerReader = Box<dyn Read + Send + 'static>;
+
+/// Where the manifests and blobs come from.
+pub trait Blobs {
+    /// The manifest (or index) with this digest, raw.
+    fn manifest(&mut self, digest: &str) -> impl Future<Output = std::io::Result<Vec<u8>>>;
+    /// A small blob (a config), in memory.
+    fn blob(&mut self, digest: &str) -> impl Future<Output = std::io::Result<Vec<u8>>>;
+    /// A layer, as a stream.
+    fn layer(&mut self, digest: &str) -> impl Future<Output = std::io::Result<LayerReader>>;
+}
+
+/// An OCI image layout directory (`oci-layout`, `index.json`, `blobs/<alg>/<hex>`).
+pub struct Layout<'a> {
+    pub dir: &'a Path,
+}
+
+impl Layout<'_> {
+    fn path(&self, digest: &str) -> std::io::Result<std::path::PathBuf> {
+        let (alg, hex) = digest
+            .split_once(':')
+            .filter(|(a, h)| !a.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()))
+            .ok_or_else(|| std::io::Error::other(format!("not a digest: {digest}")))?;
+        Ok(self.dir.join("blobs").join(alg).join(hex))
+    }
+
+    /// The digests `index.json` points at (one per image the export wrote).
+    pub fn roots(&self) -> std::io::Result<Vec<String>> {
+        let index: Value =
+            serde_json::from_slice(&std::fs::read(self.dir.join("index.json"))?).map_err(std::io::Error::other)?;
+        Ok(index["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["digest"].as_str().map(str::to_string))
+            .collect())
+    }
+}
+
+impl Blobs for Layout<'_> {
+    async fn manifest(&mut self, digest: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.path(digest)?)
+    }
+    async fn blob(&mut self, digest: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.path(digest)?)
+    }
+    async fn layer(&mut self, digest: &str) -> std::io::Result<LayerReader> {
+        Ok(Box::new(std::fs::File::open(self.path(digest)?)?))
+    }
+}
+
+/// Scans a whole OCI layout (every root of its `index.json`).
+pub async fn scan_layout(dir: &Path, needles: &Needles) -> std::io::Result<Report> {
+    let mut layout = Layout { dir };
+    let mut total = Report::default();
+    for root in layout.roots()? {
+        let r = scan(&mut layout, &root, needles).await?;
+        total.hits.extend(r.hits);
+        total.platforms.extend(r.platforms);
+        total.layers += r.layers;
+        total.bytes += r.bytes;
+        total.uncompressed += r.uncompressed;
+    }
+    Ok(total)
+}
+
+/// A registry, read with oci-client and the run's own credentials.
+pub struct Registry {
+    client: oci_client::Client,
+    reference: oci_client::Reference,
+    auth: oci_client::secrets::RegistryAuth,
+}
+
+const MANIFEST_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// Loopback registries speak plain HTTP, as docker assumes for them.
+fn is_loopback(host: &str) -> bool {
+    let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    name == "localhost" || name.starts_with("127.") || name == "[::1]"
+}
+
+impl Registry {
+    /// `name` is `registry/repository`; `auth` is `(user, password)` from the private docker
+    /// configuration the run logged in with, if any.
+    pub fn new(name: &str, auth: Option<(String, String)>) -> std::io::Result<Self> {
+        // reqwest is built without a default TLS provider: use ring, as octocrab does.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let host = name.split('/').next().unwrap_or_default().to_string();
+        let protocol = if is_loopback(&host) {
+            oci_client::client::ClientProtocol::HttpsExcept(vec![host])
+        } else {
+            oci_client::client::ClientProtocol::Https
+        };
+        let client = oci_client::Client::new(oci_client::client::ClientConfig { protocol, ..Default::default() });
+        let reference =
+            oci_client::Reference::try_from(format!("{name}:latest").as_str()).map_err(std::io::Error::other)?;
+        let auth = match auth {
+            Some((user, password)) => oci_client::secrets::RegistryAuth::Basic(user, password),
+            None => oci_client::secrets::RegistryAuth::Anonymous,
+        };
+        Ok(Registry { client, reference, auth })
+    }
+
+    fn at(&self, digest: &str) -> oci_client::Reference {
+        self.reference.clone_with_digest(digest.to_string())
+    }
+}
+
+impl Blobs for Registry {
+    async fn manifest(&mut self, digest: &str) -> std::io::Result<Vec<u8>> {
+        let (bytes, _) = self
+            .client
+            .pull_manifest_raw(&self.at(digest), &self.auth, MANIFEST_TYPES)
+            .await
+            .map_err(std::io::Error::other)?;
+        Ok(bytes.to_vec())
+    }
+    async fn blob(&mut self, digest: &str) -> std::io::Result<Vec<u8>> {
+        let descriptor = oci_client::manifest::OciDescriptor { digest: digest.to_string(), ..Default::default() };
+        let mut out = Vec::new();
+        self.client.pull_blob(&self.at(digest), &descriptor, &mut out).await.map_err(std::io::Error::other)?;
+        Ok(out)
+    }
+    /// The registry's answer, pumped by a task of the runtime into a channel of a few chunks;
+    /// oci-client checks the digest as the stream ends (a mismatch is a read error).
+    async fn layer(&mut self, digest: &str) -> std::io::Result<LayerReader> {
+        let descriptor = oci_client::manifest::OciDescriptor { digest: digest.to_string(), ..Default::default() };
+        let reference = self.at(digest);
+        // Authenticates (a token for pulls) if the manifest reads did not already.
+        self.client.store_auth_if_needed(reference.resolve_registry(), &self.auth).await;
+        let sized = self.client.pull_blob_stream(&reference, &descriptor).await.map_err(std::io::Error::other)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(CHANNEL_CHUNKS);
+        tokio::spawn(async move {
+            let mut stream = sized.stream;
+            while let Some(chunk) = stream.next().await {
+                let failed = chunk.is_err();
+                if tx.send(chunk).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(Box::new(ChannelReader { rx, current: bytes::Bytes::new() }))
+    }
+}
+
+/// At most this many chunks (a few KiB to 64 KiB each) wait between the network and the scan.
+const CHANNEL_CHUNKS: usize = 16;
+
+/// The blocking end of the pump: `Read` over the chunks as they come.
+pub struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    current: bytes::Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// The `user:password` a `docker login` stored for `registry` in a docker `config.json`.
+pub fn stored_auth(config_json: &str, registry: &str) -> Option<(String, String)> {
+    let v: Value = serde_json::from_str(config_json).ok()?;
+    let auth = v.get("auths")?.get(registry)?.get("auth")?.as_str()?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(auth).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
