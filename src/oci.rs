@@ -61,6 +61,11 @@ fn compress(data: Vec<u8>, c: Compression) -> (Vec<u8>, &'static str) {
     }
 }
 
+/// A layer blob as a registry stores it, and its media type.
+pub fn layer_blob(layer: &Layer) -> (Vec<u8>, &'static str) {
+    compress(tar(&layer.files), layer.compression)
+}
+
 /// One platform's image under an index (as buildx pushes it), with `config` merged into a
 /// minimal image config.
 pub fn image(platform: &str, layers: &[Layer], config: Value) -> Image {

@@ -11,7 +11,7 @@ mod sources;
 use std::fmt;
 use std::io::Read;
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use base64::Engine;
 use serde_json::Value;
 pub use sources::{Blobs, ChannelReader, LayerReader, Layout, Registry, scan_layout, stored_auth};
@@ -47,7 +47,12 @@ pub struct Needles {
     ids: Vec<String>,
     /// Ids whose values are too short to scan.
     pub skipped: Vec<String>,
+    /// The longest pattern: how much of a chunk the next one must see again.
+    longest: usize,
 }
+
+/// How much of a stream is searched at once.
+const CHUNK: usize = 256 * 1024;
 
 /// The base64 text of `value` wherever it starts in a larger base64 stream: for each of the
 /// three alignments, the characters that depend on `value` alone.
@@ -105,8 +110,11 @@ impl Needles {
             add(hex.into_bytes(), Encoding::Hex);
             add(url_encoded(value), Encoding::UrlEncoded);
         }
-        let matcher = (!patterns.is_empty()).then(|| AhoCorasick::new(&patterns).expect("patterns build"));
-        Needles { matcher, meta, ids, skipped }
+        let longest = patterns.iter().map(Vec::len).max().unwrap_or(0);
+        // A DFA: the fastest search, and small for a few dozen patterns.
+        let matcher = (!patterns.is_empty())
+            .then(|| AhoCorasick::builder().kind(Some(AhoCorasickKind::DFA)).build(&patterns).expect("patterns build"));
+        Needles { matcher, meta, ids, skipped, longest }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -119,14 +127,45 @@ impl Needles {
         self.collect(m.find_iter(bytes).map(|x| x.pattern().as_usize()))
     }
 
-    /// The same over a stream, without holding it whole.
+    /// The same over a stream, without holding it whole: searched a large chunk at a time,
+    /// each chunk starting with the previous one's last `longest - 1` bytes, so a value split
+    /// across reads (or chunks) is found whole.
     pub fn find_in_reader(&self, reader: impl Read) -> std::io::Result<Vec<(String, Encoding)>> {
-        let Some(m) = &self.matcher else { return Ok(Vec::new()) };
+        self.find_in_reader_with(reader, &mut Vec::new())
+    }
+
+    /// `find_in_reader` with a buffer the caller keeps across streams (a layer's many files).
+    pub fn find_in_reader_with(
+        &self,
+        mut reader: impl Read,
+        buf: &mut Vec<u8>,
+    ) -> std::io::Result<Vec<(String, Encoding)>> {
+        let Some(m) = &self.matcher else {
+            std::io::copy(&mut reader, &mut std::io::sink())?;
+            return Ok(Vec::new());
+        };
+        let keep = self.longest.saturating_sub(1);
+        buf.resize(CHUNK + keep, 0);
+        let mut carry = 0;
         let mut found = Vec::new();
-        for x in m.stream_find_iter(reader) {
-            found.push(x?.pattern().as_usize());
+        loop {
+            let mut end = carry;
+            while end < buf.len() {
+                match reader.read(&mut buf[end..]) {
+                    Ok(0) => break,
+                    Ok(n) => end += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            found.extend(m.find_overlapping_iter(&buf[..end]).map(|x| x.pattern().as_usize()));
+            if end < buf.len() {
+                return Ok(self.collect(found.into_iter()));
+            }
+            let start = end - keep.min(end);
+            buf.copy_within(start..end, 0);
+            carry = end - start;
         }
-        Ok(self.collect(found.into_iter()))
     }
 
     /// `text` with every form of every value replaced by `***`: a path or a field name can
@@ -286,6 +325,7 @@ pub fn scan_layer(
     let counted = Counted { inner: reader, count: compressed.clone() };
     let tar_stream = Counted { inner: decompressed(media_type, counted)?, count: uncompressed.clone() };
     let mut hits = Vec::new();
+    let mut scratch = Vec::new();
     let mut archive = tar::Archive::new(tar_stream);
     for entry in archive.entries()? {
         let mut entry = entry?;
@@ -294,7 +334,7 @@ pub fn scan_layer(
         if let Some(link) = entry.link_name_bytes() {
             found.extend(needles.find(&link));
         }
-        found.extend(needles.find_in_reader(&mut entry)?);
+        found.extend(needles.find_in_reader_with(&mut entry, &mut scratch)?);
         for (id, encoding) in found {
             let place =
                 Place::Layer { digest: digest.to_string(), path: needles.redact(path.trim_start_matches("./")) };
@@ -376,11 +416,10 @@ pub async fn scan(blobs: &mut impl Blobs, root: &str, needles: &Needles) -> std:
                 (digest.to_string(), media.to_string(), platform.clone(), needles.clone());
             // Decompression and matching are CPU work: off the runtime, which meanwhile keeps
             // feeding the layer from the network.
-            let scanned = tokio::task::spawn_blocking(move || {
-                scan_layer(&digest, &media, reader, platform.as_deref(), &needles)
-            })
-            .await
-            .map_err(std::io::Error::other)??;
+            let scanned =
+                tokio::task::spawn_blocking(move || scan_layer(&digest, &media, reader, platform.as_deref(), &needles))
+                    .await
+                    .map_err(std::io::Error::other)??;
             report.layers += 1;
             report.bytes += scanned.compressed;
             report.uncompressed += scanned.uncompressed;
