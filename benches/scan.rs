@@ -33,7 +33,7 @@ fn text(len: usize, seed: u64) -> Vec<u8> {
         x ^= x >> 7;
         x ^= x << 17;
         out.extend_from_slice(words[(x % words.len() as u64) as usize].as_bytes());
-        out.push(if x % 7 == 0 { b'\n' } else { b' ' });
+        out.push(if x.is_multiple_of(7) { b'\n' } else { b' ' });
     }
     out.truncate(len);
     out
@@ -99,7 +99,7 @@ fn one_gib_layer() {
     {
         let mut tar = tar::Builder::new(&mut gz);
         for f in 0..1024u64 {
-            let content = if f % 2 == 0 { text(1 << 20, f) } else { noise(1 << 20, f) };
+            let content = if f.is_multiple_of(2) { text(1 << 20, f) } else { noise(1 << 20, f) };
             let mut h = tar::Header::new_gnu();
             h.set_size(content.len() as u64);
             h.set_mode(0o644);
