@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Benchmark (not a test), for a machine with a real builder: the leak proof on an image with
+# one big incompressible layer, read back from the registry. Reports the action's own peak
+# memory (VmHWM of its process, not of docker's) and the whole run's wall time, for a fresh
+# build and for a rebuild where every step is cached, with `verify-secrets: auto` and `false`.
+# Needs SDI_E2E_BUILDER, SDI_E2E_REGISTRY and SDI_E2E_BASE_IMAGE as the real-engine tests do.
+#   cargo build --release --locked && bench/scan_real.sh [size in MiB, default 2048]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${SDI_E2E_BUILDER:?}" "${SDI_E2E_REGISTRY:?}" "${SDI_E2E_BASE_IMAGE:?}"
+mib="${1:-2048}"
+repo="$PWD"
+bin="$repo/target/release/secure-docker-images"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cat > "$work/Dockerfile" <<DOCKERFILE
+FROM $SDI_E2E_BASE_IMAGE
+RUN --mount=type=secret,id=token,env=TOKEN head -c $((mib * 1024 * 1024)) /dev/urandom > /big.bin
+DOCKERFILE
+image="$SDI_E2E_REGISTRY/sdi-bench/scan-$(date +%s)"
+platform=$(docker buildx inspect --bootstrap "$SDI_E2E_BUILDER" | sed -n 's/^Platforms: *\([^,*]*\).*/\1/p')
+run() { # $1 = verify-secrets; prints "<seconds> s, <peak KiB> KiB peak"
+  local start end pid peak=0 hwm
+  start=$(date +%s.%N)
+  (cd "$work" && exec env GITHUB_EVENT_NAME=push GITHUB_EVENT_PATH="$repo/tests/fixtures/events/push-default-branch.json" \
+    GITHUB_REPOSITORY=Codertocat/Hello-World GITHUB_REF=refs/heads/master \
+    GITHUB_SHA=6113728f27ae82c7b1a177c8d03f9e96e0adf246 RUNNER_TEMP="$work" INPUT_IMAGE="$image" \
+    INPUT_BUILDER="$SDI_E2E_BUILDER" INPUT_PLATFORMS="$platform" INPUT_SECRET-ENVS=token=TOKEN \
+    TOKEN=bench-secret-value-0123456789 INPUT_VERIFY-SECRETS="$1" INPUT_CACHE-MOUNTS=off "$bin" >"$work/out" 2>&1) &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+    [ -n "$hwm" ] && [ "$hwm" -gt "$peak" ] && peak=$hwm
+    sleep 0.05
+  done
+  wait "$pid" || { cat "$work/out"; exit 1; }
+  end=$(date +%s.%N)
+  awk -v s="$start" -v e="$end" -v p="$peak" 'BEGIN { printf "%.1f s, %d MB peak\n", e - s, p / 1024 }'
+}
+echo "fresh build of a $mib MiB layer, verify-secrets auto: $(run auto)"
+grep -o 'No secret value in the image: [^:]*' "$work/out" || true
+echo "everything cached, verify-secrets auto:  $(run auto)"
+echo "everything cached, verify-secrets false: $(run false)"
