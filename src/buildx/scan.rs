@@ -10,6 +10,7 @@ use super::progress::BuildError;
 use super::{Annotation, Level, Outcome};
 use crate::context::{Context, SecretSource};
 use crate::plan::{BuildPlan, Verify};
+use crate::verify::proofs::Ledger;
 
 /// The values of the secrets the build was given, by id, in memory only. A multi-line value
 /// (an `.npmrc`, a key file) is also searched for line by line.
@@ -69,6 +70,9 @@ pub(super) async fn verify_image(
             location: None,
         }),
     };
+    let scanned_values = scanned_values(ctx, plan);
+    let key = ctx.inputs.secrets_proof_key.as_ref().map(|k| k.expose().as_bytes().to_vec());
+    let mut proofs = None;
     let report = match mode {
         Verify::Layout => crate::verify::scan_layout(&dir.join("oci"), &needles).await,
         Verify::Registry => {
@@ -76,7 +80,19 @@ pub(super) async fn verify_image(
             let Some(digest) = digest else { return Err(no_proof("buildx reported no digest".into())) };
             let registry = plan.image.split('/').next().unwrap_or_default();
             match crate::verify::Registry::new(&plan.image, run_credentials(dir, registry)) {
-                Ok(mut r) => crate::verify::scan(&mut r, digest, &needles).await,
+                Ok(mut r) => {
+                    let ledger = match &key {
+                        Some(_) => Some(read_ledger(&mut r, annotations).await),
+                        None => None,
+                    };
+                    let proven = |layer: &str| match (&ledger, &key) {
+                        (Some(l), Some(k)) => l.proves(k, layer, &scanned_values),
+                        _ => false,
+                    };
+                    let report = crate::verify::scan_skipping(&mut r, digest, &needles, proven).await;
+                    proofs = ledger.map(|l| (r, l));
+                    report
+                }
                 Err(e) => Err(e),
             }
         }
@@ -95,12 +111,53 @@ pub(super) async fn verify_image(
         }
         return Err(Outcome::SecretsLeaked { hits: report.hits.len() });
     }
+    // Clean: what was read is now proven too, for the next run with these very values.
+    if let (Some((mut registry, mut ledger)), Some(key)) = (proofs, key) {
+        let mut added = false;
+        for layer in &report.scanned {
+            added |= ledger.record(&key, layer, &scanned_values);
+        }
+        if added && let Err(e) = registry.push_ledger(ledger.to_json()).await {
+            annotations.push(Annotation::warning(format!(
+                "The proof ledger ({}:{}) was not updated ({e}): the next run scans these layers again.",
+                plan.image,
+                crate::verify::proofs::LEDGER_TAG
+            )));
+        }
+    }
     let scope = if report.platforms.is_empty() { "the image".to_string() } else { report.platforms.join(", ") };
+    let proven = match report.proven {
+        0 => String::new(),
+        n => format!("; {n} layer(s) already proven clean of these values were not read again"),
+    };
     annotations.push(Annotation::notice(format!(
-        "No secret value in the image: {} layers ({:.1} MB) of {scope} checked in {:.1} s.",
+        "No secret value in the image: {} layers ({:.1} MB) of {scope} checked in {:.1} s{proven}.",
         report.layers,
         report.bytes as f64 / 1e6,
         started.elapsed().as_secs_f64()
     )));
     Ok(())
+}
+
+/// The ledger of proofs already made; one that cannot be read proves nothing (every layer is
+/// then scanned), and says why.
+async fn read_ledger(registry: &mut crate::verify::Registry, annotations: &mut Vec<Annotation>) -> Ledger {
+    match registry.pull_ledger().await {
+        Ok(Some(bytes)) => Ledger::parse(&bytes),
+        Ok(None) => Ledger::default(),
+        Err(e) => {
+            annotations
+                .push(Annotation::notice(format!("The proof ledger could not be read ({e}): every layer is scanned.")));
+            Ledger::default()
+        }
+    }
+}
+
+/// The values the scan looks for (long enough to mean anything): what a proof is bound to.
+fn scanned_values(ctx: &Context, plan: &BuildPlan) -> Vec<(String, Vec<u8>)> {
+    let mut values: Vec<(String, Vec<u8>)> =
+        secret_values(ctx, plan).into_iter().filter(|(_, v)| v.len() >= crate::verify::MIN_SCAN_LEN).collect();
+    values.sort();
+    values.dedup();
+    values
 }

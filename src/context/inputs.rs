@@ -48,6 +48,7 @@ pub struct RawInputs {
     pub cache_mounts_max_size: Option<String>,
     pub cache_mounts_image: Option<String>,
     pub pr_cache: Option<String>,
+    pub secrets_proof_key: Option<String>,
 }
 
 /// Input names, as declared in action.yml.
@@ -85,6 +86,7 @@ pub const INPUT_NAMES: &[&str] = &[
     "cache-mounts-max-size",
     "cache-mounts-image",
     "pr-cache",
+    "secrets-proof-key",
 ];
 
 pub const DEFAULT_REGISTRY: &str = "ghcr.io";
@@ -276,6 +278,9 @@ pub struct Inputs {
     /// The small image with a shell that the helper builds copying mount contents run in.
     pub cache_mounts_image: String,
     pub pr_cache: PrCache,
+    /// Keys the proof ledger: with it, layers proven clean of these very secret values are not
+    /// scanned again.
+    pub secrets_proof_key: Option<Masked>,
 }
 
 /// The default helper image for cache mounts: busybox, pinned by digest.
@@ -892,6 +897,15 @@ impl RawInputs {
                 }
                 Some(v) => v.to_string(),
                 None => DEFAULT_CACHE_MOUNTS_IMAGE.to_string(),
+            },
+            secrets_proof_key: match value(&self.secrets_proof_key) {
+                Some(k) if k.len() < 32 || k.contains(['\n', '\r']) => {
+                    return Err(err(
+                        "secrets-proof-key",
+                        "must be one line of at least 32 random characters (openssl rand -base64 32), kept as a repository secret",
+                    ));
+                }
+                k => k.map(|k| Masked::new(k.to_string())),
             },
             pr_cache: choice(
                 "pr-cache",

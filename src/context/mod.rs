@@ -291,6 +291,7 @@ impl Context {
         let dockerfile = std::fs::read_to_string(inputs.dockerfile_path()).ok();
         let mut masks: Vec<Masked> = secret_values.0.iter().map(|(_, v)| v.clone()).collect();
         masks.extend(inputs.github_token.clone());
+        masks.extend(inputs.secrets_proof_key.clone());
         for spec in &inputs.secrets {
             match &spec.source {
                 SecretSource::Env { env: name } => {

@@ -84,6 +84,9 @@ pub struct BuildPlan {
     pub secret_sources: Vec<SecretPlan>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<Verify>,
+    /// The scan skips layers the proof ledger shows clean of these very values.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub verify_proofs: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_mounts: Option<MountsPlan>,
     /// Cleanup mode: what the closed pull request's run deletes.
@@ -341,6 +344,7 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
         dockerfile: inputs.dockerfile_path(),
         secrets: secrets.iter().map(|s| s.id.clone()).collect(),
         secret_sources: secret_plans(&secrets),
+        verify_proofs: verify == Some(Verify::Registry) && inputs.secrets_proof_key.is_some(),
         verify,
         cache_mounts,
         cleanup,

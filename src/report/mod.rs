@@ -347,6 +347,9 @@ pub fn render_plan(plan: &BuildPlan) -> String {
     }
     if let Some(v) = plan.verify {
         let how = match v {
+            crate::plan::Verify::Registry if plan.verify_proofs => {
+                "pushed by digest, scanned for the secrets (layers the proof ledger shows clean of these values are not read again), then tagged"
+            }
             crate::plan::Verify::Registry => "pushed by digest, scanned for the secrets, then tagged",
             crate::plan::Verify::Layout => "exported to an OCI layout and scanned for the secrets",
         };

@@ -74,6 +74,8 @@ pub async fn scan_layout(dir: &Path, needles: &Needles) -> std::io::Result<Repor
         total.layers += r.layers;
         total.bytes += r.bytes;
         total.uncompressed += r.uncompressed;
+        total.scanned.extend(r.scanned);
+        total.proven += r.proven;
     }
     Ok(total)
 }
@@ -110,7 +112,9 @@ impl Registry {
         } else {
             oci_client::client::ClientProtocol::Https
         };
-        let client = oci_client::Client::new(oci_client::client::ClientConfig { protocol, ..Default::default() });
+        // One PUT a blob: the ledger is small, and every registry takes it.
+        let config = oci_client::client::ClientConfig { protocol, use_monolithic_push: true, ..Default::default() };
+        let client = oci_client::Client::new(config);
         let reference =
             oci_client::Reference::try_from(format!("{name}:latest").as_str()).map_err(std::io::Error::other)?;
         let auth = match auth {
@@ -159,6 +163,45 @@ impl Blobs for Registry {
             }
         });
         Ok(Box::new(ChannelReader { rx, current: bytes::Bytes::new() }))
+    }
+}
+
+impl Registry {
+    fn ledger_ref(&self) -> oci_client::Reference {
+        oci_client::Reference::with_tag(
+            self.reference.registry().to_string(),
+            self.reference.repository().to_string(),
+            super::proofs::LEDGER_TAG.to_string(),
+        )
+    }
+
+    /// The proof ledger's bytes, or `None` when the repository has none yet.
+    pub async fn pull_ledger(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        let tag = self.ledger_ref();
+        let manifest = match self.client.pull_image_manifest(&tag, &self.auth).await {
+            Ok((m, _)) => m,
+            Err(oci_client::errors::OciDistributionError::ImageManifestNotFoundError(_)) => return Ok(None),
+            Err(e) if e.to_string().contains("404") || e.to_string().to_lowercase().contains("not found") => {
+                return Ok(None);
+            }
+            Err(e) => return Err(std::io::Error::other(e)),
+        };
+        let Some(layer) = manifest.layers.first() else { return Ok(None) };
+        let mut out = Vec::new();
+        self.client.pull_blob(&tag, layer, &mut out).await.map_err(std::io::Error::other)?;
+        Ok(Some(out))
+    }
+
+    /// Replaces the proof ledger.
+    pub async fn push_ledger(&mut self, bytes: Vec<u8>) -> std::io::Result<()> {
+        use oci_client::client::{Config, ImageLayer};
+        let tag = self.ledger_ref();
+        let layers = [ImageLayer::new(bytes, super::proofs::ARTIFACT_TYPE.to_string(), None)];
+        let config = Config::new(b"{}".to_vec(), "application/vnd.oci.empty.v1+json".to_string(), None);
+        let mut manifest = oci_client::manifest::OciImageManifest::build(&layers, &config, None);
+        manifest.artifact_type = Some(super::proofs::ARTIFACT_TYPE.to_string());
+        self.client.push(&tag, &layers, config, &self.auth, Some(manifest)).await.map_err(std::io::Error::other)?;
+        Ok(())
     }
 }
 

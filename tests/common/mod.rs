@@ -128,6 +128,44 @@ impl wiremock::Respond for DirRegistry {
     }
 }
 
+/// The writing half of a `DirRegistry`: monolithic blob uploads (`POST` then `PUT ?digest=`),
+/// manifest `PUT`s by tag (also stored by digest), and blob `HEAD`s.
+pub struct DirRegistryWrites(pub PathBuf);
+
+impl wiremock::Respond for DirRegistryWrites {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        use wiremock::ResponseTemplate;
+        let path = request.url.path().to_string();
+        let file = |p: &str| self.0.join(p.trim_start_matches('/'));
+        let write = |p: &str, bytes: &[u8]| {
+            let f = file(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, bytes).unwrap();
+        };
+        match request.method.as_str() {
+            "HEAD" if file(&path).is_file() => ResponseTemplate::new(200),
+            "HEAD" => ResponseTemplate::new(404),
+            "POST" if path.ends_with("/blobs/uploads/") => {
+                ResponseTemplate::new(202).insert_header("location", format!("{path}upload-1").as_str())
+            }
+            "PUT" if path.contains("/blobs/uploads/") => {
+                let digest = request.url.query_pairs().find(|(k, _)| k == "digest").map(|(_, v)| v.to_string());
+                let Some(digest) = digest else { return ResponseTemplate::new(400) };
+                let blob = format!("{}{digest}", &path[..path.find("uploads/").unwrap()]);
+                write(&blob, &request.body);
+                ResponseTemplate::new(201).insert_header("location", blob.as_str())
+            }
+            "PUT" if path.contains("/manifests/") => {
+                let digest = sdi::oci::sha256(&request.body);
+                write(&path, &request.body);
+                write(&format!("{}{digest}", &path[..path.rfind('/').unwrap() + 1]), &request.body);
+                ResponseTemplate::new(201).insert_header("docker-content-digest", digest.as_str())
+            }
+            _ => ResponseTemplate::new(405),
+        }
+    }
+}
+
 /// Starts a `DirRegistry` on its own thread; returns its `host:port` and the directory.
 pub fn dir_registry() -> (String, tempfile::TempDir) {
     slow_dir_registry(std::time::Duration::ZERO)
@@ -143,9 +181,10 @@ pub fn slow_dir_registry(delay: std::time::Duration) -> (String, tempfile::TempD
         rt.block_on(async move {
             let server = wiremock::MockServer::start().await;
             wiremock::Mock::given(wiremock::matchers::method("GET"))
-                .respond_with(DirRegistry(root, delay))
+                .respond_with(DirRegistry(root.clone(), delay))
                 .mount(&server)
                 .await;
+            wiremock::Mock::given(wiremock::matchers::any()).respond_with(DirRegistryWrites(root)).mount(&server).await;
             tx.send(server.address().to_string()).unwrap();
             std::future::pending::<()>().await;
         });
