@@ -19,14 +19,14 @@ RUN --mount=type=secret,id=token,env=TOKEN head -c $((mib * 1024 * 1024)) /dev/u
 DOCKERFILE
 image="$SDI_E2E_REGISTRY/sdi-bench/scan-$(date +%s)"
 platform=$(docker buildx inspect --bootstrap "$SDI_E2E_BUILDER" | sed -n 's/^Platforms: *\([^,*]*\).*/\1/p')
-run() { # $1 = verify-secrets; prints "<seconds> s, <peak KiB> KiB peak"
+run() { # $1 = verify-secrets, $2 = secrets-proof-key (may be empty); prints "<seconds> s, <peak> MB peak"
   local start end pid peak=0 hwm
   start=$(date +%s.%N)
   (cd "$work" && exec env GITHUB_EVENT_NAME=push GITHUB_EVENT_PATH="$repo/tests/fixtures/events/push-default-branch.json" \
     GITHUB_REPOSITORY=Codertocat/Hello-World GITHUB_REF=refs/heads/master \
     GITHUB_SHA=6113728f27ae82c7b1a177c8d03f9e96e0adf246 RUNNER_TEMP="$work" INPUT_IMAGE="$image" \
     INPUT_BUILDER="$SDI_E2E_BUILDER" INPUT_PLATFORMS="$platform" INPUT_SECRET-ENVS=token=TOKEN \
-    TOKEN=bench-secret-value-0123456789 INPUT_VERIFY-SECRETS="$1" INPUT_CACHE-MOUNTS=off "$bin" >"$work/out" 2>&1) &
+    TOKEN=bench-secret-value-0123456789 INPUT_VERIFY-SECRETS="$1" INPUT_SECRETS-PROOF-KEY="${2:-}" INPUT_CACHE-MOUNTS=off "$bin" >"$work/out" 2>&1) &
   pid=$!
   while kill -0 "$pid" 2>/dev/null; do
     hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
@@ -37,7 +37,9 @@ run() { # $1 = verify-secrets; prints "<seconds> s, <peak KiB> KiB peak"
   end=$(date +%s.%N)
   awk -v s="$start" -v e="$end" -v p="$peak" 'BEGIN { printf "%.1f s, %d MB peak\n", e - s, p / 1024 }'
 }
-echo "fresh build of a $mib MiB layer, verify-secrets auto: $(run auto)"
+key=bench-proof-key-0123456789abcdef0123456789
+echo "fresh build of a $mib MiB layer, verify-secrets auto (proofs recorded): $(run auto "$key")"
 grep -o 'No secret value in the image: [^:]*' "$work/out" || true
-echo "everything cached, verify-secrets auto:  $(run auto)"
-echo "everything cached, verify-secrets false: $(run false)"
+for round in 1 2 3; do
+  echo "round $round, everything cached: verify-secrets auto: $(run auto); with secrets-proof-key: $(run auto "$key"); verify-secrets false: $(run false)"
+done

@@ -615,16 +615,23 @@ fn a_clean_image_is_pushed_by_digest_scanned_then_tagged() {
         flag_values(&build, "--output"),
         [format!("type=image,name={registry}/team/app,push-by-digest=true,name-canonical=true,push=true")]
     );
-    let tag = argv(&run.call(&["buildx", "imagetools", "create"]).expect("tagged after the scan"));
-    assert!(
-        tag.contains(&format!("{registry}/team/app:latest")) && tag.last().unwrap().contains("@sha256:"),
-        "{tag:?}"
-    );
+    // Tagged after the scan: the very manifest that was scanned, PUT under each tag.
+    assert!(run.call(&["buildx", "imagetools", "create"]).is_none(), "tags of the image's repository need no copy");
     assert!(done.stdout.contains("::notice::No secret value in the image: 1 layers"), "{}", done.stdout);
-    assert!(!done.stdout.contains("could not be read back"), "{}", done.stdout);
     let out = run.outputs();
     assert_eq!(out["pushed"], "true");
-    assert!(out["digest"].starts_with("sha256:"));
+    let digest = out["digest"].clone();
+    let manifests = dir.path().join("v2/team/app/manifests");
+    let scanned = std::fs::read(manifests.join(&digest)).expect("the pushed digest");
+    for tag in ["latest", "sha-6113728"] {
+        assert_eq!(std::fs::read(manifests.join(tag)).unwrap(), scanned, "{tag} names the scanned digest");
+    }
+    // A tag in another repository is copied there by imagetools.
+    let mirrored = secret_push(&registry, dir.path()).with("INPUT_TAGS", &format!("latest\n{registry}/team/mirror:v1"));
+    mirrored.run().assert_success();
+    let copy = argv(&mirrored.call(&["buildx", "imagetools", "create"]).expect("copied to the other repository"));
+    assert_eq!(flag_values(&copy, "--tag"), [format!("{registry}/team/mirror:v1")]);
+    assert!(copy.last().unwrap().starts_with(&format!("{registry}/team/app@sha256:")), "{copy:?}");
 }
 
 #[test]
@@ -636,7 +643,11 @@ fn a_leaked_secret_fails_the_run_and_nothing_is_tagged() {
     let leak = done.stdout.lines().find(|l| l.starts_with("::error::Leaked")).expect("a leak error");
     assert!(leak.starts_with("::error::Leaked: secret 'npm_token' (as is) is in layer sha256:"), "{leak}");
     assert!(leak.contains("(linux/amd64), file /root/.npmrc"), "{leak}");
-    assert!(run.call(&["buildx", "imagetools", "create"]).is_none(), "a leaking image never receives a tag");
+    assert!(
+        !tagged(dir.path(), "latest") && !tagged(dir.path(), "sha-6113728"),
+        "a leaking image never receives a tag"
+    );
+    assert!(run.call(&["buildx", "imagetools", "create"]).is_none());
     let out = run.outputs();
     assert!(!out.contains_key("digest") && !out.contains_key("pushed"));
     assert!(run.summary().contains("secret value(s) found in the image, so no tag was created"), "{}", run.summary());
@@ -897,5 +908,8 @@ fn a_cancel_during_the_secret_scan_ends_the_run_promptly_and_tags_nothing() {
     // The fake build ends at once; the scan then waits on the slow registry.
     let status = sigterm_once_building(&run, &stamp, Duration::from_millis(700));
     assert_eq!(status.code(), Some(128 + libc::SIGTERM));
-    assert!(run.call(&["buildx", "imagetools", "create"]).is_none(), "nothing was tagged");
+    assert!(
+        !tagged(dir.path(), "latest") && run.call(&["buildx", "imagetools", "create"]).is_none(),
+        "nothing was tagged"
+    );
 }

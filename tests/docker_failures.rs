@@ -112,7 +112,9 @@ fn remote_attach() {
 #[test]
 fn imagetools_create() {
     let (registry, dir) = common::dir_registry();
-    let run = secret_push(&registry, dir.path()).with("FAKE_DOCKER_FAIL", "imagetools-create");
+    let run = secret_push(&registry, dir.path())
+        .with("INPUT_TAGS", &format!("{registry}/team/mirror:v1"))
+        .with("FAKE_DOCKER_FAIL", "imagetools-create");
     says(
         &the_error(&run),
         "pushing the tags failed: ERROR: failed commit on ref \"index-sha256:4f0c\": unexpected status from PUT request",

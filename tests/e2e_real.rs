@@ -474,7 +474,9 @@ fn a_dockerfile_that_copies_its_secret_fails_and_gets_no_tag() {
     };
     let value = format!("sdi-e2e-leak-{n}-{}", nonce());
     let ws = Workspace::new(&format!(
-        "FROM {base}\nRUN --mount=type=secret,id=token,required=true cp /run/secrets/token /leaked.txt\n",
+        // The nonce makes the step new: secrets are not part of BuildKit's cache key, so a step
+        // cached by an earlier run would hold that run's value, not this one's.
+        "FROM {base}\nRUN --mount=type=secret,id=token,required=true echo {n} > /n.txt && cp /run/secrets/token /leaked.txt\n",
         base = e.base
     ));
     let r = push_with_secret(&e, &ws, &image, &value);

@@ -213,7 +213,7 @@ async fn run(
         return (outcome, None, hits);
     }
     if plan.verify == Some(Verify::Registry) && plan.mode == Mode::Build {
-        let tagging = tag::tag_scanned(plan, docker, signals, &builder_name, &mut metadata, annotations);
+        let tagging = tag::tag_scanned(plan, docker, signals, &builder_name, dir, &mut metadata, annotations);
         if let Err(outcome) = tagging.instrument(tracing::debug_span!("tagging")).await {
             return (outcome, None, hits);
         }

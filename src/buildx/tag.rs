@@ -40,30 +40,47 @@ pub(super) async fn push_tags(
 }
 
 /// After a clean scan: the plan's tags onto the pushed digest; the metadata then names them.
+/// Tags of the image's own repository are PUT straight onto the scanned manifest (a request
+/// each); tags elsewhere go through `imagetools create`, which copies the blobs there.
 pub(super) async fn tag_scanned(
     plan: &crate::plan::BuildPlan,
     docker: &mut Docker,
     signals: &mut Signals,
     builder: &str,
+    dir: &std::path::Path,
     metadata: &mut Option<Value>,
     annotations: &mut Vec<super::Annotation>,
 ) -> Result<(), Outcome> {
     let digest = metadata.as_ref().and_then(|m| m.get("containerimage.digest")).and_then(Value::as_str);
-    let source = format!("{}@{}", plan.image, digest.unwrap_or_default());
-    let mut create: Vec<&str> = vec!["buildx", "imagetools", "create", "--builder", builder];
-    for t in &plan.tags {
-        create.extend(["--tag", t.as_str()]);
+    let digest = digest.unwrap_or_default().to_string();
+    let prefix = format!("{}:", plan.image);
+    let (own, elsewhere): (Vec<&String>, Vec<&String>) = plan.tags.iter().partition(|t| t.starts_with(&prefix));
+    if !own.is_empty() {
+        let names: Vec<&str> = own.iter().map(|t| &t[prefix.len()..]).collect();
+        let registry = plan.image.split('/').next().unwrap_or_default();
+        let credentials = super::scan::run_credentials(dir, registry);
+        let put = async { crate::verify::Registry::new(&plan.image, credentials)?.put_tags(&digest, &names).await };
+        let put = tokio::select! {
+            r = put => r,
+            sig = signals.recv() => return Err(Outcome::Cancelled { signal: sig }),
+        };
+        put.map_err(|e| failed(format!("pushing the tags failed: {e}")))?;
     }
-    create.push(&source);
-    match push_tags(docker, &create, &plan.tags, Some(builder), signals).await? {
-        Some(tagged) => {
-            if let Some(m) = metadata.as_mut() {
-                m["containerimage.digest"] = Value::String(tagged);
-                m["image.name"] = Value::String(plan.tags.join(","));
-            }
+    if !elsewhere.is_empty() {
+        let source = format!("{}@{digest}", plan.image);
+        let mut create: Vec<&str> = vec!["buildx", "imagetools", "create", "--builder", builder];
+        for t in &elsewhere {
+            create.extend(["--tag", t.as_str()]);
         }
-        None => annotations
-            .push(super::Annotation::warning("The tags were pushed, but their digest could not be read back.")),
+        create.push(&source);
+        let others: Vec<String> = elsewhere.iter().map(|t| t.to_string()).collect();
+        if push_tags(docker, &create, &others, Some(builder), signals).await?.is_none() {
+            annotations
+                .push(super::Annotation::warning("The tags were pushed, but their digest could not be read back."));
+        }
+    }
+    if let Some(m) = metadata.as_mut() {
+        m["image.name"] = Value::String(plan.tags.join(","));
     }
     Ok(())
 }

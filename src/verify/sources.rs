@@ -192,6 +192,34 @@ impl Registry {
         Ok(Some(out))
     }
 
+    /// Points `tags` (of this repository) at the manifest `digest`: its very bytes, PUT under
+    /// each tag, so that every tag names exactly what was scanned (no copy, no re-encoding).
+    pub async fn put_tags(&mut self, digest: &str, tags: &[&str]) -> std::io::Result<()> {
+        let (bytes, _) = self
+            .client
+            .pull_manifest_raw(&self.at(digest), &self.auth, MANIFEST_TYPES)
+            .await
+            .map_err(std::io::Error::other)?;
+        let media = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string))
+            .unwrap_or_else(|| MANIFEST_TYPES[0].to_string());
+        let content_type = http::HeaderValue::from_str(&media).map_err(std::io::Error::other)?;
+        self.client.store_auth_if_needed(self.reference.resolve_registry(), &self.auth).await;
+        for tag in tags {
+            let reference = oci_client::Reference::with_tag(
+                self.reference.registry().to_string(),
+                self.reference.repository().to_string(),
+                tag.to_string(),
+            );
+            self.client
+                .push_manifest_raw(&reference, bytes.clone(), content_type.clone())
+                .await
+                .map_err(|e| std::io::Error::other(format!("{tag}: {e}")))?;
+        }
+        Ok(())
+    }
+
     /// Replaces the proof ledger.
     pub async fn push_ledger(&mut self, bytes: Vec<u8>) -> std::io::Result<()> {
         use oci_client::client::{Config, ImageLayer};

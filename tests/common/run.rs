@@ -192,3 +192,8 @@ pub fn secret_push(registry: &str, dir: &Path) -> Run {
         .with("NPM_TOKEN", ENV_SECRET)
         .with("FAKE_DOCKER_REGISTRY_DIR", dir.to_str().unwrap())
 }
+
+/// Whether `team/app:<tag>` exists in a test registry's directory (what `secret_push` pushes).
+pub fn tagged(dir: &Path, tag: &str) -> bool {
+    dir.join("v2/team/app/manifests").join(tag).is_file()
+}
