@@ -4,7 +4,7 @@
 # memory (VmHWM of its process, not of docker's) and the whole run's wall time, for a fresh
 # build and for a rebuild where every step is cached, with `verify-secrets: auto` and `false`.
 # Needs SDI_E2E_BUILDER, SDI_E2E_REGISTRY and SDI_E2E_BASE_IMAGE as the real-engine tests do.
-#   cargo build --release --locked && bench/scan_real.sh [size in MiB, default 2048]
+#   cargo build --release --locked && bench/scan_real.sh [size in MiB, default 2048] [rounds, default 9]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${SDI_E2E_BUILDER:?}" "${SDI_E2E_REGISTRY:?}" "${SDI_E2E_BASE_IMAGE:?}"
@@ -35,11 +35,18 @@ run() { # $1 = verify-secrets, $2 = secrets-proof-key (may be empty); prints "<s
   done
   wait "$pid" || { cat "$work/out"; exit 1; }
   end=$(date +%s.%N)
-  awk -v s="$start" -v e="$end" -v p="$peak" 'BEGIN { printf "%.1f s, %d MB peak\n", e - s, p / 1024 }'
+  awk -v s="$start" -v e="$end" -v p="$peak" 'BEGIN { printf "%.2f s, %d MB peak\n", e - s, p / 1024 }'
 }
 key=bench-proof-key-0123456789abcdef0123456789
 echo "fresh build of a $mib MiB layer, verify-secrets auto (proofs recorded): $(run auto "$key")"
 grep -o 'No secret value in the image: [^:]*' "$work/out" || true
-for round in 1 2 3; do
-  echo "round $round, everything cached: verify-secrets auto: $(run auto); with secrets-proof-key: $(run auto "$key"); verify-secrets false: $(run false)"
+rounds="${2:-9}"
+: > "$work/times"
+for round in $(seq "$rounds"); do
+  printf 'auto %s\nkey %s\nfalse %s\n' "$(run auto)" "$(run auto "$key")" "$(run false)" >> "$work/times"
+  echo "round $round: $(tail -3 "$work/times" | tr '\n' ';')"
 done
+for mode in auto key false; do
+  echo "everything cached, $mode: median $(awk -v m="$mode" '$1 == m { print $2 }' "$work/times" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }') s over $rounds rounds"
+done
+echo "(auto: verify-secrets auto without secrets-proof-key; key: with it; false: verify-secrets false)"

@@ -167,6 +167,8 @@ async fn run(
     effects: &mut Effects<'_>,
 ) -> RunResult {
     let annotations = &mut *effects.annotations;
+    // The scan's registry client is made while the run logs in, prepares and builds.
+    let registry = scan::prepare_registry(plan);
     let setup = async {
         login::login(ctx, plan, docker, signals, annotations).instrument(tracing::debug_span!("login")).await?;
         if plan.mode == Mode::Merge {
@@ -203,17 +205,18 @@ async fn run(
     };
 
     // The scan reads the whole image: a cancelled job must not wait for it.
-    let scan =
-        scan::verify_image(ctx, plan, dir, metadata.as_ref(), annotations).instrument(tracing::debug_span!("scan"));
+    let scan = scan::verify_image(ctx, plan, dir, metadata.as_ref(), registry, annotations)
+        .instrument(tracing::debug_span!("scan"));
     let verified = tokio::select! {
         v = scan => v,
         sig = signals.recv() => Err(Outcome::Cancelled { signal: sig }),
     };
-    if let Err(outcome) = verified {
-        return (outcome, None, hits);
-    }
+    let client = match verified {
+        Ok(client) => client,
+        Err(outcome) => return (outcome, None, hits),
+    };
     if plan.verify == Some(Verify::Registry) && plan.mode == Mode::Build {
-        let tagging = tag::tag_scanned(plan, docker, signals, &builder_name, dir, &mut metadata, annotations);
+        let tagging = tag::tag_scanned(plan, docker, signals, &builder_name, (dir, client), &mut metadata, annotations);
         if let Err(outcome) = tagging.instrument(tracing::debug_span!("tagging")).await {
             return (outcome, None, hits);
         }

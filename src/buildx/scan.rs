@@ -10,6 +10,7 @@ use super::progress::BuildError;
 use super::{Annotation, Level, Outcome};
 use crate::context::{Context, SecretSource};
 use crate::plan::{BuildPlan, Verify};
+use crate::verify::Registry;
 use crate::verify::proofs::Ledger;
 
 /// The values of the secrets the build was given, by id, in memory only. A multi-line value
@@ -48,9 +49,10 @@ pub(super) async fn verify_image(
     plan: &BuildPlan,
     dir: &Path,
     metadata: Option<&Value>,
+    registry: Option<RegistryHandle>,
     annotations: &mut Vec<Annotation>,
-) -> Result<(), Outcome> {
-    let Some(mode) = plan.verify else { return Ok(()) };
+) -> Result<Option<Registry>, Outcome> {
+    let Some(mode) = plan.verify else { return Ok(None) };
     let started = Instant::now();
     let needles = crate::verify::Needles::new(&secret_values(ctx, plan));
     if !needles.skipped.is_empty() {
@@ -61,7 +63,7 @@ pub(super) async fn verify_image(
         )));
     }
     if needles.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let no_proof = |why: String| Outcome::Failed {
         code: 1,
@@ -72,29 +74,35 @@ pub(super) async fn verify_image(
     };
     let scanned_values = scanned_values(ctx, plan);
     let key = ctx.inputs.secrets_proof_key.as_ref().map(|k| k.expose().as_bytes().to_vec());
-    let mut proofs = None;
+    let mut proofs: Option<Ledger> = None;
+    let mut client = None;
     let report = match mode {
         Verify::Layout => crate::verify::scan_layout(&dir.join("oci"), &needles).await,
         Verify::Registry => {
             let digest = metadata.and_then(|m| m.get("containerimage.digest")).and_then(Value::as_str);
             let Some(digest) = digest else { return Err(no_proof("buildx reported no digest".into())) };
-            let registry = plan.image.split('/').next().unwrap_or_default();
-            match crate::verify::Registry::new(&plan.image, run_credentials(dir, registry)) {
-                Ok(mut r) => {
-                    let ledger = match &key {
-                        Some(_) => Some(read_ledger(&mut r, annotations).await),
-                        None => None,
-                    };
-                    let proven = |layer: &str| match (&ledger, &key) {
-                        (Some(l), Some(k)) => l.proves(k, layer, &scanned_values),
-                        _ => false,
-                    };
-                    let report = crate::verify::scan_skipping(&mut r, digest, &needles, proven).await;
-                    proofs = ledger.map(|l| (r, l));
-                    report
-                }
-                Err(e) => Err(e),
+            let made = match registry {
+                Some(handle) => handle.await.map_err(std::io::Error::other).and_then(|r| r),
+                None => new_registry(plan, dir),
+            };
+            let mut r = made.map_err(|e| no_proof(e.to_string()))?;
+            let host = plan.image.split('/').next().unwrap_or_default();
+            r.set_auth(run_credentials(dir, host));
+            if key.is_some() {
+                proofs = Some(read_ledger(&mut r, annotations).await);
+                tracing::debug!(
+                    "proof ledger: {} entries, read in {:.3} s",
+                    proofs.as_ref().map_or(0, Ledger::len),
+                    started.elapsed().as_secs_f64()
+                );
             }
+            let proven = |layer: &str| match (&proofs, &key) {
+                (Some(l), Some(k)) => l.proves(k, layer, &scanned_values),
+                _ => false,
+            };
+            let report = crate::verify::scan_skipping(&mut r, digest, &needles, proven).await;
+            client = Some(r);
+            report
         }
     };
     let report = report.map_err(|e| no_proof(e.to_string()))?;
@@ -112,7 +120,7 @@ pub(super) async fn verify_image(
         return Err(Outcome::SecretsLeaked { hits: report.hits.len() });
     }
     // Clean: what was read is now proven too, for the next run with these very values.
-    if let (Some((mut registry, mut ledger)), Some(key)) = (proofs, key) {
+    if let (Some(registry), Some(mut ledger), Some(key)) = (client.as_mut(), proofs, key) {
         let mut added = false;
         for layer in &report.scanned {
             added |= ledger.record(&key, layer, &scanned_values);
@@ -136,12 +144,31 @@ pub(super) async fn verify_image(
         report.bytes as f64 / 1e6,
         started.elapsed().as_secs_f64()
     )));
-    Ok(())
+    Ok(client)
+}
+
+/// A registry client being made on a blocking thread.
+pub(super) type RegistryHandle = tokio::task::JoinHandle<std::io::Result<Registry>>;
+
+/// The client the scan and the tags use, made while login, builder and build run: building
+/// its TLS configuration (the system's roots) takes tens of milliseconds of CPU. Credentials
+/// are set when it is used, after the login.
+pub(super) fn prepare_registry(plan: &BuildPlan) -> Option<RegistryHandle> {
+    (plan.verify == Some(Verify::Registry)).then(|| {
+        let image = plan.image.clone();
+        tokio::task::spawn_blocking(move || Registry::new(&image, None))
+    })
+}
+
+/// A client for the image's registry, with the credentials the run logged in with.
+pub(super) fn new_registry(plan: &BuildPlan, dir: &Path) -> std::io::Result<Registry> {
+    let registry = plan.image.split('/').next().unwrap_or_default();
+    Registry::new(&plan.image, run_credentials(dir, registry))
 }
 
 /// The ledger of proofs already made; one that cannot be read proves nothing (every layer is
 /// then scanned), and says why.
-async fn read_ledger(registry: &mut crate::verify::Registry, annotations: &mut Vec<Annotation>) -> Ledger {
+async fn read_ledger(registry: &mut Registry, annotations: &mut Vec<Annotation>) -> Ledger {
     match registry.pull_ledger().await {
         Ok(Some(bytes)) => Ledger::parse(&bytes),
         Ok(None) => Ledger::default(),

@@ -47,7 +47,7 @@ pub(super) async fn tag_scanned(
     docker: &mut Docker,
     signals: &mut Signals,
     builder: &str,
-    dir: &std::path::Path,
+    (dir, client): (&std::path::Path, Option<crate::verify::Registry>),
     metadata: &mut Option<Value>,
     annotations: &mut Vec<super::Annotation>,
 ) -> Result<(), Outcome> {
@@ -57,9 +57,13 @@ pub(super) async fn tag_scanned(
     let (own, elsewhere): (Vec<&String>, Vec<&String>) = plan.tags.iter().partition(|t| t.starts_with(&prefix));
     if !own.is_empty() {
         let names: Vec<&str> = own.iter().map(|t| &t[prefix.len()..]).collect();
-        let registry = plan.image.split('/').next().unwrap_or_default();
-        let credentials = super::scan::run_credentials(dir, registry);
-        let put = async { crate::verify::Registry::new(&plan.image, credentials)?.put_tags(&digest, &names).await };
+        let put = async {
+            let mut registry = match client {
+                Some(r) => r,
+                None => super::scan::new_registry(plan, dir)?,
+            };
+            registry.put_tags(&digest, &names).await
+        };
         let put = tokio::select! {
             r = put => r,
             sig = signals.recv() => return Err(Outcome::Cancelled { signal: sig }),

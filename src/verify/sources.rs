@@ -124,6 +124,15 @@ impl Registry {
         Ok(Registry { client, reference, auth })
     }
 
+    /// The credentials to use from now on (`docker login` may store them after the client
+    /// was made).
+    pub fn set_auth(&mut self, auth: Option<(String, String)>) {
+        self.auth = match auth {
+            Some((user, password)) => oci_client::secrets::RegistryAuth::Basic(user, password),
+            None => oci_client::secrets::RegistryAuth::Anonymous,
+        };
+    }
+
     fn at(&self, digest: &str) -> oci_client::Reference {
         self.reference.clone_with_digest(digest.to_string())
     }
