@@ -636,3 +636,46 @@ fn per_pr_caches_survive_another_pull_request() {
     // COPY deps.txt and the RUN come from cache only when PR 11's own cache survived PR 12.
     assert_eq!(last_hits, [(0, 3), (2, 3)], "shared, then per-pr");
 }
+
+/// With `secrets-proof-key`, a rebuild whose layers all come from cache reads none of them
+/// again (the ledger proves them clean of these very values), and still gets its tags; a
+/// rotated value is scanned again.
+#[test]
+fn proven_layers_are_not_read_again_and_a_rotated_value_is() {
+    let Some(Case { e, n, repo, image, .. }) =
+        start("proven_layers_are_not_read_again_and_a_rotated_value_is", "proofs")
+    else {
+        return;
+    };
+    let ws = Workspace::new(&format!(
+        "FROM {base}\nRUN --mount=type=secret,id=token echo {n} > /n.txt && head -c 300000 /dev/urandom > /data.bin\nCOPY app.txt /app.txt\n",
+        base = e.base
+    ));
+    let platform = native(&e);
+    let run = |value: &str| {
+        let inputs = [
+            ("image", image.as_str()),
+            ("builder", e.builder.as_str()),
+            ("platforms", platform.as_str()),
+            ("github-token", ""),
+            ("secret-envs", "token=SDI_E2E_SECRET_VALUE"),
+            ("secrets-proof-key", "e2e-proof-key-0123456789abcdef0123456789"),
+        ];
+        let env = [("SDI_E2E_SECRET_VALUE", value)];
+        let r = run_action(&ws, "push", "push-default-branch.json", "refs/heads/master", &inputs, &env);
+        assert!(r.output.status.success(), "{}", r.stdout);
+        let notice = r.stdout.lines().find(|l| l.starts_with("::notice::No secret value in the image: ")).unwrap();
+        notice.to_string()
+    };
+    let first = run(&format!("sdi-e2e-proof-{n}-one"));
+    assert!(!first.contains("already proven"), "{first}");
+    assert!(manifest(&e.registry, &repo, "sdi-proofs").is_some(), "the ledger was pushed");
+
+    let second = run(&format!("sdi-e2e-proof-{n}-one"));
+    assert!(second.starts_with("::notice::No secret value in the image: 0 layers"), "{second}");
+    assert!(second.contains("already proven clean of these values were not read again"), "{second}");
+    assert!(manifest(&e.registry, &repo, "latest").is_some(), "and it is tagged");
+
+    let rotated = run(&format!("sdi-e2e-proof-{n}-two"));
+    assert!(!rotated.contains("already proven"), "a rotated value is scanned again: {rotated}");
+}
