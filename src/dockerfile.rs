@@ -176,13 +176,61 @@ fn flags(rest: &str) -> Vec<(String, String)> {
 
 /// Every cache mount of every RUN, with ARG values (build-args over defaults) expanded as the
 /// frontend expands them: global ARGs reach a stage only when it declares them again.
-/// Mounts with the same id are listed once.
+/// Mounts with the same id are listed once. Platform arguments expand to nothing here: see
+/// `cache_mounts_for`.
 pub fn cache_mounts(text: &str, build_args: &[(String, String)]) -> Vec<CacheMount> {
+    let mut mounts = Vec::new();
+    collect_mounts(text, build_args, &Default::default(), &mut mounts);
+    mounts
+}
+
+/// BuildKit's automatic platform arguments for one target platform built on `build`.
+pub fn platform_args(target: &str, build: &str) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for (prefix, platform) in [("TARGET", target), ("BUILD", build)] {
+        let mut parts = platform.split('/');
+        let (os, arch, variant) = (parts.next(), parts.next(), parts.next());
+        out.insert(format!("{prefix}PLATFORM"), platform.to_string());
+        out.insert(format!("{prefix}OS"), os.unwrap_or_default().to_string());
+        out.insert(format!("{prefix}ARCH"), arch.unwrap_or_default().to_string());
+        out.insert(format!("{prefix}VARIANT"), variant.unwrap_or_default().to_string());
+    }
+    out
+}
+
+/// `cache_mounts` as a build of `platforms` on a `build` platform sees them: a stage that
+/// declares `ARG TARGETARCH` (and the other automatic platform arguments) gets each target
+/// platform's value, so `id=store-${TARGETARCH}` is one store per platform. Each distinct
+/// expanded id is listed once.
+pub fn cache_mounts_for(
+    text: &str,
+    build_args: &[(String, String)],
+    platforms: &[&str],
+    build: &str,
+) -> Vec<CacheMount> {
+    let mut mounts = Vec::new();
+    for target in platforms {
+        collect_mounts(text, build_args, &platform_args(target, build), &mut mounts);
+    }
+    mounts
+}
+
+fn collect_mounts(
+    text: &str,
+    build_args: &[(String, String)],
+    automatic: &std::collections::BTreeMap<String, String>,
+    mounts: &mut Vec<CacheMount>,
+) {
     use std::collections::BTreeMap;
-    let arg = |name: &str| build_args.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let arg = |name: &str| {
+        // The automatic platform arguments are the build's own: a build-arg does not move them.
+        automatic
+            .get(name)
+            .cloned()
+            .or_else(|| build_args.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    };
     let mut global: BTreeMap<String, String> = BTreeMap::new();
     let mut stage: Option<BTreeMap<String, String>> = None;
-    let mut mounts: Vec<CacheMount> = Vec::new();
     for (keyword, rest) in instructions(text) {
         match keyword.as_str() {
             "FROM" => stage = Some(BTreeMap::new()),
@@ -244,7 +292,6 @@ pub fn cache_mounts(text: &str, build_args: &[(String, String)]) -> Vec<CacheMou
             _ => {}
         }
     }
-    mounts
 }
 
 #[cfg(test)]
@@ -254,6 +301,37 @@ mod tests {
     fn ids(text: &str, args: &[(&str, &str)]) -> Vec<String> {
         let args: Vec<(String, String)> = args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         cache_mounts(text, &args).into_iter().map(|m| m.id).collect()
+    }
+
+    fn ids_for(text: &str, args: &[(&str, &str)], platforms: &[&str]) -> Vec<String> {
+        let args: Vec<(String, String)> = args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        cache_mounts_for(text, &args, platforms, "linux/amd64").into_iter().map(|m| m.id).collect()
+    }
+
+    #[test]
+    fn platform_arguments_expand_per_platform_where_a_stage_declares_them() {
+        // This project's own pattern: a $BUILDPLATFORM stage, one store per target arch.
+        let ours = "FROM --platform=$BUILDPLATFORM rust AS build\nARG TARGETARCH\nRUN --mount=type=cache,id=st-${TARGETARCH},target=/t cargo build\n";
+        assert_eq!(ids_for(ours, &[], &["linux/amd64", "linux/arm64"]), ["st-amd64", "st-arm64"]);
+        assert_eq!(
+            ids_for(ours, &[], &["linux/amd64", "linux/arm64", "linux/arm/v7"]),
+            ["st-amd64", "st-arm64", "st-arm"]
+        );
+        // Each automatic argument.
+        let all = "FROM x\nARG TARGETPLATFORM TARGETOS TARGETARCH TARGETVARIANT BUILDPLATFORM BUILDOS BUILDARCH BUILDVARIANT\nRUN --mount=type=cache,id=$TARGETPLATFORM|$TARGETOS|$TARGETARCH|$TARGETVARIANT|$BUILDPLATFORM|$BUILDOS|$BUILDARCH|$BUILDVARIANT,target=/c x\n";
+        assert_eq!(ids_for(all, &[], &["linux/arm/v7"]), ["linux/arm/v7|linux|arm|v7|linux/amd64|linux|amd64|"]);
+        // A stage that does not declare it sees nothing, as the frontend does.
+        let undeclared = "FROM x\nRUN --mount=type=cache,id=st-${TARGETARCH},target=/t y\n";
+        assert_eq!(ids_for(undeclared, &[], &["linux/amd64", "linux/arm64"]), ["st-"]);
+        // Beside an ordinary ARG, and with a build-arg that cannot move the platform.
+        let mixed = "ARG TOOL=pnpm\nFROM x\nARG TOOL\nARG TARGETARCH\nRUN --mount=type=cache,id=${TOOL}-${TARGETARCH},target=/s z\n";
+        assert_eq!(
+            ids_for(mixed, &[("TOOL", "npm"), ("TARGETARCH", "sparc")], &["linux/amd64", "linux/arm64"]),
+            ["npm-amd64", "npm-arm64"]
+        );
+        // A store whose id does not depend on the platform is listed once.
+        let plain = "FROM x\nARG TARGETARCH\nRUN --mount=type=cache,id=shared,target=/s z\n";
+        assert_eq!(ids_for(plain, &[], &["linux/amd64", "linux/arm64"]), ["shared"]);
     }
 
     #[test]

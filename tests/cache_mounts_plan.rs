@@ -89,3 +89,27 @@ fn bad_cache_mount_inputs() {
         assert_eq!(err.input, name, "{value}");
     }
 }
+
+#[test]
+fn platform_arguments_give_one_store_per_platform() {
+    let mut ctx = common::context(
+        "push",
+        &fixture("push-default-branch.json"),
+        &env("Codertocat/Hello-World", &[("INPUT_PLATFORMS", "linux/amd64,linux/arm64")]),
+    )
+    .unwrap();
+    ctx.dockerfile = Some(
+        "FROM --platform=$BUILDPLATFORM rust AS build\nARG TARGETARCH\nRUN --mount=type=cache,id=sdi-target-${TARGETARCH},target=/target cargo build\n".into(),
+    );
+    let plan = sdi::decide(&ctx, &Default::default()).unwrap();
+    let mounts = plan.cache_mounts.unwrap();
+    let ids: Vec<&str> = mounts.mounts.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["sdi-target-amd64", "sdi-target-arm64"]);
+    // Both are restored and saved by the helpers, each into its own directory of the image.
+    let restore = restore_dockerfile(&mounts, "ghcr.io/o/r:buildcache-mounts");
+    let save = save_dockerfile(&mounts);
+    for id in ids {
+        assert!(restore.contains(&format!("--mount=type=cache,id={id},target=/sdi-mount")), "{restore}");
+        assert!(save.contains(&format!("--mount=type=cache,id={id},target=/sdi-mount")), "{save}");
+    }
+}

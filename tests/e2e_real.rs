@@ -679,3 +679,47 @@ fn proven_layers_are_not_read_again_and_a_rotated_value_is() {
     let rotated = run(&format!("sdi-e2e-proof-{n}-two"));
     assert!(!rotated.contains("already proven"), "a rotated value is scanned again: {rotated}");
 }
+
+/// Two platforms, one store per platform (`id=…-${TARGETARCH}` in a `$BUILDPLATFORM` stage, the
+/// pattern of this project's own Dockerfile): both stores are saved, and both are back after
+/// the builder is emptied.
+#[test]
+fn per_platform_cache_mount_stores_both_survive_an_emptied_builder() {
+    let Some(Case { e, n, repo, image, .. }) =
+        start("per_platform_cache_mount_stores_both_survive_an_emptied_builder", "mounts-multi")
+    else {
+        return;
+    };
+    let ws = Workspace::new(&format!(
+        "FROM --platform=$BUILDPLATFORM {base} AS build\nARG TARGETARCH\nARG RUN_ID\nRUN --mount=type=cache,id=st-{n}-${{TARGETARCH}},target=/cache \\\n    ls /cache | grep -c marker > /count-$TARGETARCH.txt; touch /cache/marker-$RUN_ID\n\nFROM scratch\nARG TARGETARCH\nCOPY --from=build /count-${{TARGETARCH}}.txt /count.txt\n",
+        base = e.base
+    ));
+    let build = |run_id: &str| {
+        let args = format!("RUN_ID={run_id}");
+        let inputs = [
+            ("image", image.as_str()),
+            ("builder", e.builder.as_str()),
+            ("platforms", "linux/amd64,linux/arm64"),
+            ("github-token", ""),
+            ("build-args", args.as_str()),
+            ("cache-mounts-image", e.base.as_str()),
+        ];
+        let r = run_action(&ws, "push", "push-default-branch.json", "refs/heads/master", &inputs, &[]);
+        assert!(r.output.status.success(), "{}", r.stdout);
+        r
+    };
+    let first = build("1");
+    for arch in ["amd64", "arm64"] {
+        assert!(first.summary.contains(&format!("| `st-{n}-{arch}` | ")), "{}", first.summary);
+    }
+    prune(&e.builder);
+    let second = build("2");
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let (layers, _) = layers_and_config(&e.registry, &repo, "latest", platform);
+        assert!(
+            layers.iter().any(|l| contains(l, b"count.txt") && contains(l, b"1\n")),
+            "{platform}: the second build found its own store from the first: {}",
+            second.summary
+        );
+    }
+}

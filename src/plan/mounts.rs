@@ -86,6 +86,15 @@ pub fn save_dockerfile(plan: &MountsPlan) -> String {
     d
 }
 
+/// `BUILDPLATFORM` for the expansion: the runner's own platform (the action's binary is built
+/// for it), where a builder made for the run runs.
+fn build_platform() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "linux/arm64",
+        _ => "linux/amd64",
+    }
+}
+
 /// Restored for every run that builds, saved only by trusted ones, in the scope's own image;
 /// untrusted runs read the main lane only (and nothing from a private package, without a
 /// login). ACTIONS_CACHE_MODE applies.
@@ -99,7 +108,8 @@ pub(super) fn mounts_plan(
     let inputs = &ctx.inputs;
     let text =
         ctx.dockerfile.as_ref().filter(|_| inputs.cache_mounts && matches!(mode, Mode::Build | Mode::PerPlatform))?;
-    let mounts = crate::dockerfile::cache_mounts(text, &inputs.build_args);
+    let platforms: Vec<&str> = inputs.platforms.iter().map(|p| p.as_str()).collect();
+    let mounts = crate::dockerfile::cache_mounts_for(text, &inputs.build_args, &platforms, build_platform());
     if mounts.is_empty() {
         return None;
     }
