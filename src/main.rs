@@ -317,6 +317,7 @@ fn clean_up(rt: &tokio::runtime::Runtime, ctx: &Context, plan: &BuildPlan, clean
         metadata: None,
         cache_hits: None,
         mounts: Vec::new(),
+        mount_times: Default::default(),
         pushed: false,
         duration: started.elapsed(),
         docker_calls: 0,

@@ -775,12 +775,7 @@ const PNPM_DOCKERFILE: &str = "# syntax=docker/dockerfile:1\nFROM node:22 AS dep
 
 fn helper_builds(run: &Run) -> Vec<Value> {
     let log = run.env.iter().find(|(k, _)| k == "FAKE_DOCKER_LOG").map(|(_, v)| v.clone()).unwrap();
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|c| c["file_text"].as_str().is_some_and(|t| t.contains("/sdi-mount")))
-        .collect()
+    helper_builds_in(Path::new(&log))
 }
 
 #[test]

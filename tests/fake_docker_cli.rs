@@ -5,7 +5,11 @@ use std::process::Command;
 
 fn fake(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fake-docker"));
-    cmd.args(args).env("FAKE_DOCKER_LOG", dir.join("calls.jsonl")).env("DOCKER_CONFIG", dir.join("config"));
+    // Run in the test's own directory: "." is an empty build context, not this repository.
+    cmd.args(args)
+        .current_dir(dir)
+        .env("FAKE_DOCKER_LOG", dir.join("calls.jsonl"))
+        .env("DOCKER_CONFIG", dir.join("config"));
     for (k, v) in env {
         cmd.env(k, v);
     }

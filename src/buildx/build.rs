@@ -15,9 +15,10 @@ use super::{Annotation, Level, Outcome};
 use crate::context::Context;
 use crate::plan::{BuildPlan, Verify};
 
-/// What the build left: its metadata (when it succeeded) and cache hits; `Err` is the
-/// outcome that ends the run, with the hits known so far.
-pub(super) type Built = Result<(Option<Value>, Option<CacheHits>), (Outcome, Option<CacheHits>)>;
+/// What the build left: its metadata (when it succeeded), cache hits, and the cache-mount
+/// stores of the RUN steps that ran; `Err` is the outcome that ends the run, with the hits
+/// known so far.
+pub(super) type Built = Result<(Option<Value>, Option<CacheHits>, Vec<String>), (Outcome, Option<CacheHits>)>;
 
 /// The argv to run: the plan's, on this run's builder, with its metadata file and progress.
 fn argv(plan: &BuildPlan, builder: &Builder, dir: &Path, metadata_file: &Path) -> Vec<String> {
@@ -123,7 +124,7 @@ pub(super) async fn build(
     if builder.cache_export {
         cache_reports(plan, metadata.as_ref(), &progress, annotations);
     }
-    Ok((metadata, hits))
+    Ok((metadata, hits, progress.cache_mounts_of_run_steps()))
 }
 
 /// Build output is untrusted text: it is streamed between stop-commands markers so that

@@ -84,8 +84,9 @@ pub struct Execution {
     pub annotations: Vec<Annotation>,
     pub metadata: Option<Value>,
     pub cache_hits: Option<CacheHits>,
-    /// What happened to each cache-mount store.
+    /// What happened to each cache-mount store, and how long the helpers took.
     pub mounts: Vec<mounts::MountStatus>,
+    pub mount_times: mounts::MountTimes,
     pub pushed: bool,
     pub duration: Duration,
     pub docker_calls: usize,
@@ -109,6 +110,7 @@ pub async fn execute(ctx: &Context, plan: &BuildPlan, dir: &Path, signals: &mut 
                 metadata: None,
                 cache_hits: None,
                 mounts: Vec::new(),
+                mount_times: Default::default(),
                 pushed: false,
                 duration: started.elapsed(),
                 docker_calls: 0,
@@ -118,7 +120,13 @@ pub async fn execute(ctx: &Context, plan: &BuildPlan, dir: &Path, signals: &mut 
     };
     let mut builder = None;
     let mut mounts = Vec::new();
-    let mut effects = Effects { annotations: &mut annotations, builder: &mut builder, mounts: &mut mounts };
+    let mut mount_times = mounts::MountTimes::default();
+    let mut effects = Effects {
+        annotations: &mut annotations,
+        builder: &mut builder,
+        mounts: &mut mounts,
+        mount_times: &mut mount_times,
+    };
     let result = run(ctx, plan, dir, &mut docker, signals, &mut effects).await;
     if let Some(b) = builder.as_ref().filter(|b| b.remove) {
         let cancelled = matches!(result.0, Outcome::Cancelled { .. });
@@ -135,6 +143,7 @@ pub async fn execute(ctx: &Context, plan: &BuildPlan, dir: &Path, signals: &mut 
         metadata,
         cache_hits,
         mounts,
+        mount_times,
         pushed,
         duration: started.elapsed(),
         docker_calls: docker.calls,
@@ -155,6 +164,7 @@ struct Effects<'a> {
     annotations: &'a mut Vec<Annotation>,
     builder: &'a mut Option<Builder>,
     mounts: &'a mut Vec<mounts::MountStatus>,
+    mount_times: &'a mut mounts::MountTimes,
 }
 
 /// The phases in order; each one's span (with its duration) is what `RUNNER_DEBUG` shows.
@@ -190,16 +200,18 @@ async fn run(
 
     // Cache-mount stores: filled from the registry before the build.
     if let Some(mp) = &plan.cache_mounts {
+        let started = Instant::now();
         let restore = mounts::restore(docker, signals, mp, &builder_name, dir, annotations);
         match restore.instrument(tracing::debug_span!("cache-mounts restore")).await {
             Ok(statuses) => *effects.mounts = statuses,
             Err(sig) => return (Outcome::Cancelled { signal: sig }, None, None),
         }
+        effects.mount_times.restore = Some(started.elapsed());
     }
 
     let b = effects.builder.as_ref().expect("prepare fills the builder");
     let built = build::build(ctx, plan, b, docker, signals, dir, annotations).instrument(tracing::debug_span!("build"));
-    let (mut metadata, hits) = match built.await {
+    let (mut metadata, hits, ran) = match built.await {
         Ok(done) => done,
         Err((outcome, hits)) => return (outcome, None, hits),
     };
@@ -223,10 +235,15 @@ async fn run(
     }
     // …and the cache-mount stores saved after a good trusted build.
     if let Some(mp) = plan.cache_mounts.as_ref().filter(|m| m.save_to.is_some() && plan.trust.trusted) {
+        let started = Instant::now();
         let needles = crate::verify::Needles::new(&scan::secret_values(ctx, plan));
-        let save = mounts::save(docker, signals, mp, &builder_name, dir, &needles, annotations, effects.mounts);
+        let used = (&needles, ran.as_slice());
+        let save = mounts::save_if_used(docker, signals, mp, &builder_name, dir, used, annotations, effects.mounts);
         if let Some(sig) = save.instrument(tracing::debug_span!("cache-mounts save")).await {
             return (Outcome::Cancelled { signal: sig }, None, hits);
+        }
+        if mp.mounts.iter().any(|m| ran.contains(&m.id)) {
+            effects.mount_times.save = Some(started.elapsed());
         }
     }
     (Outcome::Succeeded, metadata, hits)

@@ -19,6 +19,15 @@ pub struct MountStatus {
     pub restored_kib: Option<u64>,
     pub saved_kib: Option<u64>,
     pub too_big: bool,
+    /// Not saved: no step that mounts it ran (they all came from cache).
+    pub unchanged: bool,
+}
+
+/// How long the helpers took, for the summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MountTimes {
+    pub restore: Option<std::time::Duration>,
+    pub save: Option<std::time::Duration>,
 }
 
 /// `(dir, kib)` of every `<marker> <dir> <kib>` line the helper printed.
@@ -38,7 +47,13 @@ fn marked(stderr: &str, marker: &str) -> Vec<(String, u64)> {
 fn statuses(plan: &MountsPlan) -> Vec<MountStatus> {
     plan.mounts
         .iter()
-        .map(|m| MountStatus { id: m.id.clone(), restored_kib: None, saved_kib: None, too_big: false })
+        .map(|m| MountStatus {
+            id: m.id.clone(),
+            restored_kib: None,
+            saved_kib: None,
+            too_big: false,
+            unchanged: false,
+        })
         .collect()
 }
 
@@ -241,4 +256,29 @@ pub(super) async fn save(
             None
         }
     }
+}
+
+/// Saves the stores after a trusted build — unless no step that mounts one of them ran: then
+/// every store is as it was restored (or as a cached build left it) and nothing is pushed.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn save_if_used(
+    docker: &mut Docker,
+    signals: &mut Signals,
+    plan: &MountsPlan,
+    builder: &str,
+    dir: &Path,
+    (secrets, ran): (&crate::verify::Needles, &[String]),
+    annotations: &mut Vec<Annotation>,
+    out: &mut [MountStatus],
+) -> Option<i32> {
+    if !plan.mounts.iter().any(|m| ran.contains(&m.id)) {
+        for s in out.iter_mut() {
+            s.unchanged = true;
+        }
+        annotations.push(Annotation::notice(
+            "Cache mounts not saved: every step that uses them came from cache, so they are unchanged.",
+        ));
+        return None;
+    }
+    save(docker, signals, plan, builder, dir, secrets, annotations, out).await
 }

@@ -236,6 +236,25 @@ impl Progress {
         CacheHits { cached: steps.iter().filter(|v| v.cached).count(), total: steps.len() }
     }
 
+    /// The cache-mount store ids of the RUN steps that ran (were not served from cache): the
+    /// vertex name is the instruction with its ARGs expanded (`[stage-0 2/2] RUN
+    /// --mount=type=cache,id=st-amd64,target=/cache …`), read as the Dockerfile reader reads it.
+    pub fn cache_mounts_of_run_steps(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for v in self.vertices().filter(|v| !v.cached && is_dockerfile_step(&v.name)) {
+            let Some((_, instr)) = v.name.strip_prefix('[').and_then(|r| r.split_once("] ")) else { continue };
+            if !instr.starts_with("RUN ") {
+                continue;
+            }
+            for m in crate::dockerfile::cache_mounts(&format!("FROM scratch\n{instr}\n"), &[]) {
+                if !ids.contains(&m.id) {
+                    ids.push(m.id);
+                }
+            }
+        }
+        ids
+    }
+
     /// Seconds spent in RUN steps that executed on a platform other than the builder's native
     /// one (under emulation), by platform. A step's platform is in its name in multi-platform
     /// builds (`[linux/arm64 2/4] RUN …`; `[linux/amd64->arm64 …]` is a cross stage running
@@ -340,6 +359,20 @@ mod tests {
         }
         assert!(is_from_step("[1/3] FROM busybox@sha256:abc"));
         assert!(!is_from_step("[2/3] RUN echo FROM x"));
+    }
+
+    #[test]
+    fn the_stores_of_the_run_steps_that_ran() {
+        let mut p = Progress::default();
+        for line in [
+            r#"{"vertexes":[{"digest":"sha256:a","name":"[stage-0 2/4] RUN --mount=type=cache,id=deps,target=/d npm ci","cached":true,"completed":"2026-01-01T00:00:01Z"}]}"#,
+            r#"{"vertexes":[{"digest":"sha256:b","name":"[linux/arm64 build 3/4] RUN --mount=type=cache,id=st-arm64,target=/t --mount=type=secret,id=tok cargo build","completed":"2026-01-01T00:00:09Z"}]}"#,
+            r#"{"vertexes":[{"digest":"sha256:c","name":"[stage-0 4/4] RUN --mount=type=cache,target=/root/.cache go build","completed":"2026-01-01T00:00:09Z"}]}"#,
+            r#"{"vertexes":[{"digest":"sha256:d","name":"[stage-0 3/4] COPY --from=build /t /t","completed":"2026-01-01T00:00:09Z"}]}"#,
+        ] {
+            p.feed(line);
+        }
+        assert_eq!(p.cache_mounts_of_run_steps(), ["st-arm64", "/root/.cache"], "a cached step ran nothing");
     }
 
     #[test]

@@ -231,9 +231,23 @@ pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
         let size = |kib: Option<u64>| kib.map_or("no".to_string(), |k| format!("{:.1} MB", k as f64 * 1024.0 / 1e6));
         let _ = writeln!(s, "\n| Cache mount | Restored | Saved |\n|---|---|---|");
         for m in &e.mounts {
-            let saved = if m.too_big { "no (over cache-mounts-max-size)".to_string() } else { size(m.saved_kib) };
+            let saved = if m.too_big {
+                "no (over cache-mounts-max-size)".to_string()
+            } else if m.unchanged {
+                "no (unchanged: its steps came from cache)".to_string()
+            } else {
+                size(m.saved_kib)
+            };
             let _ = writeln!(s, "| `{}` | {} | {saved} |", cell(&m.id), size(m.restored_kib));
         }
+        let secs =
+            |d: Option<std::time::Duration>| d.map_or("–".to_string(), |d| format!("{:.1} s", d.as_secs_f64()));
+        let _ = writeln!(
+            s,
+            "\nCache-mount helpers: restore {}, save {}.",
+            secs(e.mount_times.restore),
+            secs(e.mount_times.save)
+        );
     }
     let notes: Vec<&String> = plan.warnings.iter().collect();
     let annotations: Vec<&Annotation> = exec.map(|e| e.annotations.iter().collect()).unwrap_or_default();

@@ -197,3 +197,13 @@ pub fn secret_push(registry: &str, dir: &Path) -> Run {
 pub fn tagged(dir: &Path, tag: &str) -> bool {
     dir.join("v2/team/app/manifests").join(tag).is_file()
 }
+
+/// The cache-mount helper builds (restore and save) the fake recorded in `log`.
+pub fn helper_builds_in(log: &Path) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|c| c["file_text"].as_str().is_some_and(|t| t.contains("/sdi-mount")))
+        .collect()
+}

@@ -708,6 +708,24 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
     for l in &lines {
         replay.line(l);
     }
+    // The Dockerfile's own cache-mount RUN steps, named as BuildKit names them (the instruction
+    // with its ARGs expanded): cached in the `warm` scenario, run otherwise.
+    let main_file = args.one("--file").map(str::to_string).unwrap_or_else(|| format!("{}/Dockerfile", args.context));
+    let main_text = std::fs::read_to_string(&main_file).unwrap_or_default();
+    if code == 0 && !main_text.contains("/sdi-mount") {
+        let build_args: Vec<(String, String)> = args
+            .all("--build-arg")
+            .iter()
+            .filter_map(|a| a.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
+        let platforms: Vec<&str> = if requested.is_empty() { vec!["linux/amd64"] } else { requested.clone() };
+        let mounts = sdi::dockerfile::cache_mounts_for(&main_text, &build_args, &platforms, "linux/amd64");
+        for (i, m) in mounts.iter().enumerate() {
+            let n = 950 + i;
+            replay.line(&format!("#{n} [stage-0 2/2] RUN --mount=type=cache,id={},target={} install", m.id, m.target));
+            replay.line(&format!("#{n} {}", if scenario == "warm" { "CACHED" } else { "DONE 1.0s" }));
+        }
+    }
     if code != 0 {
         return call.finish(code);
     }
