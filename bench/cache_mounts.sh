@@ -1,37 +1,64 @@
 #!/usr/bin/env bash
-# Benchmark (not a test), for a machine with a Docker engine: the time of a dependency-install
-# step on an emptied builder, with and without the cache-mount restore. Needs SDI_E2E_BUILDER,
+# Benchmark (not a test), for a machine with a real builder: what `cache-mounts: auto` does to
+# the whole run, against `off`, on an emptied builder each time. The store is like a package
+# store: 3000 files of 20 kB and 2 of 25 MB (110 MB, incompressible), "downloaded" at about
+# 20 MB/s when missing. (a) a dependency change: the install step reruns; (b) a code-only change:
+# the install step comes from the registry cache. Also reports the pull + unpack of the saved
+# store image alone (the cost the restore cannot go under). Needs SDI_E2E_BUILDER,
 # SDI_E2E_REGISTRY and SDI_E2E_BASE_IMAGE as the real-engine tests do.
-#   cargo build --release --locked && bench/cache_mounts.sh
+#   cargo build --release --locked && bench/cache_mounts.sh [rounds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${SDI_E2E_BUILDER:?}" "${SDI_E2E_REGISTRY:?}" "${SDI_E2E_BASE_IMAGE:?}"
-bin="$PWD/target/release/secure-docker-images"
+rounds="${1:-3}"
+repo="$PWD"
+bin="$repo/target/release/secure-docker-images"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# 3000 files "downloaded" into the store, 50 ms of latency a batch of 100: like a package install.
+store="sdi-bench-store-$(date +%s)"
 cat > "$work/Dockerfile" <<DOCKERFILE
 FROM $SDI_E2E_BASE_IMAGE
 ARG LOCK
-RUN --mount=type=cache,id=sdi-bench-store,target=/store \\
+RUN --mount=type=cache,id=$store,target=/store \\
     i=0; while [ \$i -lt 3000 ]; do \\
-      f=/store/pkg-\$i.tgz; [ -f "\$f" ] || { head -c 20000 /dev/urandom > "\$f"; [ \$((i % 100)) -eq 0 ] && sleep 0.05; }; \\
-      i=\$((i + 1)); done; echo "\$LOCK" > /lock
+      f=/store/pkg-\$i.tgz; [ -f "\$f" ] || { head -c 20000 /dev/urandom > "\$f"; [ \$((i % 100)) -eq 0 ] && sleep 0.1; }; \\
+      i=\$((i + 1)); done; \\
+    for b in 1 2; do [ -f /store/big-\$b.bin ] || { head -c 26214400 /dev/urandom > /store/big-\$b.bin; sleep 1.2; }; done; \\
+    echo "\$LOCK" > /lock; ls /store | wc -l > /installed
+COPY app.txt /app.txt
 DOCKERFILE
-event="$PWD/tests/fixtures/events/push-default-branch.json"
+event="$repo/tests/fixtures/events/push-default-branch.json"
 image="$SDI_E2E_REGISTRY/sdi-bench/mounts-$(date +%s)"
-run() { # $1 = cache-mounts, $2 = lockfile stamp; prints the seconds of the install step
+run() { # $1 = cache-mounts, $2 = lockfile stamp, $3 = app; prints the whole run's seconds
+  printf '%s\n' "$3" > "$work/app.txt"
+  docker buildx prune -af --builder "$SDI_E2E_BUILDER" >/dev/null
+  local start end
+  start=$(date +%s.%N)
   (cd "$work" && env GITHUB_EVENT_NAME=push GITHUB_EVENT_PATH="$event" GITHUB_REPOSITORY=Codertocat/Hello-World \
     GITHUB_REF=refs/heads/master GITHUB_SHA=6113728f27ae82c7b1a177c8d03f9e96e0adf246 RUNNER_TEMP="$work" \
-    INPUT_IMAGE="$image" INPUT_BUILDER="$SDI_E2E_BUILDER" INPUT_PLATFORMS=linux/amd64 INPUT_CACHE-MOUNTS="$1" \
-    INPUT_CACHE-MOUNTS-IMAGE="$SDI_E2E_BASE_IMAGE" INPUT_BUILD-ARGS="LOCK=$2" "$bin") \
-    | sed -n 's/^#[0-9]* DONE \([0-9.]*\)s$/\1/p' | sort -n | tail -1
+    GITHUB_STEP_SUMMARY="$work/summary" INPUT_IMAGE="$image" INPUT_BUILDER="$SDI_E2E_BUILDER" \
+    INPUT_PLATFORMS=linux/amd64 INPUT_CACHE-MOUNTS="$1" INPUT_CACHE-MOUNTS-IMAGE="$SDI_E2E_BASE_IMAGE" \
+    INPUT_BUILD-ARGS="LOCK=$2" "$bin" >"$work/out" 2>&1) || { cat "$work/out"; exit 1; }
+  end=$(date +%s.%N)
+  awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", e - s }'
 }
-run auto seed >/dev/null                       # fills the store and saves it
-for i in 1 2 3; do
+pull() { # the saved store image pulled and unpacked once, on an emptied builder
   docker buildx prune -af --builder "$SDI_E2E_BUILDER" >/dev/null
-  with=$(run auto "lock-$i")
-  docker buildx prune -af --builder "$SDI_E2E_BUILDER" >/dev/null
-  without=$(run off "lock-$i-off")
-  echo "run $i: install step ${without}s without the restore, ${with}s with it"
+  printf 'FROM %s:buildcache-mounts AS s\nFROM %s\nRUN --mount=type=bind,from=s,target=/s du -sk /s\n' \
+    "$image" "$SDI_E2E_BASE_IMAGE" > "$work/Pull.Dockerfile"
+  local start end
+  start=$(date +%s.%N)
+  docker buildx build --builder "$SDI_E2E_BUILDER" -f "$work/Pull.Dockerfile" "$work" >/dev/null 2>&1
+  end=$(date +%s.%N)
+  awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", e - s }'
+}
+run auto seed app-0 >/dev/null # fills the store, saves it, writes the registry cache
+for i in $(seq "$rounds"); do
+  dep_auto=$(run auto "lock-$i" app-0)
+  dep_off=$(run off "lock-$i-off" app-0)
+  run auto "lock-$i" app-0 >/dev/null # the registry cache of this lockfile, for (b)
+  code_auto=$(run auto "lock-$i" "app-$i")
+  code_off=$(run off "lock-$i" "app-$i-off")
+  echo "round $i: (a) dependency change: auto ${dep_auto} s, off ${dep_off} s; (b) code-only change: auto ${code_auto} s, off ${code_off} s; pull+unpack of the store image $(pull) s"
 done
+grep -h "Cache-mount helpers" "$work/summary" | tail -3
