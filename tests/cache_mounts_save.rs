@@ -9,7 +9,7 @@ use common::run::*;
 const STORE_PER_ARCH: &str = "FROM --platform=$BUILDPLATFORM node:22 AS deps\nARG TARGETARCH\nRUN --mount=type=cache,id=st-${TARGETARCH},target=/store pnpm install\n";
 
 fn saves(log: &std::path::Path) -> usize {
-    helper_builds_in(log).iter().filter(|c| c["file_text"].as_str().unwrap().contains("FROM scratch")).count()
+    helper_builds_in(log).iter().filter(|c| c["file_text"].as_str().unwrap().contains("/sdi-out")).count()
 }
 
 fn push(log: &std::path::Path, platforms: &str) -> Run {
@@ -50,7 +50,7 @@ fn each_platform_store_is_restored_and_saved() {
     let restore = texts.iter().find(|t| t.contains("AS saved")).expect("a restore");
     for id in ["st-amd64", "st-arm64"] {
         assert_eq!(restore.matches(&format!("--mount=type=cache,id={id},")).count(), 1, "{restore}");
-        for save in texts.iter().filter(|t| t.contains("FROM scratch")) {
+        for save in texts.iter().filter(|t| t.contains("/sdi-out")) {
             assert!(save.contains(&format!("--mount=type=cache,id={id},")), "{save}");
         }
     }

@@ -44,11 +44,12 @@ fn mount_flag(m: &crate::dockerfile::CacheMount, target: &str) -> String {
     f
 }
 
-/// The helper Dockerfile that copies the saved contents (image `from`) into the stores.
+/// The helper Dockerfile that copies the saved contents (image `from`) into the stores: one
+/// stage a store, all of them needed by the last stage, so BuildKit fills them in parallel.
 pub fn restore_dockerfile(plan: &MountsPlan, from: &str) -> String {
     // No `# syntax=` line: the builder's own frontend reads these, no frontend image is pulled.
-    let mut d = format!("FROM {from} AS saved\nFROM {}\n", plan.helper_image);
-    for m in &plan.mounts {
+    let mut d = format!("FROM {from} AS saved\n");
+    for (i, m) in plan.mounts.iter().enumerate() {
         let dir = mount_dir(&m.id);
         // Saved layers come back owned by root: give a store declared with uid/gid its owner.
         let chown = match (&m.uid, &m.gid) {
@@ -58,9 +59,14 @@ pub fn restore_dockerfile(plan: &MountsPlan, from: &str) -> String {
             }
         };
         d.push_str(&format!(
-            "RUN {} --mount=type=bind,from=saved,target=/sdi-saved \\\n    if [ -d /sdi-saved/{dir} ]; then cp -a /sdi-saved/{dir}/. /sdi-mount/{chown}; fi; echo \"sdi-restored {dir} $(du -sk /sdi-mount | cut -f1)\"\n",
+            "FROM {} AS r{i}\nRUN {} --mount=type=bind,from=saved,target=/sdi-saved \\\n    if [ -d /sdi-saved/{dir} ]; then cp -a /sdi-saved/{dir}/. /sdi-mount/{chown}; fi; echo \"sdi-restored {dir} $(du -sk /sdi-mount | cut -f1)\" > /sdi-done; cat /sdi-done\n",
+            plan.helper_image,
             mount_flag(m, "/sdi-mount")
         ));
+    }
+    d.push_str("FROM scratch\n");
+    for i in 0..plan.mounts.len() {
+        d.push_str(&format!("COPY --from=r{i} /sdi-done /r{i}\n"));
     }
     d
 }
