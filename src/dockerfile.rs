@@ -180,7 +180,7 @@ fn flags(rest: &str) -> Vec<(String, String)> {
 /// `cache_mounts_for`.
 pub fn cache_mounts(text: &str, build_args: &[(String, String)]) -> Vec<CacheMount> {
     let mut mounts = Vec::new();
-    collect_mounts(text, build_args, &Default::default(), &mut mounts);
+    collect_mounts(text, build_args, &Default::default(), None, &mut mounts);
     mounts
 }
 
@@ -198,27 +198,80 @@ pub fn platform_args(target: &str, build: &str) -> std::collections::BTreeMap<St
     out
 }
 
-/// `cache_mounts` as a build of `platforms` on a `build` platform sees them: a stage that
-/// declares `ARG TARGETARCH` (and the other automatic platform arguments) gets each target
-/// platform's value, so `id=store-${TARGETARCH}` is one store per platform. Each distinct
-/// expanded id is listed once.
+/// `cache_mounts` as a build of `target` (default: the last stage) for `platforms` on a `build`
+/// platform sees them: only the stages that target needs (`FROM <stage>`, `COPY --from`,
+/// `RUN --mount=from=`), and in a stage that declares `ARG TARGETARCH` (and the other automatic
+/// platform arguments) each target platform's value, so `id=store-${TARGETARCH}` is one store
+/// per platform. Each distinct expanded id is listed once.
 pub fn cache_mounts_for(
     text: &str,
     build_args: &[(String, String)],
-    platforms: &[&str],
-    build: &str,
+    (platforms, build): (&[&str], &str),
+    target: Option<&str>,
 ) -> Vec<CacheMount> {
     let mut mounts = Vec::new();
-    for target in platforms {
-        collect_mounts(text, build_args, &platform_args(target, build), &mut mounts);
+    for platform in platforms {
+        collect_mounts(text, build_args, &platform_args(platform, build), Some(target.unwrap_or("")), &mut mounts);
     }
     mounts
 }
 
+/// The stages of a Dockerfile and the ones each needs, to tell which a build of one target runs.
+#[derive(Default)]
+struct Stages {
+    names: Vec<Option<String>>,
+    deps: Vec<Vec<usize>>,
+}
+
+impl Stages {
+    /// A `FROM [--platform=…] <image or stage> [AS <name>]`.
+    fn start(&mut self, from: &str) {
+        let words: Vec<&str> = from.split_whitespace().filter(|w| !w.starts_with("--")).collect();
+        let name = match words.as_slice() {
+            [_, as_, name, ..] if as_.eq_ignore_ascii_case("as") => Some(name.to_ascii_lowercase()),
+            _ => None,
+        };
+        let base = words.first().and_then(|w| self.find(w));
+        self.names.push(name);
+        self.deps.push(base.into_iter().collect());
+    }
+
+    /// A stage by name, or by index where the reference is one (`COPY --from=0`).
+    fn find(&self, reference: &str) -> Option<usize> {
+        let r = reference.to_ascii_lowercase();
+        self.names
+            .iter()
+            .position(|n| n.as_deref() == Some(r.as_str()))
+            .or_else(|| r.parse::<usize>().ok().filter(|i| *i < self.names.len()))
+    }
+
+    /// The current stage reads from `reference` (when it is a stage, not an image).
+    fn need(&mut self, reference: &str) {
+        if let (Some(i), Some(deps)) = (self.find(reference), self.deps.last_mut()) {
+            deps.push(i);
+        }
+    }
+
+    /// Which stages a build of `target` runs (`""`: the last stage).
+    fn reachable(&self, target: &str) -> Vec<bool> {
+        let mut seen = vec![false; self.names.len()];
+        let start = if target.is_empty() { self.names.len().checked_sub(1) } else { self.find(target) };
+        let mut todo: Vec<usize> = start.into_iter().collect();
+        while let Some(i) = todo.pop() {
+            if !std::mem::replace(&mut seen[i], true) {
+                todo.extend(&self.deps[i]);
+            }
+        }
+        seen
+    }
+}
+
+/// `target`: `None` lists every stage's stores; `Some("")` the last stage's needs.
 fn collect_mounts(
     text: &str,
     build_args: &[(String, String)],
     automatic: &std::collections::BTreeMap<String, String>,
+    target: Option<&str>,
     mounts: &mut Vec<CacheMount>,
 ) {
     use std::collections::BTreeMap;
@@ -231,9 +284,20 @@ fn collect_mounts(
     };
     let mut global: BTreeMap<String, String> = BTreeMap::new();
     let mut stage: Option<BTreeMap<String, String>> = None;
+    let mut stages = Stages::default();
+    let mut found: Vec<(CacheMount, usize)> = Vec::new();
     for (keyword, rest) in instructions(text) {
         match keyword.as_str() {
-            "FROM" => stage = Some(BTreeMap::new()),
+            "FROM" => {
+                stages.start(&expand(&rest, &global));
+                stage = Some(BTreeMap::new());
+            }
+            "COPY" | "ADD" => {
+                let vars = stage.clone().unwrap_or_default();
+                for (_, value) in flags(&rest).into_iter().filter(|(n, _)| n == "from") {
+                    stages.need(&expand(&value, &vars));
+                }
+            }
             "ARG" => {
                 for decl in rest.split_whitespace() {
                     let (name, default) = match decl.split_once('=') {
@@ -267,6 +331,9 @@ fn collect_mounts(
                             None => (f.to_ascii_lowercase(), "true".to_string()),
                         })
                         .collect();
+                    if let Some(from) = fields.get("from") {
+                        stages.need(from);
+                    }
                     if fields.get("type").map(String::as_str) != Some("cache") {
                         continue;
                     }
@@ -276,20 +343,25 @@ fn collect_mounts(
                         continue;
                     };
                     let id = fields.get("id").filter(|i| !i.is_empty()).cloned().unwrap_or_else(|| target.clone());
-                    if mounts.iter().any(|m| m.id == id) {
-                        continue;
-                    }
-                    mounts.push(CacheMount {
+                    let mount = CacheMount {
                         id,
                         target,
                         sharing: fields.get("sharing").cloned(),
                         uid: fields.get("uid").cloned(),
                         gid: fields.get("gid").cloned(),
                         mode: fields.get("mode").cloned(),
-                    });
+                    };
+                    found.push((mount, stages.names.len().saturating_sub(1)));
                 }
             }
             _ => {}
+        }
+    }
+    let reachable = target.map(|t| stages.reachable(t));
+    for (mount, stage) in found {
+        let needed = reachable.as_ref().is_none_or(|r| r.get(stage).copied().unwrap_or(false));
+        if needed && !mounts.iter().any(|m| m.id == mount.id) {
+            mounts.push(mount);
         }
     }
 }
@@ -305,7 +377,7 @@ mod tests {
 
     fn ids_for(text: &str, args: &[(&str, &str)], platforms: &[&str]) -> Vec<String> {
         let args: Vec<(String, String)> = args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        cache_mounts_for(text, &args, platforms, "linux/amd64").into_iter().map(|m| m.id).collect()
+        cache_mounts_for(text, &args, (platforms, "linux/amd64"), None).into_iter().map(|m| m.id).collect()
     }
 
     #[test]
@@ -332,6 +404,22 @@ mod tests {
         // A store whose id does not depend on the platform is listed once.
         let plain = "FROM x\nARG TARGETARCH\nRUN --mount=type=cache,id=shared,target=/s z\n";
         assert_eq!(ids_for(plain, &[], &["linux/amd64", "linux/arm64"]), ["shared"]);
+    }
+
+    fn ids_of_target(text: &str, target: Option<&str>) -> Vec<String> {
+        cache_mounts_for(text, &[], (&["linux/amd64"], "linux/amd64"), target).into_iter().map(|m| m.id).collect()
+    }
+
+    #[test]
+    fn only_the_stores_of_stages_the_target_needs() {
+        let text = "FROM node AS deps\nRUN --mount=type=cache,id=npm,target=/n npm ci\n\nFROM golang AS tools\nRUN --mount=type=cache,id=go,target=/g go build\n\nFROM rust AS unused\nRUN --mount=type=cache,id=cargo,target=/c cargo build\n\nFROM deps AS web\nRUN --mount=type=bind,from=tools,source=/x,target=/x --mount=type=cache,id=web,target=/w build\n\nFROM alpine AS test\nCOPY --from=0 /n /n\nRUN --mount=type=cache,id=test,target=/t test\n\nFROM alpine\nCOPY --from=web /w /w\n";
+        // The last stage needs web, which is FROM deps and mounts from tools; never unused or test.
+        assert_eq!(ids_of_target(text, None), ["npm", "go", "web"]);
+        // A target reaches what it needs, by name (any case) or through COPY --from=<index>.
+        assert_eq!(ids_of_target(text, Some("TEST")), ["npm", "test"]);
+        assert_eq!(ids_of_target(text, Some("unused")), ["cargo"]);
+        // Every stage's stores, when nothing is asked of a target.
+        assert_eq!(ids(text, &[]), ["npm", "go", "cargo", "web", "test"]);
     }
 
     #[test]

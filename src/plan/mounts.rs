@@ -115,7 +115,12 @@ pub(super) fn mounts_plan(
     let text =
         ctx.dockerfile.as_ref().filter(|_| inputs.cache_mounts && matches!(mode, Mode::Build | Mode::PerPlatform))?;
     let platforms: Vec<&str> = inputs.platforms.iter().map(|p| p.as_str()).collect();
-    let mounts = crate::dockerfile::cache_mounts_for(text, &inputs.build_args, &platforms, build_platform());
+    let mounts = crate::dockerfile::cache_mounts_for(
+        text,
+        &inputs.build_args,
+        (&platforms, build_platform()),
+        inputs.target.as_deref(),
+    );
     if mounts.is_empty() {
         return None;
     }

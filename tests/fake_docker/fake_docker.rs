@@ -719,7 +719,12 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
             .filter_map(|a| a.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
             .collect();
         let platforms: Vec<&str> = if requested.is_empty() { vec!["linux/amd64"] } else { requested.clone() };
-        let mounts = sdi::dockerfile::cache_mounts_for(&main_text, &build_args, &platforms, "linux/amd64");
+        let mounts = sdi::dockerfile::cache_mounts_for(
+            &main_text,
+            &build_args,
+            (&platforms, "linux/amd64"),
+            args.one("--target"),
+        );
         for (i, m) in mounts.iter().enumerate() {
             let n = 950 + i;
             replay.line(&format!("#{n} [stage-0 2/2] RUN --mount=type=cache,id={},target={} install", m.id, m.target));
