@@ -312,16 +312,8 @@ fn clean_up(rt: &tokio::runtime::Runtime, ctx: &Context, plan: &BuildPlan, clean
         location: None,
     }));
     let exec = buildx::Execution {
-        outcome: Outcome::Succeeded,
-        annotations,
-        metadata: None,
-        cache_hits: None,
-        mounts: Vec::new(),
-        mount_times: Default::default(),
-        pushed: false,
-        duration: started.elapsed(),
-        docker_calls: 0,
         cleanup: Some(report),
+        ..buildx::Execution::without_docker(Outcome::Succeeded, annotations, started.elapsed())
     };
     let _phase = tracing::debug_span!("report").entered();
     for a in &exec.annotations {

@@ -94,6 +94,24 @@ pub struct Execution {
     pub cleanup: Option<crate::cleanup::CleanupReport>,
 }
 
+impl Execution {
+    /// A run that made no docker call (it could not, or had nothing to build).
+    pub fn without_docker(outcome: Outcome, annotations: Vec<Annotation>, duration: Duration) -> Self {
+        Execution {
+            outcome,
+            annotations,
+            metadata: None,
+            cache_hits: None,
+            mounts: Vec::new(),
+            mount_times: Default::default(),
+            pushed: false,
+            duration,
+            docker_calls: 0,
+            cleanup: None,
+        }
+    }
+}
+
 type RunResult = (Outcome, Option<Value>, Option<CacheHits>);
 
 /// Logs in, prepares the builder, builds, and cleans up whatever happens.
@@ -104,18 +122,7 @@ pub async fn execute(ctx: &Context, plan: &BuildPlan, dir: &Path, signals: &mut 
         Ok(d) => d,
         Err(e) => {
             let message = format!("cannot create the private DOCKER_CONFIG under {}: {e}", dir.display());
-            return Execution {
-                outcome: Outcome::SetupFailed(message),
-                annotations,
-                metadata: None,
-                cache_hits: None,
-                mounts: Vec::new(),
-                mount_times: Default::default(),
-                pushed: false,
-                duration: started.elapsed(),
-                docker_calls: 0,
-                cleanup: None,
-            };
+            return Execution::without_docker(Outcome::SetupFailed(message), annotations, started.elapsed());
         }
     };
     let mut builder = None;
