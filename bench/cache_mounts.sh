@@ -40,6 +40,7 @@ run() { # $1 = cache-mounts, $2 = lockfile stamp, $3 = app; prints the whole run
     INPUT_PLATFORMS=linux/amd64 INPUT_CACHE-MOUNTS="$1" INPUT_CACHE-MOUNTS-IMAGE="$SDI_E2E_BASE_IMAGE" \
     INPUT_BUILD-ARGS="LOCK=$2" "$bin" >"$work/out" 2>&1) || { cat "$work/out"; exit 1; }
   end=$(date +%s.%N)
+  cp "$work/out" "$work/out-$1-$2-$3"
   awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", e - s }'
 }
 pull() { # the saved store image pulled and unpacked once, on an emptied builder
@@ -62,3 +63,4 @@ for i in $(seq "$rounds"); do
   echo "round $i: (a) dependency change: auto ${dep_auto} s, off ${dep_off} s; (b) code-only change: auto ${code_auto} s, off ${code_off} s; pull+unpack of the store image $(pull) s"
 done
 grep -h "Cache-mount helpers" "$work/summary" | tail -3
+if [ -n "${SDI_BENCH_KEEP:-}" ]; then cp "$work"/out-* "$SDI_BENCH_KEEP"/; fi

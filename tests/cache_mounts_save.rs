@@ -56,3 +56,38 @@ fn each_platform_store_is_restored_and_saved() {
     }
     assert!(!restore.contains("id=st-,"), "no store of an unexpanded id");
 }
+
+#[test]
+fn a_store_left_as_it_was_restored_is_not_pushed_again() {
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("calls.jsonl");
+    push(&log, "linux/amd64").run().assert_success();
+    // The install step runs again (a lockfile change), but leaves the store as restored.
+    let same = push(&log, "linux/amd64").with("FAKE_DOCKER_MOUNT_UNCHANGED", "1");
+    let done = same.run();
+    done.assert_success();
+    let helpers = helper_builds_in(&log);
+    let probe = helpers.iter().rfind(|c| c["argv"].to_string().contains("type=cacheonly")).expect("a check before saving");
+    assert!(probe["file_text"].as_str().unwrap().contains("sdi-mount-fp"));
+    assert_eq!(saves_pushed(&log), 1, "only the first run pushed its stores");
+    assert!(done.stdout.contains("left them as they were restored"), "{}", done.stdout);
+    assert!(same.summary().contains("no (unchanged"), "{}", same.summary());
+
+    // Changed: checked, then saved with the same run argument (the check's steps are reused).
+    let changed = push(&log, "linux/amd64");
+    changed.run().assert_success();
+    assert_eq!(saves_pushed(&log), 2);
+    let helpers = helper_builds_in(&log);
+    let run_arg = |c: &serde_json::Value| {
+        let argv: Vec<String> = argv(c);
+        flag_values(&argv, "--build-arg").into_iter().find(|a| a.starts_with("SDI_RUN=")).unwrap()
+    };
+    let (check, save) = (&helpers[helpers.len() - 2], &helpers[helpers.len() - 1]);
+    assert!(check["argv"].to_string().contains("type=cacheonly") && save["argv"].to_string().contains("push=true"));
+    assert_eq!(run_arg(check), run_arg(save));
+}
+
+/// Save helper builds that pushed.
+fn saves_pushed(log: &std::path::Path) -> usize {
+    helper_builds_in(log).iter().filter(|c| c["argv"].to_string().contains("push=true")).count()
+}

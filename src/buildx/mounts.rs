@@ -19,8 +19,10 @@ pub struct MountStatus {
     pub restored_kib: Option<u64>,
     pub saved_kib: Option<u64>,
     pub too_big: bool,
-    /// Not saved: no step that mounts it ran (they all came from cache).
+    /// Not saved: no step that mounts it ran, or they left it as it was restored.
     pub unchanged: bool,
+    /// Names, sizes and times of its files as restored (`None`: nothing was restored).
+    pub restored_fp: Option<String>,
 }
 
 /// How long the helpers took, for the summary.
@@ -30,18 +32,27 @@ pub struct MountTimes {
     pub save: Option<std::time::Duration>,
 }
 
-/// `(dir, kib)` of every `<marker> <dir> <kib>` line the helper printed.
-fn marked(stderr: &str, marker: &str) -> Vec<(String, u64)> {
+/// The words after `<marker>` of every line the helper printed with it.
+fn marked_words(stderr: &str, marker: &str) -> Vec<Vec<String>> {
     let mut progress = Progress::default();
     stderr
         .lines()
         .flat_map(|l| progress.feed(l))
-        .filter_map(|l| {
-            let rest = &l[l.find(marker)? + marker.len()..];
-            let mut words = rest.split_whitespace();
-            Some((words.next()?.to_string(), words.next()?.parse().ok()?))
-        })
+        .filter_map(|l| Some(l[l.find(marker)? + marker.len()..].split_whitespace().map(str::to_string).collect()))
         .collect()
+}
+
+/// `(dir, kib)` of every `<marker> <dir> <kib>` line the helper printed.
+fn marked(stderr: &str, marker: &str) -> Vec<(String, u64)> {
+    marked_words(stderr, marker)
+        .into_iter()
+        .filter_map(|w| Some((w.first()?.clone(), w.get(1)?.parse().ok()?)))
+        .collect()
+}
+
+/// `(dir, word)` of the word at `at` after `<marker> <dir>` (a store's fingerprint).
+fn marked_at(stderr: &str, marker: &str, at: usize) -> Vec<(String, String)> {
+    marked_words(stderr, marker).into_iter().filter_map(|w| Some((w.first()?.clone(), w.get(at)?.clone()))).collect()
 }
 
 fn statuses(plan: &MountsPlan) -> Vec<MountStatus> {
@@ -53,6 +64,7 @@ fn statuses(plan: &MountsPlan) -> Vec<MountStatus> {
             saved_kib: None,
             too_big: false,
             unchanged: false,
+            restored_fp: None,
         })
         .collect()
 }
@@ -115,6 +127,11 @@ pub(super) async fn restore(
                     s.restored_kib = Some(kib);
                 }
             }
+            for (dir, fp) in marked_at(&stderr, "sdi-restored ", 2) {
+                if let Some(s) = status_of(&mut out, &dir) {
+                    s.restored_fp = Some(fp);
+                }
+            }
         }
         Ok(Ended::Exited { stderr, .. }) => {
             annotations.push(Annotation::warning(format!(
@@ -138,7 +155,7 @@ pub(super) async fn save(
     plan: &MountsPlan,
     builder: &str,
     dir: &Path,
-    secrets: &crate::verify::Needles,
+    (secrets, run_arg): (&crate::verify::Needles, &str),
     annotations: &mut Vec<Annotation>,
     out: &mut [MountStatus],
 ) -> Option<i32> {
@@ -159,7 +176,6 @@ pub(super) async fn save(
     } else {
         format!("type=image,name={save_to},push=true,{compression}")
     };
-    let run_arg = format!("SDI_RUN={}", random_token());
     let metadata = dir.join("mounts-metadata.json");
     let (file, metadata_arg) = (file.display().to_string(), metadata.display().to_string());
     let args = [
@@ -170,7 +186,7 @@ pub(super) async fn save(
         "--file",
         &file,
         "--build-arg",
-        &run_arg,
+        run_arg,
         "--provenance=false",
         "--output",
         &output,
@@ -260,8 +276,10 @@ pub(super) async fn save(
     }
 }
 
-/// Saves the stores after a trusted build — unless no step that mounts one of them ran: then
-/// every store is as it was restored (or as a cached build left it) and nothing is pushed.
+/// Saves the stores after a trusted build — unless no step that mounts one of them ran, or
+/// the steps that ran left every store as it was restored (same names, sizes and times): then
+/// nothing is pushed. The check is the save's own first half (`--output type=cacheonly`): the
+/// save that follows, with the same run argument, finds those steps in the builder's cache.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn save_if_used(
     docker: &mut Docker,
@@ -273,14 +291,66 @@ pub(super) async fn save_if_used(
     annotations: &mut Vec<Annotation>,
     out: &mut [MountStatus],
 ) -> Option<i32> {
-    if !plan.mounts.iter().any(|m| ran.contains(&m.id)) {
+    let unchanged = |annotations: &mut Vec<Annotation>, out: &mut [MountStatus], why: &str| {
         for s in out.iter_mut() {
             s.unchanged = true;
         }
-        annotations.push(Annotation::notice(
-            "Cache mounts not saved: every step that uses them came from cache, so they are unchanged.",
-        ));
+        annotations.push(Annotation::notice(format!("Cache mounts not saved: {why}, so they are unchanged.")));
+    };
+    if !plan.mounts.iter().any(|m| ran.contains(&m.id)) {
+        unchanged(annotations, out, "every step that uses them came from cache");
         return None;
     }
-    save(docker, signals, plan, builder, dir, secrets, annotations, out).await
+    let run_arg = format!("SDI_RUN={}", random_token());
+    if out.iter().all(|s| s.restored_fp.is_some()) {
+        match fingerprints(docker, signals, plan, builder, dir, &run_arg).await {
+            Ok(Some(now))
+                if out.iter().all(|s| {
+                    now.iter().any(|(d, fp)| *d == mount_dir(&s.id) && s.restored_fp.as_ref() == Some(fp))
+                }) =>
+            {
+                unchanged(annotations, out, "the steps that use them left them as they were restored");
+                return None;
+            }
+            Err(sig) => return Some(sig),
+            _ => {}
+        }
+    }
+    save(docker, signals, plan, builder, dir, (secrets, &run_arg), annotations, out).await
+}
+
+/// The stores' fingerprints as the save helper sees them, without exporting anything.
+async fn fingerprints(
+    docker: &mut Docker,
+    signals: &mut Signals,
+    plan: &MountsPlan,
+    builder: &str,
+    dir: &Path,
+    run_arg: &str,
+) -> Result<Option<Vec<(String, String)>>, i32> {
+    let file = dir.join("mounts-save.Dockerfile");
+    let Ok(context) = std::fs::write(&file, save_dockerfile(plan)).and_then(|()| empty_context(dir)) else {
+        return Ok(None);
+    };
+    let file = file.display().to_string();
+    let args = [
+        "buildx",
+        "build",
+        "--builder",
+        builder,
+        "--file",
+        &file,
+        "--build-arg",
+        run_arg,
+        "--output",
+        "type=cacheonly",
+        "--progress",
+        "rawjson",
+        &context,
+    ];
+    match docker.output(&args, None, signals).await {
+        Ok(Ended::Exited { code: 0, stderr, .. }) => Ok(Some(marked_at(&stderr, "sdi-mount-fp ", 1))),
+        Ok(Ended::Signalled(sig)) => Err(sig),
+        _ => Ok(None),
+    }
 }

@@ -44,6 +44,11 @@ fn mount_flag(m: &crate::dockerfile::CacheMount, target: &str) -> String {
     f
 }
 
+/// A shell expression for a store's fingerprint: names, sizes and modification times of
+/// everything in it (contents are not read: cheap on thousands of files).
+const FINGERPRINT: &str =
+    "$(find /sdi-mount -mindepth 1 -exec stat -c '%n %s %Y' {} + 2>/dev/null | sort | md5sum | cut -c1-32)";
+
 /// The helper Dockerfile that copies the saved contents (image `from`) into the stores: one
 /// stage a store, all of them needed by the last stage, so BuildKit fills them in parallel.
 pub fn restore_dockerfile(plan: &MountsPlan, from: &str) -> String {
@@ -59,7 +64,7 @@ pub fn restore_dockerfile(plan: &MountsPlan, from: &str) -> String {
             }
         };
         d.push_str(&format!(
-            "FROM {} AS r{i}\nRUN {} --mount=type=bind,from=saved,target=/sdi-saved \\\n    if [ -d /sdi-saved/{dir} ]; then cp -a /sdi-saved/{dir}/. /sdi-mount/{chown}; fi; echo \"sdi-restored {dir} $(du -sk /sdi-mount | cut -f1)\" > /sdi-done; cat /sdi-done\n",
+            "FROM {} AS r{i}\nRUN {} --mount=type=bind,from=saved,target=/sdi-saved \\\n    if [ -d /sdi-saved/{dir} ]; then cp -a /sdi-saved/{dir}/. /sdi-mount/{chown}; fi; echo \"sdi-restored {dir} $(du -sk /sdi-mount | cut -f1) {FINGERPRINT}\" > /sdi-done; cat /sdi-done\n",
             plan.helper_image,
             mount_flag(m, "/sdi-mount")
         ));
@@ -80,7 +85,7 @@ pub fn save_dockerfile(plan: &MountsPlan) -> String {
     for (i, m) in plan.mounts.iter().enumerate() {
         let dir = mount_dir(&m.id);
         d.push_str(&format!(
-            "FROM {} AS m{i}\nARG SDI_RUN\nRUN {} \\\n    mkdir -p /sdi-out && kib=$(du -sk /sdi-mount | cut -f1) && echo \"sdi-mount-size {dir} $kib $SDI_RUN\" && \\\n    if [ \"$kib\" -le {max_kib} ]; then cp -a /sdi-mount/. /sdi-out/; else echo \"sdi-mount-too-big {dir}\"; fi\n",
+            "FROM {} AS m{i}\nARG SDI_RUN\nRUN {} \\\n    mkdir -p /sdi-out && kib=$(du -sk /sdi-mount | cut -f1) && echo \"sdi-mount-size {dir} $kib $SDI_RUN\" && echo \"sdi-mount-fp {dir} {FINGERPRINT}\" && \\\n    if [ \"$kib\" -le {max_kib} ]; then cp -a /sdi-mount/. /sdi-out/; else echo \"sdi-mount-too-big {dir}\"; fi\n",
             plan.helper_image,
             mount_flag(m, "/sdi-mount")
         ));

@@ -13,6 +13,7 @@
 //! - builders, containers and injected failures of their calls: see `builders.rs`.
 //! - `FAKE_DOCKER_FAIL_LOGIN=1`: `login` is refused as a registry refuses a bad token.
 //! - `FAKE_DOCKER_WARNINGS=1`: the build reports a Dockerfile lint warning.
+//! - `FAKE_DOCKER_MOUNT_UNCHANGED=1`: a cache-mount store is found as it was restored.
 //! - `FAKE_DOCKER_STAMP`: file that receives the time (ns since the epoch) `buildx build` started.
 
 use std::collections::BTreeMap;
@@ -693,7 +694,16 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
             for line in text.lines().filter(|l| l.contains(marker)) {
                 let dir = line.split(marker).nth(1).unwrap_or_default().split_whitespace().next().unwrap_or_default();
                 replay.line(&format!("#{n} [m 2/2] RUN helper {dir}"));
-                replay.line(&format!("#{n} 0.100 {marker}{dir} {kib}"));
+                // A store's fingerprint: as restored, and as the save finds it (changed unless
+                // FAKE_DOCKER_MOUNT_UNCHANGED is set).
+                let restored_fp = "fp-restored";
+                let now_fp = if std::env::var("FAKE_DOCKER_MOUNT_UNCHANGED").is_ok() { restored_fp } else { "fp-changed" };
+                if marker == "sdi-restored " {
+                    replay.line(&format!("#{n} 0.100 {marker}{dir} {kib} {restored_fp}"));
+                } else {
+                    replay.line(&format!("#{n} 0.100 {marker}{dir} {kib}"));
+                    replay.line(&format!("#{n} 0.100 sdi-mount-fp {dir} {now_fp}"));
+                }
                 let after = &text[text.find(line).unwrap_or(0)..];
                 let max: Option<u64> =
                     after.split("-le ").nth(1).and_then(|r| r.split(' ').next()).and_then(|m| m.parse().ok());
