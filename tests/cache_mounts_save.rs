@@ -67,7 +67,8 @@ fn a_store_left_as_it_was_restored_is_not_pushed_again() {
     let done = same.run();
     done.assert_success();
     let helpers = helper_builds_in(&log);
-    let probe = helpers.iter().rfind(|c| c["argv"].to_string().contains("type=cacheonly")).expect("a check before saving");
+    let probe =
+        helpers.iter().rfind(|c| c["argv"].to_string().contains("type=cacheonly")).expect("a check before saving");
     assert!(probe["file_text"].as_str().unwrap().contains("sdi-mount-fp"));
     assert_eq!(saves_pushed(&log), 1, "only the first run pushed its stores");
     assert!(done.stdout.contains("left them as they were restored"), "{}", done.stdout);

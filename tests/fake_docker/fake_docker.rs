@@ -697,7 +697,8 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
                 // A store's fingerprint: as restored, and as the save finds it (changed unless
                 // FAKE_DOCKER_MOUNT_UNCHANGED is set).
                 let restored_fp = "fp-restored";
-                let now_fp = if std::env::var("FAKE_DOCKER_MOUNT_UNCHANGED").is_ok() { restored_fp } else { "fp-changed" };
+                let now_fp =
+                    if std::env::var("FAKE_DOCKER_MOUNT_UNCHANGED").is_ok() { restored_fp } else { "fp-changed" };
                 if marker == "sdi-restored " {
                     replay.line(&format!("#{n} 0.100 {marker}{dir} {kib} {restored_fp}"));
                 } else {
