@@ -178,24 +178,8 @@ pub(super) async fn save(
     };
     let metadata = dir.join("mounts-metadata.json");
     let (file, metadata_arg) = (file.display().to_string(), metadata.display().to_string());
-    let args = [
-        "buildx",
-        "build",
-        "--builder",
-        builder,
-        "--file",
-        &file,
-        "--build-arg",
-        run_arg,
-        "--provenance=false",
-        "--output",
-        &output,
-        "--metadata-file",
-        &metadata_arg,
-        "--progress",
-        "rawjson",
-        &context,
-    ];
+    let extra = ["--provenance=false", "--metadata-file", &metadata_arg];
+    let args = save_build_args((builder, &file, run_arg), &output, &extra, &context);
     let stderr = match docker.output(&args, None, signals).await {
         Ok(Ended::Exited { code: 0, stderr, .. }) => stderr,
         Ok(Ended::Exited { stderr, .. }) => {
@@ -319,6 +303,21 @@ pub(super) async fn save_if_used(
     save(docker, signals, plan, builder, dir, (secrets, &run_arg), annotations, out).await
 }
 
+/// The save helper's build: the same builder, file and run argument for its check and for the
+/// save itself, so that the save finds the check's steps in the builder's cache.
+fn save_build_args<'a>(
+    (builder, file, run_arg): (&'a str, &'a str, &'a str),
+    output: &'a str,
+    extra: &[&'a str],
+    context: &'a str,
+) -> Vec<&'a str> {
+    let mut args = vec!["buildx", "build", "--builder", builder, "--file", file, "--build-arg", run_arg];
+    args.extend(["--output", output]);
+    args.extend(extra);
+    args.extend(["--progress", "rawjson", context]);
+    args
+}
+
 /// The stores' fingerprints as the save helper sees them, without exporting anything.
 async fn fingerprints(
     docker: &mut Docker,
@@ -333,21 +332,7 @@ async fn fingerprints(
         return Ok(None);
     };
     let file = file.display().to_string();
-    let args = [
-        "buildx",
-        "build",
-        "--builder",
-        builder,
-        "--file",
-        &file,
-        "--build-arg",
-        run_arg,
-        "--output",
-        "type=cacheonly",
-        "--progress",
-        "rawjson",
-        &context,
-    ];
+    let args = save_build_args((builder, &file, run_arg), "type=cacheonly", &[], &context);
     match docker.output(&args, None, signals).await {
         Ok(Ended::Exited { code: 0, stderr, .. }) => Ok(Some(marked_at(&stderr, "sdi-mount-fp ", 1))),
         Ok(Ended::Signalled(sig)) => Err(sig),
