@@ -169,7 +169,7 @@ pub(super) async fn save(
     };
     let repository = save_to.rsplit_once(':').map(|(r, _)| r).unwrap_or(save_to);
     let scan = !secrets.is_empty();
-    // zstd: the next run's restore decompresses it several times faster than gzip.
+    // zstd: the next run's restore decompresses it faster than gzip (BuildKit reads both).
     let compression = "compression=zstd,force-compression=true";
     let output = if scan {
         format!("type=image,name={repository},push-by-digest=true,name-canonical=true,push=true,{compression}")
