@@ -24,7 +24,8 @@ pub struct Distribution {
     token: Option<String>,
 }
 
-fn is_loopback(host: &str) -> bool {
+/// Loopback registries speak plain HTTP, as docker assumes for them.
+pub(crate) fn is_loopback(host: &str) -> bool {
     let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
     name == "localhost" || name.starts_with("127.") || name == "[::1]"
 }

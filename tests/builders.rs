@@ -7,15 +7,6 @@ mod common;
 use common::run::*;
 use serde_json::Value;
 
-/// This host's platform: no emulation question in these tests.
-fn native() -> &'static str {
-    if cfg!(target_arch = "aarch64") { "linux/arm64" } else { "linux/amd64" }
-}
-
-fn push() -> Run {
-    Run::new("push", "push-default-branch.json").with("INPUT_PLATFORMS", native())
-}
-
 fn words(run: &Run) -> Vec<String> {
     run.calls().iter().map(|c| argv(c).iter().take(2).cloned().collect::<Vec<_>>().join(" ")).collect()
 }

@@ -12,7 +12,7 @@ fn saves(log: &std::path::Path) -> usize {
     helper_builds_in(log).iter().filter(|c| c["file_text"].as_str().unwrap().contains("/sdi-out")).count()
 }
 
-fn push(log: &std::path::Path, platforms: &str) -> Run {
+fn pushed_to_log(log: &std::path::Path, platforms: &str) -> Run {
     Run::new("push", "push-default-branch.json")
         .with_dockerfile(STORE_PER_ARCH)
         .with("INPUT_PLATFORMS", platforms)
@@ -23,13 +23,13 @@ fn push(log: &std::path::Path, platforms: &str) -> Run {
 fn a_build_whose_steps_all_came_from_cache_saves_nothing() {
     let state = tempfile::tempdir().unwrap();
     let log = state.path().join("calls.jsonl");
-    let first = push(&log, "linux/amd64");
+    let first = pushed_to_log(&log, "linux/amd64");
     first.run().assert_success();
     assert_eq!(saves(&log), 1, "the install step ran: its store is saved");
     assert!(first.summary().contains("Cache-mount helpers: restore "), "{}", first.summary());
     assert!(first.summary().contains(", save ") && !first.summary().contains("save –"), "{}", first.summary());
 
-    let cached = push(&log, "linux/amd64").with("FAKE_DOCKER_SCENARIO", "warm");
+    let cached = pushed_to_log(&log, "linux/amd64").with("FAKE_DOCKER_SCENARIO", "warm");
     let done = cached.run();
     done.assert_success();
     assert_eq!(saves(&log), 1, "no second save: nothing pushed");
@@ -43,8 +43,8 @@ fn a_build_whose_steps_all_came_from_cache_saves_nothing() {
 fn each_platform_store_is_restored_and_saved() {
     let state = tempfile::tempdir().unwrap();
     let log = state.path().join("calls.jsonl");
-    push(&log, "linux/amd64,linux/arm64").run().assert_success();
-    push(&log, "linux/amd64,linux/arm64").run().assert_success();
+    pushed_to_log(&log, "linux/amd64,linux/arm64").run().assert_success();
+    pushed_to_log(&log, "linux/amd64,linux/arm64").run().assert_success();
     let texts: Vec<String> =
         helper_builds_in(&log).iter().map(|c| c["file_text"].as_str().unwrap().to_string()).collect();
     let restore = texts.iter().find(|t| t.contains("AS saved")).expect("a restore");
@@ -61,9 +61,9 @@ fn each_platform_store_is_restored_and_saved() {
 fn a_store_left_as_it_was_restored_is_not_pushed_again() {
     let state = tempfile::tempdir().unwrap();
     let log = state.path().join("calls.jsonl");
-    push(&log, "linux/amd64").run().assert_success();
+    pushed_to_log(&log, "linux/amd64").run().assert_success();
     // The install step runs again (a lockfile change), but leaves the store as restored.
-    let same = push(&log, "linux/amd64").with("FAKE_DOCKER_MOUNT_UNCHANGED", "1");
+    let same = pushed_to_log(&log, "linux/amd64").with("FAKE_DOCKER_MOUNT_UNCHANGED", "1");
     let done = same.run();
     done.assert_success();
     let helpers = helper_builds_in(&log);
@@ -75,7 +75,7 @@ fn a_store_left_as_it_was_restored_is_not_pushed_again() {
     assert!(same.summary().contains("no (unchanged"), "{}", same.summary());
 
     // Changed: checked, then saved with the same run argument (the check's steps are reused).
-    let changed = push(&log, "linux/amd64");
+    let changed = pushed_to_log(&log, "linux/amd64");
     changed.run().assert_success();
     assert_eq!(saves_pushed(&log), 2);
     let helpers = helper_builds_in(&log);

@@ -7,14 +7,6 @@ mod common;
 
 use common::run::*;
 
-fn native() -> &'static str {
-    if cfg!(target_arch = "aarch64") { "linux/arm64" } else { "linux/amd64" }
-}
-
-fn push() -> Run {
-    Run::new("push", "push-default-branch.json").with("INPUT_PLATFORMS", native())
-}
-
 /// The run's one `::error` line, after it failed with exit 1.
 fn the_error(run: &Run) -> String {
     let done = run.run();

@@ -246,11 +246,10 @@ async fn run(
         let needles = crate::verify::Needles::new(&scan::secret_values(ctx, plan));
         let used = (&needles, ran.as_slice());
         let save = mounts::save_if_used(docker, signals, mp, &builder_name, dir, used, annotations, effects.mounts);
-        if let Some(sig) = save.instrument(tracing::debug_span!("cache-mounts save")).await {
-            return (Outcome::Cancelled { signal: sig }, None, hits);
-        }
-        if mp.mounts.iter().any(|m| ran.contains(&m.id)) {
-            effects.mount_times.save = Some(started.elapsed());
+        match save.instrument(tracing::debug_span!("cache-mounts save")).await {
+            mounts::SaveEnd::Cancelled(sig) => return (Outcome::Cancelled { signal: sig }, None, hits),
+            mounts::SaveEnd::Ran => effects.mount_times.save = Some(started.elapsed()),
+            mounts::SaveEnd::Skipped => {}
         }
     }
     (Outcome::Succeeded, metadata, hits)

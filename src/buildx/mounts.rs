@@ -25,6 +25,17 @@ pub struct MountStatus {
     pub restored_fp: Option<String>,
 }
 
+/// How the save after a build ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SaveEnd {
+    /// No helper ran: no step that uses the stores ran.
+    Skipped,
+    /// A helper ran (the check, and the save when something changed).
+    Ran,
+    /// The job was cancelled during it.
+    Cancelled(i32),
+}
+
 /// How long the helpers took, for the summary.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct MountTimes {
@@ -122,14 +133,11 @@ pub(super) async fn restore(
     let args = ["buildx", "build", "--builder", builder, "--file", &file, "--progress", "rawjson", &context];
     match docker.output(&args, None, signals).await {
         Ok(Ended::Exited { code: 0, stderr, .. }) => {
-            for (dir, kib) in marked(&stderr, "sdi-restored ") {
-                if let Some(s) = status_of(&mut out, &dir) {
-                    s.restored_kib = Some(kib);
-                }
-            }
-            for (dir, fp) in marked_at(&stderr, "sdi-restored ", 2) {
-                if let Some(s) = status_of(&mut out, &dir) {
-                    s.restored_fp = Some(fp);
+            // `sdi-restored <dir> <kib> <fingerprint>`
+            for words in marked_words(&stderr, "sdi-restored ") {
+                if let Some(s) = words.first().and_then(|dir| status_of(&mut out, dir)) {
+                    s.restored_kib = words.get(1).and_then(|k| k.parse().ok());
+                    s.restored_fp = words.get(2).cloned();
                 }
             }
         }
@@ -200,10 +208,8 @@ pub(super) async fn save(
             s.saved_kib = Some(kib);
         }
     }
-    for line in stderr.lines().flat_map(|l| Progress::default().feed(l)) {
-        if let Some(rest) = line.split("sdi-mount-too-big ").nth(1)
-            && let Some(s) = status_of(out, rest.trim())
-        {
+    for words in marked_words(&stderr, "sdi-mount-too-big ") {
+        if let Some(s) = words.first().and_then(|dir| status_of(out, dir)) {
             s.too_big = true;
             s.saved_kib = None;
             annotations.push(Annotation::warning(format!(
@@ -215,7 +221,22 @@ pub(super) async fn save(
     if !scan {
         return None;
     }
-    let digest = std::fs::read_to_string(&metadata)
+    let target = (repository, save_to.as_str(), builder);
+    prove_and_tag(docker, signals, target, (dir, &metadata), secrets, annotations, out).await
+}
+
+/// With secrets in the build, the saved stores were pushed by digest: scan them like the image
+/// itself, and only then point `save_to` at them.
+async fn prove_and_tag(
+    docker: &mut Docker,
+    signals: &mut Signals,
+    (repository, save_to, builder): (&str, &str, &str),
+    (dir, metadata): (&Path, &Path),
+    secrets: &crate::verify::Needles,
+    annotations: &mut Vec<Annotation>,
+    out: &mut [MountStatus],
+) -> Option<i32> {
+    let digest = std::fs::read_to_string(metadata)
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
         .and_then(|m| m.get("containerimage.digest")?.as_str().map(str::to_string));
@@ -223,9 +244,7 @@ pub(super) async fn save(
         annotations.push(Annotation::warning("Cache mounts were pushed but not tagged: buildx reported no digest."));
         return None;
     };
-    let registry = repository.split('/').next().unwrap_or_default();
-    let credentials = super::scan::run_credentials(dir, registry);
-    let report = match crate::verify::Registry::new(repository, credentials) {
+    let report = match super::scan::registry_for(repository, dir) {
         Ok(mut r) => crate::verify::scan(&mut r, &digest, secrets).await,
         Err(e) => Err(e),
     };
@@ -248,7 +267,7 @@ pub(super) async fn save(
         }
     }
     let source = format!("{repository}@{digest}");
-    let args = ["buildx", "imagetools", "create", "--builder", builder, "--tag", save_to.as_str(), source.as_str()];
+    let args = ["buildx", "imagetools", "create", "--builder", builder, "--tag", save_to, source.as_str()];
     match docker.output(&args, None, signals).await {
         Ok(Ended::Exited { code: 0, .. }) => None,
         Ok(Ended::Signalled(sig)) => Some(sig),
@@ -274,7 +293,7 @@ pub(super) async fn save_if_used(
     (secrets, ran): (&crate::verify::Needles, &[String]),
     annotations: &mut Vec<Annotation>,
     out: &mut [MountStatus],
-) -> Option<i32> {
+) -> SaveEnd {
     let unchanged = |annotations: &mut Vec<Annotation>, out: &mut [MountStatus], why: &str| {
         for s in out.iter_mut() {
             s.unchanged = true;
@@ -283,7 +302,7 @@ pub(super) async fn save_if_used(
     };
     if !plan.mounts.iter().any(|m| ran.contains(&m.id)) {
         unchanged(annotations, out, "every step that uses them came from cache");
-        return None;
+        return SaveEnd::Skipped;
     }
     let run_arg = format!("SDI_RUN={}", random_token());
     if out.iter().all(|s| s.restored_fp.is_some()) {
@@ -294,13 +313,16 @@ pub(super) async fn save_if_used(
                 }) =>
             {
                 unchanged(annotations, out, "the steps that use them left them as they were restored");
-                return None;
+                return SaveEnd::Ran;
             }
-            Err(sig) => return Some(sig),
+            Err(sig) => return SaveEnd::Cancelled(sig),
             _ => {}
         }
     }
-    save(docker, signals, plan, builder, dir, (secrets, &run_arg), annotations, out).await
+    match save(docker, signals, plan, builder, dir, (secrets, &run_arg), annotations, out).await {
+        Some(sig) => SaveEnd::Cancelled(sig),
+        None => SaveEnd::Ran,
+    }
 }
 
 /// The save helper's build: the same builder, file and run argument for its check and for the

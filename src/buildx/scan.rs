@@ -37,7 +37,7 @@ pub(super) fn secret_values(ctx: &Context, plan: &BuildPlan) -> Vec<(String, Vec
 }
 
 /// The credentials `docker login` left in the private configuration, for reading `registry`.
-pub(super) fn run_credentials(dir: &Path, registry: &str) -> Option<(String, String)> {
+fn run_credentials(dir: &Path, registry: &str) -> Option<(String, String)> {
     let config = std::fs::read_to_string(dir.join("docker-config").join("config.json")).ok()?;
     crate::verify::stored_auth(&config, registry)
 }
@@ -82,12 +82,14 @@ pub(super) async fn verify_image(
             let digest = metadata.and_then(|m| m.get("containerimage.digest")).and_then(Value::as_str);
             let Some(digest) = digest else { return Err(no_proof("buildx reported no digest".into())) };
             let made = match registry {
-                Some(handle) => handle.await.map_err(std::io::Error::other).and_then(|r| r),
-                None => new_registry(plan, dir),
+                // Made before the login: its credentials are set now.
+                Some(handle) => handle.await.map_err(std::io::Error::other).and_then(|r| r).map(|mut r| {
+                    r.set_auth(credentials_for(&plan.image, dir));
+                    r
+                }),
+                None => registry_for(&plan.image, dir),
             };
             let mut r = made.map_err(|e| no_proof(e.to_string()))?;
-            let host = plan.image.split('/').next().unwrap_or_default();
-            r.set_auth(run_credentials(dir, host));
             if key.is_some() {
                 proofs = Some(read_ledger(&mut r, annotations).await);
                 tracing::debug!(
@@ -160,10 +162,14 @@ pub(super) fn prepare_registry(plan: &BuildPlan) -> Option<RegistryHandle> {
     })
 }
 
-/// A client for the image's registry, with the credentials the run logged in with.
-pub(super) fn new_registry(plan: &BuildPlan, dir: &Path) -> std::io::Result<Registry> {
-    let registry = plan.image.split('/').next().unwrap_or_default();
-    Registry::new(&plan.image, run_credentials(dir, registry))
+/// The credentials the run logged in to `image`'s registry with, if any.
+fn credentials_for(image: &str, dir: &Path) -> Option<(String, String)> {
+    run_credentials(dir, image.split('/').next().unwrap_or_default())
+}
+
+/// A client for `image`'s registry, with the credentials the run logged in with.
+pub(super) fn registry_for(image: &str, dir: &Path) -> std::io::Result<Registry> {
+    Registry::new(image, credentials_for(image, dir))
 }
 
 /// The ledger of proofs already made; one that cannot be read proves nothing (every layer is

@@ -60,7 +60,7 @@ pub(super) async fn tag_scanned(
         let put = async {
             let mut registry = match client {
                 Some(r) => r,
-                None => super::scan::new_registry(plan, dir)?,
+                None => super::scan::registry_for(&plan.image, dir)?,
             };
             registry.put_tags(&digest, &names).await
         };

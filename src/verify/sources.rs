@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::{Needles, Report, scan};
+use crate::registry::is_loopback;
 
 /// A layer's bytes, read as they arrive.
 pub type LayerReader = Box<dyn Read + Send + 'static>;
@@ -93,12 +94,6 @@ const MANIFEST_TYPES: &[&str] = &[
     "application/vnd.docker.distribution.manifest.list.v2+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
-
-/// Loopback registries speak plain HTTP, as docker assumes for them.
-fn is_loopback(host: &str) -> bool {
-    let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    name == "localhost" || name.starts_with("127.") || name == "[::1]"
-}
 
 impl Registry {
     /// `name` is `registry/repository`; `auth` is `(user, password)` from the private docker

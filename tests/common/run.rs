@@ -207,3 +207,13 @@ pub fn helper_builds_in(log: &Path) -> Vec<Value> {
         .filter(|c| c["file_text"].as_str().is_some_and(|t| t.contains("/sdi-mount")))
         .collect()
 }
+
+/// This host's platform: a build for it raises no emulation question.
+pub fn native() -> &'static str {
+    if cfg!(target_arch = "aarch64") { "linux/arm64" } else { "linux/amd64" }
+}
+
+/// A trusted push to the default branch, for this host's platform only.
+pub fn push() -> Run {
+    Run::new("push", "push-default-branch.json").with("INPUT_PLATFORMS", native())
+}
