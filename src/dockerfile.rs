@@ -266,6 +266,33 @@ impl Stages {
     }
 }
 
+/// A `--mount=` value's fields, keys lower-cased (`readonly` alone reads as `readonly=true`).
+fn mount_fields(value: &str) -> std::collections::BTreeMap<String, String> {
+    csv_fields(value)
+        .into_iter()
+        .map(|f| match f.split_once('=') {
+            Some((k, v)) => (k.to_ascii_lowercase(), v.to_string()),
+            None => (f.to_ascii_lowercase(), "true".to_string()),
+        })
+        .collect()
+}
+
+/// The cache store a mount declares, if it is one (`id` defaults to the target).
+fn cache_mount(fields: &std::collections::BTreeMap<String, String>) -> Option<CacheMount> {
+    if fields.get("type").map(String::as_str) != Some("cache") {
+        return None;
+    }
+    let target = fields.get("target").or(fields.get("dst")).or(fields.get("destination")).cloned()?;
+    Some(CacheMount {
+        id: fields.get("id").filter(|i| !i.is_empty()).cloned().unwrap_or_else(|| target.clone()),
+        target,
+        sharing: fields.get("sharing").cloned(),
+        uid: fields.get("uid").cloned(),
+        gid: fields.get("gid").cloned(),
+        mode: fields.get("mode").cloned(),
+    })
+}
+
 /// `target`: `None` lists every stage's stores; `Some("")` the last stage's needs.
 fn collect_mounts(
     text: &str,
@@ -320,38 +347,14 @@ fn collect_mounts(
             }
             "RUN" => {
                 let vars = stage.clone().unwrap_or_default();
-                for (name, value) in flags(&rest) {
-                    if name != "mount" {
-                        continue;
-                    }
-                    let fields: BTreeMap<String, String> = csv_fields(&expand(&value, &vars))
-                        .into_iter()
-                        .map(|f| match f.split_once('=') {
-                            Some((k, v)) => (k.to_ascii_lowercase(), v.to_string()),
-                            None => (f.to_ascii_lowercase(), "true".to_string()),
-                        })
-                        .collect();
+                for (_, value) in flags(&rest).into_iter().filter(|(n, _)| n == "mount") {
+                    let fields = mount_fields(&expand(&value, &vars));
                     if let Some(from) = fields.get("from") {
                         stages.need(from);
                     }
-                    if fields.get("type").map(String::as_str) != Some("cache") {
-                        continue;
+                    if let Some(mount) = cache_mount(&fields) {
+                        found.push((mount, stages.names.len().saturating_sub(1)));
                     }
-                    let Some(target) =
-                        fields.get("target").or(fields.get("dst")).or(fields.get("destination")).cloned()
-                    else {
-                        continue;
-                    };
-                    let id = fields.get("id").filter(|i| !i.is_empty()).cloned().unwrap_or_else(|| target.clone());
-                    let mount = CacheMount {
-                        id,
-                        target,
-                        sharing: fields.get("sharing").cloned(),
-                        uid: fields.get("uid").cloned(),
-                        gid: fields.get("gid").cloned(),
-                        mode: fields.get("mode").cloned(),
-                    };
-                    found.push((mount, stages.names.len().saturating_sub(1)));
                 }
             }
             _ => {}

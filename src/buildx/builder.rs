@@ -68,7 +68,7 @@ pub(super) async fn prepare(
                 .map_err(|f| failed(f, |c| format!("could not create a docker-container builder: {c}")))?;
         }
         BuilderPlan::Default => *slot = Some(Builder::new("default".into(), false, false)),
-        BuilderPlan::Named { name, .. } if docker.config.join("buildx/instances").join(name).is_file() => {
+        BuilderPlan::Named { name, .. } if docker.has_builder_record(name) => {
             *slot = Some(Builder::new(name.clone(), false, false));
         }
         BuilderPlan::Named { name, container } => {
@@ -99,10 +99,8 @@ async fn reach_container(
     let inspect = ["container", "inspect", "--format", "{{.State.Running}}", container];
     let running = docker.run(&inspect, None, signals).await.map_err(|f| {
         failed(f, |cause| {
-            let record = docker.config.join("buildx/instances").join(name);
             format!(
-                "builder '{name}' cannot be used: the action sees no record of it (looked for {} in the docker configuration, from $DOCKER_CONFIG or $HOME/.docker), and the Docker daemon has no container {container} to attach to ({cause}). Create the builder in this job (docker/setup-buildx-action, or `docker buildx create --name {name} --driver docker-container`), or set builder to `default` or to a BuildKit endpoint (tcp://, unix://, docker-container://).",
-                record_hint(&record)
+                "builder '{name}' cannot be used: the action sees no record of it (looked for buildx/instances/{name} in the docker configuration, from $DOCKER_CONFIG or $HOME/.docker), and the Docker daemon has no container {container} to attach to ({cause}). Create the builder in this job (docker/setup-buildx-action, or `docker buildx create --name {name} --driver docker-container`), or set builder to `default` or to a BuildKit endpoint (tcp://, unix://, docker-container://)."
             )
         })
     })?;
@@ -114,13 +112,6 @@ async fn reach_container(
         })?;
     }
     Ok(())
-}
-
-/// `buildx/instances/<name>` as the user would look for it.
-fn record_hint(private: &Path) -> String {
-    let tail: Vec<_> = private.components().rev().take(3).collect();
-    let tail: std::path::PathBuf = tail.into_iter().rev().collect();
-    tail.display().to_string()
 }
 
 /// Attaches a BuildKit with buildx's remote driver, under a name of this run's.

@@ -53,7 +53,7 @@ pub(super) enum Failure {
 pub struct Docker {
     program: PathBuf,
     env: Vec<(String, String)>,
-    pub(super) config: PathBuf,
+    config: PathBuf,
     pub(super) calls: usize,
 }
 
@@ -93,6 +93,12 @@ impl Docker {
             .filter(|(k, _)| keep(k))
             .collect();
         Ok(Docker { program: PathBuf::from("docker"), env, config, calls: 0 })
+    }
+
+    /// Whether buildx has a record of this builder in the run's configuration (copied from the
+    /// user's when visible there).
+    pub(super) fn has_builder_record(&self, name: &str) -> bool {
+        self.config.join("buildx").join("instances").join(name).is_file()
     }
 
     pub(super) fn command(&mut self, args: &[&str]) -> Command {

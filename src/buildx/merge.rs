@@ -58,7 +58,7 @@ pub(super) async fn merge(
     let mut create: Vec<&str> = plan.argv[1..].iter().map(String::as_str).collect();
     if let Some(i) = create.iter().position(|a| *a == "--builder") {
         let name = create[i + 1];
-        if name != "default" && !docker.config.join("buildx/instances").join(name).is_file() {
+        if name != "default" && !docker.has_builder_record(name) {
             create.drain(i..i + 2);
         }
     }

@@ -72,39 +72,20 @@ pub(super) async fn verify_image(
             location: None,
         }),
     };
-    let scanned_values = scanned_values(ctx, plan);
+    let values = scanned_values(ctx, plan);
     let key = ctx.inputs.secrets_proof_key.as_ref().map(|k| k.expose().as_bytes().to_vec());
-    let mut proofs: Option<Ledger> = None;
+    let proofs = Proofs { key: key.as_deref(), values: &values };
     let mut client = None;
     let report = match mode {
         Verify::Layout => crate::verify::scan_layout(&dir.join("oci"), &needles).await,
         Verify::Registry => {
             let digest = metadata.and_then(|m| m.get("containerimage.digest")).and_then(Value::as_str);
             let Some(digest) = digest else { return Err(no_proof("buildx reported no digest".into())) };
-            let made = match registry {
-                // Made before the login: its credentials are set now.
-                Some(handle) => handle.await.map_err(std::io::Error::other).and_then(|r| r).map(|mut r| {
-                    r.set_auth(credentials_for(&plan.image, dir));
-                    r
-                }),
-                None => registry_for(&plan.image, dir),
-            };
-            let mut r = made.map_err(|e| no_proof(e.to_string()))?;
-            if key.is_some() {
-                proofs = Some(read_ledger(&mut r, annotations).await);
-                tracing::debug!(
-                    "proof ledger: {} entries, read in {:.3} s",
-                    proofs.as_ref().map_or(0, Ledger::len),
-                    started.elapsed().as_secs_f64()
-                );
-            }
-            let proven = |layer: &str| match (&proofs, &key) {
-                (Some(l), Some(k)) => l.proves(k, layer, &scanned_values),
-                _ => false,
-            };
-            let report = crate::verify::scan_skipping(&mut r, digest, &needles, proven).await;
-            client = Some(r);
-            report
+            let scanned = scan_registry((plan, dir), digest, registry, &needles, &proofs, annotations).await;
+            scanned.map(|(report, r, ledger)| {
+                client = Some((r, ledger));
+                report
+            })
         }
     };
     let report = report.map_err(|e| no_proof(e.to_string()))?;
@@ -122,18 +103,8 @@ pub(super) async fn verify_image(
         return Err(Outcome::SecretsLeaked { hits: report.hits.len() });
     }
     // Clean: what was read is now proven too, for the next run with these very values.
-    if let (Some(registry), Some(mut ledger), Some(key)) = (client.as_mut(), proofs, key) {
-        let mut added = false;
-        for layer in &report.scanned {
-            added |= ledger.record(&key, layer, &scanned_values);
-        }
-        if added && let Err(e) = registry.push_ledger(ledger.to_json()).await {
-            annotations.push(Annotation::warning(format!(
-                "The proof ledger ({}:{}) was not updated ({e}): the next run scans these layers again.",
-                plan.image,
-                crate::verify::proofs::LEDGER_TAG
-            )));
-        }
+    if let Some((registry, Some(ledger))) = client.as_mut() {
+        proofs.record(registry, ledger, &report.scanned, &plan.image, annotations).await;
     }
     let scope = if report.platforms.is_empty() { "the image".to_string() } else { report.platforms.join(", ") };
     let proven = match report.proven {
@@ -146,7 +117,73 @@ pub(super) async fn verify_image(
         report.bytes as f64 / 1e6,
         started.elapsed().as_secs_f64()
     )));
-    Ok(client)
+    Ok(client.map(|(r, _)| r))
+}
+
+/// What proofs are bound to: the key, and the values the scan looked for.
+struct Proofs<'a> {
+    key: Option<&'a [u8]>,
+    values: &'a [(String, Vec<u8>)],
+}
+
+impl Proofs<'_> {
+    fn proves(&self, ledger: Option<&Ledger>, layer: &str) -> bool {
+        match (ledger, self.key) {
+            (Some(l), Some(k)) => l.proves(k, layer, self.values),
+            _ => false,
+        }
+    }
+
+    /// Adds the layers just scanned clean to the ledger, and pushes it if anything is new.
+    async fn record(
+        &self,
+        registry: &mut Registry,
+        ledger: &mut Ledger,
+        scanned: &[String],
+        image: &str,
+        annotations: &mut Vec<Annotation>,
+    ) {
+        let Some(key) = self.key else { return };
+        let mut added = false;
+        for layer in scanned {
+            added |= ledger.record(key, layer, self.values);
+        }
+        if added && let Err(e) = registry.push_ledger(ledger.to_json()).await {
+            annotations.push(Annotation::warning(format!(
+                "The proof ledger ({image}:{}) was not updated ({e}): the next run scans these layers again.",
+                crate::verify::proofs::LEDGER_TAG
+            )));
+        }
+    }
+}
+
+/// Reads the pushed image back from its registry (with the client made during the build, if
+/// any) and scans it, skipping the layers the ledger proves clean.
+async fn scan_registry(
+    (plan, dir): (&BuildPlan, &Path),
+    digest: &str,
+    prepared: Option<RegistryHandle>,
+    needles: &crate::verify::Needles,
+    proofs: &Proofs<'_>,
+    annotations: &mut Vec<Annotation>,
+) -> std::io::Result<(crate::verify::Report, Registry, Option<Ledger>)> {
+    let mut r = match prepared {
+        // Made before the login: its credentials are set now.
+        Some(handle) => {
+            let mut r = handle.await.map_err(std::io::Error::other)??;
+            r.set_auth(credentials_for(&plan.image, dir));
+            r
+        }
+        None => registry_for(&plan.image, dir)?,
+    };
+    let ledger = match proofs.key {
+        Some(_) => Some(read_ledger(&mut r, annotations).await),
+        None => None,
+    };
+    tracing::debug!("proof ledger: {} entries", ledger.as_ref().map_or(0, Ledger::len));
+    let report =
+        crate::verify::scan_skipping(&mut r, digest, needles, |layer| proofs.proves(ledger.as_ref(), layer)).await?;
+    Ok((report, r, ledger))
 }
 
 /// A registry client being made on a blocking thread.

@@ -15,9 +15,40 @@ pub use inputs::{
     SecretSpec, SecretValues, TagInput,
 };
 
-/// The lines of a PEM key worth masking: its base64 body, not the `-----BEGIN` markers.
-fn pem_body_lines(text: &str) -> impl Iterator<Item = &str> {
-    text.lines().map(str::trim).filter(|l| l.len() >= 8 && !l.starts_with("-----"))
+/// The lines of a multi-line secret worth masking: short ones such as `{` would only garble
+/// the log, and a PEM block's `-----BEGIN …` markers are no secret.
+fn secret_lines(text: &str) -> impl Iterator<Item = Masked> + '_ {
+    text.lines().map(str::trim).filter(|l| l.len() >= 8 && !l.starts_with("-----")).map(|l| Masked::new(l.into()))
+}
+
+fn read_lossy(path: &str) -> String {
+    std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+}
+
+/// Every secret value the run knows of, to be masked before anything else is printed: the
+/// `secrets:` values, the variables `secret-envs` names, secret files and a BuildKit client key
+/// line by line, the token and the proof key.
+fn masks(inputs: &Inputs, secret_values: &SecretValues, vars: &HashMap<String, String>) -> Vec<Masked> {
+    let mut masks: Vec<Masked> = secret_values.0.iter().map(|(_, v)| v.clone()).collect();
+    masks.extend(inputs.github_token.clone());
+    masks.extend(inputs.secrets_proof_key.clone());
+    for spec in &inputs.secrets {
+        match &spec.source {
+            SecretSource::Env { env: name } => {
+                masks.extend(vars.get(name).filter(|v| !v.is_empty()).map(|v| Masked::new(v.clone())))
+            }
+            SecretSource::File { path } => masks.extend(secret_lines(&read_lossy(path))),
+            SecretSource::Value { .. } => {}
+        }
+    }
+    if let Some(builder::BuilderSpec::Endpoint(builder::Endpoint { tls: Some(tls), .. })) = &inputs.builder {
+        match &tls.key {
+            Some(builder::Pem::Inline(pem)) => masks.extend(secret_lines(pem.expose())),
+            Some(builder::Pem::File(path)) => masks.extend(secret_lines(&read_lossy(path))),
+            None => {}
+        }
+    }
+    masks
 }
 
 /// Bad input: which input (or runner variable) is wrong, and how to fix it.
@@ -289,39 +320,7 @@ impl Context {
             .map_err(|e| InputError::new("inputs", format!("cannot read the action's inputs: {e}")))?;
         let (inputs, secret_values) = raw.lower(&repository.full(), env)?;
         let dockerfile = std::fs::read_to_string(inputs.dockerfile_path()).ok();
-        let mut masks: Vec<Masked> = secret_values.0.iter().map(|(_, v)| v.clone()).collect();
-        masks.extend(inputs.github_token.clone());
-        masks.extend(inputs.secrets_proof_key.clone());
-        for spec in &inputs.secrets {
-            match &spec.source {
-                SecretSource::Env { env: name } => {
-                    if let Some(value) = env.vars.get(name).filter(|v| !v.is_empty()) {
-                        masks.push(Masked::new(value.clone()));
-                    }
-                }
-                // A secret file (an .npmrc, a key) is masked line by line; short lines such as
-                // `{` would only garble the log.
-                SecretSource::File { path } => {
-                    let text =
-                        std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-                    masks.extend(
-                        text.lines().map(str::trim).filter(|l| l.len() >= 8).map(|l| Masked::new(l.to_string())),
-                    );
-                }
-                SecretSource::Value { .. } => {}
-            }
-        }
-        // A client key for a remote BuildKit is a secret too, inline or in a file.
-        if let Some(builder::BuilderSpec::Endpoint(builder::Endpoint { tls: Some(tls), .. })) = &inputs.builder {
-            let text = match &tls.key {
-                Some(builder::Pem::Inline(pem)) => pem.expose().to_string(),
-                Some(builder::Pem::File(path)) => {
-                    std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
-                }
-                None => String::new(),
-            };
-            masks.extend(pem_body_lines(&text).map(|l| Masked::new(l.to_string())));
-        }
+        let masks = masks(&inputs, &secret_values, &env.vars);
 
         let git_ref = nonempty(flags.git_ref.clone()).or(nonempty(runner.github_ref)).or_else(|| {
             let payload_ref = event.git_ref.clone().or_else(|| event.merge_group.as_ref()?.head_ref.clone());
