@@ -19,8 +19,8 @@ pub struct MountStatus {
     pub restored_kib: Option<u64>,
     pub saved_kib: Option<u64>,
     pub too_big: bool,
-    /// Not saved: no step that mounts it ran, or they left it as it was restored.
-    pub unchanged: bool,
+    /// Not saved, and why: no step that mounts it ran, or they left it as it was restored.
+    pub unchanged: Option<&'static str>,
     /// Names, sizes and times of its files as restored (`None`: nothing was restored).
     pub restored_fp: Option<String>,
 }
@@ -74,7 +74,7 @@ fn statuses(plan: &MountsPlan) -> Vec<MountStatus> {
             restored_kib: None,
             saved_kib: None,
             too_big: false,
-            unchanged: false,
+            unchanged: None,
             restored_fp: None,
         })
         .collect()
@@ -294,14 +294,15 @@ pub(super) async fn save_if_used(
     annotations: &mut Vec<Annotation>,
     out: &mut [MountStatus],
 ) -> SaveEnd {
-    let unchanged = |annotations: &mut Vec<Annotation>, out: &mut [MountStatus], why: &str| {
+    let unchanged = |annotations: &mut Vec<Annotation>, out: &mut [MountStatus], why: &str, store: &'static str| {
         for s in out.iter_mut() {
-            s.unchanged = true;
+            s.unchanged = Some(store);
         }
         annotations.push(Annotation::notice(format!("Cache mounts not saved: {why}, so they are unchanged.")));
     };
     if !plan.mounts.iter().any(|m| ran.contains(&m.id)) {
-        unchanged(annotations, out, "every step that uses them came from cache");
+        let why = "every step that uses them came from cache";
+        unchanged(annotations, out, why, "its steps came from cache");
         return SaveEnd::Skipped;
     }
     let run_arg = format!("SDI_RUN={}", random_token());
@@ -312,7 +313,8 @@ pub(super) async fn save_if_used(
                     now.iter().any(|(d, fp)| *d == mount_dir(&s.id) && s.restored_fp.as_ref() == Some(fp))
                 }) =>
             {
-                unchanged(annotations, out, "the steps that use them left them as they were restored");
+                let why = "the steps that use them left them as they were restored";
+                unchanged(annotations, out, why, "its steps left it as restored");
                 return SaveEnd::Ran;
             }
             Err(sig) => return SaveEnd::Cancelled(sig),

@@ -804,6 +804,17 @@ fn secrets(raw: &RawInputs, env: &dyn Environment) -> Result<(Vec<SecretSpec>, S
     Ok((specs, values))
 }
 
+/// `secrets-proof-key`: a key of its own for the proof ledger, long enough to be guessed by no one.
+fn proof_key(raw: &Option<String>) -> Result<Option<Masked>, InputError> {
+    match value(raw) {
+        Some(k) if k.len() < 32 || k.contains(['\n', '\r']) => Err(err(
+            "secrets-proof-key",
+            "must be one line of at least 32 random characters (openssl rand -base64 32), kept as a repository secret",
+        )),
+        k => Ok(k.map(|k| Masked::new(k.to_string()))),
+    }
+}
+
 fn choice<T: Copy>(input: &str, raw: &Option<String>, default: T, options: &[(&str, T)]) -> Result<T, InputError> {
     let Some(given) = value(raw) else {
         return Ok(default);
@@ -898,15 +909,7 @@ impl RawInputs {
                 Some(v) => v.to_string(),
                 None => DEFAULT_CACHE_MOUNTS_IMAGE.to_string(),
             },
-            secrets_proof_key: match value(&self.secrets_proof_key) {
-                Some(k) if k.len() < 32 || k.contains(['\n', '\r']) => {
-                    return Err(err(
-                        "secrets-proof-key",
-                        "must be one line of at least 32 random characters (openssl rand -base64 32), kept as a repository secret",
-                    ));
-                }
-                k => k.map(|k| Masked::new(k.to_string())),
-            },
+            secrets_proof_key: proof_key(&self.secrets_proof_key)?,
             pr_cache: choice(
                 "pr-cache",
                 &self.pr_cache,

@@ -245,6 +245,21 @@ fn logins(ctx: &Context, plan: (Mode, bool, &[String]), writes_cache: bool, warn
     login
 }
 
+/// A build that uses secrets is checked for them before any tag exists: read back from the
+/// registry when pushed by digest, from a local export otherwise.
+fn verify_for(ctx: &Context, uses_secrets: bool, push: bool, warnings: &mut Vec<String>) -> Option<Verify> {
+    if !uses_secrets {
+        None
+    } else if !ctx.inputs.verify_secrets {
+        warnings.push("verify-secrets: false: the image is not checked for leaked secret values.".into());
+        None
+    } else if push {
+        Some(Verify::Registry)
+    } else {
+        Some(Verify::Layout)
+    }
+}
+
 fn secret_plans(secrets: &[&SecretSpec]) -> Vec<SecretPlan> {
     secrets
         .iter()
@@ -297,17 +312,7 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
     }
     let tags = if mode == Mode::Cleanup { Vec::new() } else { tags_for(ctx, built) };
     let push = push_for(ctx, decision, mode, &tags, &mut warnings);
-    // A build that uses secrets is checked for them before any tag exists.
-    let verify = if !builds || secrets.is_empty() {
-        None
-    } else if !inputs.verify_secrets {
-        warnings.push("verify-secrets: false: the image is not checked for leaked secret values.".into());
-        None
-    } else if push {
-        Some(Verify::Registry)
-    } else {
-        Some(Verify::Layout)
-    };
+    let verify = verify_for(ctx, builds && !secrets.is_empty(), push, &mut warnings);
     let login = if trusted {
         let saves_mounts = cache_mounts.as_ref().is_some_and(|m| m.save_to.is_some());
         let writes_cache = cache_to.iter().any(CacheRef::is_registry) || saves_mounts;

@@ -183,29 +183,7 @@ pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
             let _ = writeln!(s, "| Result | dry run: nothing was built |");
         }
         Some(e) => {
-            let result = match &e.outcome {
-                Outcome::Succeeded => "built".to_string(),
-                Outcome::SetupFailed(m) => format!("failed before the build: {}", cell(m)),
-                Outcome::Failed { error: Some(err), .. } => format!("build failed: {}", cell(&err.message)),
-                Outcome::Failed { code, .. } => format!("build failed (exit code {code})"),
-                Outcome::Cancelled { .. } => "cancelled".to_string(),
-                Outcome::SecretsLeaked { hits } => {
-                    format!("stopped: {hits} secret value(s) found in the image, so no tag was created")
-                }
-            };
-            let result = if plan.mode == Mode::Cleanup && e.outcome == Outcome::Succeeded {
-                "pull request closed: nothing built".to_string()
-            } else {
-                result
-            };
-            let _ = writeln!(s, "| Result | {result} in {:.1} s |", e.duration.as_secs_f64());
-            if let Some(c) = &e.cleanup {
-                let deleted = if c.deleted.is_empty() { "nothing".to_string() } else { code_list(&c.deleted) };
-                let _ = writeln!(s, "| Deleted | {deleted} |");
-                for k in &c.kept {
-                    let _ = writeln!(s, "| Kept | {} |", cell(k));
-                }
-            }
+            result_rows(&mut s, plan, e);
             let meta = |key: &str| e.metadata.as_ref().and_then(|m| m.get(key)).and_then(Value::as_str);
             if let Some(name) = meta("image.name") {
                 let _ = writeln!(s, "| Image name | {} |", code_list(&[name.to_string()]));
@@ -228,26 +206,7 @@ pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
         }
     }
     if let Some(e) = exec.filter(|e| !e.mounts.is_empty()) {
-        let size = |kib: Option<u64>| kib.map_or("no".to_string(), |k| format!("{:.1} MB", k as f64 * 1024.0 / 1e6));
-        let _ = writeln!(s, "\n| Cache mount | Restored | Saved |\n|---|---|---|");
-        for m in &e.mounts {
-            let saved = if m.too_big {
-                "no (over cache-mounts-max-size)".to_string()
-            } else if m.unchanged {
-                "no (unchanged: its steps came from cache)".to_string()
-            } else {
-                size(m.saved_kib)
-            };
-            let _ = writeln!(s, "| `{}` | {} | {saved} |", cell(&m.id), size(m.restored_kib));
-        }
-        let secs =
-            |d: Option<std::time::Duration>| d.map_or("–".to_string(), |d| format!("{:.1} s", d.as_secs_f64()));
-        let _ = writeln!(
-            s,
-            "\nCache-mount helpers: restore {}, save {}.",
-            secs(e.mount_times.restore),
-            secs(e.mount_times.save)
-        );
+        mounts_table(&mut s, e);
     }
     let notes: Vec<&String> = plan.warnings.iter().collect();
     let annotations: Vec<&Annotation> = exec.map(|e| e.annotations.iter().collect()).unwrap_or_default();
@@ -261,6 +220,51 @@ pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
         }
     }
     s
+}
+
+/// Each cache-mount store: restored and saved sizes (or why it was not saved), and how long
+/// the helpers took.
+fn mounts_table(s: &mut String, e: &Execution) {
+    let size = |kib: Option<u64>| kib.map_or("no".to_string(), |k| format!("{:.1} MB", k as f64 * 1024.0 / 1e6));
+    let _ = writeln!(s, "\n| Cache mount | Restored | Saved |\n|---|---|---|");
+    for m in &e.mounts {
+        let saved = match (m.too_big, m.unchanged) {
+            (true, _) => "no (over cache-mounts-max-size)".to_string(),
+            (false, Some(why)) => format!("no (unchanged: {why})"),
+            (false, None) => size(m.saved_kib),
+        };
+        let _ = writeln!(s, "| `{}` | {} | {saved} |", cell(&m.id), size(m.restored_kib));
+    }
+    let secs = |d: Option<std::time::Duration>| d.map_or("–".to_string(), |d| format!("{:.1} s", d.as_secs_f64()));
+    let _ = writeln!(
+        s,
+        "\nCache-mount helpers: restore {}, save {}.",
+        secs(e.mount_times.restore),
+        secs(e.mount_times.save)
+    );
+}
+
+/// What the run did: its result and, after a cleanup, what was deleted and kept.
+fn result_rows(s: &mut String, plan: &BuildPlan, e: &Execution) {
+    let result = match &e.outcome {
+        Outcome::Succeeded if plan.mode == Mode::Cleanup => "pull request closed: nothing built".to_string(),
+        Outcome::Succeeded => "built".to_string(),
+        Outcome::SetupFailed(m) => format!("failed before the build: {}", cell(m)),
+        Outcome::Failed { error: Some(err), .. } => format!("build failed: {}", cell(&err.message)),
+        Outcome::Failed { code, .. } => format!("build failed (exit code {code})"),
+        Outcome::Cancelled { .. } => "cancelled".to_string(),
+        Outcome::SecretsLeaked { hits } => {
+            format!("stopped: {hits} secret value(s) found in the image, so no tag was created")
+        }
+    };
+    let _ = writeln!(s, "| Result | {result} in {:.1} s |", e.duration.as_secs_f64());
+    if let Some(c) = &e.cleanup {
+        let deleted = if c.deleted.is_empty() { "nothing".to_string() } else { code_list(&c.deleted) };
+        let _ = writeln!(s, "| Deleted | {deleted} |");
+        for k in &c.kept {
+            let _ = writeln!(s, "| Kept | {} |", cell(k));
+        }
+    }
 }
 
 /// Appends to the `GITHUB_STEP_SUMMARY` file.
