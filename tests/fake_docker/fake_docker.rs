@@ -429,6 +429,57 @@ fn parse_build(rest: &[&str]) -> Result<BuildArgs, String> {
     }
 }
 
+/// The build runs on `builder` as buildx would: it must exist and be reachable; where it ran
+/// and what its remote driver was handed are recorded. The docker driver without the
+/// containerd store refuses a cache export.
+fn on_builder(call: &mut Call, args: &BuildArgs, builder: &str) -> Result<(), u8> {
+    let Some(instance) = builders::instance(builder) else {
+        eprintln!("ERROR: no builder \"{builder}\" found");
+        return Err(1);
+    };
+    if let Some(why) = builders::unreachable(&instance) {
+        eprintln!("ERROR: {why}");
+        return Err(1);
+    }
+    // Where the build ran, and what the remote driver was handed (paths and their modes).
+    call.set("builder_driver", instance["Driver"].clone());
+    call.set("builder_endpoint", instance["Nodes"][0]["Endpoint"].clone());
+    call.set("builder_tls", builders::tls_files(&instance));
+    if instance["Driver"] == "docker"
+        && !args.all("--cache-to").is_empty()
+        && std::env::var("FAKE_DOCKER_CONTAINERD_STORE").is_err()
+    {
+        eprintln!("ERROR: failed to build: Cache export is not supported for the docker driver.");
+        eprintln!("Switch to a different driver, or turn on the containerd image store, and try again.");
+        eprintln!("Learn more at https://docs.docker.com/go/build-cache-backends/");
+        return Err(1);
+    }
+    Ok(())
+}
+
+/// The Dockerfile's own cache-mount RUN steps, named as BuildKit names them (the instruction
+/// with its ARGs expanded): cached in the `warm` scenario, run otherwise.
+fn replay_cache_mount_steps(replay: &mut Replay, args: &BuildArgs, requested: &[&str], scenario: &str) {
+    let main_file = args.one("--file").map(str::to_string).unwrap_or_else(|| format!("{}/Dockerfile", args.context));
+    let main_text = std::fs::read_to_string(&main_file).unwrap_or_default();
+    if main_text.contains("/sdi-mount") {
+        return;
+    }
+    let build_args: Vec<(String, String)> = args
+        .all("--build-arg")
+        .iter()
+        .filter_map(|a| a.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect();
+    let platforms: Vec<&str> = if requested.is_empty() { vec!["linux/amd64"] } else { requested.to_vec() };
+    let mounts =
+        sdi::dockerfile::cache_mounts_for(&main_text, &build_args, (&platforms, "linux/amd64"), args.one("--target"));
+    for (i, m) in mounts.iter().enumerate() {
+        let n = 950 + i;
+        replay.line(&format!("#{n} [stage-0 2/2] RUN --mount=type=cache,id={},target={} install", m.id, m.target));
+        replay.line(&format!("#{n} {}", if scenario == "warm" { "CACHED" } else { "DONE 1.0s" }));
+    }
+}
+
 /// The plain log, or the same events as BuildKit `SolveStatus` JSON lines.
 struct Replay {
     rawjson: bool,
@@ -612,28 +663,10 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
     if let Some(text) = &dockerfile {
         call.set("file_text", json!(text));
     }
-    if let Some(builder) = args.one("--builder") {
-        let Some(instance) = builders::instance(builder) else {
-            eprintln!("ERROR: no builder \"{builder}\" found");
-            return call.finish(1);
-        };
-        if let Some(why) = builders::unreachable(&instance) {
-            eprintln!("ERROR: {why}");
-            return call.finish(1);
-        }
-        // Where the build ran, and what the remote driver was handed (paths and their modes).
-        call.set("builder_driver", instance["Driver"].clone());
-        call.set("builder_endpoint", instance["Nodes"][0]["Endpoint"].clone());
-        call.set("builder_tls", builders::tls_files(&instance));
-        if instance["Driver"] == "docker"
-            && !args.all("--cache-to").is_empty()
-            && std::env::var("FAKE_DOCKER_CONTAINERD_STORE").is_err()
-        {
-            eprintln!("ERROR: failed to build: Cache export is not supported for the docker driver.");
-            eprintln!("Switch to a different driver, or turn on the containerd image store, and try again.");
-            eprintln!("Learn more at https://docs.docker.com/go/build-cache-backends/");
-            return call.finish(1);
-        }
+    if let Some(builder) = args.one("--builder")
+        && let Err(code) = on_builder(&mut call, &args, builder)
+    {
+        return call.finish(code);
     }
     let scenario = std::env::var("FAKE_DOCKER_SCENARIO").unwrap_or_else(|_| "success".into());
     let cache_to = args.all("--cache-to");
@@ -719,28 +752,8 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
     for l in &lines {
         replay.line(l);
     }
-    // The Dockerfile's own cache-mount RUN steps, named as BuildKit names them (the instruction
-    // with its ARGs expanded): cached in the `warm` scenario, run otherwise.
-    let main_file = args.one("--file").map(str::to_string).unwrap_or_else(|| format!("{}/Dockerfile", args.context));
-    let main_text = std::fs::read_to_string(&main_file).unwrap_or_default();
-    if code == 0 && !main_text.contains("/sdi-mount") {
-        let build_args: Vec<(String, String)> = args
-            .all("--build-arg")
-            .iter()
-            .filter_map(|a| a.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-            .collect();
-        let platforms: Vec<&str> = if requested.is_empty() { vec!["linux/amd64"] } else { requested.clone() };
-        let mounts = sdi::dockerfile::cache_mounts_for(
-            &main_text,
-            &build_args,
-            (&platforms, "linux/amd64"),
-            args.one("--target"),
-        );
-        for (i, m) in mounts.iter().enumerate() {
-            let n = 950 + i;
-            replay.line(&format!("#{n} [stage-0 2/2] RUN --mount=type=cache,id={},target={} install", m.id, m.target));
-            replay.line(&format!("#{n} {}", if scenario == "warm" { "CACHED" } else { "DONE 1.0s" }));
-        }
+    if code == 0 {
+        replay_cache_mount_steps(&mut replay, &args, &requested, &scenario);
     }
     if code != 0 {
         return call.finish(code);
