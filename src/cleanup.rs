@@ -86,11 +86,7 @@ async fn packages(ctx: &Context, api: &ApiConfig, scopes: &[String]) -> Result<C
 /// Tags are deleted by deleting the manifest they name, which removes every tag naming it:
 /// a digest that a tag outside the scope also names is kept.
 async fn distribution(ctx: &Context, repository: &str, scopes: &[String]) -> Result<CleanupReport, String> {
-    let credentials = ctx
-        .inputs
-        .github_token
-        .as_ref()
-        .map(|t| (ctx.actor.clone().unwrap_or_else(|| "x-access-token".into()), t.expose().to_string()));
+    let credentials = ctx.inputs.github_token.as_ref().map(|t| (ctx.registry_user(), t.expose().to_string()));
     let mut registry = Distribution::new(repository, credentials).map_err(|e| e.to_string())?;
     let refused = |e: &RegistryError| matches!(e, RegistryError::Refused(..));
     let tags = registry.tags().await.map_err(|e| format!("cannot list its tags: {e}"))?;

@@ -14,7 +14,7 @@ pub(super) async fn login(
     annotations: &mut Vec<Annotation>,
 ) -> Result<(), Outcome> {
     let Some(token) = &ctx.inputs.github_token else { return Ok(()) };
-    let user = ctx.actor.clone().unwrap_or_else(|| "x-access-token".into());
+    let user = ctx.registry_user();
     for registry in &plan.login {
         let args = ["login", registry.as_str(), "--username", user.as_str(), "--password-stdin"];
         match docker.run(&args, Some(token.expose().as_bytes()), signals).await {

@@ -247,6 +247,12 @@ fn repo_name(full: &str, source: &str) -> Result<RepoName, InputError> {
 }
 
 impl Context {
+    /// The user a registry login with `github-token` names: the actor, as docker/login-action
+    /// does, else the name GitHub accepts for any token.
+    pub fn registry_user(&self) -> String {
+        self.actor.clone().unwrap_or_else(|| "x-access-token".into())
+    }
+
     /// Reads everything the run depends on. Reads the event file and checks secret files;
     /// runs nothing.
     pub fn load(env: &ProcessEnv, flags: &Overrides) -> Result<Context, InputError> {
