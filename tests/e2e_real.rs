@@ -481,7 +481,11 @@ fn a_dockerfile_that_copies_its_secret_fails_and_gets_no_tag() {
     ));
     let r = push_with_secret(&e, &ws, &image, &value);
     assert_eq!(r.output.status.code(), Some(1), "{}", r.stdout);
-    let leak = r.stdout.lines().find(|l| l.starts_with("::error::Leaked: secret 'token'")).expect("a leak error");
+    let leak = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("::error::Leaked: secret 'token'"))
+        .unwrap_or_else(|| panic!("a leak error: {}", r.stdout));
     assert!(leak.contains("file /leaked.txt"), "{leak}");
     assert!(!r.stdout.lines().any(|l| l.contains(&value) && l != format!("::add-mask::{value}")));
     assert!(manifest(&e.registry, &repo, "latest").is_none(), "a leaking image got a tag");
