@@ -13,6 +13,7 @@ pub mod oci;
 pub mod plan;
 pub mod registry;
 pub mod report;
+pub mod stores_image;
 pub mod trust;
 pub mod verify;
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{env, fixture};
-use sdi::plan::{restore_dockerfile, save_dockerfile};
+use sdi::plan::{check_dockerfile, restore_dockerfile, save_dockerfile};
 
 const DOCKERFILE: &str = "# syntax=docker/dockerfile:1\nARG NODE=22\nFROM node:${NODE} AS deps\nARG STORE=pnpm-store\nRUN --mount=type=cache,id=${STORE},target=/pnpm/store,sharing=locked \\\n    --mount=type=cache,target=/root/.cache/node-gyp,uid=1000,gid=1000,mode=0755 \\\n    --mount=type=secret,id=npm_token,env=NPM_TOKEN \\\n    pnpm install --frozen-lockfile\nRUN <<EOF\necho \"RUN --mount=type=cache,id=not-a-store,target=/x\"\nEOF\n";
 
@@ -69,11 +69,24 @@ fn helper_dockerfiles() {
         "cache-mounts-restore-dockerfile",
         restore_dockerfile(&m, "ghcr.io/codertocat/hello-world:buildcache-mounts")
     );
-    insta::assert_snapshot!("cache-mounts-save-dockerfile", save_dockerfile(&m));
-    // Each store gets its own stage and its own layer.
-    let save = save_dockerfile(&m);
-    assert_eq!(save.matches("\nCOPY --from=").count(), 2);
+    insta::assert_snapshot!("cache-mounts-save-dockerfile", save_dockerfile(&m, &[0, 1]));
+    insta::assert_snapshot!("cache-mounts-check-dockerfile", check_dockerfile(&m));
+    // Each store is copied once, by a RUN of its own: one layer a store, named by the label.
+    let save = save_dockerfile(&m, &[0, 1]);
+    assert_eq!(save.matches("\nRUN --mount=type=cache").count(), 2);
+    assert_eq!(save.matches("cp -a").count(), 2);
+    assert!(!save.contains("COPY"), "no second copy: {save}");
     assert!(save.contains("-le 488281 ]"), "500 MB in KiB");
+    let dirs: Vec<String> = m.mounts.iter().map(|s| sdi::plan::mount_dir(&s.id)).collect();
+    assert!(save.ends_with(&format!("LABEL {}=\"{}\"\n", sdi::stores_image::LABEL, dirs.join(" "))), "{save}");
+    // Only the stores asked for.
+    let one = save_dockerfile(&m, &[1]);
+    assert!(!one.contains(&format!("id={},", m.mounts[0].id)) && one.contains(&format!("id={},", m.mounts[1].id)));
+    assert!(one.ends_with(&format!("=\"{}\"\n", dirs[1])), "{one}");
+    // The check reads fingerprints in parallel stages and copies nothing.
+    let check = check_dockerfile(&m);
+    assert_eq!(check.matches(" AS c").count(), 2);
+    assert!(check.contains("sdi-mount-fp") && !check.contains("cp -a"), "{check}");
 }
 
 #[test]
@@ -107,7 +120,7 @@ fn platform_arguments_give_one_store_per_platform() {
     assert_eq!(ids, ["sdi-target-amd64", "sdi-target-arm64"]);
     // Both are restored and saved by the helpers, each into its own directory of the image.
     let restore = restore_dockerfile(&mounts, "ghcr.io/o/r:buildcache-mounts");
-    let save = save_dockerfile(&mounts);
+    let save = save_dockerfile(&mounts, &[0, 1]);
     for id in ids {
         assert!(restore.contains(&format!("--mount=type=cache,id={id},target=/sdi-mount")), "{restore}");
         assert!(save.contains(&format!("--mount=type=cache,id={id},target=/sdi-mount")), "{save}");

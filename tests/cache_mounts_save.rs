@@ -9,7 +9,7 @@ use common::run::*;
 const STORE_PER_ARCH: &str = "FROM --platform=$BUILDPLATFORM node:22 AS deps\nARG TARGETARCH\nRUN --mount=type=cache,id=st-${TARGETARCH},target=/store pnpm install\n";
 
 fn saves(log: &std::path::Path) -> usize {
-    helper_builds_in(log).iter().filter(|c| c["file_text"].as_str().unwrap().contains("/sdi-out")).count()
+    helper_builds_in(log).iter().filter(|c| c["file_text"].as_str().unwrap().contains("sdi-mount-size")).count()
 }
 
 fn pushed_to_log(log: &std::path::Path, platforms: &str) -> Run {
@@ -50,7 +50,7 @@ fn each_platform_store_is_restored_and_saved() {
     let restore = texts.iter().find(|t| t.contains("AS saved")).expect("a restore");
     for id in ["st-amd64", "st-arm64"] {
         assert_eq!(restore.matches(&format!("--mount=type=cache,id={id},")).count(), 1, "{restore}");
-        for save in texts.iter().filter(|t| t.contains("/sdi-out")) {
+        for save in texts.iter().filter(|t| t.contains("sdi-mount-size")) {
             assert!(save.contains(&format!("--mount=type=cache,id={id},")), "{save}");
         }
     }
@@ -91,4 +91,104 @@ fn a_store_left_as_it_was_restored_is_not_pushed_again() {
 /// Save helper builds that pushed.
 fn saves_pushed(log: &std::path::Path) -> usize {
     helper_builds_in(log).iter().filter(|c| c["argv"].to_string().contains("push=true")).count()
+}
+
+const TWO_STORES: &str =
+    "FROM node:22\nRUN --mount=type=cache,id=deps,target=/deps --mount=type=cache,id=out,target=/out make\n";
+
+fn two_stores(registry: &str, dir: &std::path::Path, log: &std::path::Path) -> Run {
+    Run::new("push", "push-default-branch.json")
+        .with_dockerfile(TWO_STORES)
+        .with("INPUT_IMAGE", &format!("{registry}/team/app"))
+        .with("INPUT_PLATFORMS", "linux/amd64")
+        .with("FAKE_DOCKER_REGISTRY_DIR", dir.to_str().unwrap())
+        .with("FAKE_DOCKER_LOG", log.to_str().unwrap())
+}
+
+/// The stores image `team/app:buildcache-mounts` in a test registry's directory.
+fn saved_image(dir: &std::path::Path) -> sdi::stores_image::StoresImage {
+    let repo = dir.join("v2/team/app");
+    let manifest = std::fs::read(repo.join("manifests/buildcache-mounts")).unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let config = std::fs::read(repo.join("blobs").join(m["config"]["digest"].as_str().unwrap())).unwrap();
+    sdi::stores_image::StoresImage::read(&manifest, &config).expect("a stores image")
+}
+
+fn layer_digest(image: &sdi::stores_image::StoresImage, id: &str) -> String {
+    image.layer_of(&sdi::plan::mount_dir(id)).unwrap().descriptor["digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn only_the_store_that_changed_is_pushed_and_the_other_keeps_its_layer() {
+    let (registry, dir) = common::dir_registry();
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("calls.jsonl");
+    two_stores(&registry, dir.path(), &log).run().assert_success();
+    let first = saved_image(dir.path());
+    assert_eq!(first.stores.len(), 2);
+
+    // The step runs again and changes `out` only.
+    let second = two_stores(&registry, dir.path(), &log).with("FAKE_DOCKER_MOUNT_WRITES", "out");
+    let done = second.run();
+    done.assert_success();
+    let save = helper_builds_in(&log).into_iter().next_back().unwrap();
+    let text = save["file_text"].as_str().unwrap();
+    assert!(text.contains("id=out,") && !text.contains("id=deps,"), "only the changed store is copied: {text}");
+    assert!(flag_values(&argv(&save), "--output")[0].contains("push-by-digest=true"), "finished before tagging");
+    let now = saved_image(dir.path());
+    assert_eq!(layer_digest(&now, "deps"), layer_digest(&first, "deps"), "kept: the very layer restored");
+    assert_ne!(layer_digest(&now, "out"), layer_digest(&first, "out"), "changed: a new layer");
+    let summary = second.summary();
+    assert!(summary.contains("| `deps` | 2.1 MB | no (unchanged: its steps left it as restored) |"), "{summary}");
+    assert!(summary.contains("| `out` | 2.1 MB | 2.1 MB |"), "{summary}");
+    assert!(!done.stdout.contains("::warning::"), "{}", done.stdout);
+
+    // An emptied builder gets back exactly what the last build left in both stores.
+    let fresh = tempfile::tempdir().unwrap();
+    let third =
+        two_stores(&registry, dir.path(), &fresh.path().join("calls.jsonl")).with("FAKE_DOCKER_SCENARIO", "warm");
+    third.run().assert_success();
+    let stores = |d: &std::path::Path| std::fs::read_to_string(d.join("fake-docker-stores.json")).unwrap();
+    assert_eq!(stores(fresh.path()), stores(state.path()));
+    assert!(stores(state.path()).contains("out install 2"), "{}", stores(state.path()));
+}
+
+#[test]
+fn kept_stores_are_scanned_with_the_new_ones_before_the_tag_moves() {
+    let (registry, dir) = common::dir_registry();
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("calls.jsonl");
+    let with_secret = |run: Run| run.with("INPUT_SECRET-ENVS", "npm_token=NPM_TOKEN").with("NPM_TOKEN", ENV_SECRET);
+    with_secret(two_stores(&registry, dir.path(), &log)).run().assert_success();
+    let first = saved_image(dir.path());
+    let second = with_secret(two_stores(&registry, dir.path(), &log).with("FAKE_DOCKER_MOUNT_WRITES", "deps"));
+    let done = second.run();
+    done.assert_success();
+    assert!(!done.stdout.contains("::warning::"), "{}", done.stdout);
+    let now = saved_image(dir.path());
+    assert_eq!(layer_digest(&now, "out"), layer_digest(&first, "out"));
+    assert_ne!(layer_digest(&now, "deps"), layer_digest(&first, "deps"));
+}
+
+#[test]
+fn a_kept_layer_holding_a_secret_value_stops_the_tag() {
+    let (registry, dir) = common::dir_registry();
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("calls.jsonl");
+    // Saved by builds without secrets, `out` holds a text that later becomes a secret's value.
+    two_stores(&registry, dir.path(), &log).run().assert_success();
+    let leaky = two_stores(&registry, dir.path(), &log).with("FAKE_DOCKER_MOUNT_WRITES", "out");
+    leaky.with("FAKE_DOCKER_MOUNT_LEAK", ENV_SECRET).run().assert_success();
+    let first = dir.path().join("v2/team/app/manifests/buildcache-mounts");
+    let before = std::fs::read(&first).unwrap();
+    let second = two_stores(&registry, dir.path(), &log)
+        .with("INPUT_SECRET-ENVS", "npm_token=NPM_TOKEN")
+        .with("NPM_TOKEN", ENV_SECRET)
+        .with("FAKE_DOCKER_MOUNT_WRITES", "deps");
+    let done = second.run();
+    done.assert_success();
+    assert!(done.stdout.contains("::warning::Cache mounts not saved: secret 'npm_token'"), "{}", done.stdout);
+    let shown = done.stdout.lines().filter(|l| !l.starts_with("::add-mask::")).any(|l| l.contains(ENV_SECRET));
+    assert!(!shown && !second.summary().contains(ENV_SECRET), "the value is masked, never shown");
+    assert_eq!(std::fs::read(&first).unwrap(), before, "the tag did not move");
 }

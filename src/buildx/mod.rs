@@ -13,6 +13,7 @@ pub mod docker;
 mod login;
 pub mod merge;
 pub mod mounts;
+mod mounts_save;
 pub mod progress;
 mod scan;
 mod tag;
@@ -206,11 +207,12 @@ async fn run(
     };
 
     // Cache-mount stores: filled from the registry before the build.
+    let mut restored_from = None;
     if let Some(mp) = &plan.cache_mounts {
         let started = Instant::now();
         let restore = mounts::restore(docker, signals, mp, &builder_name, dir, annotations);
         match restore.instrument(tracing::debug_span!("cache-mounts restore")).await {
-            Ok(statuses) => *effects.mounts = statuses,
+            Ok(restored) => (*effects.mounts, restored_from) = (restored.statuses, restored.source),
             Err(sig) => return (Outcome::Cancelled { signal: sig }, None, None),
         }
         effects.mount_times.restore = Some(started.elapsed());
@@ -245,7 +247,8 @@ async fn run(
         let started = Instant::now();
         let needles = crate::verify::Needles::new(&scan::secret_values(ctx, plan));
         let used = (&needles, ran.as_slice());
-        let save = mounts::save_if_used(docker, signals, mp, &builder_name, dir, used, annotations, effects.mounts);
+        let helpers = mounts_save::Helpers { docker, signals, plan: mp, builder: &builder_name, dir };
+        let save = mounts_save::save_if_used(helpers, used, restored_from.as_deref(), annotations, effects.mounts);
         match save.instrument(tracing::debug_span!("cache-mounts save")).await {
             mounts::SaveEnd::Cancelled(sig) => return (Outcome::Cancelled { signal: sig }, None, hits),
             mounts::SaveEnd::Ran => effects.mount_times.save = Some(started.elapsed()),

@@ -76,24 +76,43 @@ pub fn restore_dockerfile(plan: &MountsPlan, from: &str) -> String {
     d
 }
 
-/// The helper Dockerfile that copies each store out (one stage a store, a store over the size
-/// limit left empty) into an image with one layer a store. `SDI_RUN` changes every run, so the
-/// copy is never served from cache.
-pub fn save_dockerfile(plan: &MountsPlan) -> String {
-    let max_kib = plan.max_bytes / 1024;
+/// The helper Dockerfile that reads each store's fingerprint (in parallel, a stage a store)
+/// after the build, to tell the stores that changed from those left as restored. `SDI_RUN`
+/// changes every run, so the reading is never served from cache.
+pub fn check_dockerfile(plan: &MountsPlan) -> String {
     let mut d = String::new();
     for (i, m) in plan.mounts.iter().enumerate() {
-        let dir = mount_dir(&m.id);
         d.push_str(&format!(
-            "FROM {} AS m{i}\nARG SDI_RUN\nRUN {} \\\n    mkdir -p /sdi-out && kib=$(du -sk /sdi-mount | cut -f1) && echo \"sdi-mount-size {dir} $kib $SDI_RUN\" && echo \"sdi-mount-fp {dir} {FINGERPRINT}\" && \\\n    if [ \"$kib\" -le {max_kib} ]; then cp -a /sdi-mount/. /sdi-out/; else echo \"sdi-mount-too-big {dir}\"; fi\n",
+            "FROM {} AS c{i}\nARG SDI_RUN\nRUN {} \\\n    echo \"sdi-mount-fp {} {FINGERPRINT} $SDI_RUN\" > /sdi-fp; cat /sdi-fp\n",
             plan.helper_image,
-            mount_flag(m, "/sdi-mount")
+            mount_flag(m, "/sdi-mount"),
+            mount_dir(&m.id)
         ));
     }
     d.push_str("FROM scratch\n");
-    for (i, m) in plan.mounts.iter().enumerate() {
-        d.push_str(&format!("COPY --from=m{i} /sdi-out /{}\n", mount_dir(&m.id)));
+    for i in 0..plan.mounts.len() {
+        d.push_str(&format!("COPY --from=c{i} /sdi-fp /c{i}\n"));
     }
+    d
+}
+
+/// The helper Dockerfile that saves the stores `which` (indexes into the plan's): on top of the
+/// helper image, one `RUN` a store copies it (once) into a directory of its own, so each store
+/// is one layer; a store over the size limit is left empty. The label names the stores'
+/// layers, so that a later save can keep the layer of a store that did not change.
+pub fn save_dockerfile(plan: &MountsPlan, which: &[usize]) -> String {
+    let max_kib = plan.max_bytes / 1024;
+    let mut d = format!("FROM {}\nARG SDI_RUN\n", plan.helper_image);
+    let mut dirs = Vec::new();
+    for m in which.iter().filter_map(|&i| plan.mounts.get(i)) {
+        let dir = mount_dir(&m.id);
+        d.push_str(&format!(
+            "RUN {} \\\n    kib=$(du -sk /sdi-mount | cut -f1) && echo \"sdi-mount-size {dir} $kib $SDI_RUN\" && mkdir /{dir} && \\\n    if [ \"$kib\" -le {max_kib} ]; then cp -a /sdi-mount/. /{dir}/; else echo \"sdi-mount-too-big {dir}\"; fi\n",
+            mount_flag(m, "/sdi-mount")
+        ));
+        dirs.push(dir);
+    }
+    d.push_str(&format!("LABEL {}=\"{}\"\n", crate::stores_image::LABEL, dirs.join(" ")));
     d
 }
 

@@ -224,6 +224,43 @@ impl Registry {
         Ok(())
     }
 
+    /// The raw manifest (or index) a tag or digest of this repository names.
+    pub async fn manifest_named(&mut self, tag_or_digest: &str) -> std::io::Result<Vec<u8>> {
+        let reference = if tag_or_digest.contains(':') {
+            self.at(tag_or_digest)
+        } else {
+            oci_client::Reference::with_tag(
+                self.reference.registry().to_string(),
+                self.reference.repository().to_string(),
+                tag_or_digest.to_string(),
+            )
+        };
+        let (bytes, _) = self
+            .client
+            .pull_manifest_raw(&reference, &self.auth, MANIFEST_TYPES)
+            .await
+            .map_err(std::io::Error::other)?;
+        Ok(bytes.to_vec())
+    }
+
+    /// Pushes an image's config, then its manifest under `tag` (its layers are already in the
+    /// repository). Under a tag, not by digest: some registries answer a manifest `PUT` without
+    /// the `Location` header, which oci-client handles only for tags.
+    pub async fn push_image(&mut self, (manifest, config): (Vec<u8>, Vec<u8>), tag: &str) -> std::io::Result<()> {
+        let config_digest = crate::oci::sha256(&config);
+        self.client.store_auth_if_needed(self.reference.resolve_registry(), &self.auth).await;
+        let at = self.at(&config_digest);
+        self.client.push_blob(&at, config, &config_digest).await.map_err(std::io::Error::other)?;
+        let reference = oci_client::Reference::with_tag(
+            self.reference.registry().to_string(),
+            self.reference.repository().to_string(),
+            tag.to_string(),
+        );
+        let content_type = http::HeaderValue::from_static(MANIFEST_TYPES[1]);
+        self.client.push_manifest_raw(&reference, manifest, content_type).await.map_err(std::io::Error::other)?;
+        Ok(())
+    }
+
     /// Replaces the proof ledger.
     pub async fn push_ledger(&mut self, bytes: Vec<u8>) -> std::io::Result<()> {
         use oci_client::client::{Config, ImageLayer};

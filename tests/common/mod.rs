@@ -159,7 +159,9 @@ impl wiremock::Respond for DirRegistryWrites {
                 let digest = sdi::oci::sha256(&request.body);
                 write(&path, &request.body);
                 write(&format!("{}{digest}", &path[..path.rfind('/').unwrap() + 1]), &request.body);
-                ResponseTemplate::new(201).insert_header("docker-content-digest", digest.as_str())
+                ResponseTemplate::new(201)
+                    .insert_header("docker-content-digest", digest.as_str())
+                    .insert_header("location", path.as_str())
             }
             _ => ResponseTemplate::new(405),
         }

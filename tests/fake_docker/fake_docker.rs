@@ -13,7 +13,7 @@
 //! - builders, containers and injected failures of their calls: see `builders.rs`.
 //! - `FAKE_DOCKER_FAIL_LOGIN=1`: `login` is refused as a registry refuses a bad token.
 //! - `FAKE_DOCKER_WARNINGS=1`: the build reports a Dockerfile lint warning.
-//! - `FAKE_DOCKER_MOUNT_UNCHANGED=1`: a cache-mount store is found as it was restored.
+//! - cache-mount stores and the helpers that restore, check and save them: see `stores.rs`.
 //! - `FAKE_DOCKER_STAMP`: file that receives the time (ns since the epoch) `buildx build` started.
 
 use std::collections::BTreeMap;
@@ -28,6 +28,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 mod builders;
+mod stores;
 use builders::{create, failing, inspect, remove, run};
 
 const HELP: &str = include_str!("../fixtures/buildx/build-help.txt");
@@ -320,7 +321,12 @@ fn imagetools_inspect(call: Call, rest: &[&str]) -> ExitCode {
         eprintln!("ERROR: requires exactly 1 argument");
         return call.finish(1);
     };
-    let Some(manifest) = registry().get(*reference).cloned() else {
+    let in_dir = std::env::var("FAKE_DOCKER_REGISTRY_DIR").ok().and_then(|dir| {
+        let (name, tag) = reference.rsplit_once(':')?;
+        std::fs::read_to_string(Path::new(&dir).join("v2").join(name.split_once('/')?.1).join("manifests").join(tag))
+            .ok()
+    });
+    let Some(manifest) = registry().get(*reference).cloned().or(in_dir) else {
         eprintln!("ERROR: {reference}: not found");
         return call.finish(1);
     };
@@ -477,6 +483,9 @@ fn replay_cache_mount_steps(replay: &mut Replay, args: &BuildArgs, requested: &[
         let n = 950 + i;
         replay.line(&format!("#{n} [stage-0 2/2] RUN --mount=type=cache,id={},target={} install", m.id, m.target));
         replay.line(&format!("#{n} {}", if scenario == "warm" { "CACHED" } else { "DONE 1.0s" }));
+        if scenario != "warm" {
+            stores::step_ran(&m.id);
+        }
     }
 }
 
@@ -719,36 +728,10 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
         eprintln!("ERROR: failed to build: failed to solve: helper failed as asked");
         return call.finish(1);
     }
-    // A cache-mount helper prints its sizes, as its RUN steps would (FAKE_DOCKER_MOUNT_KIB).
-    if let Some(text) = &dockerfile {
-        let kib: u64 = std::env::var("FAKE_DOCKER_MOUNT_KIB").ok().and_then(|k| k.parse().ok()).unwrap_or(2048);
-        let mut n = 900;
-        for marker in ["sdi-restored ", "sdi-mount-size "] {
-            for line in text.lines().filter(|l| l.contains(marker)) {
-                let dir = line.split(marker).nth(1).unwrap_or_default().split_whitespace().next().unwrap_or_default();
-                replay.line(&format!("#{n} [m 2/2] RUN helper {dir}"));
-                // A store's fingerprint: as restored, and as the save finds it (changed unless
-                // FAKE_DOCKER_MOUNT_UNCHANGED is set).
-                let restored_fp = "fp-restored";
-                let now_fp =
-                    if std::env::var("FAKE_DOCKER_MOUNT_UNCHANGED").is_ok() { restored_fp } else { "fp-changed" };
-                if marker == "sdi-restored " {
-                    replay.line(&format!("#{n} 0.100 {marker}{dir} {kib} {restored_fp}"));
-                } else {
-                    replay.line(&format!("#{n} 0.100 {marker}{dir} {kib}"));
-                    replay.line(&format!("#{n} 0.100 sdi-mount-fp {dir} {now_fp}"));
-                }
-                let after = &text[text.find(line).unwrap_or(0)..];
-                let max: Option<u64> =
-                    after.split("-le ").nth(1).and_then(|r| r.split(' ').next()).and_then(|m| m.parse().ok());
-                if marker == "sdi-mount-size " && max.is_some_and(|m| kib > m) {
-                    replay.line(&format!("#{n} 0.200 sdi-mount-too-big {dir}"));
-                }
-                replay.line(&format!("#{n} DONE 0.1s"));
-                n += 1;
-            }
-        }
-    }
+    // A cache-mount helper reads and writes the builder's stores, as its RUN steps would.
+    let helper = dockerfile.as_deref().filter(|t| t.contains("/sdi-mount"));
+    let saved = helper.map(|t| stores::replay_helper(&mut replay, t)).unwrap_or_default();
+    let saves = helper.is_some_and(|t| t.contains("sdi-mount-size "));
     for l in &lines {
         replay.line(l);
     }
@@ -776,6 +759,13 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
         if let (Some(output), Some(dir)) = (by_digest.filter(|_| pushes), &registry_dir) {
             // Pushed for real into the directory a test registry serves.
             let name = output.split(',').find_map(|f| f.strip_prefix("name=")).unwrap_or_default();
+            if saves {
+                let digest = stores::push_stores_image(Path::new(dir), name, None, &saved);
+                m.insert("image.name".into(), json!(name));
+                m.insert("containerimage.digest".into(), json!(digest));
+                std::fs::write(path, serde_json::to_string_pretty(&meta).unwrap()).unwrap();
+                return call.finish(0);
+            }
             let image = real_image(&args, &requested);
             let (host, repo) = name.split_once('/').unwrap_or(("", name));
             let _ = host;
@@ -804,6 +794,9 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
                 None => args.all("--tag").iter().map(|t| t.to_string()).collect(),
             };
             let mut r = registry();
+            for name in names.iter().filter(|_| saves) {
+                stores::record_tagged(name, &saved);
+            }
             for name in &names {
                 r.insert(name.clone(), json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "layers": []}).to_string());
             }

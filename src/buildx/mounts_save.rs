@@ -1,0 +1,295 @@
+//! After a trusted, successful build: which cache-mount stores the build changed, and saving
+//! those only. A store left as restored keeps its layer from the image it was restored from:
+//! the new image points at it (same repository, nothing uploaded for it).
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::Annotation;
+use super::docker::{Docker, Ended, Signals, cause_line, random_token};
+use super::mounts::{MountStatus, SaveEnd, empty_context, marked, marked_at, marked_words, status_of};
+use crate::plan::{MountsPlan, check_dockerfile, mount_dir, save_dockerfile};
+use crate::stores_image::{StoresImage, image_in_index};
+use crate::verify::{Blobs, Needles, Registry};
+
+/// What every helper build needs.
+pub(super) struct Helpers<'a> {
+    pub docker: &'a mut Docker,
+    pub signals: &'a mut Signals,
+    pub plan: &'a MountsPlan,
+    pub builder: &'a str,
+    pub dir: &'a Path,
+}
+
+const FROM_CACHE: &str = "its steps came from cache";
+const AS_RESTORED: &str = "its steps left it as restored";
+
+/// Saves the stores that changed: none when no step that mounts one ran, or when the steps
+/// that ran left every store as it was restored (same names, sizes and times).
+pub(super) async fn save_if_used(
+    mut h: Helpers<'_>,
+    (secrets, ran): (&Needles, &[String]),
+    restored_from: Option<&str>,
+    annotations: &mut Vec<Annotation>,
+    out: &mut [MountStatus],
+) -> SaveEnd {
+    if !h.plan.mounts.iter().any(|m| ran.contains(&m.id)) {
+        out.iter_mut().for_each(|s| s.unchanged = Some(FROM_CACHE));
+        let why = "every step that uses them came from cache";
+        annotations.push(Annotation::notice(format!("Cache mounts not saved: {why}, so they are unchanged.")));
+        return SaveEnd::Skipped;
+    }
+    let run_arg = format!("SDI_RUN={}", random_token());
+    // Nothing restored: every store is new, no need to look.
+    let now = match out.iter().any(|s| s.restored_fp.is_some()) {
+        true => match fingerprints(&mut h, &run_arg).await {
+            Ok(now) => now,
+            Err(sig) => return SaveEnd::Cancelled(sig),
+        },
+        false => Vec::new(),
+    };
+    let changed: Vec<bool> = out
+        .iter()
+        .map(|s| {
+            s.restored_fp.is_none()
+                || !now.iter().any(|(d, fp)| *d == mount_dir(&s.id) && s.restored_fp.as_ref() == Some(fp))
+        })
+        .collect();
+    if !changed.contains(&true) {
+        out.iter_mut().for_each(|s| s.unchanged = Some(AS_RESTORED));
+        let why = "the steps that use them left them as they were restored";
+        annotations.push(Annotation::notice(format!("Cache mounts not saved: {why}, so they are unchanged.")));
+        return SaveEnd::Ran;
+    }
+    // Some stores changed, others did not: the image they came from says where theirs are.
+    let old = match (restored_from, changed.contains(&false)) {
+        (Some(source), true) => stores_image_of(h.dir, source, h.plan.save_to.as_deref()).await,
+        _ => None,
+    };
+    let keep: Vec<bool> = (0..out.len())
+        .map(|i| !changed[i] && old.as_ref().is_some_and(|o| o.layer_of(&mount_dir(&out[i].id)).is_some()))
+        .collect();
+    for (s, _) in out.iter_mut().zip(&keep).filter(|(_, k)| **k) {
+        s.unchanged = Some(AS_RESTORED);
+    }
+    let which: Vec<usize> = (0..out.len()).filter(|&i| !keep[i]).collect();
+    let old = old.filter(|_| keep.contains(&true));
+    match save(&mut h, &which, (secrets, &run_arg), old, annotations, out).await {
+        Some(sig) => SaveEnd::Cancelled(sig),
+        None => SaveEnd::Ran,
+    }
+}
+
+/// The saved stores image `source` (`repository:tag`), read through the registry, if it is in
+/// the repository the stores are saved to and says which layer holds which store.
+async fn stores_image_of(dir: &Path, source: &str, save_to: Option<&str>) -> Option<StoresImage> {
+    let (repository, tag) = source.rsplit_once(':')?;
+    if save_to.and_then(|s| s.rsplit_once(':')).map(|(r, _)| r) != Some(repository) {
+        return None;
+    }
+    let mut registry = super::scan::registry_for(repository, dir).ok()?;
+    match read_stores_image(&mut registry, tag).await {
+        Ok(image) => image,
+        Err(e) => {
+            tracing::debug!(
+                "the saved stores image {source} could not be read ({e}): every changed or not every store is saved"
+            );
+            None
+        }
+    }
+}
+
+/// A stores image by tag or digest (an index is followed to its image).
+async fn read_stores_image(registry: &mut Registry, name: &str) -> std::io::Result<Option<StoresImage>> {
+    let mut manifest = registry.manifest_named(name).await?;
+    if let Some(image) = image_in_index(&manifest) {
+        manifest = registry.manifest_named(&image).await?;
+    }
+    let config_digest = serde_json::from_slice::<Value>(&manifest)
+        .ok()
+        .and_then(|m| m.pointer("/config/digest")?.as_str().map(str::to_string));
+    let Some(config_digest) = config_digest else { return Ok(None) };
+    let config = registry.blob(&config_digest).await?;
+    Ok(StoresImage::read(&manifest, &config))
+}
+
+/// Saves the stores `which` into `save_to`, one layer a store. By digest when the image must
+/// still be finished (stores kept from `old` added) or proven (secrets in the build: a store
+/// can hold what a step wrote while a secret was mounted): tagged only after that.
+async fn save(
+    h: &mut Helpers<'_>,
+    which: &[usize],
+    (secrets, run_arg): (&Needles, &str),
+    old: Option<StoresImage>,
+    annotations: &mut Vec<Annotation>,
+    out: &mut [MountStatus],
+) -> Option<i32> {
+    let save_to = h.plan.save_to.as_deref()?;
+    let file = h.dir.join("mounts-save.Dockerfile");
+    let written = std::fs::write(&file, save_dockerfile(h.plan, which)).and_then(|()| empty_context(h.dir));
+    let Ok(context) = written else {
+        annotations
+            .push(Annotation::warning("Cache mounts were not saved: the helper Dockerfile could not be written."));
+        return None;
+    };
+    let repository = save_to.rsplit_once(':').map(|(r, _)| r).unwrap_or(save_to);
+    let by_digest = !secrets.is_empty() || old.is_some();
+    // zstd: the next run's restore decompresses it faster than gzip (BuildKit reads both).
+    let compression = "compression=zstd,force-compression=true";
+    let output = if by_digest {
+        format!("type=image,name={repository},push-by-digest=true,name-canonical=true,push=true,{compression}")
+    } else {
+        format!("type=image,name={save_to},push=true,{compression}")
+    };
+    let metadata = h.dir.join("mounts-metadata.json");
+    let (file, metadata_arg) = (file.display().to_string(), metadata.display().to_string());
+    let extra = ["--provenance=false", "--metadata-file", &metadata_arg];
+    let args = save_build_args((h.builder, &file, run_arg), &output, &extra, &context);
+    let stderr = match h.docker.output(&args, None, h.signals).await {
+        Ok(Ended::Exited { code: 0, stderr, .. }) => stderr,
+        Ok(Ended::Exited { stderr, .. }) => {
+            let cause = cause_line(&stderr);
+            annotations.push(Annotation::warning(format!("Cache mounts were not saved to {save_to}: {cause}")));
+            return None;
+        }
+        Ok(Ended::Signalled(sig)) => return Some(sig),
+        Err(e) => {
+            annotations.push(Annotation::warning(format!("Cache mounts were not saved to {save_to}: {e}")));
+            return None;
+        }
+    };
+    read_sizes(&stderr, h.plan, annotations, out);
+    if by_digest {
+        let dirs: Vec<String> = h.plan.mounts.iter().map(|m| mount_dir(&m.id)).collect();
+        let done = finish((h.dir, &metadata), (repository, save_to), old.as_ref(), &dirs, secrets).await;
+        if let Err(warnings) = done {
+            annotations.extend(warnings.into_iter().map(Annotation::warning));
+            out.iter_mut().for_each(|s| s.saved_kib = None);
+        }
+    }
+    None
+}
+
+/// The sizes the save printed, and the stores it left empty for being too big.
+fn read_sizes(stderr: &str, plan: &MountsPlan, annotations: &mut Vec<Annotation>, out: &mut [MountStatus]) {
+    for (dir, kib) in marked(stderr, "sdi-mount-size ") {
+        if let Some(s) = status_of(out, &dir) {
+            s.saved_kib = Some(kib);
+        }
+    }
+    for words in marked_words(stderr, "sdi-mount-too-big ") {
+        if let Some(s) = words.first().and_then(|dir| status_of(out, dir)) {
+            s.too_big = true;
+            s.saved_kib = None;
+            annotations.push(Annotation::warning(format!(
+                "Cache mount '{}' is bigger than cache-mounts-max-size ({} bytes): it was not saved.",
+                s.id, plan.max_bytes
+            )));
+        }
+    }
+}
+
+/// The stores pushed by digest: add the kept stores' layers, prove the image clean when there
+/// are secrets, then point `save_to` at it. `Err`: why nothing was tagged.
+async fn finish(
+    (dir, metadata): (&Path, &Path),
+    (repository, save_to): (&str, &str),
+    old: Option<&StoresImage>,
+    dirs: &[String],
+    secrets: &Needles,
+) -> Result<(), Vec<String>> {
+    let failed = |why: String| vec![format!("Cache mounts were pushed but {save_to} was not tagged: {why}.")];
+    let digest = std::fs::read_to_string(metadata)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|m| m.get("containerimage.digest")?.as_str().map(str::to_string))
+        .ok_or_else(|| failed("buildx reported no digest".into()))?;
+    let mut registry = super::scan::registry_for(repository, dir).map_err(|e| failed(e.to_string()))?;
+    let tag = save_to.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
+    // With kept stores, the image to tag is made here: scanned from memory, then pushed.
+    let staged = match old {
+        None => None,
+        Some(old) => {
+            let new = read_stores_image(&mut registry, &digest).await.map_err(|e| failed(e.to_string()))?;
+            let image = new.and_then(|new| new.with_reused(old, dirs));
+            Some(image.ok_or_else(|| failed("the pushed image is not a stores image".into()))?)
+        }
+    };
+    if !secrets.is_empty() {
+        let report = match &staged {
+            Some((manifest, config)) => {
+                let mut blobs = Staged { registry: &mut registry, manifest, config };
+                crate::verify::scan(&mut blobs, &crate::oci::sha256(manifest), secrets).await
+            }
+            None => crate::verify::scan(&mut registry, &digest, secrets).await,
+        };
+        match report {
+            Ok(r) if r.hits.is_empty() => {}
+            Ok(r) => return Err(r.hits.iter().map(|hit| format!("Cache mounts not saved: {hit}.")).collect()),
+            Err(e) => {
+                return Err(vec![format!("Cache mounts not saved: they could not be checked for secrets ({e}).")]);
+            }
+        }
+    }
+    match staged {
+        Some(image) => registry.push_image(image, tag).await,
+        None => registry.put_tags(&digest, &[tag]).await,
+    }
+    .map_err(|e| failed(e.to_string()))
+}
+
+/// An image not pushed yet: its manifest and config from memory, its layers from the registry.
+struct Staged<'a> {
+    registry: &'a mut Registry,
+    manifest: &'a [u8],
+    config: &'a [u8],
+}
+
+impl Blobs for Staged<'_> {
+    async fn manifest(&mut self, digest: &str) -> std::io::Result<Vec<u8>> {
+        match digest == crate::oci::sha256(self.manifest) {
+            true => Ok(self.manifest.to_vec()),
+            false => self.registry.manifest(digest).await,
+        }
+    }
+    async fn blob(&mut self, digest: &str) -> std::io::Result<Vec<u8>> {
+        match digest == crate::oci::sha256(self.config) {
+            true => Ok(self.config.to_vec()),
+            false => self.registry.blob(digest).await,
+        }
+    }
+    async fn layer(&mut self, digest: &str) -> std::io::Result<crate::verify::LayerReader> {
+        self.registry.layer(digest).await
+    }
+}
+
+/// A save helper's build: the builder, file, run argument and output.
+fn save_build_args<'a>(
+    (builder, file, run_arg): (&'a str, &'a str, &'a str),
+    output: &'a str,
+    extra: &[&'a str],
+    context: &'a str,
+) -> Vec<&'a str> {
+    let mut args = vec!["buildx", "build", "--builder", builder, "--file", file, "--build-arg", run_arg];
+    args.extend(["--output", output]);
+    args.extend(extra);
+    args.extend(["--progress", "rawjson", context]);
+    args
+}
+
+/// Each store's fingerprint as it is now, read in parallel without exporting anything; empty
+/// when the check could not run (every store then counts as changed).
+async fn fingerprints(h: &mut Helpers<'_>, run_arg: &str) -> Result<Vec<(String, String)>, i32> {
+    let file = h.dir.join("mounts-check.Dockerfile");
+    let Ok(context) = std::fs::write(&file, check_dockerfile(h.plan)).and_then(|()| empty_context(h.dir)) else {
+        return Ok(Vec::new());
+    };
+    let file = file.display().to_string();
+    let args = save_build_args((h.builder, &file, run_arg), "type=cacheonly", &[], &context);
+    match h.docker.output(&args, None, h.signals).await {
+        Ok(Ended::Exited { code: 0, stderr, .. }) => Ok(marked_at(&stderr, "sdi-mount-fp ", 1)),
+        Ok(Ended::Signalled(sig)) => Err(sig),
+        _ => Ok(Vec::new()),
+    }
+}

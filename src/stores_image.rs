@@ -1,0 +1,193 @@
+//! The image the cache-mount stores are saved in: the helper image's layers, then one layer a
+//! store, named in order by a label. Knowing which layer holds which store lets a save push
+//! only the stores that changed and point the new image at the old layers of the others
+//! (same repository: nothing is uploaded for them). Pure: bytes in, bytes out.
+
+use serde_json::{Value, json};
+
+/// The config label naming the store directories of the last layers, in layer order.
+pub const LABEL: &str = "dev.sdi.cache-mounts";
+
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// A layer: its descriptor in the manifest and its uncompressed digest in the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    pub descriptor: Value,
+    pub diff_id: String,
+}
+
+/// A saved stores image, read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoresImage {
+    /// The helper image's layers, under the stores.
+    pub base: Vec<Layer>,
+    /// `(store directory, its layer)`, in layer order.
+    pub stores: Vec<(String, Layer)>,
+    config: Value,
+}
+
+impl StoresImage {
+    /// Reads an image manifest and its config; `None` for anything that is not a stores image
+    /// this action wrote (an older layout, a label that does not match the layers).
+    pub fn read(manifest: &[u8], config: &[u8]) -> Option<StoresImage> {
+        let manifest: Value = serde_json::from_slice(manifest).ok()?;
+        let config: Value = serde_json::from_slice(config).ok()?;
+        let descriptors = manifest.get("layers")?.as_array()?;
+        let diff_ids = config.pointer("/rootfs/diff_ids")?.as_array()?;
+        if descriptors.len() != diff_ids.len() {
+            return None;
+        }
+        let dirs: Vec<String> =
+            config.pointer("/config/Labels")?.get(LABEL)?.as_str()?.split_whitespace().map(str::to_string).collect();
+        let base_len = descriptors.len().checked_sub(dirs.len())?;
+        let mut layers = descriptors
+            .iter()
+            .zip(diff_ids)
+            .map(|(d, id)| Some(Layer { descriptor: d.clone(), diff_id: id.as_str()?.to_string() }));
+        let base = layers.by_ref().take(base_len).collect::<Option<Vec<_>>>()?;
+        let stores = dirs.into_iter().zip(layers).map(|(dir, l)| Some((dir, l?))).collect::<Option<Vec<_>>>()?;
+        Some(StoresImage { base, stores, config })
+    }
+
+    pub fn layer_of(&self, dir: &str) -> Option<&Layer> {
+        self.stores.iter().find(|(d, _)| d == dir).map(|(_, l)| l)
+    }
+
+    /// The image holding, for each of `dirs` in order, its layer from `self` (just saved) or
+    /// else from `old` (left as restored): `(manifest, config)` bytes. `None` if a store is in
+    /// neither.
+    pub fn with_reused(&self, old: &StoresImage, dirs: &[String]) -> Option<(Vec<u8>, Vec<u8>)> {
+        let stores = dirs
+            .iter()
+            .map(|d| Some((d.clone(), self.layer_of(d).or_else(|| old.layer_of(d))?.clone())))
+            .collect::<Option<Vec<_>>>()?;
+        let image = StoresImage { base: self.base.clone(), stores, config: self.config.clone() };
+        Some(image.encode())
+    }
+
+    /// The manifest and config of this image: diff ids, history (one entry a layer) and the
+    /// label follow the layers.
+    fn encode(&self) -> (Vec<u8>, Vec<u8>) {
+        let layers: Vec<&Layer> = self.base.iter().chain(self.stores.iter().map(|(_, l)| l)).collect();
+        let mut config = self.config.clone();
+        config["rootfs"] = json!({"type": "layers", "diff_ids": layers.iter().map(|l| &l.diff_id).collect::<Vec<_>>()});
+        let base_history: Vec<Value> = config["history"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|h| h.get("empty_layer").and_then(Value::as_bool) != Some(true))
+            .take(self.base.len())
+            .cloned()
+            .collect();
+        let store_history = self.stores.iter().map(|(d, _)| json!({"created_by": format!("cache mount store {d}")}));
+        config["history"] = Value::Array(base_history.into_iter().chain(store_history).collect());
+        let dirs: Vec<&str> = self.stores.iter().map(|(d, _)| d.as_str()).collect();
+        config["config"]["Labels"][LABEL] = json!(dirs.join(" "));
+        let config = serde_json::to_vec(&config).expect("a JSON value");
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": crate::oci::sha256(&config),
+                "size": config.len(),
+            },
+            "layers": layers.iter().map(|l| &l.descriptor).collect::<Vec<_>>(),
+        });
+        (serde_json::to_vec(&manifest).expect("a JSON value"), config)
+    }
+}
+
+/// The image an index points at (the first entry that is not an attestation); `None` when
+/// `raw` is not an index.
+pub fn image_in_index(raw: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(raw).ok()?;
+    v.get("manifests")?
+        .as_array()?
+        .iter()
+        .find(|m| m.pointer("/annotations/vnd.docker.reference.type").is_none())
+        .and_then(|m| m["digest"].as_str())
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(n: u8) -> (Value, String) {
+        let digest = format!("sha256:{:064x}", n);
+        (
+            json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd", "digest": digest, "size": n as u64 * 10}),
+            format!("sha256:{:064x}", 100 + n),
+        )
+    }
+
+    fn image(layers: &[u8], label: Option<&str>) -> (Vec<u8>, Vec<u8>) {
+        let (descriptors, diff_ids): (Vec<Value>, Vec<String>) = layers.iter().map(|n| layer(*n)).unzip();
+        let mut config = json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "history": [{"created_by": "BusyBox"}, {"created_by": "ARG SDI_RUN", "empty_layer": true}],
+            "config": {"Labels": {}}
+        });
+        if let Some(l) = label {
+            config["config"]["Labels"][LABEL] = json!(l);
+        }
+        let manifest = json!({"schemaVersion": 2, "mediaType": MANIFEST, "layers": descriptors});
+        (serde_json::to_vec(&manifest).unwrap(), serde_json::to_vec(&config).unwrap())
+    }
+
+    fn read(layers: &[u8], label: Option<&str>) -> Option<StoresImage> {
+        let (m, c) = image(layers, label);
+        StoresImage::read(&m, &c)
+    }
+
+    #[test]
+    fn the_label_names_the_last_layers() {
+        let img = read(&[1, 2, 3], Some("m-61 m-62")).unwrap();
+        assert_eq!(img.base.len(), 1);
+        assert_eq!(img.layer_of("m-61").unwrap().descriptor["digest"], layer(2).0["digest"]);
+        assert_eq!(img.layer_of("m-62").unwrap().diff_id, layer(3).1);
+        assert!(img.layer_of("m-63").is_none());
+    }
+
+    #[test]
+    fn an_image_without_the_label_or_with_too_few_layers_is_not_read() {
+        assert!(read(&[1, 2], None).is_none(), "an image saved before the label");
+        assert!(read(&[1], Some("m-61 m-62")).is_none());
+        let (m, c) = image(&[1, 2], Some("m-61"));
+        let mut v: Value = serde_json::from_slice(&c).unwrap();
+        v["rootfs"]["diff_ids"].as_array_mut().unwrap().pop();
+        assert!(StoresImage::read(&m, &serde_json::to_vec(&v).unwrap()).is_none(), "layers and diff ids differ");
+    }
+
+    #[test]
+    fn a_new_image_takes_saved_layers_and_reuses_the_others() {
+        let old = read(&[1, 2, 3], Some("m-61 m-62")).unwrap();
+        let new = read(&[1, 9], Some("m-62")).unwrap();
+        let dirs = vec!["m-61".to_string(), "m-62".to_string()];
+        let (manifest, config) = new.with_reused(&old, &dirs).unwrap();
+        let again = StoresImage::read(&manifest, &config).expect("readable as a stores image");
+        assert_eq!(again.base, new.base);
+        assert_eq!(again.layer_of("m-61"), old.layer_of("m-61"), "left as restored: the old layer");
+        assert_eq!(again.layer_of("m-62"), new.layer_of("m-62"), "changed: the new layer");
+        let m: Value = serde_json::from_slice(&manifest).unwrap();
+        assert_eq!(m["config"]["digest"], json!(crate::oci::sha256(&config)));
+        assert_eq!(m["config"]["size"], json!(config.len()));
+        let c: Value = serde_json::from_slice(&config).unwrap();
+        assert_eq!(c["history"].as_array().unwrap().len(), 3, "one entry a layer: {c}");
+        assert_eq!(c["history"][0]["created_by"], "BusyBox");
+        assert!(new.with_reused(&old, &["m-63".to_string()]).is_none(), "a store in neither image");
+    }
+
+    #[test]
+    fn the_image_an_index_points_at() {
+        let index = json!({"manifests": [
+            {"digest": "sha256:att", "annotations": {"vnd.docker.reference.type": "attestation-manifest"}},
+            {"digest": "sha256:img"}]});
+        assert_eq!(image_in_index(&serde_json::to_vec(&index).unwrap()), Some("sha256:img".into()));
+        assert_eq!(image_in_index(br#"{"layers": []}"#), None);
+        assert_eq!(image_in_index(b"not json"), None);
+    }
+}

@@ -1,0 +1,184 @@
+//! The builder's cache-mount stores, for the action's helper builds: what each store holds
+//! (kept between calls, as a builder keeps them), the Dockerfile's own steps that change them,
+//! and the restore, check and save helpers that read and write them. A saved image is a real
+//! stores image (helper layer, one layer a store, the label) in `FAKE_DOCKER_REGISTRY_DIR`, or
+//! a record of its contents when there is no such registry.
+//!
+//! - `FAKE_DOCKER_MOUNT_UNCHANGED=1`: the build's steps leave every store as it was.
+//! - `FAKE_DOCKER_MOUNT_WRITES=<id>,…`: they change these stores only (default: all).
+//! - `FAKE_DOCKER_MOUNT_LEAK=<text>`: what they write into a store includes this text.
+//! - `FAKE_DOCKER_MOUNT_KIB`: the size every store reports (default 2048).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::{Replay, fake_digest, state_dir};
+
+type Contents = BTreeMap<String, String>;
+
+fn load(name: &str) -> BTreeMap<String, Contents> {
+    let text = std::fs::read_to_string(state_dir().join(name)).unwrap_or_default();
+    serde_json::from_str(&text).unwrap_or_default()
+}
+
+fn store(name: &str, value: &BTreeMap<String, Contents>) {
+    std::fs::write(state_dir().join(name), serde_json::to_string(value).unwrap()).unwrap();
+}
+
+/// What each store of the builder holds, by id.
+fn stores() -> Contents {
+    load("fake-docker-stores.json").remove("").unwrap_or_default()
+}
+
+fn save_stores(s: Contents) {
+    store("fake-docker-stores.json", &BTreeMap::from([(String::new(), s)]))
+}
+
+/// A store's fingerprint, as the helpers print it.
+fn fingerprint(content: &str) -> String {
+    fake_digest(content.as_bytes())[7..39].to_string()
+}
+
+fn kib() -> u64 {
+    std::env::var("FAKE_DOCKER_MOUNT_KIB").ok().and_then(|k| k.parse().ok()).unwrap_or(2048)
+}
+
+/// The Dockerfile's own step mounting store `id` ran: it changes the store unless told not to.
+pub fn step_ran(id: &str) {
+    if std::env::var("FAKE_DOCKER_MOUNT_UNCHANGED").is_ok() {
+        return;
+    }
+    if let Ok(only) = std::env::var("FAKE_DOCKER_MOUNT_WRITES")
+        && !only.split(',').any(|w| w == id)
+    {
+        return;
+    }
+    let mut s = stores();
+    let n = s.get(id).map_or(0, |c| c.matches('+').count()) + 1;
+    let leak = std::env::var("FAKE_DOCKER_MOUNT_LEAK").unwrap_or_default();
+    s.insert(id.to_string(), format!("{}+{id} install {n}{leak}", s.get(id).cloned().unwrap_or_default()));
+    save_stores(s);
+}
+
+/// `(id, dir)` of each `--mount=type=cache,id=…` of a helper, in order.
+fn helper_mounts(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.split("--mount=type=cache,id=").nth(1)?.split(',').next().map(str::to_string))
+        .map(|id| {
+            let dir = sdi::plan::mount_dir(&id);
+            (id, dir)
+        })
+        .collect()
+}
+
+/// Replays a cache-mount helper build (restore, check or save) and returns the stores a save
+/// copied: `(dir, content)` in layer order. Every other build returns nothing.
+pub fn replay_helper(replay: &mut Replay, text: &str) -> Vec<(String, String)> {
+    let mut s = stores();
+    let mut saved = Vec::new();
+    let source = text.lines().next().and_then(|l| l.strip_prefix("FROM ")?.strip_suffix(" AS saved"));
+    let from = source.map(saved_contents).unwrap_or_default();
+    let max: Option<u64> = text.split("-le ").nth(1).and_then(|r| r.split(' ').next()).and_then(|m| m.parse().ok());
+    for (n, (id, dir)) in (900..).zip(helper_mounts(text)) {
+        replay.line(&format!("#{n} [m 2/2] RUN helper {dir}"));
+        if source.is_some() {
+            if let Some(c) = from.get(&dir) {
+                s.insert(id.clone(), c.clone());
+            }
+            let fp = fingerprint(s.get(&id).map_or("", String::as_str));
+            replay.line(&format!("#{n} 0.100 sdi-restored {dir} {} {fp}", kib()));
+        } else if text.contains("sdi-mount-size ") {
+            replay.line(&format!("#{n} 0.100 sdi-mount-size {dir} {} run", kib()));
+            if max.is_some_and(|m| kib() > m) {
+                replay.line(&format!("#{n} 0.200 sdi-mount-too-big {dir}"));
+                saved.push((dir, String::new()));
+            } else {
+                saved.push((dir, s.get(&id).cloned().unwrap_or_default()));
+            }
+        } else {
+            let fp = fingerprint(s.get(&id).map_or("", String::as_str));
+            replay.line(&format!("#{n} 0.100 sdi-mount-fp {dir} {fp} run"));
+        }
+        replay.line(&format!("#{n} DONE 0.1s"));
+    }
+    save_stores(s);
+    saved
+}
+
+/// The registry directory a test serves, if any.
+fn registry_dir() -> Option<PathBuf> {
+    std::env::var("FAKE_DOCKER_REGISTRY_DIR").ok().map(PathBuf::from)
+}
+
+/// What a saved stores image holds, by store directory: read from the registry directory
+/// (a real image, layers untarred), else from the fake's record of tagged pushes.
+fn saved_contents(reference: &str) -> Contents {
+    if let Some(dir) = registry_dir()
+        && let Some(c) = read_image(&dir, reference)
+    {
+        return c;
+    }
+    load("fake-docker-saved.json").remove(reference).unwrap_or_default()
+}
+
+fn read_image(dir: &Path, reference: &str) -> Option<Contents> {
+    let (name, tag) = reference.rsplit_once(':')?;
+    let repo = dir.join("v2").join(name.split_once('/')?.1);
+    let mut manifest = std::fs::read(repo.join("manifests").join(tag)).ok()?;
+    if let Some(image) = sdi::stores_image::image_in_index(&manifest) {
+        manifest = std::fs::read(repo.join("manifests").join(image)).ok()?;
+    }
+    let m: serde_json::Value = serde_json::from_slice(&manifest).ok()?;
+    let config = std::fs::read(repo.join("blobs").join(m.pointer("/config/digest")?.as_str()?)).ok()?;
+    let image = sdi::stores_image::StoresImage::read(&manifest, &config)?;
+    let mut out = Contents::new();
+    for (store_dir, layer) in &image.stores {
+        let blob = std::fs::read(repo.join("blobs").join(layer.descriptor["digest"].as_str()?)).ok()?;
+        let mut raw = Vec::new();
+        ruzstd::decoding::StreamingDecoder::new(blob.as_slice()).ok()?.read_to_end(&mut raw).ok()?;
+        let mut archive = tar::Archive::new(raw.as_slice());
+        for entry in archive.entries().ok()? {
+            let mut entry = entry.ok()?;
+            let mut text = String::new();
+            entry.read_to_string(&mut text).ok()?;
+            out.entry(store_dir.clone()).or_default().push_str(&text);
+        }
+    }
+    Some(out)
+}
+
+/// A save pushed into the registry directory (by digest, or under `tag`): a real stores image;
+/// returns its digest.
+pub fn push_stores_image(dir: &Path, name: &str, tag: Option<&str>, saved: &[(String, String)]) -> String {
+    use sdi::oci::{Compression, Layer};
+    let mut layers =
+        vec![Layer { files: vec![("bin/sh".into(), b"busybox".to_vec())], compression: Compression::Zstd }];
+    for (store_dir, content) in saved {
+        let files = vec![(format!("{store_dir}/content"), content.as_bytes().to_vec())];
+        layers.push(Layer { files, compression: Compression::Zstd });
+    }
+    let dirs: Vec<&str> = saved.iter().map(|(d, _)| d.as_str()).collect();
+    let label = json!({"config": {"Labels": {sdi::stores_image::LABEL: dirs.join(" ")}}});
+    let image = sdi::oci::image("linux/amd64", &layers, label);
+    let repo = name.split_once('/').map_or(name, |(_, r)| r);
+    sdi::oci::write_registry(dir, repo, &image, &[]).unwrap();
+    if let Some(tag) = tag {
+        let manifest = &image.blobs.iter().find(|(d, _)| *d == image.manifest).unwrap().1;
+        std::fs::write(dir.join("v2").join(repo).join("manifests").join(tag), manifest).unwrap();
+    }
+    image.manifest
+}
+
+/// A save pushed under its tag: into the registry directory if a test serves one, and its
+/// contents recorded for the next restore.
+pub fn record_tagged(reference: &str, saved: &[(String, String)]) {
+    if let (Some(dir), Some((name, tag))) = (registry_dir(), reference.rsplit_once(':')) {
+        push_stores_image(&dir, name, Some(tag), saved);
+    }
+    let mut all = load("fake-docker-saved.json");
+    all.insert(reference.to_string(), saved.iter().cloned().collect());
+    store("fake-docker-saved.json", &all);
+}
