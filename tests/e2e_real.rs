@@ -727,3 +727,57 @@ fn per_platform_cache_mount_stores_both_survive_an_emptied_builder() {
         );
     }
 }
+
+/// The saved stores image's layer for store `id`, by digest.
+fn store_layer(registry: &str, repo: &str, id: &str) -> String {
+    let (_, m) = manifest(registry, repo, "buildcache-mounts").expect("a saved stores image");
+    let config = blob(registry, repo, m["config"]["digest"].as_str().unwrap());
+    let image = sdi::stores_image::StoresImage::read(&serde_json::to_vec(&m).unwrap(), &config).expect("labelled");
+    image.layer_of(&sdi::plan::mount_dir(id)).expect("its layer").descriptor["digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn only_the_changed_store_is_saved_and_both_survive_an_emptied_builder() {
+    let Some(Case { e, n, repo, image, .. }) =
+        start("only_the_changed_store_is_saved_and_both_survive_an_emptied_builder", "mounts-two")
+    else {
+        return;
+    };
+    let ws = Workspace::new(&format!(
+        "FROM {base}\nARG RUN_ID\nRUN --mount=type=cache,id=deps-{n},target=/deps --mount=type=cache,id=out-{n},target=/out \\\n    [ -f /deps/lock ] || echo locked > /deps/lock; ls /deps | wc -l > /deps-count.txt; ls /out | wc -l > /out-count.txt; touch /out/build-$RUN_ID\n",
+        base = e.base
+    ));
+    let platform = native(&e);
+    let build = |run_id: &str| {
+        prune(&e.builder);
+        let args = format!("RUN_ID={run_id}");
+        let inputs = [
+            ("image", image.as_str()),
+            ("builder", e.builder.as_str()),
+            ("platforms", platform.as_str()),
+            ("github-token", ""),
+            ("build-args", args.as_str()),
+            ("cache-mounts-image", e.base.as_str()),
+        ];
+        let r = run_action(&ws, "push", "push-default-branch.json", "refs/heads/master", &inputs, &[]);
+        assert!(r.output.status.success(), "{}", r.stdout);
+        r
+    };
+    build("1");
+    let (deps, out) =
+        (store_layer(&e.registry, &repo, &format!("deps-{n}")), store_layer(&e.registry, &repo, &format!("out-{n}")));
+    let second = build("2");
+    assert!(
+        second.summary.contains(&format!("| `deps-{n}` | "))
+            && second.summary.contains("no (unchanged: its steps left it as restored)"),
+        "{}",
+        second.summary
+    );
+    assert_eq!(store_layer(&e.registry, &repo, &format!("deps-{n}")), deps, "the unchanged store keeps its layer");
+    assert_ne!(store_layer(&e.registry, &repo, &format!("out-{n}")), out, "the changed store is saved again");
+    build("3");
+    let (layers, _) = layers_and_config(&e.registry, &repo, "latest", &platform);
+    let has = |file: &[u8], text: &[u8]| layers.iter().any(|l| contains(l, file) && contains(l, text));
+    assert!(has(b"out-count.txt", b"2\n"), "the third build found both earlier builds' outputs");
+    assert!(has(b"deps-count.txt", b"1\n"), "and the dependency store");
+}
