@@ -136,7 +136,9 @@ async fn save(
     let repository = save_to.rsplit_once(':').map(|(r, _)| r).unwrap_or(save_to);
     let by_digest = !secrets.is_empty() || old.is_some();
     // zstd: the next run's restore decompresses it faster than gzip (BuildKit reads both).
-    let compression = "compression=zstd,force-compression=true";
+    // Not forced: the helper image's own layers keep their blobs (nothing recompressed, and
+    // the restore unpacks what the helper image already has).
+    let compression = "compression=zstd";
     let output = if by_digest {
         format!("type=image,name={repository},push-by-digest=true,name-canonical=true,push=true,{compression}")
     } else {
