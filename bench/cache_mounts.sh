@@ -40,7 +40,7 @@ run() { # $1 = cache-mounts, $2 = lockfile stamp, $3 = app; prints the whole run
     GITHUB_REF=refs/heads/master GITHUB_SHA=6113728f27ae82c7b1a177c8d03f9e96e0adf246 RUNNER_TEMP="$work" \
     GITHUB_STEP_SUMMARY="$work/summary-$1-$2-$3-$start" INPUT_IMAGE="$image" INPUT_BUILDER="$SDI_E2E_BUILDER" \
     INPUT_PLATFORMS=linux/amd64 INPUT_CACHE-MOUNTS="$1" INPUT_CACHE-MOUNTS-IMAGE="$SDI_E2E_BASE_IMAGE" \
-    INPUT_BUILD-ARGS="LOCK=$2" "$bin" >"$work/out" 2>&1) || { cat "$work/out"; exit 1; }
+    INPUT_BUILD-ARGS="LOCK=$2" "$bin" >"$work/out" 2>&1) || { cat "$work/out" >&2; exit 1; }
   end=$(date +%s.%N)
   cp "$work/out" "$work/out-$1-$2-$3"
   awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }'

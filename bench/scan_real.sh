@@ -33,7 +33,7 @@ run() { # $1 = verify-secrets, $2 = secrets-proof-key (may be empty); prints "<s
     [ -n "$hwm" ] && [ "$hwm" -gt "$peak" ] && peak=$hwm
     sleep 0.05
   done
-  wait "$pid" || { cat "$work/out"; exit 1; }
+  wait "$pid" || { cat "$work/out" >&2; exit 1; }
   end=$(date +%s.%N)
   awk -v s="$start" -v e="$end" -v p="$peak" 'BEGIN { printf "%.2f s, %d MB peak\n", e - s, p / 1024 }'
 }
