@@ -803,13 +803,12 @@ fn cache_mounts_are_saved_after_a_trusted_build_and_restored_by_the_next() {
     let argv = argv(save);
     assert_eq!(
         flag_values(&argv, "--output"),
-        [
-            "type=image,name=ghcr.io/codertocat/hello-world:buildcache-mounts,push=true,compression=zstd"
-        ]
+        ["type=image,name=ghcr.io/codertocat/hello-world:buildcache-mounts,push=true,compression=zstd"]
     );
     assert!(flag_values(&argv, "--build-arg")[0].starts_with("SDI_RUN="), "never served from cache");
     assert!(first.summary().contains("| `pnpm-store` | no | 2.1 MB |"), "{}", first.summary());
 
+    empty_builder(&log);
     let second = Run::new("push", "push-default-branch.json")
         .with_dockerfile(PNPM_DOCKERFILE)
         .with("INPUT_PLATFORMS", "linux/amd64")
@@ -853,9 +852,7 @@ fn untrusted_runs_restore_from_the_main_lane_and_never_save() {
     let save = &helper_builds(&pr)[0];
     assert_eq!(
         flag_values(&argv(save), "--output"),
-        [
-            "type=image,name=ghcr.io/codertocat/hello-world:buildcache-mounts-pr,push=true,compression=zstd"
-        ]
+        ["type=image,name=ghcr.io/codertocat/hello-world:buildcache-mounts-pr,push=true,compression=zstd"]
     );
 }
 

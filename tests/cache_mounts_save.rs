@@ -29,6 +29,7 @@ fn a_build_whose_steps_all_came_from_cache_saves_nothing() {
     assert!(first.summary().contains("Cache-mount helpers: restore "), "{}", first.summary());
     assert!(first.summary().contains(", save ") && !first.summary().contains("save –"), "{}", first.summary());
 
+    empty_builder(&log);
     let cached = pushed_to_log(&log, "linux/amd64").with("FAKE_DOCKER_SCENARIO", "warm");
     let done = cached.run();
     done.assert_success();
@@ -127,7 +128,8 @@ fn only_the_store_that_changed_is_pushed_and_the_other_keeps_its_layer() {
     let first = saved_image(dir.path());
     assert_eq!(first.stores.len(), 2);
 
-    // The step runs again and changes `out` only.
+    // On a fresh runner, the step runs again and changes `out` only.
+    empty_builder(&log);
     let second = two_stores(&registry, dir.path(), &log).with("FAKE_DOCKER_MOUNT_WRITES", "out");
     let done = second.run();
     done.assert_success();
@@ -161,6 +163,7 @@ fn kept_stores_are_scanned_with_the_new_ones_before_the_tag_moves() {
     let with_secret = |run: Run| run.with("INPUT_SECRET-ENVS", "npm_token=NPM_TOKEN").with("NPM_TOKEN", ENV_SECRET);
     with_secret(two_stores(&registry, dir.path(), &log)).run().assert_success();
     let first = saved_image(dir.path());
+    empty_builder(&log);
     let second = with_secret(two_stores(&registry, dir.path(), &log).with("FAKE_DOCKER_MOUNT_WRITES", "deps"));
     let done = second.run();
     done.assert_success();
@@ -177,10 +180,12 @@ fn a_kept_layer_holding_a_secret_value_stops_the_tag() {
     let log = state.path().join("calls.jsonl");
     // Saved by builds without secrets, `out` holds a text that later becomes a secret's value.
     two_stores(&registry, dir.path(), &log).run().assert_success();
+    empty_builder(&log);
     let leaky = two_stores(&registry, dir.path(), &log).with("FAKE_DOCKER_MOUNT_WRITES", "out");
     leaky.with("FAKE_DOCKER_MOUNT_LEAK", ENV_SECRET).run().assert_success();
     let first = dir.path().join("v2/team/app/manifests/buildcache-mounts");
     let before = std::fs::read(&first).unwrap();
+    empty_builder(&log);
     let second = two_stores(&registry, dir.path(), &log)
         .with("INPUT_SECRET-ENVS", "npm_token=NPM_TOKEN")
         .with("NPM_TOKEN", ENV_SECRET)
@@ -191,4 +196,40 @@ fn a_kept_layer_holding_a_secret_value_stops_the_tag() {
     let shown = done.stdout.lines().filter(|l| !l.starts_with("::add-mask::")).any(|l| l.contains(ENV_SECRET));
     assert!(!shown && !second.summary().contains(ENV_SECRET), "the value is masked, never shown");
     assert_eq!(std::fs::read(&first).unwrap(), before, "the tag did not move");
+}
+
+#[test]
+fn a_store_the_builder_already_holds_is_left_as_it_is() {
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("calls.jsonl");
+    pushed_to_log(&log, "linux/amd64").run().assert_success();
+    // A builder that outlives runs: its store is newer than the saved copy.
+    let stores = state.path().join("fake-docker-stores.json");
+    std::fs::write(&stores, r#"{"": {"st-amd64": "newer than the saved copy"}}"#).unwrap();
+    let again = pushed_to_log(&log, "linux/amd64").with("FAKE_DOCKER_MOUNT_UNCHANGED", "1");
+    again.run().assert_success();
+    assert!(std::fs::read_to_string(&stores).unwrap().contains("newer than the saved copy"));
+    let summary = again.summary();
+    assert!(summary.contains("| `st-amd64` | no (already warm: 2.1 MB) | no (unchanged"), "{summary}");
+}
+
+#[test]
+fn a_warm_store_is_saved_as_the_builder_has_it_not_kept_from_the_older_image() {
+    let (registry, dir) = common::dir_registry();
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("calls.jsonl");
+    two_stores(&registry, dir.path(), &log).run().assert_success();
+    let first = saved_image(dir.path());
+    // The builder outlives runs and its `deps` store differs from the saved copy.
+    let stores = state.path().join("fake-docker-stores.json");
+    std::fs::write(&stores, r#"{"": {"deps": "the builder's own", "out": "old"}}"#).unwrap();
+    let second = two_stores(&registry, dir.path(), &log).with("FAKE_DOCKER_MOUNT_WRITES", "out");
+    second.run().assert_success();
+    let save = helper_builds_in(&log).into_iter().next_back().unwrap();
+    let text = save["file_text"].as_str().unwrap();
+    assert!(
+        text.contains("id=deps,") && text.contains("id=out,"),
+        "the saved copy of deps is not what it holds: {text}"
+    );
+    assert_ne!(layer_digest(&saved_image(dir.path()), "deps"), layer_digest(&first, "deps"));
 }

@@ -781,3 +781,48 @@ fn only_the_changed_store_is_saved_and_both_survive_an_emptied_builder() {
     assert!(has(b"out-count.txt", b"2\n"), "the third build found both earlier builds' outputs");
     assert!(has(b"deps-count.txt", b"1\n"), "and the dependency store");
 }
+
+#[test]
+fn a_store_the_builder_already_holds_is_not_overwritten_by_the_saved_copy() {
+    let Some(Case { e, n, repo, image, .. }) =
+        start("a_store_the_builder_already_holds_is_not_overwritten_by_the_saved_copy", "mounts-warm")
+    else {
+        return;
+    };
+    let step = format!("--mount=type=cache,id=warm-{n},target=/cache");
+    let ws = Workspace::new(&format!(
+        "FROM {base}\nARG RUN_ID\nRUN {step} \\\n    cat /cache/x > /seen.txt 2>/dev/null || echo none > /seen.txt; echo \"run-$RUN_ID\" > /cache/x\n",
+        base = e.base
+    ));
+    let platform = native(&e);
+    let build = |run_id: &str| {
+        let args = format!("RUN_ID={run_id}");
+        let inputs = [
+            ("image", image.as_str()),
+            ("builder", e.builder.as_str()),
+            ("platforms", platform.as_str()),
+            ("github-token", ""),
+            ("build-args", args.as_str()),
+            ("cache-mounts-image", e.base.as_str()),
+        ];
+        let r = run_action(&ws, "push", "push-default-branch.json", "refs/heads/master", &inputs, &[]);
+        assert!(r.output.status.success(), "{}", r.stdout);
+        r
+    };
+    prune(&e.builder);
+    build("1");
+    assert!(manifest(&e.registry, &repo, "buildcache-mounts").is_some(), "the store was saved");
+    // The builder outlives the run, and another build leaves newer contents in the store.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("Dockerfile"), format!("FROM {}\nRUN {step} echo newer > /cache/x\n", e.base))
+        .unwrap();
+    docker(&["buildx", "build", "--builder", &e.builder, other.path().to_str().unwrap()]);
+    let second = build("2");
+    assert!(second.summary.contains("already warm"), "{}", second.summary);
+    let (layers, _) = layers_and_config(&e.registry, &repo, "latest", &platform);
+    assert!(
+        layers.iter().any(|l| contains(l, b"seen.txt") && contains(l, b"newer\n")),
+        "the step saw the builder's newer store, not the older saved copy: {}",
+        second.summary
+    );
+}

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::Annotation;
-use super::docker::{Docker, Ended, Signals, cause_line};
+use super::docker::{Docker, Ended, Signals, cause_line, random_token};
 use super::progress::Progress;
 use crate::plan::{MountsPlan, mount_dir, restore_dockerfile};
 
@@ -15,12 +15,27 @@ use crate::plan::{MountsPlan, mount_dir, restore_dockerfile};
 pub struct MountStatus {
     pub id: String,
     pub restored_kib: Option<u64>,
+    /// What the restore found and did.
+    pub filled: Filled,
     pub saved_kib: Option<u64>,
     pub too_big: bool,
     /// Not saved, and why: no step that mounts it ran, or they left it as it was restored.
     pub unchanged: Option<&'static str>,
     /// Names, sizes and times of its files as restored (`None`: nothing was restored).
     pub restored_fp: Option<String>,
+}
+
+/// How a store was found before the build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Filled {
+    /// Empty, and nothing saved for it (or no restore).
+    #[default]
+    Nothing,
+    /// Empty, and filled with the saved image's copy: it is exactly that image's layer.
+    FromImage,
+    /// It already held files (a builder that outlives runs): left as it was, the saved copy
+    /// is older than what the builder has.
+    Warm,
 }
 
 /// How the save after a build ended.
@@ -70,6 +85,7 @@ fn statuses(plan: &MountsPlan) -> Vec<MountStatus> {
         .map(|m| MountStatus {
             id: m.id.clone(),
             restored_kib: None,
+            filled: Filled::Nothing,
             saved_kib: None,
             too_big: false,
             unchanged: None,
@@ -134,13 +150,22 @@ pub(super) async fn restore(
         return Ok(Restored { statuses: out, source: None });
     };
     let file = file.display().to_string();
-    let args = ["buildx", "build", "--builder", builder, "--file", &file, "--progress", "rawjson", &context];
+    let run_arg = format!("SDI_RUN={}", random_token());
+    let args = ["buildx", "build", "--builder", builder, "--file", &file, "--build-arg", &run_arg];
+    let args = [&args[..], &["--progress", "rawjson", &context]].concat();
     let restored = match docker.output(&args, None, signals).await {
         Ok(Ended::Exited { code: 0, stderr, .. }) => {
-            // `sdi-restored <dir> <kib> <fingerprint>`
             for words in marked_words(&stderr, "sdi-restored ") {
                 if let Some(s) = words.first().and_then(|dir| status_of(&mut out, dir)) {
-                    s.restored_kib = words.get(1).and_then(|k| k.parse().ok());
+                    // `sdi-restored <dir> <kib> <fingerprint> <image|warm|none>`
+                    s.filled = match words.get(3).map(String::as_str) {
+                        Some("image") => Filled::FromImage,
+                        Some("warm") => Filled::Warm,
+                        _ => Filled::Nothing,
+                    };
+                    if s.filled != Filled::Nothing {
+                        s.restored_kib = words.get(1).and_then(|k| k.parse().ok());
+                    }
                     s.restored_fp = words.get(2).cloned();
                 }
             }

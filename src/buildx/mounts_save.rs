@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::Annotation;
 use super::docker::{Docker, Ended, Signals, cause_line, random_token};
-use super::mounts::{MountStatus, SaveEnd, empty_context, marked, marked_at, marked_words, status_of};
+use super::mounts::{Filled, MountStatus, SaveEnd, empty_context, marked, marked_at, marked_words, status_of};
 use crate::plan::{MountsPlan, check_dockerfile, mount_dir, save_dockerfile};
 use crate::stores_image::{StoresImage, image_in_index};
 use crate::verify::{Blobs, Needles, Registry};
@@ -67,8 +67,14 @@ pub(super) async fn save_if_used(
         (Some(source), true) => stores_image_of(h.dir, source, h.plan.save_to.as_deref()).await,
         _ => None,
     };
+    // A store keeps its layer only if it is that layer: filled from it, and left so.
     let keep: Vec<bool> = (0..out.len())
-        .map(|i| !changed[i] && old.as_ref().is_some_and(|o| o.layer_of(&mount_dir(&out[i].id)).is_some()))
+        .map(|i| {
+            let s = &out[i];
+            !changed[i]
+                && s.filled == Filled::FromImage
+                && old.as_ref().is_some_and(|o| o.layer_of(&mount_dir(&s.id)).is_some())
+        })
         .collect();
     for (s, _) in out.iter_mut().zip(&keep).filter(|(_, k)| **k) {
         s.unchanged = Some(AS_RESTORED);

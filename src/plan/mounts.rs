@@ -63,8 +63,11 @@ pub fn restore_dockerfile(plan: &MountsPlan, from: &str) -> String {
                 format!(" && chown -R {}:{} /sdi-mount", uid.as_deref().unwrap_or("0"), gid.as_deref().unwrap_or("0"))
             }
         };
+        // A store that already holds files (a builder that outlives runs) is newer than the
+        // saved copy: it is left as it is. `SDI_RUN` (new every run) keeps a builder that
+        // outlives runs from serving this step from its cache.
         d.push_str(&format!(
-            "FROM {} AS r{i}\nRUN {} --mount=type=bind,from=saved,target=/sdi-saved \\\n    if [ -d /sdi-saved/{dir} ]; then cp -a /sdi-saved/{dir}/. /sdi-mount/{chown}; fi; echo \"sdi-restored {dir} $(du -sk /sdi-mount | cut -f1) {FINGERPRINT}\" > /sdi-done; cat /sdi-done\n",
+            "FROM {} AS r{i}\nARG SDI_RUN\nRUN {} --mount=type=bind,from=saved,target=/sdi-saved \\\n    if [ -n \"$(ls -A /sdi-mount)\" ]; then how=warm; elif [ -d /sdi-saved/{dir} ]; then cp -a /sdi-saved/{dir}/. /sdi-mount/{chown}; how=image; else how=none; fi; \\\n    echo \"sdi-restored {dir} $(du -sk /sdi-mount | cut -f1) {FINGERPRINT} $how\" > /sdi-done; cat /sdi-done\n",
             plan.helper_image,
             mount_flag(m, "/sdi-mount")
         ));

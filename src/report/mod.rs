@@ -233,7 +233,11 @@ fn mounts_table(s: &mut String, e: &Execution) {
             (false, Some(why)) => format!("no (unchanged: {why})"),
             (false, None) => size(m.saved_kib),
         };
-        let _ = writeln!(s, "| `{}` | {} | {saved} |", cell(&m.id), size(m.restored_kib));
+        let restored = match m.filled {
+            crate::buildx::mounts::Filled::Warm => format!("no (already warm: {})", size(m.restored_kib)),
+            _ => size(m.restored_kib),
+        };
+        let _ = writeln!(s, "| `{}` | {restored} | {saved} |", cell(&m.id));
     }
     let secs = |d: Option<std::time::Duration>| d.map_or("–".to_string(), |d| format!("{:.1} s", d.as_secs_f64()));
     let _ = writeln!(

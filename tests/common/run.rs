@@ -198,6 +198,12 @@ pub fn tagged(dir: &Path, tag: &str) -> bool {
     dir.join("v2/team/app/manifests").join(tag).is_file()
 }
 
+/// Empties the fake builder whose calls go to `log` (its cache-mount stores), as a fresh
+/// runner's builder is.
+pub fn empty_builder(log: &Path) {
+    let _ = std::fs::remove_file(log.parent().unwrap().join("fake-docker-stores.json"));
+}
+
 /// The cache-mount helper builds (restore and save) the fake recorded in `log`.
 pub fn helper_builds_in(log: &Path) -> Vec<Value> {
     std::fs::read_to_string(log)

@@ -1,5 +1,6 @@
 //! The builder's cache-mount stores, for the action's helper builds: what each store holds
-//! (kept between calls, as a builder keeps them), the Dockerfile's own steps that change them,
+//! (kept between calls, as a builder keeps them, in `fake-docker-stores.json` of the state
+//! directory: delete it for an emptied builder), the Dockerfile's own steps that change them,
 //! and the restore, check and save helpers that read and write them. A saved image is a real
 //! stores image (helper layer, one layer a store, the label) in `FAKE_DOCKER_REGISTRY_DIR`, or
 //! a record of its contents when there is no such registry.
@@ -85,11 +86,17 @@ pub fn replay_helper(replay: &mut Replay, text: &str) -> Vec<(String, String)> {
     for (n, (id, dir)) in (900..).zip(helper_mounts(text)) {
         replay.line(&format!("#{n} [m 2/2] RUN helper {dir}"));
         if source.is_some() {
-            if let Some(c) = from.get(&dir) {
-                s.insert(id.clone(), c.clone());
-            }
+            // A store that already holds files is left as it is.
+            let how = match (s.get(&id).is_some_and(|c| !c.is_empty()), from.get(&dir)) {
+                (true, _) => "warm",
+                (false, Some(c)) => {
+                    s.insert(id.clone(), c.clone());
+                    "image"
+                }
+                (false, None) => "none",
+            };
             let fp = fingerprint(s.get(&id).map_or("", String::as_str));
-            replay.line(&format!("#{n} 0.100 sdi-restored {dir} {} {fp}", kib()));
+            replay.line(&format!("#{n} 0.100 sdi-restored {dir} {} {fp} {how}", kib()));
         } else if text.contains("sdi-mount-size ") {
             replay.line(&format!("#{n} 0.100 sdi-mount-size {dir} {} run", kib()));
             if max.is_some_and(|m| kib() > m) {
