@@ -493,6 +493,23 @@ fn a_dockerfile_that_copies_its_secret_fails_and_gets_no_tag() {
     assert!(!r.outputs.contains_key("digest"));
 }
 
+/// A trusted push of `ws` with cache mounts (helper image: the base image), `RUN_ID` set; it
+/// must succeed.
+fn push_with_mounts(e: &E2e, ws: &Workspace, image: &str, platforms: &str, run_id: &str) -> Ran {
+    let args = format!("RUN_ID={run_id}");
+    let inputs = [
+        ("image", image),
+        ("builder", e.builder.as_str()),
+        ("platforms", platforms),
+        ("github-token", ""),
+        ("build-args", args.as_str()),
+        ("cache-mounts-image", e.base.as_str()),
+    ];
+    let r = run_action(ws, "push", "push-default-branch.json", "refs/heads/master", &inputs, &[]);
+    assert!(r.output.status.success(), "{}", r.stdout);
+    r
+}
+
 #[test]
 fn cache_mount_contents_survive_an_emptied_builder() {
     let Some(Case { e, n, repo, image, .. }) = start("cache_mount_contents_survive_an_emptied_builder", "mounts")
@@ -504,24 +521,11 @@ fn cache_mount_contents_survive_an_emptied_builder() {
         base = e.base
     ));
     let platform = native(&e);
-    let build = |run_id: &str| {
-        let args = format!("RUN_ID={run_id}");
-        let inputs = [
-            ("image", image.as_str()),
-            ("builder", e.builder.as_str()),
-            ("platforms", platform.as_str()),
-            ("github-token", ""),
-            ("build-args", args.as_str()),
-            ("cache-mounts-image", e.base.as_str()),
-        ];
-        run_action(&ws, "push", "push-default-branch.json", "refs/heads/master", &inputs, &[])
-    };
+    let build = |run_id: &str| push_with_mounts(&e, &ws, &image, &platform, run_id);
     let first = build("1");
-    assert!(first.output.status.success(), "{}", first.stdout);
     assert!(manifest(&e.registry, &repo, "buildcache-mounts").is_some(), "the store was saved: {}", first.summary);
     prune(&e.builder);
     let second = build("2");
-    assert!(second.output.status.success(), "{}", second.stdout);
     assert!(second.summary.contains(&format!("| `sdi-e2e-{n}` | ")), "{}", second.summary);
     let (layers, _) = layers_and_config(&e.registry, &repo, "latest", &platform);
     assert!(
@@ -698,20 +702,7 @@ fn per_platform_cache_mount_stores_both_survive_an_emptied_builder() {
         "FROM --platform=$BUILDPLATFORM {base} AS build\nARG TARGETARCH\nARG RUN_ID\nRUN --mount=type=cache,id=st-{n}-${{TARGETARCH}},target=/cache \\\n    ls /cache | grep -c marker > /count-$TARGETARCH.txt; touch /cache/marker-$RUN_ID\n\nFROM scratch\nARG TARGETARCH\nCOPY --from=build /count-${{TARGETARCH}}.txt /count.txt\n",
         base = e.base
     ));
-    let build = |run_id: &str| {
-        let args = format!("RUN_ID={run_id}");
-        let inputs = [
-            ("image", image.as_str()),
-            ("builder", e.builder.as_str()),
-            ("platforms", "linux/amd64,linux/arm64"),
-            ("github-token", ""),
-            ("build-args", args.as_str()),
-            ("cache-mounts-image", e.base.as_str()),
-        ];
-        let r = run_action(&ws, "push", "push-default-branch.json", "refs/heads/master", &inputs, &[]);
-        assert!(r.output.status.success(), "{}", r.stdout);
-        r
-    };
+    let build = |run_id: &str| push_with_mounts(&e, &ws, &image, "linux/amd64,linux/arm64", run_id);
     let first = build("1");
     for arch in ["amd64", "arm64"] {
         assert!(first.summary.contains(&format!("| `st-{n}-{arch}` | ")), "{}", first.summary);
@@ -750,18 +741,7 @@ fn only_the_changed_store_is_saved_and_both_survive_an_emptied_builder() {
     let platform = native(&e);
     let build = |run_id: &str| {
         prune(&e.builder);
-        let args = format!("RUN_ID={run_id}");
-        let inputs = [
-            ("image", image.as_str()),
-            ("builder", e.builder.as_str()),
-            ("platforms", platform.as_str()),
-            ("github-token", ""),
-            ("build-args", args.as_str()),
-            ("cache-mounts-image", e.base.as_str()),
-        ];
-        let r = run_action(&ws, "push", "push-default-branch.json", "refs/heads/master", &inputs, &[]);
-        assert!(r.output.status.success(), "{}", r.stdout);
-        r
+        push_with_mounts(&e, &ws, &image, &platform, run_id)
     };
     build("1");
     let (deps, out) =
@@ -795,20 +775,7 @@ fn a_store_the_builder_already_holds_is_not_overwritten_by_the_saved_copy() {
         base = e.base
     ));
     let platform = native(&e);
-    let build = |run_id: &str| {
-        let args = format!("RUN_ID={run_id}");
-        let inputs = [
-            ("image", image.as_str()),
-            ("builder", e.builder.as_str()),
-            ("platforms", platform.as_str()),
-            ("github-token", ""),
-            ("build-args", args.as_str()),
-            ("cache-mounts-image", e.base.as_str()),
-        ];
-        let r = run_action(&ws, "push", "push-default-branch.json", "refs/heads/master", &inputs, &[]);
-        assert!(r.output.status.success(), "{}", r.stdout);
-        r
-    };
+    let build = |run_id: &str| push_with_mounts(&e, &ws, &image, &platform, run_id);
     prune(&e.builder);
     build("1");
     assert!(manifest(&e.registry, &repo, "buildcache-mounts").is_some(), "the store was saved");
