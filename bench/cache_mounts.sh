@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Benchmark (not a test), for a machine with a real builder: what `cache-mounts: auto` does to
-# the whole run, against `off`, on an emptied builder each time. The store is like a package
-# store: 3000 files of 20 kB and 2 of 25 MB (110 MB, incompressible), "downloaded" at about
-# 20 MB/s when missing, and one more package per lockfile. (a) a dependency change: the install
-# step reruns and adds a package (the store changes, so it is saved); (b) a code-only change:
-# the install step comes from the registry cache. Also reports the pull + unpack of the saved
-# store image alone (the cost the restore cannot go under). Needs SDI_E2E_BUILDER,
-# SDI_E2E_REGISTRY and SDI_E2E_BASE_IMAGE as the real-engine tests do.
+# the whole run, against `off`, on an emptied builder each time. Two stores: one like a package
+# store, 3000 files of 20 kB and 2 of 25 MB (110 MB, incompressible), "downloaded" at about
+# 20 MB/s when missing, and one more package per lockfile; one like a toolchain, 50 MB filled
+# once. (a) a dependency change: the install step reruns and adds a package (the package store
+# changes and is saved, the toolchain does not); (b) a code-only change: the install step comes
+# from the registry cache. Also reports the pull + unpack of the saved stores image alone (the
+# cost the restore cannot go under). With SDI_BENCH_BASELINE=<an older build of the action>,
+# (a) is also timed with it (its own image repository), to compare two versions in one run.
+# Needs SDI_E2E_BUILDER, SDI_E2E_REGISTRY and SDI_E2E_BASE_IMAGE as the real-engine tests do.
 #   cargo build --release --locked && bench/cache_mounts.sh [rounds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +22,8 @@ store="sdi-bench-store-$(date +%s)"
 cat > "$work/Dockerfile" <<DOCKERFILE
 FROM $SDI_E2E_BASE_IMAGE
 ARG LOCK
-RUN --mount=type=cache,id=$store,target=/store \\
+RUN --mount=type=cache,id=$store,target=/store --mount=type=cache,id=$store-tools,target=/tools \\
+    [ -f /tools/cc.bin ] || { head -c 52428800 /dev/urandom > /tools/cc.bin; sleep 2.5; }; \\
     i=0; while [ \$i -lt 3000 ]; do \\
       f=/store/pkg-\$i.tgz; [ -f "\$f" ] || { head -c 20000 /dev/urandom > "\$f"; [ \$((i % 100)) -eq 0 ] && sleep 0.1; }; \\
       i=\$((i + 1)); done; \\
@@ -32,28 +35,28 @@ DOCKERFILE
 event="$repo/tests/fixtures/events/push-default-branch.json"
 image="$SDI_E2E_REGISTRY/sdi-bench/mounts-$(date +%s)"
 run() { # $1 = cache-mounts, $2 = lockfile stamp, $3 = app; prints the whole run's seconds
-  local start end try
+  local start end try tag=${RUN_IMAGE:+baseline-}
   for try in 1 2; do
     printf '%s\n' "$3" > "$work/app.txt"
     docker buildx prune -af --builder "$SDI_E2E_BUILDER" >/dev/null
     start=$(date +%s.%N)
     (cd "$work" && env GITHUB_EVENT_NAME=push GITHUB_EVENT_PATH="$event" GITHUB_REPOSITORY=Codertocat/Hello-World \
       GITHUB_REF=refs/heads/master GITHUB_SHA=6113728f27ae82c7b1a177c8d03f9e96e0adf246 RUNNER_TEMP="$work" \
-      GITHUB_STEP_SUMMARY="$work/summary-$1-$2-$3-$start" INPUT_IMAGE="$image" INPUT_BUILDER="$SDI_E2E_BUILDER" \
+      GITHUB_STEP_SUMMARY="$work/summary-$tag$1-$2-$3-$start" INPUT_IMAGE="${RUN_IMAGE:-$image}" INPUT_BUILDER="$SDI_E2E_BUILDER" \
       INPUT_PLATFORMS=linux/amd64 INPUT_CACHE-MOUNTS="$1" INPUT_CACHE-MOUNTS-IMAGE="$SDI_E2E_BASE_IMAGE" \
-      INPUT_BUILD-ARGS="LOCK=$2" "$bin" >"$work/out" 2>&1) && break
+      INPUT_BUILD-ARGS="LOCK=$2" "${RUN_BIN:-$bin}" >"$work/out" 2>&1) && break
     # BuildKit pushes the image and its cache at once; a registry may then refuse a manifest
     # whose blob is still being uploaded. Such a run is timed again, once, and said so.
     if [ "$try" = 1 ] && grep -q "provided digest did not match\|blob unknown to registry" "$work/out"; then
       echo "note: run ($1 $2 $3) hit the registry's push race; timed again" >&2
-      rm -f "$work/summary-$1-$2-$3-$start"
+      rm -f "$work/summary-$tag$1-$2-$3-$start"
       continue
     fi
     cat "$work/out" >&2
     exit 1
   done
   end=$(date +%s.%N)
-  cp "$work/out" "$work/out-$1-$2-$3"
+  cp "$work/out" "$work/out-$tag$1-$2-$3"
   awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }'
 }
 pull() { # the saved store image pulled and unpacked once, on an emptied builder
@@ -66,10 +69,14 @@ pull() { # the saved store image pulled and unpacked once, on an emptied builder
   end=$(date +%s.%N)
   awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }'
 }
-run auto seed app-0 >/dev/null # fills the store, saves it, writes the registry cache
+run auto seed app-0 >/dev/null # fills the stores, saves them, writes the registry cache
+base="${SDI_BENCH_BASELINE:-}"
+if [ -n "$base" ]; then RUN_BIN="$base" RUN_IMAGE="$image-baseline" run auto seed app-0 >/dev/null; fi
 met=0
 for i in $(seq "$rounds"); do
   dep_auto=$(run auto "lock-$i" app-0)
+  dep_base=""
+  if [ -n "$base" ]; then dep_base=", baseline $(RUN_BIN="$base" RUN_IMAGE="$image-baseline" run auto "lock-$i" app-0) s"; fi
   dep_off=$(run off "lock-$i-off" app-0)
   # (b): each measurement right after the same run (the one that writes this lockfile's registry
   # cache), so that each finds the builder's disk in the same state.
@@ -82,10 +89,10 @@ for i in $(seq "$rounds"); do
   verdict=$(awk -v a="$code_auto" -v o="$code_off" -v p="$pulled" \
     'BEGIN { b = 1.5 * p + 0.5; printf "adds %.2f s, bound 1.5 x %.2f + 0.5 = %.2f s: %s", a - o, p, b, (a - o <= b) ? "met" : "NOT met" }')
   case "$verdict" in *": met") met=$((met + 1)) ;; esac
-  echo "round $i: (a) dependency change: auto ${dep_auto} s, off ${dep_off} s; (b) code-only change: auto ${code_auto} s, off ${code_off} s, pull+unpack ${pulled} s — $verdict"
+  echo "round $i: (a) dependency change: auto ${dep_auto} s${dep_base}, off ${dep_off} s; (b) code-only change: auto ${code_auto} s, off ${code_off} s, pull+unpack ${pulled} s — $verdict"
 done
 echo "(b) bound met in $met of $rounds rounds"
-for s in $(ls -tr "$work"/summary-auto-*); do # every run with the helpers, in order
+for s in $(ls -tr "$work"/summary-*auto-*); do # every run with the helpers, in order
   name=${s##*/summary-}
   printf '%s: %s\n' "${name%-*}" "$(grep -h "Cache-mount helpers" "$s")"
 done
