@@ -42,14 +42,14 @@ run() { # $1 = cache-mounts, $2 = lockfile stamp, $3 = app; prints the whole run
     start=$(date +%s.%N)
     (cd "$work" && env GITHUB_EVENT_NAME=push GITHUB_EVENT_PATH="$event" GITHUB_REPOSITORY=Codertocat/Hello-World \
       GITHUB_REF=refs/heads/master GITHUB_SHA=6113728f27ae82c7b1a177c8d03f9e96e0adf246 RUNNER_TEMP="$work" \
-      GITHUB_STEP_SUMMARY="$work/summary-$tag$1-$2-$3-$start" INPUT_IMAGE="${RUN_IMAGE:-$image}" INPUT_BUILDER="$SDI_E2E_BUILDER" \
+      GITHUB_STEP_SUMMARY="$work/summary-$start-$tag$1-$2-$3" INPUT_IMAGE="${RUN_IMAGE:-$image}" INPUT_BUILDER="$SDI_E2E_BUILDER" \
       INPUT_PLATFORMS=linux/amd64 INPUT_CACHE-MOUNTS="$1" INPUT_CACHE-MOUNTS-IMAGE="$SDI_E2E_BASE_IMAGE" \
       INPUT_BUILD-ARGS="LOCK=$2" "${RUN_BIN:-$bin}" >"$work/out" 2>&1) && break
     # BuildKit pushes the image and its cache at once; a registry may then refuse a manifest
     # whose blob is still being uploaded. Such a run is timed again, once, and said so.
     if [ "$try" = 1 ] && grep -q "provided digest did not match\|blob unknown to registry" "$work/out"; then
       echo "note: run ($1 $2 $3) hit the registry's push race; timed again" >&2
-      rm -f "$work/summary-$tag$1-$2-$3-$start"
+      rm -f "$work/summary-$start-$tag$1-$2-$3"
       continue
     fi
     cat "$work/out" >&2
@@ -92,8 +92,9 @@ for i in $(seq "$rounds"); do
   echo "round $i: (a) dependency change: auto ${dep_auto} s${dep_base}, off ${dep_off} s; (b) code-only change: auto ${code_auto} s, off ${code_off} s, pull+unpack ${pulled} s — $verdict"
 done
 echo "(b) bound met in $met of $rounds rounds"
-for s in $(ls -tr "$work"/summary-*auto-*); do # every run with the helpers, in order
+for s in "$work"/summary-*; do # every run with the helpers, in order (named by start time)
   name=${s##*/summary-}
-  printf '%s: %s\n' "${name%-*}" "$(grep -h "Cache-mount helpers" "$s")"
+  name=${name#*-}
+  case "$name" in *auto-*) printf '%s: %s\n' "$name" "$(grep -h "Cache-mount helpers" "$s")" ;; esac
 done
 if [ -n "${SDI_BENCH_KEEP:-}" ]; then cp "$work"/out-* "$work"/summary-* "$SDI_BENCH_KEEP"/; fi
