@@ -742,85 +742,115 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
         return call.finish(code);
     }
     if let Some(path) = args.one("--metadata-file") {
-        let multi = args.all("--platform").iter().flat_map(|p| p.split(',')).count() > 1;
-        let mut meta: Value = serde_json::from_str(if multi { META_MULTI } else { META_SINGLE }).unwrap();
-        let m = meta.as_object_mut().unwrap();
-        let pushes = args.has("--push")
-            || args.all("--output").iter().any(|o| o.contains("push=true") || o.contains("type=registry"));
-        let by_digest = args.all("--output").iter().find(|o| o.contains("push-by-digest=true")).copied();
-        let registry_dir = std::env::var("FAKE_DOCKER_REGISTRY_DIR").ok();
-        if let Some(dest) = args
-            .all("--output")
-            .iter()
-            .find_map(|o| o.contains("type=oci").then(|| o.split(',').find_map(|f| f.strip_prefix("dest=")))?)
-        {
-            sdi::oci::write_layout(Path::new(dest), &real_image(&args, &requested)).unwrap();
-        }
-        if let (Some(output), Some(dir)) = (by_digest.filter(|_| pushes), &registry_dir) {
-            // Pushed for real into the directory a test registry serves.
-            let name = output.split(',').find_map(|f| f.strip_prefix("name=")).unwrap_or_default();
-            if saves {
-                let digest = stores::push_stores_image(Path::new(dir), name, None, &saved);
-                m.insert("image.name".into(), json!(name));
-                m.insert("containerimage.digest".into(), json!(digest));
-                std::fs::write(path, serde_json::to_string_pretty(&meta).unwrap()).unwrap();
-                return call.finish(0);
-            }
-            let image = real_image(&args, &requested);
-            let (host, repo) = name.split_once('/').unwrap_or(("", name));
-            let _ = host;
-            sdi::oci::write_registry(Path::new(dir), repo, &image, &[]).unwrap();
-            let root = image.blobs.iter().find(|(d, _)| *d == image.root).unwrap();
-            let mut r = registry();
-            r.insert(format!("{name}@{}", image.root), String::from_utf8(root.1.clone()).unwrap());
-            save_registry(&r);
-            m.insert("image.name".into(), json!(name));
-            m.insert("containerimage.digest".into(), json!(image.root));
-            m["containerimage.descriptor"]["digest"] = json!(image.root);
-        } else if let Some(output) = by_digest.filter(|_| pushes) {
-            let name = output.split(',').find_map(|f| f.strip_prefix("name=")).unwrap_or_default();
-            let platform = args.one("--platform").unwrap_or("linux/amd64");
-            let digest = push_by_digest(name, platform, &args.context);
-            m.insert("image.name".into(), json!(name));
-            m.insert("containerimage.digest".into(), json!(digest));
-            m["containerimage.descriptor"]["digest"] = json!(digest);
-        } else if pushes {
-            let named = args
-                .all("--output")
-                .iter()
-                .find_map(|o| o.split(',').find_map(|f| f.strip_prefix("name=")).map(str::to_string));
-            let names: Vec<String> = match named {
-                Some(n) => vec![n],
-                None => args.all("--tag").iter().map(|t| t.to_string()).collect(),
-            };
-            let mut r = registry();
-            for name in names.iter().filter(|_| saves) {
-                stores::record_tagged(name, &saved);
-            }
-            for name in &names {
-                r.insert(name.clone(), json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "layers": []}).to_string());
-            }
-            save_registry(&r);
-            m.insert("image.name".into(), json!(names.join(",")));
-        } else {
-            m.retain(|k, _| !k.starts_with("containerimage.") && k != "image.name");
-        }
-        if !cache_written {
-            m.remove("cache.manifest");
-        } else if !m.contains_key("cache.manifest") {
-            m.insert("cache.manifest".into(), json!("{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:630ac3442c2f843500e06ea238e8eaaf21dbb588586095be8ea8a7f1fda0c610\",\"size\":1561}"));
-        }
-        if std::env::var("BUILDX_METADATA_WARNINGS").as_deref() == Ok("true")
-            && std::env::var("FAKE_DOCKER_WARNINGS").is_ok()
-        {
-            let short = base64::engine::general_purpose::STANDARD
-                .encode("FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)");
-            m.insert(
-                "buildx.build.warnings".into(),
-                json!([{ "vertex": digest(1), "level": 1, "short": short, "url": "https://docs.docker.com/go/dockerfile/rule/from-as-casing/", "sourceInfo": { "filename": "Dockerfile" }, "range": [{ "start": { "line": 1 }, "end": { "line": 1 } }] }]),
-            );
-        }
-        std::fs::write(path, serde_json::to_string_pretty(&meta).unwrap()).unwrap();
+        let stores = saves.then_some(saved.as_slice());
+        write_metadata(Path::new(path), (&args, &requested), cache_written, stores);
     }
     call.finish(0)
+}
+
+/// The metadata file buildx writes, shaped like the captured ones, after what the build pushed.
+fn write_metadata(
+    path: &Path,
+    (args, requested): (&BuildArgs, &[&str]),
+    cache_written: bool,
+    stores: Option<&[(String, String)]>,
+) {
+    let multi = args.all("--platform").iter().flat_map(|p| p.split(',')).count() > 1;
+    let mut meta: Value = serde_json::from_str(if multi { META_MULTI } else { META_SINGLE }).unwrap();
+    let m = meta.as_object_mut().unwrap();
+    if let Some(dest) = args
+        .all("--output")
+        .iter()
+        .find_map(|o| o.contains("type=oci").then(|| o.split(',').find_map(|f| f.strip_prefix("dest=")))?)
+    {
+        sdi::oci::write_layout(Path::new(dest), &real_image(args, requested)).unwrap();
+    }
+    push(m, (args, requested), stores);
+    if !cache_written {
+        m.remove("cache.manifest");
+    } else if !m.contains_key("cache.manifest") {
+        m.insert("cache.manifest".into(), json!("{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:630ac3442c2f843500e06ea238e8eaaf21dbb588586095be8ea8a7f1fda0c610\",\"size\":1561}"));
+    }
+    if std::env::var("BUILDX_METADATA_WARNINGS").as_deref() == Ok("true")
+        && std::env::var("FAKE_DOCKER_WARNINGS").is_ok()
+    {
+        let short = base64::engine::general_purpose::STANDARD
+            .encode("FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)");
+        m.insert(
+            "buildx.build.warnings".into(),
+            json!([{ "vertex": digest(1), "level": 1, "short": short, "url": "https://docs.docker.com/go/dockerfile/rule/from-as-casing/", "sourceInfo": { "filename": "Dockerfile" }, "range": [{ "start": { "line": 1 }, "end": { "line": 1 } }] }]),
+        );
+    }
+    std::fs::write(path, serde_json::to_string_pretty(&meta).unwrap()).unwrap();
+}
+
+/// Pushes what the outputs ask for (by digest into the test registry's directory, by digest
+/// into the fake's record, or under tags) and records it as buildx does; `stores` are the
+/// contents a cache-mount save copied.
+fn push(
+    m: &mut serde_json::Map<String, Value>,
+    (args, requested): (&BuildArgs, &[&str]),
+    stores: Option<&[(String, String)]>,
+) {
+    let pushes = args.has("--push")
+        || args.all("--output").iter().any(|o| o.contains("push=true") || o.contains("type=registry"));
+    let by_digest = args.all("--output").iter().find(|o| o.contains("push-by-digest=true")).copied().filter(|_| pushes);
+    let registry_dir = std::env::var("FAKE_DOCKER_REGISTRY_DIR").ok();
+    let name_of =
+        |output: &str| output.split(',').find_map(|f| f.strip_prefix("name=")).unwrap_or_default().to_string();
+    if let (Some(output), Some(dir)) = (by_digest, &registry_dir) {
+        // Pushed for real into the directory a test registry serves.
+        let name = name_of(output);
+        let digest = match stores {
+            Some(saved) => stores::push_stores_image(Path::new(dir), &name, None, saved),
+            None => {
+                let image = real_image(args, requested);
+                sdi::oci::write_registry(
+                    Path::new(dir),
+                    name.split_once('/').map_or(name.as_str(), |(_, r)| r),
+                    &image,
+                    &[],
+                )
+                .unwrap();
+                let root = image.blobs.iter().find(|(d, _)| *d == image.root).unwrap();
+                let mut r = registry();
+                r.insert(format!("{name}@{}", image.root), String::from_utf8(root.1.clone()).unwrap());
+                save_registry(&r);
+                m["containerimage.descriptor"]["digest"] = json!(image.root);
+                image.root
+            }
+        };
+        m.insert("image.name".into(), json!(name));
+        m.insert("containerimage.digest".into(), json!(digest));
+    } else if let Some(output) = by_digest {
+        let name = name_of(output);
+        let digest = push_by_digest(&name, args.one("--platform").unwrap_or("linux/amd64"), &args.context);
+        m.insert("image.name".into(), json!(name));
+        m.insert("containerimage.digest".into(), json!(digest));
+        m["containerimage.descriptor"]["digest"] = json!(digest);
+    } else if pushes {
+        let named = args
+            .all("--output")
+            .iter()
+            .find_map(|o| o.split(',').find_map(|f| f.strip_prefix("name=")).map(str::to_string));
+        let names: Vec<String> = match named {
+            Some(n) => vec![n],
+            None => args.all("--tag").iter().map(|t| t.to_string()).collect(),
+        };
+        let mut r = registry();
+        for name in &names {
+            if let Some(saved) = stores {
+                stores::record_tagged(name, saved);
+            }
+            r.insert(
+                name.clone(),
+                json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "layers": []})
+                    .to_string(),
+            );
+        }
+        save_registry(&r);
+        m.insert("image.name".into(), json!(names.join(",")));
+    } else {
+        m.retain(|k, _| !k.starts_with("containerimage.") && k != "image.name");
+    }
 }
