@@ -654,19 +654,7 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
             return call.finish(1);
         }
     };
-    // buildx reads `env=` secrets from its environment: record whether each is there.
-    let mut secrets = serde_json::Map::new();
-    for s in args.all("--secret") {
-        let fields: BTreeMap<&str, &str> = s.split(',').filter_map(|f| f.split_once('=')).collect();
-        let id = fields.get("id").copied().unwrap_or_default();
-        let present = match (fields.get("env"), fields.get("src")) {
-            (Some(env), _) => std::env::var(env).is_ok_and(|v| !v.is_empty()),
-            (None, Some(src)) => Path::new(src.trim_matches('"')).is_file(),
-            _ => std::env::var(id).is_ok(),
-        };
-        secrets.insert(id.to_string(), json!(present));
-    }
-    call.set("secrets", Value::Object(secrets));
+    call.set("secrets", secrets_present(&args));
     // The generated Dockerfiles (cache-mount helpers) are part of what the test checks.
     let dockerfile = args.one("--file").and_then(|f| std::fs::read_to_string(f).ok());
     if let Some(text) = &dockerfile {
@@ -702,25 +690,7 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
         started: BTreeMap::new(),
     };
     if scenario == "cancel" {
-        unsafe {
-            libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-            libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-        }
-        for l in lines.iter().take_while(|l| !l.starts_with("#6 ")) {
-            replay.line(l);
-        }
-        replay.line("#6 [2/4] RUN sleep 600");
-        for _ in 0..600 {
-            if SIGNAL.load(Ordering::SeqCst) != 0 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let sig = SIGNAL.load(Ordering::SeqCst);
-        call.set("signal", json!(sig));
-        replay.line("#6 CANCELED");
-        eprintln!("ERROR: failed to build: failed to solve: Canceled: context canceled");
-        return call.finish(if sig == 0 { 2 } else { 1 });
+        return cancelled(call, &mut replay, &lines);
     }
     if std::env::var("FAKE_DOCKER_FAIL_HELPERS").is_ok()
         && dockerfile.as_deref().is_some_and(|t| t.contains("/sdi-mount"))
@@ -746,6 +716,46 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
         write_metadata(Path::new(path), (&args, &requested), cache_written, stores);
     }
     call.finish(0)
+}
+
+/// buildx reads `env=` secrets from its environment: whether each is there, by id.
+fn secrets_present(args: &BuildArgs) -> Value {
+    let mut secrets = serde_json::Map::new();
+    for s in args.all("--secret") {
+        let fields: BTreeMap<&str, &str> = s.split(',').filter_map(|f| f.split_once('=')).collect();
+        let id = fields.get("id").copied().unwrap_or_default();
+        let present = match (fields.get("env"), fields.get("src")) {
+            (Some(env), _) => std::env::var(env).is_ok_and(|v| !v.is_empty()),
+            (None, Some(src)) => Path::new(src.trim_matches('"')).is_file(),
+            _ => std::env::var(id).is_ok(),
+        };
+        secrets.insert(id.to_string(), json!(present));
+    }
+    Value::Object(secrets)
+}
+
+/// The `cancel` scenario: a step that runs until the job is cancelled (SIGINT/SIGTERM), then
+/// ends as buildx does.
+fn cancelled(mut call: Call, replay: &mut Replay, lines: &[String]) -> ExitCode {
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    for l in lines.iter().take_while(|l| !l.starts_with("#6 ")) {
+        replay.line(l);
+    }
+    replay.line("#6 [2/4] RUN sleep 600");
+    for _ in 0..600 {
+        if SIGNAL.load(Ordering::SeqCst) != 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sig = SIGNAL.load(Ordering::SeqCst);
+    call.set("signal", json!(sig));
+    replay.line("#6 CANCELED");
+    eprintln!("ERROR: failed to build: failed to solve: Canceled: context canceled");
+    call.finish(if sig == 0 { 2 } else { 1 })
 }
 
 /// The metadata file buildx writes, shaped like the captured ones, after what the build pushed.
