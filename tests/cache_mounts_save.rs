@@ -233,3 +233,30 @@ fn a_warm_store_is_saved_as_the_builder_has_it_not_kept_from_the_older_image() {
     );
     assert_ne!(layer_digest(&saved_image(dir.path()), "deps"), layer_digest(&first, "deps"));
 }
+
+#[test]
+fn a_kept_layer_comes_from_the_image_restored_even_if_the_tag_moved_since() {
+    let (registry, dir) = common::dir_registry();
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("calls.jsonl");
+    let manifests = dir.path().join("v2/team/app/manifests");
+    two_stores(&registry, dir.path(), &log).run().assert_success();
+    let restored = saved_image(dir.path());
+    let first = std::fs::read(manifests.join("buildcache-mounts")).unwrap();
+    // Another image with a different `deps`, kept aside under a tag of its own.
+    empty_builder(&log);
+    two_stores(&registry, dir.path(), &log).with("FAKE_DOCKER_MOUNT_WRITES", "deps").run().assert_success();
+    let other = saved_image(dir.path());
+    assert_ne!(layer_digest(&other, "deps"), layer_digest(&restored, "deps"));
+    std::fs::copy(manifests.join("buildcache-mounts"), manifests.join("other-job")).unwrap();
+    std::fs::write(manifests.join("buildcache-mounts"), &first).unwrap();
+    // This run restores the first image; while it builds, another job's save moves the tag.
+    empty_builder(&log);
+    two_stores(&registry, dir.path(), &log)
+        .with("FAKE_DOCKER_MOUNT_WRITES", "out")
+        .with("FAKE_DOCKER_RETAG_DURING_BUILD", "team/app:other-job")
+        .run()
+        .assert_success();
+    let now = saved_image(dir.path());
+    assert_eq!(layer_digest(&now, "deps"), layer_digest(&restored, "deps"), "the layer of the store it restored");
+}

@@ -248,7 +248,7 @@ async fn run(
         let needles = crate::verify::Needles::new(&scan::secret_values(ctx, plan));
         let used = (&needles, ran.as_slice());
         let helpers = mounts_save::Helpers { docker, signals, plan: mp, builder: &builder_name, dir };
-        let save = mounts_save::save_if_used(helpers, used, restored_from.as_deref(), annotations, effects.mounts);
+        let save = mounts_save::save_if_used(helpers, used, restored_from.as_ref(), annotations, effects.mounts);
         match save.instrument(tracing::debug_span!("cache-mounts save")).await {
             mounts::SaveEnd::Cancelled(sig) => return (Outcome::Cancelled { signal: sig }, None, hits),
             mounts::SaveEnd::Ran => effects.mount_times.save = Some(started.elapsed()),

@@ -108,7 +108,25 @@ pub(super) fn empty_context(dir: &Path) -> std::io::Result<String> {
 /// What the restore left: each store's status, and the image they were restored from.
 pub(super) struct Restored {
     pub statuses: Vec<MountStatus>,
-    pub source: Option<String>,
+    pub source: Option<Saved>,
+}
+
+/// A saved stores image: its tag, and the digest that tag named when it was read (the restore
+/// and the save's kept layers use that very image, even if the tag moves meanwhile).
+#[derive(Debug, Clone)]
+pub(super) struct Saved {
+    pub reference: String,
+    pub digest: Option<String>,
+}
+
+impl Saved {
+    /// The reference to pull: pinned by digest when known.
+    fn pinned(&self) -> String {
+        match &self.digest {
+            Some(d) => format!("{}@{d}", self.reference),
+            None => self.reference.clone(),
+        }
+    }
 }
 
 /// Fills the stores from the first saved image that exists.
@@ -125,8 +143,14 @@ pub(super) async fn restore(
     for candidate in &plan.restore_from {
         let args = ["buildx", "imagetools", "inspect", "--builder", builder, candidate.as_str()];
         match docker.output(&args, None, signals).await {
-            Ok(Ended::Exited { code: 0, .. }) => {
-                source = Some(candidate.clone());
+            Ok(Ended::Exited { code: 0, stdout, .. }) => {
+                let digest = stdout
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Digest:"))
+                    .map(str::trim)
+                    .filter(|d| crate::context::inputs::Digest::parse(d).is_some())
+                    .map(str::to_string);
+                source = Some(Saved { reference: candidate.clone(), digest });
                 break;
             }
             Ok(Ended::Signalled(sig)) => return Err(sig),
@@ -143,7 +167,7 @@ pub(super) async fn restore(
         return Ok(Restored { statuses: out, source: None });
     };
     let file = dir.join("mounts-restore.Dockerfile");
-    let written = std::fs::write(&file, restore_dockerfile(plan, &source)).and_then(|()| empty_context(dir));
+    let written = std::fs::write(&file, restore_dockerfile(plan, &source.pinned())).and_then(|()| empty_context(dir));
     let Ok(context) = written else {
         annotations
             .push(Annotation::warning("Cache mounts were not restored: the helper Dockerfile could not be written."));
@@ -173,14 +197,16 @@ pub(super) async fn restore(
         }
         Ok(Ended::Exited { stderr, .. }) => {
             annotations.push(Annotation::warning(format!(
-                "Cache mounts were not restored from {source}: {}",
+                "Cache mounts were not restored from {}: {}",
+                source.reference,
                 cause_line(&stderr)
             )));
             false
         }
         Ok(Ended::Signalled(sig)) => return Err(sig),
         Err(e) => {
-            annotations.push(Annotation::warning(format!("Cache mounts were not restored from {source}: {e}")));
+            annotations
+                .push(Annotation::warning(format!("Cache mounts were not restored from {}: {e}", source.reference)));
             false
         }
     };

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::Annotation;
 use super::docker::{Docker, Ended, Signals, cause_line, random_token};
-use super::mounts::{Filled, MountStatus, SaveEnd, empty_context, marked, marked_at, marked_words, status_of};
+use super::mounts::{Filled, MountStatus, SaveEnd, Saved, empty_context, marked, marked_at, marked_words, status_of};
 use crate::plan::{MountsPlan, check_dockerfile, mount_dir, save_dockerfile};
 use crate::stores_image::{StoresImage, image_in_index};
 use crate::verify::{Blobs, Needles, Registry};
@@ -30,7 +30,7 @@ const AS_RESTORED: &str = "its steps left it as restored";
 pub(super) async fn save_if_used(
     mut h: Helpers<'_>,
     (secrets, ran): (&Needles, &[String]),
-    restored_from: Option<&str>,
+    restored_from: Option<&Saved>,
     annotations: &mut Vec<Annotation>,
     out: &mut [MountStatus],
 ) -> SaveEnd {
@@ -87,20 +87,20 @@ pub(super) async fn save_if_used(
     }
 }
 
-/// The saved stores image `source` (`repository:tag`), read through the registry, if it is in
-/// the repository the stores are saved to and says which layer holds which store.
-async fn stores_image_of(dir: &Path, source: &str, save_to: Option<&str>) -> Option<StoresImage> {
-    let (repository, tag) = source.rsplit_once(':')?;
+/// The saved stores image the stores were restored from (by the digest read then, else its
+/// tag), read through the registry, if it is in the repository the stores are saved to and
+/// says which layer holds which store.
+async fn stores_image_of(dir: &Path, source: &Saved, save_to: Option<&str>) -> Option<StoresImage> {
+    let (repository, tag) = source.reference.rsplit_once(':')?;
     if save_to.and_then(|s| s.rsplit_once(':')).map(|(r, _)| r) != Some(repository) {
         return None;
     }
     let mut registry = super::scan::registry_for(repository, dir).ok()?;
-    match read_stores_image(&mut registry, tag).await {
+    match read_stores_image(&mut registry, source.digest.as_deref().unwrap_or(tag)).await {
         Ok(image) => image,
         Err(e) => {
-            tracing::debug!(
-                "the saved stores image {source} could not be read ({e}): every changed or not every store is saved"
-            );
+            let source = &source.reference;
+            tracing::debug!("the saved stores image {source} could not be read ({e}): every store is saved");
             None
         }
     }

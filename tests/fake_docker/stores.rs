@@ -8,6 +8,8 @@
 //! - `FAKE_DOCKER_MOUNT_UNCHANGED=1`: the build's steps leave every store as it was.
 //! - `FAKE_DOCKER_MOUNT_WRITES=<id>,…`: they change these stores only (default: all).
 //! - `FAKE_DOCKER_MOUNT_LEAK=<text>`: what they write into a store includes this text.
+//! - `FAKE_DOCKER_RETAG_DURING_BUILD=<repo>:<from>`: while the main build runs, another job
+//!   points `<repo>:buildcache-mounts` at what `<repo>:<from>` names (registry directory).
 //! - `FAKE_DOCKER_MOUNT_KIB`: the size every store reports (default 2048).
 
 use std::collections::BTreeMap;
@@ -123,18 +125,20 @@ fn registry_dir() -> Option<PathBuf> {
 /// What a saved stores image holds, by store directory: read from the registry directory
 /// (a real image, layers untarred), else from the fake's record of tagged pushes.
 fn saved_contents(reference: &str) -> Contents {
+    // `name:tag`, or pinned: `name:tag@sha256:…`
+    let (tagged, digest) = reference.split_once('@').map_or((reference, None), |(t, d)| (t, Some(d)));
     if let Some(dir) = registry_dir()
-        && let Some(c) = read_image(&dir, reference)
+        && let Some(c) = read_image(&dir, tagged, digest)
     {
         return c;
     }
-    load("fake-docker-saved.json").remove(reference).unwrap_or_default()
+    load("fake-docker-saved.json").remove(tagged).unwrap_or_default()
 }
 
-fn read_image(dir: &Path, reference: &str) -> Option<Contents> {
+fn read_image(dir: &Path, reference: &str, digest: Option<&str>) -> Option<Contents> {
     let (name, tag) = reference.rsplit_once(':')?;
     let repo = dir.join("v2").join(name.split_once('/')?.1);
-    let mut manifest = std::fs::read(repo.join("manifests").join(tag)).ok()?;
+    let mut manifest = std::fs::read(repo.join("manifests").join(digest.unwrap_or(tag))).ok()?;
     if let Some(image) = sdi::stores_image::image_in_index(&manifest) {
         manifest = std::fs::read(repo.join("manifests").join(image)).ok()?;
     }
@@ -188,4 +192,12 @@ pub fn record_tagged(reference: &str, saved: &[(String, String)]) {
     let mut all = load("fake-docker-saved.json");
     all.insert(reference.to_string(), saved.iter().cloned().collect());
     store("fake-docker-saved.json", &all);
+}
+
+/// Another job's save landing while this build runs (`FAKE_DOCKER_RETAG_DURING_BUILD`).
+pub fn another_job_saves() {
+    let (Some(dir), Ok(spec)) = (registry_dir(), std::env::var("FAKE_DOCKER_RETAG_DURING_BUILD")) else { return };
+    let Some((repo, from)) = spec.split_once(':') else { return };
+    let manifests = dir.join("v2").join(repo).join("manifests");
+    std::fs::copy(manifests.join(from), manifests.join("buildcache-mounts")).unwrap();
 }
