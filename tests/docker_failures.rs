@@ -124,3 +124,29 @@ fn cache_mount_helper() {
     let warning = done.stdout.lines().find(|l| l.starts_with("::warning::Cache mounts were not saved")).unwrap();
     says(warning, "ERROR: failed to build: failed to solve: helper failed as asked", &["{\"vertexes\""]);
 }
+
+/// The main build calls the fake made (not the cache-mount helpers).
+fn builds(run: &Run) -> usize {
+    run.calls().iter().filter(|c| argv(c).get(1).is_some_and(|a| a == "build") && c["file_text"].is_null()).count()
+}
+
+#[test]
+fn a_push_refused_in_buildkits_push_race_is_pushed_again_once() {
+    let run = push().with("FAKE_DOCKER_FAIL", "push-race");
+    let done = run.run();
+    done.assert_success();
+    assert_eq!(builds(&run), 2, "built once more, from the cache");
+    assert!(done.stdout.contains("::notice::The registry refused a push while BuildKit was still uploading a blob"));
+    assert_eq!(run.outputs()["pushed"], "true");
+
+    // A registry that keeps refusing: one more try, then the cause.
+    let always = push().with("FAKE_DOCKER_FAIL", "push-race-always");
+    let line = the_error(&always);
+    assert_eq!(builds(&always), 2);
+    says(&line, "failed to push", &[]);
+
+    // Any other failure is not retried.
+    let broken = push().with("FAKE_DOCKER_SCENARIO", "dockerfile-error");
+    assert_eq!(broken.run().output.status.code(), Some(1));
+    assert_eq!(builds(&broken), 1);
+}

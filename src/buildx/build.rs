@@ -79,6 +79,80 @@ pub(super) async fn build(
     }
     let metadata_file = dir.join("metadata.json");
     let argv = argv(plan, builder, dir, &metadata_file);
+    let mut retried = false;
+    let (progress, metadata) = loop {
+        let (progress, status, cancelled) = run_once(ctx, plan, docker, signals, &argv).await?;
+        let hits = Some(progress.cache_hits());
+        emulation_notices(plan, builder, &progress, annotations);
+        if let Some(sig) = cancelled {
+            return Err((Outcome::Cancelled { signal: sig }, hits));
+        }
+        let code = status.and_then(|s| s.code()).unwrap_or(1);
+        let metadata: Option<Value> =
+            std::fs::read_to_string(&metadata_file).ok().and_then(|t| serde_json::from_str(&t).ok());
+        let _ = std::fs::remove_file(&metadata_file);
+        if code == 0 {
+            break (progress, metadata);
+        }
+        let error = progress::build_error(&progress.plain).map(|mut e| {
+            e.location = e.location.map(|(_, line)| (plan.dockerfile.clone(), line));
+            e
+        });
+        if !retried && is_push_race(&progress.plain) {
+            retried = true;
+            annotations.push(Annotation::notice(format!(
+                "The registry refused a push while BuildKit was still uploading a blob ({}); the build ran once more, from its cache.",
+                error.as_ref().map_or("", |e| e.message.as_str())
+            )));
+            continue;
+        }
+        warnings(plan, metadata.as_ref(), &progress, annotations);
+        return Err((Outcome::Failed { code, error }, hits));
+    };
+    let hits = Some(progress.cache_hits());
+    warnings(plan, metadata.as_ref(), &progress, annotations);
+    if builder.cache_export {
+        cache_reports(plan, metadata.as_ref(), &progress, annotations);
+    }
+    Ok((metadata, hits, progress.cache_mounts_of_run_steps()))
+}
+
+/// Emulated steps are the slow part of a multi-arch build: say how slow, and the way out (once,
+/// even when the build ran twice).
+fn emulation_notices(plan: &BuildPlan, builder: &Builder, progress: &Progress, annotations: &mut Vec<Annotation>) {
+    let Some(native) = &builder.native else { return };
+    for (platform, secs) in progress.emulated_run_seconds(&plan.platforms, native) {
+        let notice = Annotation::notice(format!(
+            "RUN steps for {platform} ran under emulation on this {native} builder for {secs:.1} s: build each platform on a native runner and merge the digests (README: \"Multi-arch on native runners\")."
+        ));
+        if !annotations.iter().any(|a| a.message.starts_with(&format!("RUN steps for {platform} ran under emulation")))
+        {
+            annotations.push(notice);
+        }
+    }
+}
+
+/// BuildKit pushes the image and its cache at once; a registry may refuse a manifest whose blob
+/// the other push is still uploading ("blob unknown to registry", "provided digest did not
+/// match uploaded content"). Pushed again, it goes through: every step is in the builder's
+/// cache by then.
+fn is_push_race(plain: &[String]) -> bool {
+    let failed_push = plain.iter().any(|l| l.starts_with("ERROR: ") && l.contains("failed to push"));
+    failed_push
+        && plain.iter().any(|l| {
+            l.contains("blob unknown to registry") || l.contains("provided digest did not match uploaded content")
+        })
+}
+
+/// One `docker buildx build`: spawned with the secrets in its environment, its progress
+/// streamed. `Err` when docker cannot be run at all.
+async fn run_once(
+    ctx: &Context,
+    plan: &BuildPlan,
+    docker: &mut Docker,
+    signals: &mut Signals,
+    argv: &[String],
+) -> Result<(Progress, Option<std::process::ExitStatus>, Option<i32>), (Outcome, Option<CacheHits>)> {
     let args: Vec<&str> = argv.iter().map(String::as_str).collect();
     let mut cmd = docker.command(&args);
     cmd.env("BUILDX_METADATA_WARNINGS", "true").envs(secret_env(ctx, plan));
@@ -88,43 +162,16 @@ pub(super) async fn build(
     };
     let started = Instant::now();
     let (progress, status, cancelled) = stream(child, signals).await;
-    let (secs, hits_so_far) = (started.elapsed().as_secs_f64(), progress.cache_hits());
+    let (secs, hits) = (started.elapsed().as_secs_f64(), progress.cache_hits());
     match status.and_then(|s| s.code()) {
         Some(code) => tracing::debug!(
             "docker buildx build: exit {code} in {secs:.2} s, {} of {} steps cached",
-            hits_so_far.cached,
-            hits_so_far.total
+            hits.cached,
+            hits.total
         ),
         None => tracing::debug!("docker buildx build: no exit code after {secs:.2} s (cancelled: {cancelled:?})"),
     }
-    let hits = Some(progress.cache_hits());
-    // Emulated steps are the slow part of a multi-arch build: say how slow, and the way out.
-    if let Some(native) = &builder.native {
-        for (platform, secs) in progress.emulated_run_seconds(&plan.platforms, native) {
-            annotations.push(Annotation::notice(format!(
-                "RUN steps for {platform} ran under emulation on this {native} builder for {secs:.1} s: build each platform on a native runner and merge the digests (README: \"Multi-arch on native runners\")."
-            )));
-        }
-    }
-    if let Some(sig) = cancelled {
-        return Err((Outcome::Cancelled { signal: sig }, hits));
-    }
-    let code = status.and_then(|s| s.code()).unwrap_or(1);
-    let metadata: Option<Value> =
-        std::fs::read_to_string(&metadata_file).ok().and_then(|t| serde_json::from_str(&t).ok());
-    let _ = std::fs::remove_file(&metadata_file);
-    warnings(plan, metadata.as_ref(), &progress, annotations);
-    if code != 0 {
-        let error = progress::build_error(&progress.plain).map(|mut e| {
-            e.location = e.location.map(|(_, line)| (plan.dockerfile.clone(), line));
-            e
-        });
-        return Err((Outcome::Failed { code, error }, hits));
-    }
-    if builder.cache_export {
-        cache_reports(plan, metadata.as_ref(), &progress, annotations);
-    }
-    Ok((metadata, hits, progress.cache_mounts_of_run_steps()))
+    Ok((progress, status, cancelled))
 }
 
 /// Build output is untrusted text: it is streamed between stop-commands markers so that

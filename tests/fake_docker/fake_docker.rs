@@ -714,6 +714,9 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
     if helper.is_none() {
         stores::another_job_saves();
     }
+    if code == 0 && helper.is_none() && push_race(&args) {
+        return call.finish(1);
+    }
     if code != 0 {
         return call.finish(code);
     }
@@ -722,6 +725,26 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
         write_metadata(Path::new(path), (&args, &requested), cache_written, stores);
     }
     call.finish(0)
+}
+
+/// `FAKE_DOCKER_FAIL=push-race`: the first pushing build fails as it does when BuildKit's image
+/// and cache pushes race on a registry (words captured from buildx 0.36.1 and registry 2.8);
+/// `push-race-always`: every one does. Prints buildx's error when it fails.
+fn push_race(args: &BuildArgs) -> bool {
+    let pushes = args.has("--push") || args.all("--output").iter().any(|o| o.contains("push=true"));
+    let first = || {
+        let marker = state_dir().join("fake-docker-push-race");
+        let first = !marker.exists();
+        std::fs::write(&marker, "").unwrap();
+        first
+    };
+    if !pushes || !(failing("push-race-always") || (failing("push-race") && first())) {
+        return false;
+    }
+    let tag = args.all("--tag").first().map_or("ghcr.io/codertocat/hello-world:latest", |t| t);
+    let errors = "unknown: provided digest did not match uploaded content\nunknown: blob unknown to registry - sha256:b651c0148d02c5cc99f87d58bf68d26dc5ca40b2afb287f90e4a55312e7c661d";
+    eprintln!("{errors}\n\nERROR: failed to build: failed to solve: failed to push {tag}: errors:\n{errors}");
+    true
 }
 
 /// buildx reads `env=` secrets from its environment: whether each is there, by id.
