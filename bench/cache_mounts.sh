@@ -10,14 +10,9 @@
 # (a) is also timed with it (its own image repository), to compare two versions in one run.
 # Needs SDI_E2E_BUILDER, SDI_E2E_REGISTRY and SDI_E2E_BASE_IMAGE as the real-engine tests do.
 #   cargo build --release --locked && bench/cache_mounts.sh [rounds]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-: "${SDI_E2E_BUILDER:?}" "${SDI_E2E_REGISTRY:?}" "${SDI_E2E_BASE_IMAGE:?}"
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 rounds="${1:-3}"
-repo="$PWD"
-bin="$repo/target/release/secure-docker-images"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 store="sdi-bench-store-$(date +%s)"
 cat > "$work/Dockerfile" <<DOCKERFILE
 FROM $SDI_E2E_BASE_IMAGE
@@ -32,33 +27,30 @@ RUN --mount=type=cache,id=$store,target=/store --mount=type=cache,id=$store-tool
     echo "\$LOCK" > /lock; ls /store | wc -l > /installed
 COPY app.txt /app.txt
 DOCKERFILE
-event="$repo/tests/fixtures/events/push-default-branch.json"
 image="$SDI_E2E_REGISTRY/sdi-bench/mounts-$(date +%s)"
 run() { # $1 = cache-mounts, $2 = lockfile stamp, $3 = app; prints the whole run's seconds
   local start end tag=${RUN_IMAGE:+baseline-}
   printf '%s\n' "$3" > "$work/app.txt"
   docker buildx prune -af --builder "$SDI_E2E_BUILDER" >/dev/null
   start=$(date +%s.%N)
-  (cd "$work" && env GITHUB_EVENT_NAME=push GITHUB_EVENT_PATH="$event" GITHUB_REPOSITORY=Codertocat/Hello-World \
-    GITHUB_REF=refs/heads/master GITHUB_SHA=6113728f27ae82c7b1a177c8d03f9e96e0adf246 RUNNER_TEMP="$work" \
-    GITHUB_STEP_SUMMARY="$work/summary-$start-$tag$1-$2-$3" INPUT_IMAGE="${RUN_IMAGE:-$image}" INPUT_BUILDER="$SDI_E2E_BUILDER" \
-    INPUT_PLATFORMS=linux/amd64 INPUT_CACHE-MOUNTS="$1" INPUT_CACHE-MOUNTS-IMAGE="$SDI_E2E_BASE_IMAGE" \
-    INPUT_BUILD-ARGS="LOCK=$2" "${RUN_BIN:-$bin}" >"$work/out" 2>&1) || { cat "$work/out" >&2; exit 1; }
-  end=$(date +%s.%N)
+  action push "$push_event" refs/heads/master GITHUB_STEP_SUMMARY="$work/summary-$start-$tag$1-$2-$3" \
+    INPUT_IMAGE="${RUN_IMAGE:-$image}" INPUT_PLATFORMS=linux/amd64 INPUT_CACHE-MOUNTS="$1" \
+    INPUT_CACHE-MOUNTS-IMAGE="$SDI_E2E_BASE_IMAGE" INPUT_BUILD-ARGS="LOCK=$2" >"$work/out" 2>&1 ||
+    { cat "$work/out" >&2; exit 1; }
+  end=$(since "$start")
   # The action pushes again once when the registry refuses a push in BuildKit's push race.
   if grep -q "The registry refused a push" "$work/out"; then echo "note: run ($tag$1 $2 $3) pushed twice" >&2; fi
   cp "$work/out" "$work/out-$tag$1-$2-$3"
-  awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }'
+  echo "$end"
 }
 pull() { # the saved store image pulled and unpacked once, on an emptied builder
   docker buildx prune -af --builder "$SDI_E2E_BUILDER" >/dev/null
   printf 'FROM %s:buildcache-mounts AS s\nFROM %s\nRUN --mount=type=bind,from=s,target=/s du -sk /s\n' \
     "$image" "$SDI_E2E_BASE_IMAGE" > "$work/Pull.Dockerfile"
-  local start end
+  local start
   start=$(date +%s.%N)
   docker buildx build --builder "$SDI_E2E_BUILDER" -f "$work/Pull.Dockerfile" "$work" >/dev/null 2>&1
-  end=$(date +%s.%N)
-  awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }'
+  since "$start"
 }
 run auto seed app-0 >/dev/null # fills the stores, saves them, writes the registry cache
 base="${SDI_BENCH_BASELINE:-}"

@@ -5,28 +5,23 @@
 # build and for a rebuild where every step is cached, with `verify-secrets: auto` and `false`.
 # Needs SDI_E2E_BUILDER, SDI_E2E_REGISTRY and SDI_E2E_BASE_IMAGE as the real-engine tests do.
 #   cargo build --release --locked && bench/scan_real.sh [size in MiB, default 2048] [rounds, default 9]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-: "${SDI_E2E_BUILDER:?}" "${SDI_E2E_REGISTRY:?}" "${SDI_E2E_BASE_IMAGE:?}"
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 mib="${1:-2048}"
-repo="$PWD"
-bin="$repo/target/release/secure-docker-images"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 cat > "$work/Dockerfile" <<DOCKERFILE
 FROM $SDI_E2E_BASE_IMAGE
 RUN --mount=type=secret,id=token,env=TOKEN head -c $((mib * 1024 * 1024)) /dev/urandom > /big.bin
 DOCKERFILE
 image="$SDI_E2E_REGISTRY/sdi-bench/scan-$(date +%s)"
-platform=$(docker buildx inspect --bootstrap "$SDI_E2E_BUILDER" | sed -n 's/^Platforms: *\([^,*]*\).*/\1/p')
+platform=$(native_platform)
 run() { # $1 = verify-secrets, $2 = secrets-proof-key (may be empty); prints "<seconds> s, <peak> MB peak"
   local start end pid peak=0 hwm
   start=$(date +%s.%N)
-  (cd "$work" && exec env GITHUB_EVENT_NAME=push GITHUB_EVENT_PATH="$repo/tests/fixtures/events/push-default-branch.json" \
-    GITHUB_REPOSITORY=Codertocat/Hello-World GITHUB_REF=refs/heads/master \
-    GITHUB_SHA=6113728f27ae82c7b1a177c8d03f9e96e0adf246 RUNNER_TEMP="$work" INPUT_IMAGE="$image" \
-    INPUT_BUILDER="$SDI_E2E_BUILDER" INPUT_PLATFORMS="$platform" INPUT_SECRET-ENVS=token=TOKEN \
-    TOKEN=bench-secret-value-0123456789 INPUT_VERIFY-SECRETS="$1" INPUT_SECRETS-PROOF-KEY="${2:-}" INPUT_CACHE-MOUNTS=off "$bin" >"$work/out" 2>&1) &
+  action_cmd push "$push_event" refs/heads/master INPUT_IMAGE="$image" INPUT_PLATFORMS="$platform" \
+    INPUT_SECRET-ENVS=token=TOKEN TOKEN=bench-secret-value-0123456789 INPUT_VERIFY-SECRETS="$1" \
+    INPUT_SECRETS-PROOF-KEY="${2:-}" INPUT_CACHE-MOUNTS=off
+  # exec: the pid is the action's own, whose peak memory is read below.
+  (cd "$work" && exec "${cmd[@]}") >"$work/out" 2>&1 &
   pid=$!
   while kill -0 "$pid" 2>/dev/null; do
     hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
