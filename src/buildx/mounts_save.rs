@@ -87,12 +87,17 @@ pub(super) async fn save_if_used(
     }
 }
 
+/// `(repository, tag)` of a stores image reference (the plan always writes `<image>:<tag>`).
+fn repository_and_tag(reference: &str) -> (&str, &str) {
+    reference.rsplit_once(':').unwrap_or((reference, "latest"))
+}
+
 /// The saved stores image the stores were restored from (by the digest read then, else its
 /// tag), read through the registry, if it is in the repository the stores are saved to and
 /// says which layer holds which store.
 async fn stores_image_of(dir: &Path, source: &Saved, save_to: Option<&str>) -> Option<StoresImage> {
-    let (repository, tag) = source.reference.rsplit_once(':')?;
-    if save_to.and_then(|s| s.rsplit_once(':')).map(|(r, _)| r) != Some(repository) {
+    let (repository, tag) = repository_and_tag(&source.reference);
+    if save_to.map(|s| repository_and_tag(s).0) != Some(repository) {
         return None;
     }
     let mut registry = super::scan::registry_for(repository, dir).ok()?;
@@ -139,7 +144,7 @@ async fn save(
             .push(Annotation::warning("Cache mounts were not saved: the helper Dockerfile could not be written."));
         return None;
     };
-    let repository = save_to.rsplit_once(':').map(|(r, _)| r).unwrap_or(save_to);
+    let (repository, _) = repository_and_tag(save_to);
     let by_digest = !secrets.is_empty() || old.is_some();
     // zstd: the next run's restore decompresses it faster than gzip (BuildKit reads both).
     // Not forced: the helper image's own layers keep their blobs (nothing recompressed, and
@@ -170,7 +175,7 @@ async fn save(
     read_sizes(&stderr, h.plan, annotations, out);
     if by_digest {
         let dirs: Vec<String> = h.plan.mounts.iter().map(|m| mount_dir(&m.id)).collect();
-        let done = finish((h.dir, &metadata), (repository, save_to), old.as_ref(), &dirs, secrets).await;
+        let done = finish((h.dir, &metadata), save_to, old.as_ref(), &dirs, secrets).await;
         if let Err(warnings) = done {
             annotations.extend(warnings.into_iter().map(Annotation::warning));
             out.iter_mut().for_each(|s| s.saved_kib = None);
@@ -202,7 +207,7 @@ fn read_sizes(stderr: &str, plan: &MountsPlan, annotations: &mut Vec<Annotation>
 /// are secrets, then point `save_to` at it. `Err`: why nothing was tagged.
 async fn finish(
     (dir, metadata): (&Path, &Path),
-    (repository, save_to): (&str, &str),
+    save_to: &str,
     old: Option<&StoresImage>,
     dirs: &[String],
     secrets: &Needles,
@@ -213,8 +218,8 @@ async fn finish(
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
         .and_then(|m| m.get("containerimage.digest")?.as_str().map(str::to_string))
         .ok_or_else(|| failed("buildx reported no digest".into()))?;
+    let (repository, tag) = repository_and_tag(save_to);
     let mut registry = super::scan::registry_for(repository, dir).map_err(|e| failed(e.to_string()))?;
-    let tag = save_to.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
     // With kept stores, the image to tag is made here: scanned from memory, then pushed.
     let staged = match old {
         None => None,
