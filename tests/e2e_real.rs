@@ -6,255 +6,10 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashMap};
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Output};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::collections::BTreeSet;
 
+use common::e2e::*;
 use serde_json::Value;
-
-/// The tests share one builder and prune it: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-struct E2e {
-    builder: String,
-    registry: String,
-    base: String,
-}
-
-fn e2e(test: &str) -> Option<E2e> {
-    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    match (get("SDI_E2E_BUILDER"), get("SDI_E2E_REGISTRY"), get("SDI_E2E_BASE_IMAGE")) {
-        (Some(builder), Some(registry), Some(base)) => Some(E2e { builder, registry, base }),
-        _ => {
-            skip(test, "set SDI_E2E_BUILDER, SDI_E2E_REGISTRY and SDI_E2E_BASE_IMAGE to run the real-engine tests");
-            None
-        }
-    }
-}
-
-/// Says why a test did not run. Written to stderr directly: the test harness captures
-/// `eprintln!` of passing tests, and a skip must be seen.
-fn skip(test: &str, why: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "skipped {test}: {why}");
-}
-
-/// One test's setup: the environment, the serial lock, and a fresh repository in the registry.
-struct Case {
-    e: E2e,
-    _serial: std::sync::MutexGuard<'static, ()>,
-    n: String,
-    repo: String,
-    image: String,
-}
-
-fn start(test: &str, kind: &str) -> Option<Case> {
-    let e = e2e(test)?;
-    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let n = nonce();
-    let repo = format!("sdi-e2e/{kind}-{n}");
-    let image = format!("{}/{repo}", e.registry);
-    Some(Case { e, _serial: serial, n, repo, image })
-}
-
-fn nonce() -> String {
-    let mut b = [0u8; 6];
-    std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut b).unwrap();
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// A workspace with a Dockerfile, and the runner's files.
-struct Workspace {
-    dir: tempfile::TempDir,
-}
-
-impl Workspace {
-    fn new(dockerfile: &str) -> Workspace {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
-        std::fs::write(dir.path().join("app.txt"), "hello from the e2e app\n").unwrap();
-        std::fs::write(dir.path().join(".dockerignore"), "runner/\n").unwrap();
-        std::fs::create_dir_all(dir.path().join("runner/temp")).unwrap();
-        Workspace { dir }
-    }
-
-    fn path(&self, p: &str) -> std::path::PathBuf {
-        self.dir.path().join(p)
-    }
-}
-
-struct Ran {
-    output: Output,
-    stdout: String,
-    outputs: HashMap<String, String>,
-    summary: String,
-}
-
-/// A fixture's name, or a payload file of the test's own (an absolute path).
-fn event_path(fixture: &str) -> std::path::PathBuf {
-    if fixture.starts_with('/') { fixture.into() } else { common::fixture_path(fixture) }
-}
-
-/// Runs the action as the runner would, with the user's docker environment (daemon, builder).
-fn run_action(
-    ws: &Workspace,
-    event: &str,
-    fixture: &str,
-    git_ref: &str,
-    inputs: &[(&str, &str)],
-    extra_env: &[(&str, &str)],
-) -> Ran {
-    let out_file = ws.path("runner/output");
-    let summary_file = ws.path("runner/summary");
-    std::fs::write(&out_file, "").unwrap();
-    std::fs::write(&summary_file, "").unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_secure-docker-images"));
-    cmd.current_dir(ws.dir.path());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("GITHUB_") || k.starts_with("INPUT_") || k.starts_with("RUNNER_") || k.starts_with("ACTIONS_")
-        {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("GITHUB_EVENT_NAME", event)
-        .env("GITHUB_EVENT_PATH", event_path(fixture))
-        .env("GITHUB_REPOSITORY", "Codertocat/Hello-World")
-        .env("GITHUB_REF", git_ref)
-        .env("GITHUB_SHA", "6113728f27ae82c7b1a177c8d03f9e96e0adf246")
-        .env("GITHUB_ACTOR", "Codertocat")
-        .env("GITHUB_RUN_ID", "e2e")
-        .env("RUNNER_TEMP", ws.path("runner/temp"))
-        .env("GITHUB_OUTPUT", &out_file)
-        .env("GITHUB_STEP_SUMMARY", &summary_file);
-    for (name, value) in inputs {
-        cmd.env(format!("INPUT_{}", name.to_uppercase()), value);
-    }
-    for (k, v) in extra_env {
-        cmd.env(k, v);
-    }
-    let output = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let text = std::fs::read_to_string(&out_file).unwrap();
-    let mut outputs = HashMap::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        let (name, delimiter) = line.split_once("<<").unwrap();
-        let value: Vec<&str> = lines.by_ref().take_while(|l| *l != delimiter).collect();
-        outputs.insert(name.to_string(), value.join("\n"));
-    }
-    let summary = std::fs::read_to_string(&summary_file).unwrap();
-    assert!(
-        std::fs::read_dir(ws.path("runner/temp")).unwrap().next().is_none(),
-        "the action left files under RUNNER_TEMP"
-    );
-    Ran { output, stdout, outputs, summary }
-}
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("docker runs");
-    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn prune(builder: &str) {
-    docker(&["buildx", "prune", "-af", "--builder", builder]);
-}
-
-fn builder_platforms(builder: &str) -> (Option<String>, Vec<String>) {
-    sdi::buildx::inspected_platforms(&docker(&["buildx", "inspect", "--bootstrap", builder]))
-}
-
-/// A plain-HTTP GET against the registry: status, lower-cased headers, body.
-fn http_get(registry: &str, path: &str, accept: &str) -> (u16, HashMap<String, String>, Vec<u8>) {
-    let mut path = path.to_string();
-    for _ in 0..3 {
-        let mut s = TcpStream::connect(registry).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: {registry}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n").unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("HTTP headers");
-        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-        let mut body = raw[split + 4..].to_vec();
-        let mut lines = head.lines();
-        let status: u16 = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
-        let headers: HashMap<String, String> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        if headers.get("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
-            body = dechunk(&body);
-        }
-        if (300..400).contains(&status) {
-            let location = headers["location"].clone();
-            path = match location.split_once("://") {
-                Some((_, rest)) => rest[rest.find('/').unwrap()..].to_string(),
-                None => location,
-            };
-            continue;
-        }
-        return (status, headers, body);
-    }
-    panic!("too many redirects for {path}");
-}
-
-fn dechunk(mut body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let end = body.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size = usize::from_str_radix(String::from_utf8_lossy(&body[..end]).trim(), 16).unwrap();
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&body[end + 2..end + 2 + size]);
-        body = &body[end + 2 + size + 2..];
-    }
-}
-
-const MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
-
-/// `(digest, manifest)` of `repo:reference`, or `None` when the registry has no such tag.
-fn manifest(registry: &str, repo: &str, reference: &str) -> Option<(String, Value)> {
-    let (status, headers, body) = http_get(registry, &format!("/v2/{repo}/manifests/{reference}"), MANIFESTS);
-    match status {
-        200 => Some((headers["docker-content-digest"].clone(), serde_json::from_slice(&body).unwrap())),
-        404 => None,
-        other => panic!("registry answered {other} for {repo}:{reference}"),
-    }
-}
-
-fn blob(registry: &str, repo: &str, digest: &str) -> Vec<u8> {
-    let (status, _, body) = http_get(registry, &format!("/v2/{repo}/blobs/{digest}"), "*/*");
-    assert_eq!(status, 200, "blob {digest}");
-    body
-}
-
-/// The image platforms of a manifest list (attestation manifests left out).
-fn index_platforms(index: &Value) -> BTreeSet<String> {
-    index["manifests"]
-        .as_array()
-        .expect("an index")
-        .iter()
-        .filter_map(|m| Some(format!("{}/{}", m["platform"]["os"].as_str()?, m["platform"]["architecture"].as_str()?)))
-        .filter(|p| p != "unknown/unknown")
-        .collect()
-}
-
-fn cache_hits(summary: &str) -> (usize, usize) {
-    let line = summary
-        .lines()
-        .find(|l| l.starts_with("| Cache hits | "))
-        .unwrap_or_else(|| panic!("no cache line in {summary}"));
-    let words: Vec<&str> = line.split_whitespace().collect();
-    (words[4].parse().unwrap(), words[6].parse().unwrap())
-}
-
-fn native(e: &E2e) -> String {
-    let (_, platforms) = builder_platforms(&e.builder);
-    platforms.first().cloned().expect("the builder lists a platform")
-}
 
 #[test]
 fn main_push_then_rebuild_from_the_registry_cache_then_a_fork_pr() {
@@ -326,59 +81,6 @@ fn multi_platform_build_with_a_buildplatform_stage() {
     let (digest, index) = manifest(&e.registry, &repo, "latest").unwrap();
     assert_eq!(r.outputs["digest"], digest);
     assert_eq!(index_platforms(&index), BTreeSet::from(["linux/amd64".to_string(), "linux/arm64".to_string()]));
-}
-
-/// A trusted main-lane push for the builder's native platform, with the build secret `token`.
-fn push_with_secret(e: &E2e, ws: &Workspace, image: &str, value: &str) -> Ran {
-    let platform = native(e);
-    let inputs = [
-        ("image", image),
-        ("builder", e.builder.as_str()),
-        ("platforms", platform.as_str()),
-        ("github-token", ""),
-        ("secret-envs", "token=SDI_E2E_SECRET_VALUE"),
-    ];
-    run_action(ws, "push", "push-default-branch.json", "refs/heads/master", &inputs, &[("SDI_E2E_SECRET_VALUE", value)])
-}
-
-/// Every layer of the image for `platform`, decompressed, and its config.
-fn layers_and_config(registry: &str, repo: &str, reference: &str, platform: &str) -> (Vec<Vec<u8>>, Vec<u8>) {
-    let (_, top) = manifest(registry, repo, reference).unwrap();
-    let image = match top["manifests"].as_array() {
-        Some(list) => {
-            let (os, arch) = platform.split_once('/').unwrap();
-            let arch = arch.split('/').next().unwrap();
-            let m = list
-                .iter()
-                .find(|m| m["platform"]["os"] == os && m["platform"]["architecture"] == arch)
-                .expect("the platform's manifest");
-            manifest(registry, repo, m["digest"].as_str().unwrap()).unwrap().1
-        }
-        None => top,
-    };
-    let config = blob(registry, repo, image["config"]["digest"].as_str().unwrap());
-    let layers = image["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            let data = blob(registry, repo, l["digest"].as_str().unwrap());
-            let media = l["mediaType"].as_str().unwrap();
-            if media.ends_with("gzip") {
-                let mut out = Vec::new();
-                flate2::read::GzDecoder::new(&data[..]).read_to_end(&mut out).unwrap();
-                out
-            } else {
-                assert!(media.ends_with(".tar") || media.ends_with("tar"), "unexpected layer type {media}");
-                data
-            }
-        })
-        .collect();
-    (layers, config)
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[test]
@@ -493,23 +195,6 @@ fn a_dockerfile_that_copies_its_secret_fails_and_gets_no_tag() {
     assert!(!r.outputs.contains_key("digest"));
 }
 
-/// A trusted push of `ws` with cache mounts (helper image: the base image), `RUN_ID` set; it
-/// must succeed.
-fn push_with_mounts(e: &E2e, ws: &Workspace, image: &str, platforms: &str, run_id: &str) -> Ran {
-    let args = format!("RUN_ID={run_id}");
-    let inputs = [
-        ("image", image),
-        ("builder", e.builder.as_str()),
-        ("platforms", platforms),
-        ("github-token", ""),
-        ("build-args", args.as_str()),
-        ("cache-mounts-image", e.base.as_str()),
-    ];
-    let r = run_action(ws, "push", "push-default-branch.json", "refs/heads/master", &inputs, &[]);
-    assert!(r.output.status.success(), "{}", r.stdout);
-    r
-}
-
 #[test]
 fn cache_mount_contents_survive_an_emptied_builder() {
     let Some(Case { e, n, repo, image, .. }) = start("cache_mount_contents_survive_an_emptied_builder", "mounts")
@@ -532,15 +217,6 @@ fn cache_mount_contents_survive_an_emptied_builder() {
         layers.iter().any(|l| contains(l, b"count.txt") && contains(l, b"1\n")),
         "the second build saw the first build's file in its cache mount"
     );
-}
-
-/// Cache records `docker buildx du` lists for a builder.
-fn cache_records(builder: &str) -> usize {
-    docker(&["buildx", "du", "--builder", builder])
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.split_whitespace().next().is_some_and(|w| w != "ID" && !w.ends_with(':')))
-        .count()
 }
 
 /// Inside the action's container the runner's `~/.docker` is not visible: a builder made by
@@ -717,14 +393,6 @@ fn per_platform_cache_mount_stores_both_survive_an_emptied_builder() {
             second.summary
         );
     }
-}
-
-/// The saved stores image's layer for store `id`, by digest.
-fn store_layer(registry: &str, repo: &str, id: &str) -> String {
-    let (_, m) = manifest(registry, repo, "buildcache-mounts").expect("a saved stores image");
-    let config = blob(registry, repo, m["config"]["digest"].as_str().unwrap());
-    let image = sdi::stores_image::StoresImage::read(&serde_json::to_vec(&m).unwrap(), &config).expect("labelled");
-    image.layer_of(&sdi::plan::mount_dir(id)).expect("its layer").descriptor["digest"].as_str().unwrap().to_string()
 }
 
 #[test]

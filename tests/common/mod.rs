@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: fixtures, payload variants and contexts.
 #![allow(dead_code)]
 
+pub mod e2e;
 pub mod run;
 
 use std::collections::HashMap;
