@@ -1,10 +1,14 @@
-//! Cache-mount stores after the build: saved only when a step that mounts them ran (a build
-//! whose steps all came from cache pushes nothing), one store per expanded platform id, and
-//! the helpers' times in the summary.
+//! Cache-mount stores around the build: restored before it (untrusted runs only restore), saved
+//! after a trusted one only when a step that mounts them ran and only the stores it changed (a
+//! kept store keeps the layer it was restored from, and is scanned with the rest), one store per
+//! expanded platform id, warm stores left alone, and the helpers' times in the summary.
 
 mod common;
 
+use std::path::Path;
+
 use common::run::*;
+use serde_json::Value;
 
 const STORE_PER_ARCH: &str = "FROM --platform=$BUILDPLATFORM node:22 AS deps\nARG TARGETARCH\nRUN --mount=type=cache,id=st-${TARGETARCH},target=/store pnpm install\n";
 
@@ -259,4 +263,134 @@ fn a_kept_layer_comes_from_the_image_restored_even_if_the_tag_moved_since() {
         .assert_success();
     let now = saved_image(dir.path());
     assert_eq!(layer_digest(&now, "deps"), layer_digest(&restored, "deps"), "the layer of the store it restored");
+}
+
+const PNPM_DOCKERFILE: &str = "# syntax=docker/dockerfile:1\nFROM node:22 AS deps\nARG STORE=pnpm-store\nRUN --mount=type=cache,id=${STORE},target=/pnpm/store,sharing=locked \\\n    pnpm install --frozen-lockfile\n";
+
+fn helper_builds(run: &Run) -> Vec<Value> {
+    let log = run.env.iter().find(|(k, _)| k == "FAKE_DOCKER_LOG").map(|(_, v)| v.clone()).unwrap();
+    helper_builds_in(Path::new(&log))
+}
+
+#[test]
+fn cache_mounts_are_saved_after_a_trusted_build_and_restored_by_the_next() {
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("calls.jsonl");
+    let first = Run::new("push", "push-default-branch.json")
+        .with_dockerfile(PNPM_DOCKERFILE)
+        .with("INPUT_PLATFORMS", "linux/amd64")
+        .with("FAKE_DOCKER_LOG", log.to_str().unwrap());
+    let done = first.run();
+    done.assert_success();
+    assert!(
+        done.stdout
+            .contains("::notice::No saved cache-mount contents yet (ghcr.io/codertocat/hello-world:buildcache-mounts)"),
+        "{}",
+        done.stdout
+    );
+    let helpers = helper_builds(&first);
+    assert_eq!(helpers.len(), 1, "only the save helper: nothing to restore yet");
+    let save = &helpers[0];
+    let text = save["file_text"].as_str().unwrap();
+    assert!(text.contains("RUN --mount=type=cache,id=pnpm-store,target=/sdi-mount,sharing=locked"), "{text}");
+    assert!(text.contains("cp -a /sdi-mount/. /m-706e706d2d73746f7265/"), "{text}");
+    let argv = argv(save);
+    assert_eq!(
+        flag_values(&argv, "--output"),
+        ["type=image,name=ghcr.io/codertocat/hello-world:buildcache-mounts,push=true,compression=zstd"]
+    );
+    assert!(flag_values(&argv, "--build-arg")[0].starts_with("SDI_RUN="), "never served from cache");
+    assert!(first.summary().contains("| `pnpm-store` | no | 2.1 MB |"), "{}", first.summary());
+
+    empty_builder(&log);
+    let second = Run::new("push", "push-default-branch.json")
+        .with_dockerfile(PNPM_DOCKERFILE)
+        .with("INPUT_PLATFORMS", "linux/amd64")
+        .with("FAKE_DOCKER_LOG", log.to_str().unwrap());
+    second.run().assert_success();
+    let calls: Vec<Value> =
+        std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let restore = calls
+        .iter()
+        .find(|c| c["file_text"].as_str().is_some_and(|t| t.contains("AS saved")))
+        .expect("a restore helper build");
+    let text = restore["file_text"].as_str().unwrap();
+    // Pinned to the digest the tag named when it was looked up.
+    let first_line = text.lines().next().unwrap();
+    let pinned = first_line.strip_prefix("FROM ghcr.io/codertocat/hello-world:buildcache-mounts@").unwrap_or_default();
+    assert!(
+        pinned.strip_suffix(" AS saved").is_some_and(|d| sdi::context::inputs::Digest::parse(d).is_some()),
+        "{text}"
+    );
+    assert!(text.contains("--mount=type=cache,id=pnpm-store,target=/sdi-mount,sharing=locked --mount=type=bind,from=saved,target=/sdi-saved"));
+    let main_build = calls.iter().rposition(|c| c["argv"][1] == "build" && c["file_text"].is_null()).unwrap();
+    let restore_at =
+        calls.iter().rposition(|c| c["file_text"].as_str().is_some_and(|t| t.contains("AS saved"))).unwrap();
+    assert!(restore_at < main_build, "restored before the build");
+    assert!(second.summary().contains("| `pnpm-store` | 2.1 MB | 2.1 MB |"), "{}", second.summary());
+}
+
+#[test]
+fn untrusted_runs_restore_from_the_main_lane_and_never_save() {
+    let run = Run::new("pull_request", "pull_request-fork-opened.json")
+        .with_dockerfile(PNPM_DOCKERFILE)
+        .with("INPUT_PLATFORMS", "linux/amd64");
+    let done = run.run();
+    done.assert_success();
+    assert!(
+        done.stdout.contains("No saved cache-mount contents yet (ghcr.io/codertocat/hello-world:buildcache-mounts)")
+    );
+    assert!(helper_builds(&run).is_empty(), "no save helper for untrusted code");
+    let pr = Run::new("pull_request", "pull_request-same-repo-opened.json")
+        .with_dockerfile(PNPM_DOCKERFILE)
+        .with("INPUT_PLATFORMS", "linux/amd64");
+    let done = pr.run();
+    done.assert_success();
+    assert!(done.stdout.contains(
+        "(ghcr.io/codertocat/hello-world:buildcache-mounts-pr, ghcr.io/codertocat/hello-world:buildcache-mounts)"
+    ));
+    let save = &helper_builds(&pr)[0];
+    assert_eq!(
+        flag_values(&argv(save), "--output"),
+        ["type=image,name=ghcr.io/codertocat/hello-world:buildcache-mounts-pr,push=true,compression=zstd"]
+    );
+}
+
+#[test]
+fn a_store_over_the_size_limit_is_not_saved_and_helpers_never_fail_the_build() {
+    let big = Run::new("push", "push-default-branch.json")
+        .with_dockerfile(PNPM_DOCKERFILE)
+        .with("INPUT_PLATFORMS", "linux/amd64")
+        .with("INPUT_CACHE-MOUNTS-MAX-SIZE", "1MiB")
+        .with("FAKE_DOCKER_MOUNT_KIB", "5000");
+    let done = big.run();
+    done.assert_success();
+    assert!(helper_builds(&big)[0]["file_text"].as_str().unwrap().contains("-le 1024 ]"));
+    assert!(done.stdout.contains("::warning::Cache mount 'pnpm-store' is bigger than cache-mounts-max-size (1048576 bytes): it was not saved."), "{}", done.stdout);
+    assert!(big.summary().contains("no (over cache-mounts-max-size)"));
+
+    let failing = Run::new("push", "push-default-branch.json")
+        .with_dockerfile(PNPM_DOCKERFILE)
+        .with("INPUT_PLATFORMS", "linux/amd64")
+        .with("FAKE_DOCKER_FAIL_HELPERS", "1");
+    let done = failing.run();
+    done.assert_success();
+    assert!(
+        done.stdout
+            .contains("::warning::Cache mounts were not saved to ghcr.io/codertocat/hello-world:buildcache-mounts"),
+        "{}",
+        done.stdout
+    );
+    assert_eq!(failing.outputs()["pushed"], "true");
+}
+
+#[test]
+fn cache_mounts_off_makes_no_helper_build() {
+    let run = Run::new("push", "push-default-branch.json")
+        .with_dockerfile(PNPM_DOCKERFILE)
+        .with("INPUT_PLATFORMS", "linux/amd64")
+        .with("INPUT_CACHE-MOUNTS", "off");
+    run.run().assert_success();
+    assert!(helper_builds(&run).is_empty());
+    assert!(!run.calls().iter().any(|c| argv(c).contains(&"imagetools".to_string())));
 }
