@@ -15,11 +15,13 @@ fn fixture(name: &str) -> String {
 }
 
 /// The binary with a clean environment, so that a developer's or CI's variables never leak in,
-/// run outside any git checkout (the workspace's HEAD is part of what it reads).
+/// run outside any git checkout (the workspace's HEAD is part of what it reads), with the
+/// clock set (the `created` label) to the fixtures' commit time.
 fn sdi() -> Command {
     let mut cmd = Command::cargo_bin("secure-docker-images").unwrap();
     cmd.current_dir(std::env::temp_dir());
     cmd.env_clear();
+    cmd.env("SOURCE_DATE_EPOCH", "1557933641");
     for (k, v) in std::env::vars() {
         if k.starts_with("LLVM_PROFILE") || k == "PATH" {
             cmd.env(k, v);
@@ -211,7 +213,27 @@ fn malformed_inputs_end_the_run_with_one_error_line() {
         (input("secret-envs", "npm=not-an-env"), "secret-envs", "not an environment variable name"),
         (input("secret-envs", "npm=SDI_SECRET_0"), "secret-envs", "reserved"),
         (input("secret-files", "npmrc="), "secret-files", "path after '=' is empty"),
-        (input("labels", "no-equals-sign"), "labels", "has no '='"),
+        (input("labels", "version={{branch"), "labels", "never closed"),
+        (input("tags", "type=semver"), "tags", "'type=semver': type=semver needs a pattern= attribute"),
+        (input("tags", "type=ref,event=push"), "tags", "not one of branch, tag, pr"),
+        (
+            input("tags", "type=raw,value=x,enable={{is_default_branch}}-ish"),
+            "tags",
+            "enable= must render true or false",
+        ),
+        (input("tags", "type=match,pattern=(?<=v)1"), "tags", "no look-around"),
+        (input("flavor", "latest=sometimes"), "flavor", "latest= takes auto, true or false"),
+        (input("images", "name=app,enable=yes"), "images", "enable= takes true or false"),
+        (input("images", "Not An Image"), "images", "not a valid image name"),
+        (input("annotations", "layer:key=value"), "annotations", "is not a level"),
+        (input("logins", "registry=docker.io,username=me,password=hunter2"), "logins", "never written in the workflow"),
+        (input("outputs", "type=ftp"), "outputs", "type=ftp is not one of"),
+        (input("cache-to", "type=registry"), "cache-to", "needs ref="),
+        (input("network", "bridge"), "network", "not one of default, none, host"),
+        (input("allow", "root"), "allow", "is not an entitlement"),
+        (input("ulimit", "nofile"), "ulimit", "name=soft[:hard]"),
+        (input("call", "explode"), "call", "not build, check, outline or targets"),
+        (input("load", "maybe"), "load", "not a boolean"),
         (input("build-args", "=value"), "build-args", "invalid name"),
         (input("push", "maybe"), "push", "'maybe' is not one of auto, true, false"),
         (input("cache-mode", "huge"), "cache-mode", "not one of max, min"),
@@ -229,6 +251,7 @@ fn malformed_inputs_end_the_run_with_one_error_line() {
         (input("provenance", "mode=max\n::set-output name=x::y"), "provenance", "single line"),
         (input("unknown-input", "1"), "--input", "'unknown-input' is not an input of this action"),
         (vec!["--repository".into(), "noslash".into()], "--repository", "owner/repo"),
+        ([input("images", "ghcr.io/o/a"), input("image", "o/b")].concat(), "images", "not both"),
         (vec!["--event-path".into(), "/nonexistent/event.json".into()], "--event-path", "cannot read the event file"),
         (vec!["--event-path".into(), fixture("README.md")], "--event-path", "not a valid event payload"),
     ];
@@ -237,6 +260,7 @@ fn malformed_inputs_end_the_run_with_one_error_line() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         refused(&args, &[], name, says);
     }
+    refused(&[], &[("SOURCE_DATE_EPOCH", "yesterday")], "SOURCE_DATE_EPOCH", "not a number of seconds");
 }
 
 #[test]

@@ -151,21 +151,29 @@ fn default_tags_per_event() {
 
 #[test]
 fn oci_labels() {
+    // metadata-action's defaults: the repository's page from the payload (else the server's URL).
+    let mut payload = main_push();
+    common::remove(&mut payload, "/repository/html_url");
     let p = run(
         "push",
-        &main_push(),
+        &payload,
         &[
             ("GITHUB_SERVER_URL", "https://ghe.example.com"),
-            ("INPUT_LABELS", "org.opencontainers.image.title=Custom\nteam=core=infra"),
+            ("SOURCE_DATE_EPOCH", "1700000000"),
+            ("INPUT_LABELS", "org.opencontainers.image.title=Custom {{branch}}\nteam=core=infra"),
         ],
     );
     let l = &p.labels;
     assert_eq!(l["org.opencontainers.image.source"], "https://ghe.example.com/Codertocat/Hello-World");
     assert_eq!(l["org.opencontainers.image.url"], "https://ghe.example.com/Codertocat/Hello-World");
     assert_eq!(l["org.opencontainers.image.revision"], "6113728f27ae82c7b1a177c8d03f9e96e0adf246");
-    assert_eq!(l["org.opencontainers.image.created"], "2019-05-15T15:20:41Z");
+    assert_eq!(l["org.opencontainers.image.created"], "2023-11-14T22:13:20.000Z", "the clock, read once");
+    assert_eq!(
+        run("push", &main_push(), &[]).labels["org.opencontainers.image.url"],
+        "https://github.com/Codertocat/Hello-World"
+    );
     assert_eq!(l["org.opencontainers.image.version"], "latest");
-    assert_eq!(l["org.opencontainers.image.title"], "Custom", "inputs win over defaults");
+    assert_eq!(l["org.opencontainers.image.title"], "Custom master", "inputs win over defaults");
     assert_eq!(l["team"], "core=infra", "only the first '=' splits");
     assert!(p.argv.windows(2).any(|w| w[0] == "--label" && w[1] == "team=core=infra"));
 }

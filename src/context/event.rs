@@ -15,6 +15,10 @@ pub struct Event {
     /// `push`: the commit the ref now points to.
     pub after: Option<String>,
     pub head_commit: Option<Commit>,
+    /// A push's commits: metadata-action takes the built commit's date from here.
+    pub commits: Option<Vec<Commit>>,
+    /// A tag push's branch (`refs/heads/…`), for `{{base_ref}}`.
+    pub base_ref: Option<String>,
     pub repository: Option<Repository>,
     pub sender: Option<Account>,
     pub pull_request: Option<PullRequest>,
@@ -46,10 +50,18 @@ pub struct Repository {
     pub full_name: Option<String>,
     pub default_branch: Option<String>,
     pub html_url: Option<String>,
+    pub description: Option<String>,
+    pub license: Option<License>,
     pub owner: Option<Account>,
     /// True for any repository that is a fork — including the base repository of a PR
     /// opened inside a fork. It says nothing about where a PR comes from.
     pub fork: Option<bool>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct License {
+    pub spdx_id: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

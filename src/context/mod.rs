@@ -12,7 +12,7 @@ use serde::Deserialize;
 pub use event::Event;
 pub use inputs::{
     CacheMode, Digest, ForkCache, ImageName, Inputs, Masked, Platform, PrCache, PushPolicy, RawInputs, SecretSource,
-    SecretSpec, SecretValues, TagInput,
+    SecretSpec, SecretValues,
 };
 
 /// The lines of a multi-line secret worth masking: short ones such as `{` would only garble
@@ -32,6 +32,9 @@ fn masks(inputs: &Inputs, secret_values: &SecretValues, vars: &HashMap<String, S
     let mut masks: Vec<Masked> = secret_values.0.iter().map(|(_, v)| v.clone()).collect();
     masks.extend(inputs.github_token.clone());
     masks.extend(inputs.secrets_proof_key.clone());
+    for login in &inputs.logins {
+        masks.extend(vars.get(&login.password_env).filter(|v| !v.is_empty()).map(|v| Masked::new(v.clone())));
+    }
     for spec in &inputs.secrets {
         match &spec.source {
             SecretSource::Env { env: name } => {
@@ -49,6 +52,45 @@ fn masks(inputs: &Inputs, secret_values: &SecretValues, vars: &HashMap<String, S
         }
     }
     masks
+}
+
+/// What metadata-action reads besides the event: the clock, read once here so that the plan
+/// stays pure, and its `DOCKER_METADATA_*` variables.
+#[derive(Debug, Clone)]
+pub struct MetaEnv {
+    /// `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.
+    pub now: chrono::DateTime<chrono::Utc>,
+    /// `DOCKER_METADATA_PR_HEAD_SHA`: a pull request's tags and labels name its head commit.
+    pub pr_head_sha: bool,
+    /// `DOCKER_METADATA_SHORT_SHA_LENGTH` (7).
+    pub short_sha_length: usize,
+    /// `DOCKER_METADATA_ANNOTATIONS_LEVELS` (`manifest`).
+    pub annotation_levels: Vec<String>,
+}
+
+impl MetaEnv {
+    fn read(vars: &HashMap<String, String>) -> Result<MetaEnv, InputError> {
+        let var = |n: &str| vars.get(n).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let now = match var("SOURCE_DATE_EPOCH") {
+            Some(v) => v.parse::<i64>().ok().and_then(|s| chrono::DateTime::from_timestamp(s, 0)).ok_or_else(|| {
+                InputError::new("SOURCE_DATE_EPOCH", format!("'{v}' is not a number of seconds since 1970"))
+            })?,
+            None => chrono::Utc::now(),
+        };
+        let short_sha_length = match var("DOCKER_METADATA_SHORT_SHA_LENGTH") {
+            Some(v) => v
+                .parse()
+                .map_err(|_| InputError::new("DOCKER_METADATA_SHORT_SHA_LENGTH", format!("'{v}' is not a number")))?,
+            None => 7,
+        };
+        let levels = var("DOCKER_METADATA_ANNOTATIONS_LEVELS").unwrap_or_else(|| "manifest".into());
+        Ok(MetaEnv {
+            now,
+            pr_head_sha: var("DOCKER_METADATA_PR_HEAD_SHA").is_some_and(|v| v.to_ascii_lowercase().contains("true")),
+            short_sha_length,
+            annotation_levels: levels.split(',').map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect(),
+        })
+    }
 }
 
 /// Bad input: which input (or runner variable) is wrong, and how to fix it.
@@ -177,6 +219,7 @@ pub struct Context {
     pub workspace_head: Option<String>,
     /// The Dockerfile's text, when it is a file in the workspace (not a remote context).
     pub dockerfile: Option<String>,
+    pub meta: MetaEnv,
     /// Every secret value this run knows (`secrets`, the variables `secret-envs` names, the
     /// token), to be `::add-mask::`ed before anything else is printed.
     pub masks: Vec<Masked>,
@@ -351,6 +394,7 @@ impl Context {
             secret_values,
             masks,
             workspace_head: git_head(std::path::Path::new(".")),
+            meta: MetaEnv::read(&env.vars)?,
             dockerfile,
         })
     }

@@ -51,9 +51,13 @@ fn build(ctx: &Context, plan: &BuildPlan, secrets: &[&SecretSpec]) -> Vec<String
     for (k, v) in &plan.labels {
         flag("--label", &format!("{k}={v}"));
     }
+    for a in &plan.annotate {
+        flag("--annotation", a);
+    }
     for (k, v) in &inputs.build_args {
         flag("--build-arg", &format!("{k}={v}"));
     }
+    options(&plan.options, &mut flag);
     for s in secrets {
         flag("--secret", &s.buildx_arg());
     }
@@ -69,8 +73,19 @@ fn build(ctx: &Context, plan: &BuildPlan, secrets: &[&SecretSpec]) -> Vec<String
     if let Some(s) = &inputs.sbom {
         argv.push(format!("--sbom={s}"));
     }
+    for (on, name) in [(plan.options.no_cache, "--no-cache"), (plan.options.pull, "--pull")] {
+        if on {
+            argv.push(name.into());
+        }
+    }
     // By digest: a per-platform job (the merge tags it), or a build whose tags wait for the scan.
     let by_digest = plan.mode == Mode::PerPlatform || plan.verify == Some(Verify::Registry);
+    for o in &plan.options.outputs {
+        argv.extend(["--output".to_string(), o.arg.clone()]);
+    }
+    if plan.load {
+        argv.push("--load".into());
+    }
     match (plan.push, by_digest) {
         (true, true) => argv.extend([
             "--output".to_string(),
@@ -81,4 +96,41 @@ fn build(ctx: &Context, plan: &BuildPlan, secrets: &[&SecretSpec]) -> Vec<String
     }
     argv.push(inputs.context.clone());
     argv
+}
+
+/// build-push-action's other inputs, as the plan let this run use them. Caches and outputs are
+/// in the plan's lists; these go as they were lowered.
+fn options(o: &crate::context::inputs::BuildOptions, flag: &mut impl FnMut(&str, &str)) {
+    for (name, value) in &o.build_contexts {
+        flag("--build-context", &format!("{name}={value}"));
+    }
+    for a in &o.attests {
+        flag("--attest", a);
+    }
+    for f in &o.no_cache_filters {
+        flag("--no-cache-filter", f);
+    }
+    for s in &o.ssh {
+        flag("--ssh", s);
+    }
+    for h in &o.add_hosts {
+        flag("--add-host", h);
+    }
+    for a in &o.allow {
+        flag("--allow", a);
+    }
+    for u in &o.ulimits {
+        flag("--ulimit", u);
+    }
+    let single = [
+        ("--network", &o.network),
+        ("--shm-size", &o.shm_size),
+        ("--cgroup-parent", &o.cgroup_parent),
+        ("--call", &o.call),
+    ];
+    for (name, value) in single {
+        if let Some(v) = value {
+            flag(name, v);
+        }
+    }
 }

@@ -7,14 +7,17 @@
 mod argv;
 mod builder;
 pub mod cache;
+pub mod meta;
 mod mounts;
+pub mod options;
 mod tags;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::context::{Context, InputError, PushPolicy, SecretSource, SecretSpec, TagInput};
+use crate::context::inputs::{BuildOptions, RegistryLogin};
+use crate::context::{Context, InputError, PushPolicy, SecretSource, SecretSpec};
 use crate::trust::{ApiFacts, Decision, Lane, Lookup, Trust, Visibility};
 pub use builder::BuilderPlan;
 pub use cache::{CACHE_TAG_MAIN, CACHE_TAG_PR, CacheRef, Cleanup, CleanupVia, Scope};
@@ -74,7 +77,25 @@ pub struct BuildPlan {
     pub push: bool,
     /// Registries to log in to (with `github-token`) before the build.
     pub login: Vec<String>,
+    /// Registries logged in to with the `logins` input's credentials (trusted runs only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<RegistryLogin>,
     pub tags: Vec<String>,
+    /// metadata-action's `version`: the first tag a rule made.
+    pub version: Option<String>,
+    /// The tags without image names (metadata-action's `tag-names`).
+    pub tag_names: Vec<String>,
+    /// metadata-action's `annotations` output (`manifest:key=value`…).
+    pub annotations: Vec<String>,
+    /// Passed to buildx as `--annotation`: only when the `annotations` input is set.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub annotate: Vec<String>,
+    /// Also load the image into the Docker daemon (`--load`); with a push, the same build.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub load: bool,
+    /// build-push-action's other inputs, as this run may use them.
+    #[serde(skip)]
+    pub options: BuildOptions,
     pub platforms: Vec<String>,
     /// The Dockerfile, as a path in the repository (for annotations).
     pub dockerfile: String,
@@ -182,20 +203,26 @@ fn mode_of(ctx: &Context) -> Mode {
     }
 }
 
-/// The tags the image gets: the input's (bare ones under the image), or the event's.
-fn tags_for(ctx: &Context, built: Option<&str>) -> Vec<String> {
-    let inputs = &ctx.inputs;
-    if inputs.tags.is_empty() {
-        return tags::default_tags(ctx, built).into_iter().map(|t| format!("{}:{t}", inputs.image)).collect();
+/// metadata-action's outputs for this run: the rules of `tags` (this action's own tags when it
+/// has none), for each image.
+fn metadata_for(ctx: &Context, built: Option<&str>, mode: Mode) -> Result<meta::Metadata, InputError> {
+    let defaults = if mode == Mode::Cleanup { Vec::new() } else { tags::default_tags(ctx, built) };
+    let mut m = meta::evaluate(ctx, built, defaults)?;
+    if mode == Mode::Cleanup {
+        m.tags.clear();
     }
-    inputs
-        .tags
-        .iter()
-        .map(|t| match t {
-            TagInput::Bare(tag) => format!("{}:{tag}", inputs.image),
-            TagInput::Full(full) => full.clone(),
-        })
-        .collect()
+    Ok(m)
+}
+
+/// Annotations for buildx: metadata-action's, at each level, and the levelled lines as written.
+fn annotations_for(ctx: &Context, m: &meta::Metadata) -> (Vec<String>, Vec<String>) {
+    let levels = &ctx.meta.annotation_levels;
+    let output: Vec<String> =
+        levels.iter().flat_map(|l| m.annotations.iter().map(move |(k, v)| format!("{l}:{k}={v}"))).collect();
+    let given = &ctx.inputs.annotations;
+    let annotate =
+        if given.given { output.iter().cloned().chain(given.levelled.iter().cloned()).collect() } else { Vec::new() };
+    (output, annotate)
 }
 
 /// Whether the run pushes: only trusted code, only what the policy allows, only with a tag.
@@ -218,21 +245,28 @@ fn push_for(ctx: &Context, decision: &Decision, mode: Mode, tags: &[String], war
     push
 }
 
-/// Registries a trusted run logs in to: each one it pushes or writes a cache to.
-fn logins(ctx: &Context, plan: (Mode, bool, &[String]), writes_cache: bool, warnings: &mut Vec<String>) -> Vec<String> {
+/// Registries a trusted run logs in to: each one it pushes or writes a cache to, with the
+/// `logins` credentials where the input names the registry, else with `github-token`; and every
+/// registry of `logins` (a private base image, Docker Hub's pull limits).
+fn logins(
+    ctx: &Context,
+    plan: (Mode, bool, &[String]),
+    written: Vec<String>,
+    warnings: &mut Vec<String>,
+) -> (Vec<String>, Vec<RegistryLogin>) {
     let (mode, push, tags) = plan;
     let inputs = &ctx.inputs;
     // A full reference in `tags` may name another registry: each one pushed to needs a login.
-    let pushed_to: Vec<&str> = match (push, mode) {
+    let pushed_to: Vec<String> = match (push, mode) {
         (false, _) => Vec::new(),
-        (true, Mode::PerPlatform) => vec![inputs.image.registry()],
-        (true, _) => tags.iter().map(|t| tags::registry_of(t)).collect(),
+        (true, Mode::PerPlatform) => vec![inputs.image.registry().to_string()],
+        (true, _) => tags.iter().map(|t| tags::registry_of(t).to_string()).collect(),
     };
-    let cache = writes_cache.then(|| inputs.cache_image.registry());
+    let credentials = inputs.logins.clone();
     let mut login: Vec<String> = Vec::new();
-    for registry in pushed_to.into_iter().chain(cache) {
-        if !login.iter().any(|r| r == registry) {
-            login.push(registry.to_string());
+    for registry in pushed_to.into_iter().chain(written) {
+        if !login.contains(&registry) && !credentials.iter().any(|c| c.registry == registry) {
+            login.push(registry);
         }
     }
     if inputs.github_token.is_none() && !login.is_empty() {
@@ -242,7 +276,7 @@ fn logins(ctx: &Context, plan: (Mode, bool, &[String]), writes_cache: bool, warn
         ));
         login.clear();
     }
-    login
+    (login, credentials)
 }
 
 /// A build that uses secrets is checked for them before any tag exists: read back from the
@@ -272,24 +306,20 @@ fn secret_plans(secrets: &[&SecretSpec]) -> Vec<SecretPlan> {
         .collect()
 }
 
-/// Builds the plan. Fails only for inputs whose problem depends on trust (a secret that a
-/// trusted run needs but that is empty or missing).
-pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<BuildPlan, InputError> {
+/// The caches a run reads and writes: the lanes', then the user's own `cache-from`/`cache-to`.
+/// Also says whether it writes a registry cache of its own.
+fn caches_for(
+    ctx: &Context,
+    decision: &Decision,
+    scope: Scope,
+    api: &ApiFacts,
+    options: &BuildOptions,
+    warnings: &mut Vec<String>,
+) -> (Vec<String>, Vec<String>, bool) {
     let inputs = &ctx.inputs;
-    let trusted = decision.trust.trusted;
-    let mut warnings = Vec::new();
-    let mode = mode_of(ctx);
-    let secrets = secrets_for(ctx, trusted, mode, &mut warnings)?;
-    warnings.extend(api.warnings.iter().cloned());
-    let builder = BuilderPlan::of(inputs.builder.as_ref(), trusted, &mut warnings);
-    warn_secret_build_args(ctx, &mut warnings);
-
-    let scope = Scope::of(ctx, decision.lane);
-    let builds = matches!(mode, Mode::Build | Mode::PerPlatform);
-    let (mut cache_from, cache_to) =
-        if builds { cache::caches(ctx, decision, scope, &mut warnings) } else { (Vec::new(), Vec::new()) };
+    let (mut cache_from, cache_to) = cache::caches(ctx, decision, scope, warnings);
     // An untrusted run does not log in: a private cache package cannot be read at all.
-    if !trusted && api.package_visibility == Some(Lookup::Found(Visibility::Private)) {
+    if !decision.trust.trusted && api.package_visibility == Some(Lookup::Found(Visibility::Private)) {
         let before = cache_from.len();
         cache_from.retain(|c| !c.is_registry());
         if cache_from.len() < before {
@@ -299,10 +329,27 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
             ));
         }
     }
-    let cache_mounts = mounts::mounts_plan(ctx, decision, mode, scope, api);
-    let cleanup = (mode == Mode::Cleanup).then(|| Cleanup::of(ctx, trusted));
-    // The commit built: the one trust was decided for, else the run's.
-    let built = decision.pinned_sha.as_deref().or(ctx.sha.as_deref());
+    let writes_registry = cache_to.iter().any(CacheRef::is_registry);
+    let from = cache_from.iter().map(CacheRef::from_arg).chain(options.cache_from.iter().map(|c| c.arg.clone()));
+    let to = cache_to.iter().map(|c| c.to_arg(inputs.cache_mode)).chain(options.cache_to.iter().map(|c| c.arg.clone()));
+    (from.collect(), to.collect(), writes_registry)
+}
+
+/// A trusted run needs the password of each registry it logs in to with `logins`.
+fn check_credentials(ctx: &Context, trusted: bool) -> Result<(), InputError> {
+    match ctx.inputs.logins.iter().find(|l| !l.available) {
+        Some(l) if trusted => Err(InputError::new(
+            "logins",
+            format!(
+                "the password for {} reads {}, which is not set or is empty: pass it to the step with env: {}: ${{{{ secrets.{} }}}}",
+                l.registry, l.password_env, l.password_env, l.password_env
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn warn_workspace(decision: &Decision, ctx: &Context, warnings: &mut Vec<String>) {
     if let (Some(pinned), Some(head)) = (&decision.pinned_sha, &ctx.workspace_head)
         && pinned != head
     {
@@ -310,18 +357,9 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
             "The workspace is at {head}, not at the PR head {pinned} that was checked: check out {pinned} (actions/checkout with ref: {pinned}) so that the code built is the code trusted."
         ));
     }
-    let tags = if mode == Mode::Cleanup { Vec::new() } else { tags_for(ctx, built) };
-    let push = push_for(ctx, decision, mode, &tags, &mut warnings);
-    let verify = verify_for(ctx, builds && !secrets.is_empty(), push, &mut warnings);
-    let login = if trusted {
-        let saves_mounts = cache_mounts.as_ref().is_some_and(|m| m.save_to.is_some());
-        let writes_cache = cache_to.iter().any(CacheRef::is_registry) || saves_mounts;
-        logins(ctx, (mode, push, &tags), writes_cache, &mut warnings)
-    } else {
-        Vec::new()
-    };
-    let merge_sources: Vec<String> =
-        inputs.merge_digests.iter().map(|d| format!("{}@{}", inputs.image, d.as_str())).collect();
+}
+
+fn warn_merge(mode: Mode, push: bool, trusted: bool, warnings: &mut Vec<String>) {
     if mode == Mode::Merge && !push {
         let why = if trusted {
             "this run does not push (push: auto pushes only the main lane)."
@@ -330,6 +368,62 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
         };
         warnings.push(format!("No merge: {why}"));
     }
+}
+
+/// `call` other than `build` (check, outline…) builds no image: nothing to push.
+fn push_unless_call(push: bool, options: &BuildOptions, warnings: &mut Vec<String>) -> bool {
+    if push && let Some(call) = &options.call {
+        warnings.push(format!("call: {call} builds no image: nothing is pushed."));
+        return false;
+    }
+    push
+}
+
+/// Builds the plan. Fails only for inputs whose problem depends on trust (a secret or a
+/// registry password that a trusted run needs but that is empty or missing).
+pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<BuildPlan, InputError> {
+    let inputs = &ctx.inputs;
+    let trusted = decision.trust.trusted;
+    let mut warnings = Vec::new();
+    let mode = mode_of(ctx);
+    let secrets = secrets_for(ctx, trusted, mode, &mut warnings)?;
+    check_credentials(ctx, trusted)?;
+    warnings.extend(api.warnings.iter().cloned());
+    let builder = BuilderPlan::of(inputs.builder.as_ref(), trusted, &mut warnings);
+    warn_secret_build_args(ctx, &mut warnings);
+    let options = options::for_run(ctx, trusted, &mut warnings);
+
+    let scope = Scope::of(ctx, decision.lane);
+    let builds = matches!(mode, Mode::Build | Mode::PerPlatform);
+    let (cache_from, cache_to, writes_registry_cache) = match builds {
+        true => caches_for(ctx, decision, scope, api, &options, &mut warnings),
+        false => (Vec::new(), Vec::new(), false),
+    };
+    let cache_mounts = mounts::mounts_plan(ctx, decision, mode, scope, api);
+    let cleanup = (mode == Mode::Cleanup).then(|| Cleanup::of(ctx, trusted));
+    // The commit built: the one trust was decided for, else the run's.
+    let built = decision.pinned_sha.as_deref().or(ctx.sha.as_deref());
+    warn_workspace(decision, ctx, &mut warnings);
+    let metadata = metadata_for(ctx, built, mode)?;
+    warnings.extend(metadata.warnings.iter().cloned());
+    let tags = metadata.tags.clone();
+    let push = push_for(ctx, decision, mode, &tags, &mut warnings);
+    let push = push_unless_call(push, &options, &mut warnings);
+    let verify = verify_for(ctx, builds && !secrets.is_empty(), push, &mut warnings);
+    let (login, credentials) = if trusted {
+        let saves_mounts = cache_mounts.as_ref().is_some_and(|m| m.save_to.is_some());
+        let mut written = options::written_registries(&options);
+        if writes_registry_cache || saves_mounts {
+            written.insert(0, inputs.cache_image.registry().to_string());
+        }
+        logins(ctx, (mode, push, &tags), written, &mut warnings)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let merge_sources: Vec<String> =
+        inputs.merge_digests.iter().map(|d| format!("{}@{}", inputs.image, d.as_str())).collect();
+    warn_merge(mode, push, trusted, &mut warnings);
+    let (annotations, annotate) = annotations_for(ctx, &metadata);
     let mut plan = BuildPlan {
         mode,
         builder,
@@ -339,12 +433,19 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
         cache_scope: scope.name(),
         image: inputs.image.to_string(),
         cache_image: inputs.cache_image.to_string(),
-        cache_from: cache_from.iter().map(CacheRef::from_arg).collect(),
-        cache_to: cache_to.iter().map(|c| c.to_arg(inputs.cache_mode)).collect(),
+        cache_from,
+        cache_to,
         push,
         login,
-        labels: tags::labels(ctx, &tags, built),
+        credentials,
+        labels: metadata.labels.iter().cloned().collect(),
         tags,
+        version: metadata.version.main.clone(),
+        tag_names: metadata.tag_names.clone(),
+        annotations,
+        annotate,
+        load: options.load && builds,
+        options,
         platforms: inputs.platforms.iter().map(|p| p.as_str().to_string()).collect(),
         dockerfile: inputs.dockerfile_path(),
         secrets: secrets.iter().map(|s| s.id.clone()).collect(),

@@ -1,7 +1,5 @@
-//! Tags and OCI labels: from the `tags` input, or derived from the event as
-//! docker/metadata-action would.
-
-use std::collections::BTreeMap;
+//! This action's own tags for an event, when `tags` holds no rule: what most workflows ask of
+//! docker/metadata-action, without a `tags:` block.
 
 use crate::context::Context;
 use crate::context::inputs::{is_registry_host, is_valid_tag};
@@ -85,29 +83,6 @@ pub(super) fn default_tags(ctx: &Context, built: Option<&str>) -> Vec<String> {
             _ => sha.into_iter().collect(),
         },
     }
-}
-
-pub(super) fn labels(ctx: &Context, tags: &[String], built: Option<&str>) -> BTreeMap<String, String> {
-    const P: &str = "org.opencontainers.image";
-    let url = format!("{}/{}", ctx.server_url.trim_end_matches('/'), ctx.repository.full());
-    let mut labels = BTreeMap::new();
-    // GHCR links the package to the repository through `source`.
-    labels.insert(format!("{P}.source"), url.clone());
-    labels.insert(format!("{P}.url"), url);
-    labels.insert(format!("{P}.title"), ctx.repository.name.clone());
-    if let Some(sha) = built {
-        labels.insert(format!("{P}.revision"), sha.to_string());
-    }
-    if let Some(time) = ctx.event.commit_time() {
-        labels.insert(format!("{P}.created"), time.to_string());
-    }
-    if let Some(version) = tags.first().and_then(|t| t.rsplit_once(':')).map(|(_, t)| t) {
-        labels.insert(format!("{P}.version"), version.to_string());
-    }
-    for (k, v) in &ctx.inputs.labels {
-        labels.insert(k.clone(), v.clone());
-    }
-    labels
 }
 
 #[cfg(test)]

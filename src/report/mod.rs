@@ -89,7 +89,30 @@ pub const OUTPUT_NAMES: &[&str] = &[
     "cache-to",
     "pushed",
     "plan",
+    "version",
+    "labels",
+    "annotations",
+    "json",
 ];
+
+/// docker/metadata-action's outputs: `version`, `labels` and `annotations` one a line (labels
+/// in its order), and `json`.
+fn metadata_outputs(plan: &BuildPlan) -> Vec<(&'static str, String)> {
+    let mut labels: Vec<(&String, &String)> = plan.labels.iter().collect();
+    labels.sort_by(|a, b| crate::plan::meta::locale_order(a.0, b.0));
+    let json = serde_json::json!({
+        "tags": plan.tags,
+        "tag-names": plan.tag_names,
+        "labels": plan.labels,
+        "annotations": plan.annotations,
+    });
+    vec![
+        ("version", plan.version.clone().unwrap_or_default()),
+        ("labels", labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n")),
+        ("annotations", plan.annotations.join("\n")),
+        ("json", json.to_string()),
+    ]
+}
 
 /// The outputs of a run: the plan's always; those that describe an image only once it is built.
 pub fn outputs(plan: &BuildPlan, exec: Option<&Execution>) -> Vec<(&'static str, String)> {
@@ -101,6 +124,7 @@ pub fn outputs(plan: &BuildPlan, exec: Option<&Execution>) -> Vec<(&'static str,
         ("cache-to", plan.cache_to.join("\n")),
         ("plan", serde_json::to_string(plan).expect("a plan always serializes")),
     ];
+    out.extend(metadata_outputs(plan));
     match exec {
         None => {
             out.push(("tags", plan.tags.join("\n")));

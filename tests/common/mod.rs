@@ -33,9 +33,13 @@ pub fn remove(payload: &mut Value, pointer: &str) {
     payload.pointer_mut(parent).unwrap().as_object_mut().unwrap().remove(key).unwrap_or_else(|| panic!("no {pointer}"));
 }
 
-/// A runner-like environment: GITHUB_REPOSITORY plus `extra` (`INPUT_*`, `GITHUB_REF`…).
+/// A runner-like environment: GITHUB_REPOSITORY, the clock at the fixtures' commit time
+/// (`SOURCE_DATE_EPOCH`, for the `created` label) plus `extra` (`INPUT_*`, `GITHUB_REF`…).
 pub fn env(repository: &str, extra: &[(&str, &str)]) -> ProcessEnv {
-    let mut vars: HashMap<String, String> = HashMap::from([("GITHUB_REPOSITORY".into(), repository.into())]);
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("GITHUB_REPOSITORY".into(), repository.into()),
+        ("SOURCE_DATE_EPOCH".into(), "1557933641".into()),
+    ]);
     for (k, v) in extra {
         vars.insert(k.to_string(), v.to_string());
     }

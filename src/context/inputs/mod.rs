@@ -3,17 +3,26 @@
 //! `values` holds the validated types, `reference` the image and platform grammar, `fields`
 //! the readers of one input each.
 
+mod build_opts;
+mod csv;
 mod fields;
+mod logins;
+mod metadata;
 mod reference;
+mod template;
 mod values;
 
 use super::InputError;
 use super::builder::BuilderSpec;
+pub use build_opts::{BuildOptions, CacheSpec, OutputSpec, registry_of};
 use fields::{
     boolean, choice, err, merge_digests, pairs, path_like, proof_key, secrets, simple_name, single_line, size, value,
 };
-use reference::{image_name, platforms, registry, tags};
+pub use logins::{RegistryLogin, canonical_registry};
+pub use metadata::{Flavor, ImageEntry, JsRegex, Latest, RefEvent, RuleKind, ShaFormat, TagRule, TagSpec};
+use reference::{image_name, platforms, registry};
 pub use reference::{is_registry_host, is_valid_repository_name, is_valid_tag};
+pub use template::{Expr, Template};
 pub use values::*;
 
 use serde::Deserialize;
@@ -58,6 +67,27 @@ pub struct RawInputs {
     pub cache_mounts_image: Option<String>,
     pub pr_cache: Option<String>,
     pub secrets_proof_key: Option<String>,
+    pub images: Option<String>,
+    pub flavor: Option<String>,
+    pub annotations: Option<String>,
+    pub logins: Option<String>,
+    pub load: Option<String>,
+    pub outputs: Option<String>,
+    pub ssh: Option<String>,
+    pub build_contexts: Option<String>,
+    pub attests: Option<String>,
+    pub no_cache: Option<String>,
+    pub no_cache_filters: Option<String>,
+    pub pull: Option<String>,
+    pub network: Option<String>,
+    pub add_hosts: Option<String>,
+    pub allow: Option<String>,
+    pub shm_size: Option<String>,
+    pub ulimit: Option<String>,
+    pub cgroup_parent: Option<String>,
+    pub call: Option<String>,
+    pub cache_from: Option<String>,
+    pub cache_to: Option<String>,
 }
 
 /// Input names, as declared in action.yml.
@@ -96,6 +126,27 @@ pub const INPUT_NAMES: &[&str] = &[
     "cache-mounts-image",
     "pr-cache",
     "secrets-proof-key",
+    "images",
+    "flavor",
+    "annotations",
+    "logins",
+    "load",
+    "outputs",
+    "ssh",
+    "build-contexts",
+    "attests",
+    "no-cache",
+    "no-cache-filters",
+    "pull",
+    "network",
+    "add-hosts",
+    "allow",
+    "shm-size",
+    "ulimit",
+    "cgroup-parent",
+    "call",
+    "cache-from",
+    "cache-to",
 ];
 
 pub const DEFAULT_REGISTRY: &str = "ghcr.io";
@@ -109,8 +160,17 @@ pub struct Inputs {
     pub file: Option<String>,
     pub target: Option<String>,
     pub platforms: Vec<Platform>,
-    pub tags: Vec<TagInput>,
-    pub labels: Vec<(String, String)>,
+    /// metadata-action's `tags` rules and full references.
+    pub tags: TagSpec,
+    /// metadata-action's `images`; empty: the `image` input.
+    pub images: Vec<ImageEntry>,
+    pub flavor: Flavor,
+    /// `key=value` lines (expressions allowed), merged over metadata-action's defaults.
+    pub labels: Vec<Template>,
+    pub annotations: Annotations,
+    pub logins: Vec<RegistryLogin>,
+    /// build-push-action's other inputs.
+    pub build: BuildOptions,
     pub build_args: Vec<(String, String)>,
     pub push: PushPolicy,
     pub secrets: Vec<SecretSpec>,
@@ -177,7 +237,8 @@ pub trait Environment {
 impl RawInputs {
     /// Lowers the raw inputs; `repository` is `owner/repo` for the default image name.
     pub fn lower(&self, repository: &str, env: &dyn Environment) -> Result<(Inputs, SecretValues), InputError> {
-        let (image, cache_image) = self.images(repository)?;
+        let images = metadata::images(&self.images)?;
+        let (image, cache_image) = self.images(repository, &images)?;
         let target = single_line("target", &self.target)?.map(str::to_string);
         if let Some(t) = &target {
             simple_name("target", "the stage name", t)?;
@@ -199,8 +260,13 @@ impl RawInputs {
             file: path_like("file", &self.file)?,
             target,
             platforms: platforms(&self.platforms)?,
-            tags: tags(&self.tags)?,
-            labels: pairs("labels", &self.labels, "key=value, one a line")?,
+            tags: metadata::tag_spec(&self.tags)?,
+            images,
+            flavor: metadata::flavor(&self.flavor)?,
+            labels: templates("labels", &self.labels)?,
+            annotations: annotations(&self.annotations)?,
+            logins: logins::logins(&self.logins, env)?,
+            build: build_opts::lower(self, value(&self.context).unwrap_or("."))?,
             build_args: pairs("build-args", &self.build_args, "NAME=value, one a line (use secret-envs for secrets)")?,
             push: choice(
                 "push",
@@ -246,12 +312,18 @@ impl RawInputs {
         Ok((inputs, values))
     }
 
-    /// `image` (default: the repository's) and `cache-image` (default: `image`).
-    fn images(&self, repository: &str) -> Result<(ImageName, ImageName), InputError> {
+    /// `image` (default: the first enabled of `images`, else the repository's) and
+    /// `cache-image` (default: `image`).
+    fn images(&self, repository: &str, images: &[ImageEntry]) -> Result<(ImageName, ImageName), InputError> {
         let registry = registry(&self.registry)?;
-        let image = match value(&self.image) {
-            Some(given) => image_name("image", given, &registry)?,
-            None => image_name("image", repository, &registry)
+        let first = images.iter().find(|i| i.enable).or(images.first());
+        let image = match (value(&self.image), first) {
+            (Some(_), Some(_)) => {
+                return Err(err("images", "names the images to tag; image names one: set one of them, not both"));
+            }
+            (None, Some(entry)) => entry.name.clone(),
+            (Some(given), None) => image_name("image", given, &registry)?,
+            (None, None) => image_name("image", repository, &registry)
                 .map_err(|e| err("GITHUB_REPOSITORY", format!("cannot make the default image name: {}", e.message)))?,
         };
         let cache_image = match value(&self.cache_image) {
@@ -281,6 +353,41 @@ impl RawInputs {
                 .ok_or_else(|| err("prune-keep-days", format!("'{v}' is not a number of days from 0 to 3650"))),
         }
     }
+}
+
+fn templates(input: &str, raw: &Option<String>) -> Result<Vec<Template>, InputError> {
+    csv::entries(value(raw).unwrap_or_default())
+        .iter()
+        .map(|line| Template::parse(line).map_err(|e| err(input, e)))
+        .collect()
+}
+
+/// `annotations`: `key=value` lines join metadata-action's defaults; lines with a level
+/// (`manifest:key=value`, `index:…`, `manifest[linux/amd64]:…`) go to buildx as written.
+fn annotations(raw: &Option<String>) -> Result<Annotations, InputError> {
+    let mut out = Annotations::default();
+    for (n, line) in fields::lines(raw) {
+        let key = line.split_once('=').map_or(line, |(k, _)| k);
+        match key.split_once(':') {
+            Some((level, _)) => {
+                let base = level.split_once('[').map_or(level, |(b, _)| b);
+                if !["manifest", "index", "manifest-descriptor", "index-descriptor"].contains(&base)
+                    || !line.contains('=')
+                {
+                    return Err(err(
+                        "annotations",
+                        format!(
+                            "line {n}: '{level}' is not a level (manifest, index, manifest-descriptor, index-descriptor), or the line has no '='"
+                        ),
+                    ));
+                }
+                out.levelled.push(line.to_string());
+            }
+            None => out.unlevelled.push(Template::parse(line).map_err(|e| err("annotations", e))?),
+        }
+    }
+    out.given = !out.levelled.is_empty() || !out.unlevelled.is_empty();
+    Ok(out)
 }
 
 /// Inputs that are valid alone but not together.

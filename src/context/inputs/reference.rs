@@ -5,7 +5,7 @@ use super::super::InputError;
 use std::collections::BTreeSet;
 
 use super::fields::{err, is_name_char, list, single_line};
-use super::{DEFAULT_PLATFORMS, DEFAULT_REGISTRY, ImageName, Platform, TagInput};
+use super::{DEFAULT_PLATFORMS, DEFAULT_REGISTRY, ImageName, Platform};
 
 /// `localhost`, or a host with a `.` or a port: docker's rule for "this is a registry".
 pub fn is_registry_host(component: &str) -> bool {
@@ -213,44 +213,27 @@ pub fn is_valid_tag(tag: &str) -> bool {
         && chars.all(is_name_char)
 }
 
-pub(super) fn tags(raw: &Option<String>) -> Result<Vec<TagInput>, InputError> {
-    let mut out = Vec::new();
-    for item in list(raw) {
-        if !item.contains(['/', ':', '@']) {
-            if !is_valid_tag(item) {
-                return Err(err(
-                    "tags",
-                    format!(
-                        "'{item}' is not a valid tag: use at most 128 of [A-Za-z0-9_.-], not starting with '.' or '-'"
-                    ),
-                ));
-            }
-            out.push(TagInput::Bare(item.to_string()));
-            continue;
-        }
-        // A full reference: the repository part is lowercased like `image`, the tag kept.
-        let (name, tag) = match item.rsplit_once(':') {
-            Some((name, tag)) if !tag.contains('/') => (name, Some(tag)),
-            _ => (item, None),
-        };
-        let Some(tag) = tag.filter(|_| !item.contains('@')) else {
-            return Err(err(
-                "tags",
-                format!("'{item}' has no tag: write name:tag, or a bare tag such as v1 to tag the image"),
-            ));
-        };
-        let name = name.to_ascii_lowercase();
-        if !is_valid_repository_name(&name) || !is_valid_tag(tag) {
-            return Err(err(
-                "tags",
-                format!(
-                    "'{item}' is not a valid image reference: write registry/name:tag with a tag of [A-Za-z0-9_.-]"
-                ),
-            ));
-        }
-        out.push(TagInput::Full(format!("{name}:{tag}")));
+/// A full reference in `tags` (`ghcr.io/o/other:v2`): the repository part is lowercased like
+/// `image`, the tag kept.
+pub(super) fn full_reference(item: &str) -> Result<String, InputError> {
+    let (name, tag) = match item.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, Some(tag)),
+        _ => (item, None),
+    };
+    let Some(tag) = tag.filter(|_| !item.contains('@')) else {
+        return Err(err(
+            "tags",
+            format!("'{item}' has no tag: write name:tag, or a bare tag such as v1 to tag the image"),
+        ));
+    };
+    let name = name.to_ascii_lowercase();
+    if !is_valid_repository_name(&name) || !is_valid_tag(tag) {
+        return Err(err(
+            "tags",
+            format!("'{item}' is not a valid image reference: write registry/name:tag with a tag of [A-Za-z0-9_.-]"),
+        ));
     }
-    Ok(out)
+    Ok(format!("{name}:{tag}"))
 }
 
 #[cfg(test)]

@@ -54,11 +54,14 @@ impl Platform {
     }
 }
 
-/// A tag from the `tags` input: bare (`v1`, gets the image prefix) or a full reference.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TagInput {
-    Bare(String),
-    Full(String),
+/// `annotations`: metadata-action's `key=value` lines, and buildx's own levelled ones.
+#[derive(Debug, Clone, Default)]
+pub struct Annotations {
+    pub unlevelled: Vec<super::Template>,
+    pub levelled: Vec<String>,
+    /// Set: the image gets the annotations (defaults included), as a workflow passing
+    /// metadata-action's output to build-push-action's `annotations` does.
+    pub given: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

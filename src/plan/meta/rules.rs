@@ -1,0 +1,221 @@
+//! Each rule's value for this run, in priority order, folded into metadata-action's `version`.
+
+use super::Version;
+use super::expr::Facts;
+use super::versions::{Pep440, Semver};
+use crate::context::InputError;
+use crate::context::inputs::{Flavor, JsRegex, Latest, RefEvent, RuleKind, ShaFormat, TagRule, Template};
+
+fn tags_err(rule: &TagRule, e: String) -> InputError {
+    InputError::new("tags", format!("'{}': {e}", rule.line))
+}
+
+/// Whether a rule that made a value asks for `latest`, by the flavor's `latest=`.
+fn latest(flavor: &Flavor, auto: bool) -> bool {
+    match flavor.latest {
+        Latest::Auto => auto,
+        Latest::Always => true,
+        Latest::Never => false,
+    }
+}
+
+/// The rule's own prefix and suffix, else the flavor's (expressions rendered).
+fn set_value(facts: &Facts, rule: &TagRule, flavor: &Flavor, val: &str) -> Result<String, String> {
+    let prefix = match &rule.prefix {
+        Some(p) => facts.global(p)?,
+        None if !flavor.prefix.source.is_empty() => facts.global(&flavor.prefix)?,
+        None => String::new(),
+    };
+    let suffix = match &rule.suffix {
+        Some(s) => facts.global(s)?,
+        None if !flavor.suffix.source.is_empty() => facts.global(&flavor.suffix)?,
+        None => String::new(),
+    };
+    Ok(format!("{prefix}{val}{suffix}"))
+}
+
+/// `latest_wish`: the `latest` of the first rule that made a value, once there is one.
+fn set_version(version: &mut Version, latest_wish: &mut Option<bool>, val: String, latest: bool) {
+    if val.is_empty() {
+        return;
+    }
+    let val = super::sanitize(&val);
+    match &version.main {
+        None => version.main = Some(val),
+        Some(main) if *main != val => version.partial.push(val),
+        Some(_) => {}
+    }
+    latest_wish.get_or_insert(latest);
+}
+
+/// The text a semver, pep440 or match rule reads: its `value=`, else the git tag. `None`
+/// when neither applies (the rule makes nothing).
+fn version_source(facts: &Facts, value: &Template) -> Result<Option<String>, String> {
+    if !value.source.is_empty() {
+        return facts.global(value).map(Some);
+    }
+    Ok(facts.tag().map(str::to_string))
+}
+
+/// `match=` on semver and pep440 rules: the first group of the match, else the text (warned).
+fn matched(matcher: &Option<JsRegex>, text: String, warnings: &mut Vec<String>) -> String {
+    let Some(m) = matcher else { return text };
+    match m.regex.captures(&text).and_then(|c| c.get(1)) {
+        Some(g) => g.as_str().to_string(),
+        None => {
+            warnings.push(format!("{} does not match {text}.", m.source));
+            text
+        }
+    }
+}
+
+/// `type=match`: the group of the first match, or with `g` the n-th whole match.
+fn match_group(pattern: &JsRegex, group: usize, text: &str) -> Result<Option<String>, String> {
+    if pattern.global {
+        let all: Vec<&str> = pattern.regex.find_iter(text).map(|m| m.as_str()).collect();
+        if all.is_empty() {
+            return Err(format!("{} does not match {text}.", pattern.source));
+        }
+        return Ok(all.get(group).map(|s| s.to_string()));
+    }
+    let Some(c) = pattern.regex.captures(text) else {
+        return Err(format!("{} does not match {text}.", pattern.source));
+    };
+    Ok(c.get(group).map(|m| m.as_str().to_string()))
+}
+
+/// One rule's value and its `latest` wish, or `None` when it makes nothing for this run.
+fn value(
+    facts: &Facts,
+    rule: &TagRule,
+    flavor: &Flavor,
+    warnings: &mut Vec<String>,
+) -> Result<Option<(String, bool)>, String> {
+    let set = |v: &str| set_value(facts, rule, flavor, v);
+    Ok(Some(match &rule.kind {
+        RuleKind::Schedule { pattern } => {
+            if !facts.event_name.contains("schedule") {
+                return Ok(None);
+            }
+            let text = pattern.render(&|e| match e.name.as_str() {
+                "date" => facts.date(e, facts.now).map(Some),
+                "commit_date" => facts.date(e, facts.commit_date).map(Some),
+                _ => Ok(None),
+            })?;
+            (set(&text)?, latest(flavor, false))
+        }
+        RuleKind::Semver { pattern, value, matcher } => {
+            let Some(text) = version_source(facts, value)? else { return Ok(None) };
+            let text = matched(matcher, text, warnings).replace('/', "-");
+            let Some(v) = Semver::parse(&text) else {
+                warnings.push(format!("{text} is not a valid semver. More info: https://semver.org/"));
+                return Ok(None);
+            };
+            let fields = |e: &crate::context::inputs::Expr| Ok(v.field(&e.name));
+            if v.prerelease.is_empty() {
+                (set(&pattern.render(&fields)?)?, latest(flavor, true))
+            } else if pattern.is_raw_statement() {
+                (set(&pattern.render(&fields)?)?, latest(flavor, false))
+            } else {
+                (set(&v.version())?, latest(flavor, false))
+            }
+        }
+        RuleKind::Pep440 { pattern, value, matcher } => {
+            let Some(text) = version_source(facts, value)? else { return Ok(None) };
+            let text = matched(matcher, text, warnings).replace('/', "-");
+            let Some(v) = Pep440::parse(&text) else {
+                warnings.push(format!(
+                    "{text} does not conform to PEP 440. More info: https://www.python.org/dev/peps/pep-0440"
+                ));
+                return Ok(None);
+            };
+            if v.is_pre_post_or_dev() {
+                let kept = if pattern.is_raw_statement() { text.clone() } else { v.clean() };
+                (set(&kept)?, latest(flavor, false))
+            } else {
+                let rendered = pattern.render(&|e| {
+                    Ok(Some(match e.name.as_str() {
+                        "raw" => text.clone(),
+                        "version" => v.clean(),
+                        "major" => v.release_part(0).to_string(),
+                        "minor" => v.release_part(1).to_string(),
+                        "patch" => v.release_part(2).to_string(),
+                        _ => return Ok(None),
+                    }))
+                })?;
+                (set(&rendered)?, latest(flavor, true))
+            }
+        }
+        RuleKind::Match { pattern, group, value } => {
+            let Some(text) = version_source(facts, value)? else { return Ok(None) };
+            match match_group(pattern, *group, &text) {
+                Err(w) => {
+                    warnings.push(w);
+                    return Ok(None);
+                }
+                Ok(None) => {
+                    warnings.push(format!("Group {group} does not exist for {} pattern.", pattern.source));
+                    return Ok(None);
+                }
+                Ok(Some(v)) => (set(&v)?, latest(flavor, true)),
+            }
+        }
+        RuleKind::Ref { event } => {
+            let (text, auto) = match event {
+                RefEvent::Branch => (facts.branch().map(str::to_string), false),
+                RefEvent::Tag => (facts.tag().map(str::to_string), true),
+                RefEvent::Pr => {
+                    (facts.git_ref.strip_prefix("refs/pull/").map(|r| r.trim_end_matches("/merge").to_string()), false)
+                }
+            };
+            let Some(text) = text else { return Ok(None) };
+            (set(&text)?, latest(flavor, auto))
+        }
+        RuleKind::Edge { branch } => {
+            let Some(current) = facts.branch() else { return Ok(None) };
+            let wanted = if branch.is_empty() { facts.event.default_branch().unwrap_or_default() } else { branch };
+            if wanted != current {
+                return Ok(None);
+            }
+            (set("edge")?, latest(flavor, false))
+        }
+        RuleKind::Raw { value } => (set(&facts.global(value)?)?, latest(flavor, false)),
+        RuleKind::Sha { format } => {
+            let Some(sha) = &facts.sha else { return Ok(None) };
+            let text = match format {
+                ShaFormat::Short => facts.short_sha(),
+                ShaFormat::Long => sha.clone(),
+            };
+            (set(&text)?, latest(flavor, false))
+        }
+    }))
+}
+
+/// metadata-action's `getVersion`: enabled rules in priority order; the first value is
+/// `main`, the first rule that made a value decides `latest`.
+pub(super) fn version(
+    facts: &Facts,
+    rules: &[TagRule],
+    flavor: &Flavor,
+    warnings: &mut Vec<String>,
+) -> Result<Version, InputError> {
+    let mut version = Version::default();
+    let mut latest_wish = None;
+    for rule in rules {
+        let enabled = facts.global(&rule.enable).map_err(|e| tags_err(rule, e))?;
+        match enabled.as_str() {
+            "true" => {}
+            "false" => continue,
+            other => {
+                return Err(tags_err(rule, format!("enable= must render true or false, not '{other}'")));
+            }
+        }
+        if let Some((val, wants_latest)) = value(facts, rule, flavor, warnings).map_err(|e| tags_err(rule, e))? {
+            set_version(&mut version, &mut latest_wish, val, wants_latest);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    version.partial.retain(|p| seen.insert(p.clone()));
+    version.latest = latest_wish.unwrap_or(false);
+    Ok(version)
+}
