@@ -61,7 +61,17 @@ pub(super) async fn prepare(
         BuilderPlan::New => {
             let name = format!("sdi-{run}-{}", random_hex(4));
             *slot = Some(Builder::new(name.clone(), true, true));
-            let args = ["buildx", "create", "--name", name.as_str(), "--driver", "docker-container", "--bootstrap"];
+            let mut args = vec!["buildx", "create", "--name", name.as_str(), "--driver", "docker-container"];
+            // `allow` needs BuildKit started with the entitlement (the plan gives it to trusted code only).
+            let flags: Vec<String> = crate::plan::options::insecure_entitlements(&plan.options)
+                .iter()
+                .map(|e| format!("--allow-insecure-entitlement {e}"))
+                .collect();
+            let flags = flags.join(" ");
+            if !flags.is_empty() {
+                args.extend(["--buildkitd-flags", flags.as_str()]);
+            }
+            args.push("--bootstrap");
             docker
                 .run(&args, None, signals)
                 .await
@@ -285,6 +295,26 @@ pub(super) async fn check(
         register_qemu(docker, signals, &missing, annotations).await?;
         installed = true;
     }
+}
+
+/// `load` of several platforms: only a daemon with the containerd image store holds an image of
+/// several platforms; any other refuses it at the end of the build. Asked before it.
+pub(super) async fn check_load(plan: &BuildPlan, docker: &mut Docker, signals: &mut Signals) -> Result<(), Outcome> {
+    if !plan.load || plan.platforms.len() < 2 {
+        return Ok(());
+    }
+    let args = ["info", "--format", "{{json .DriverStatus}}"];
+    let status = docker
+        .run(&args, None, signals)
+        .await
+        .map_err(|f| failed(f, |c| format!("load: the Docker daemon cannot be asked how it stores images: {c}")))?;
+    if status.contains("io.containerd.snapshotter") {
+        return Ok(());
+    }
+    Err(setup_failed(format!(
+        "load: the Docker daemon stores images without the containerd image store, which keeps one platform per image, so it cannot load {}: set platforms to the one platform the job tests (a push of every platform can run in another step), or enable the containerd image store on the daemon",
+        plan.platforms.join(", ")
+    )))
 }
 
 /// The builder as the user named it (an attached one has a name of the run's).

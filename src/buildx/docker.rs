@@ -59,15 +59,17 @@ pub struct Docker {
 
 impl Docker {
     /// `dir` holds the private `DOCKER_CONFIG`; `trusted` decides whether the variables named
-    /// by `secret-envs` stay visible.
+    /// by `secret-envs` stay visible. Those `logins` names never do.
     pub fn new(ctx: &Context, plan: &BuildPlan, dir: &Path) -> std::io::Result<Self> {
         let config = dir.join("docker-config");
         std::fs::DirBuilder::new().mode(0o700).create(&config)?;
         if let Some(user) = user_docker_config() {
             share_user_config(&user, &config, ctx.inputs.builder.as_ref().and_then(|b| b.name()))?;
         }
+        // Registry passwords travel only on `docker login`'s stdin, never in a child's environment.
+        let passwords = ctx.inputs.logins.iter().map(|l| l.password_env.as_str());
         let hidden: Vec<&str> = if plan.trust.trusted {
-            Vec::new()
+            passwords.collect()
         } else {
             ctx.inputs
                 .secrets
@@ -76,6 +78,7 @@ impl Docker {
                     SecretSource::Env { env } => Some(env.as_str()),
                     _ => None,
                 })
+                .chain(passwords)
                 .collect()
         };
         // The runner's credentials reach docker only where a docker call needs them: the

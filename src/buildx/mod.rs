@@ -195,7 +195,8 @@ async fn run(
         let span = tracing::debug_span!("builder");
         builder::prepare(ctx, plan, docker, signals, dir, effects.builder).instrument(span.clone()).await?;
         let b = effects.builder.as_mut().expect("prepare fills the builder");
-        builder::check(ctx, plan, docker, signals, b, annotations).instrument(span).await?;
+        builder::check(ctx, plan, docker, signals, b, annotations).instrument(span.clone()).await?;
+        builder::check_load(plan, docker, signals).instrument(span).await?;
         Ok(Some(b.name.clone()))
     };
     let builder_name = match setup.await {

@@ -329,9 +329,12 @@ fn caches_for(
             ));
         }
     }
+    // `call: check` (outline…) builds no image: it writes no cache either.
+    let cache_to = if options.call.is_some() { Vec::new() } else { cache_to };
     let writes_registry = cache_to.iter().any(CacheRef::is_registry);
     let from = cache_from.iter().map(CacheRef::from_arg).chain(options.cache_from.iter().map(|c| c.arg.clone()));
-    let to = cache_to.iter().map(|c| c.to_arg(inputs.cache_mode)).chain(options.cache_to.iter().map(|c| c.arg.clone()));
+    let user_to = options.cache_to.iter().filter(|_| options.call.is_none()).map(|c| c.arg.clone());
+    let to = cache_to.iter().map(|c| c.to_arg(inputs.cache_mode)).chain(user_to);
     (from.collect(), to.collect(), writes_registry)
 }
 

@@ -107,11 +107,25 @@ fn main() -> ExitCode {
         ["run", rest @ ..] => run(call, rest),
         ["container", "inspect", rest @ ..] => builders::container_inspect(call, rest),
         ["start", rest @ ..] => builders::start(call, rest),
+        ["info", "--format", "{{json .DriverStatus}}"] => info(call),
         _ => {
             eprintln!("fake docker: unsupported command: {args:?}");
             call.finish(127)
         }
     }
+}
+
+/// `docker info`'s storage driver status, as Docker 28 prints it: with the containerd image
+/// store (`FAKE_DOCKER_CONTAINERD_STORE` set) the snapshotter, else overlay2's lines.
+fn info(call: Call) -> ExitCode {
+    if std::env::var("FAKE_DOCKER_CONTAINERD_STORE").is_ok() {
+        println!("[[\"driver-type\",\"io.containerd.snapshotter.v1\"]]");
+    } else {
+        println!(
+            "[[\"Backing Filesystem\",\"extfs\"],[\"Supports d_type\",\"true\"],[\"Using metacopy\",\"false\"],[\"Native Overlay Diff\",\"true\"],[\"userxattr\",\"false\"]]"
+        );
+    }
+    call.finish(0)
 }
 
 fn login(mut call: Call, rest: &[&str]) -> ExitCode {
