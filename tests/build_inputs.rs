@@ -192,3 +192,47 @@ fn allow_starts_the_runs_builder_with_the_entitlement() {
             .contains(&"security.insecure".to_string())
     );
 }
+
+/// The caches of one build of a matrix: its scope and refs, main lane, PR lane and fork PR.
+fn scoped(inputs: &[(&str, &str)]) -> Value {
+    let caches = |event: &str, payload: &Value, extra: &[(&str, &str)]| {
+        let mut vars: Vec<(String, String)> =
+            inputs.iter().map(|(k, v)| (format!("INPUT_{}", k.to_ascii_uppercase()), v.to_string())).collect();
+        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let p = plan(event, payload, &env("Codertocat/Hello-World", &vars)).unwrap();
+        json!({"build_scope": p.build_scope, "cache_from": p.cache_from, "cache_to": p.cache_to})
+    };
+    let main = fixture("push-default-branch.json");
+    let same = fixture("pull_request-same-repo-opened.json");
+    json!({
+        "main": caches("push", &main, &[]),
+        "per-pr PR": caches("pull_request", &same, &[("INPUT_PR-CACHE", "per-pr")]),
+        "per-platform": caches("push", &main, &[("INPUT_PUSH-BY-DIGEST", "true"), ("INPUT_PLATFORMS", "linux/arm64")]),
+        "fork PR": caches("pull_request", &fixture("pull_request-fork-opened.json"), &[]),
+    })
+}
+
+#[test]
+fn each_build_of_a_matrix_gets_a_cache_scope_and_the_default_build_keeps_buildcache() {
+    let default = scoped(&[]);
+    assert_eq!(
+        default["main"]["cache_to"][0],
+        "type=registry,ref=ghcr.io/codertocat/hello-world:buildcache,mode=max,ignore-error=true"
+    );
+    assert_eq!(default["main"]["build_scope"], Value::Null);
+    assert_eq!(scoped(&[("file", "./Dockerfile")]), default, "the default Dockerfile spelled out is the default build");
+    let api = scoped(&[("target", "api")]);
+    let worker = scoped(&[("target", "worker")]);
+    assert_ne!(api["main"]["cache_to"], worker["main"]["cache_to"], "two targets, two caches");
+    insta::assert_json_snapshot!(
+        "matrix-cache-scopes",
+        json!({
+            "default": default,
+            "target api": api,
+            "target worker": worker,
+            "file docker/Dockerfile.API": scoped(&[("file", "docker/Dockerfile.API")]),
+            "file and target": scoped(&[("file", "services/billing/Dockerfile"), ("target", "Runtime")]),
+        })
+    );
+}

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::context::{ActionsCacheMode, CacheMode, Context, ForkCache, ImageName, PrCache};
+use crate::context::{ActionsCacheMode, CacheMode, Context, ForkCache, ImageName, Inputs, PrCache};
 use crate::trust::{Decision, Lane};
 
 pub const CACHE_TAG_MAIN: &str = "buildcache";
@@ -63,10 +63,58 @@ pub fn is_closed_pull_request(ctx: &Context) -> bool {
         && ctx.event.action.as_deref() == Some("closed")
 }
 
-/// Whether `tag` belongs to one of `scopes` (`buildcache-pr-12` holds `buildcache-pr-12` and
-/// `buildcache-pr-12-linux-arm64`, never `buildcache-pr-120`).
+/// Whether `tag` belongs to one of `scopes` (`buildcache-pr-12` holds `buildcache-pr-12`,
+/// `buildcache-pr-12-linux-arm64` and `buildcache-pr-12.api`, never `buildcache-pr-120`).
 pub fn in_scope(tag: &str, scopes: &[String]) -> bool {
-    scopes.iter().any(|s| tag == s || tag.strip_prefix(s.as_str()).is_some_and(|rest| rest.starts_with('-')))
+    scopes.iter().any(|s| tag == s || tag.strip_prefix(s.as_str()).is_some_and(|rest| rest.starts_with(['-', '.'])))
+}
+
+/// The build a cache belongs to when a repository builds several (a matrix over `target` or
+/// `file`): readable, from the Dockerfile's path and the target (`docker-dockerfile.api-prod`
+/// is `dockerfile-api-prod`); `None` for the default build, whose caches keep their tags.
+pub fn build_scope(inputs: &Inputs) -> Option<String> {
+    let slug = |s: &str| -> String {
+        let mut out = String::new();
+        for c in s.chars().map(|c| c.to_ascii_lowercase()) {
+            if c.is_ascii_alphanumeric() {
+                out.push(c);
+            } else if !out.is_empty() && !out.ends_with('-') {
+                out.push('-');
+            }
+        }
+        out.trim_end_matches('-').to_string()
+    };
+    let default_file = crate::context::inputs::dockerfile_path(&inputs.context, None);
+    let file = inputs.file.as_ref().filter(|_| inputs.dockerfile_path() != default_file);
+    let parts: Vec<String> =
+        file.map(|f| slug(f)).into_iter().chain(inputs.target.as_deref().map(slug)).filter(|p| !p.is_empty()).collect();
+    if parts.is_empty() {
+        return None;
+    }
+    let scope = parts.join("-");
+    if scope.len() <= 60 {
+        return Some(scope);
+    }
+    // Long paths: a readable start and a hash of the whole, so that two builds never share.
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(scope.as_bytes());
+    let hex: String = hash.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    Some(format!("{}-{hex}", scope[..51].trim_end_matches('-')))
+}
+
+/// A cache tag: the lane's (`buildcache`, `buildcache-pr-12`…), the build scope (`.api`) and,
+/// for a per-platform job, the platform (`-linux-arm64`).
+pub fn cache_tag(lane_tag: &str, build: Option<&str>, platform: Option<&str>) -> String {
+    let mut tag = lane_tag.to_string();
+    if let Some(b) = build {
+        tag.push('.');
+        tag.push_str(b);
+    }
+    if let Some(p) = platform {
+        tag.push('-');
+        tag.push_str(&p.replace('/', "-"));
+    }
+    tag
 }
 
 /// The pull request whose per-PR scope a tag belongs to, if any.
@@ -76,7 +124,7 @@ pub fn scope_pr(tag: &str) -> Option<u64> {
         .or_else(|| tag.strip_prefix(&format!("{}-pr-", super::mounts::MOUNTS_TAG_MAIN)))?;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     let after = &rest[digits.len()..];
-    (!digits.is_empty() && (after.is_empty() || after.starts_with('-'))).then(|| digits.parse().ok()).flatten()
+    (!digits.is_empty() && (after.is_empty() || after.starts_with(['-', '.']))).then(|| digits.parse().ok()).flatten()
 }
 
 /// How a closed pull request's scope is deleted.
@@ -135,13 +183,9 @@ pub enum CacheRef {
 }
 
 impl CacheRef {
-    /// `tag`, suffixed with the platform in per-platform mode (`buildcache-linux-arm64`) so
-    /// that parallel jobs never write the same ref.
-    fn registry(image: &ImageName, tag: &str, platform: Option<&str>) -> Self {
-        let tag = match platform {
-            Some(p) => format!("{tag}-{}", p.replace('/', "-")),
-            None => tag.to_string(),
-        };
+    /// `tag` (see `cache_tag`: per build scope and, in per-platform mode, per platform, so
+    /// that parallel jobs never write the same ref).
+    fn registry(image: &ImageName, tag: String) -> Self {
         CacheRef::Registry { image: image.as_str().to_string(), tag }
     }
 
@@ -177,8 +221,10 @@ pub(super) fn caches(
 ) -> (Vec<CacheRef>, Vec<CacheRef>) {
     let image = &ctx.inputs.cache_image;
     let platform = ctx.inputs.push_by_digest.then(|| ctx.inputs.platforms[0].as_str());
-    let main = CacheRef::registry(image, CACHE_TAG_MAIN, platform);
-    let pr = CacheRef::registry(image, &scope.pr_tag(CACHE_TAG_MAIN), platform);
+    let build = build_scope(&ctx.inputs);
+    let tag = |lane: &str| cache_tag(lane, build.as_deref(), platform);
+    let main = CacheRef::registry(image, tag(CACHE_TAG_MAIN));
+    let pr = CacheRef::registry(image, tag(&scope.pr_tag(CACHE_TAG_MAIN)));
     let (mut from, mut to) = match (decision.trust.trusted, decision.lane) {
         (true, Lane::Main) => (vec![main.clone()], vec![main]),
         (true, Lane::Pr) => (vec![pr.clone(), main], vec![pr]),
@@ -232,6 +278,8 @@ mod tests {
             "buildcache-pr-12-linux-arm64",
             "buildcache-mounts-pr-12",
             "buildcache-mounts-pr-12-linux-amd64",
+            "buildcache-pr-12.api-prod",
+            "buildcache-mounts-pr-12.api-linux-arm64",
         ] {
             assert!(in_scope(tag, &scopes), "{tag}");
         }
@@ -250,6 +298,7 @@ mod tests {
         assert_eq!(scope_pr("buildcache-pr-12"), Some(12));
         assert_eq!(scope_pr("buildcache-pr-7-linux-arm64"), Some(7));
         assert_eq!(scope_pr("buildcache-mounts-pr-30"), Some(30));
+        assert_eq!(scope_pr("buildcache-pr-30.api"), Some(30));
         for tag in ["buildcache-pr", "buildcache-pr-x", "buildcache-pr-12x", "buildcache", "pr-12", "buildcache-prod"] {
             assert_eq!(scope_pr(tag), None, "{tag}");
         }

@@ -68,6 +68,10 @@ pub struct BuildPlan {
     pub lane: Lane,
     /// Whose cache the run reads first and writes: `main`, `pr` (shared) or `pr-<N>`.
     pub cache_scope: String,
+    /// With a `target` or `file` of its own, the build's caches carry this scope
+    /// (`:buildcache.<scope>`), so that the builds of a matrix do not overwrite each other.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build_scope: Option<String>,
     pub image: String,
     pub cache_image: String,
     /// Exactly the `--cache-from` values.
@@ -434,6 +438,7 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
         trust: decision.trust.clone(),
         lane: decision.lane,
         cache_scope: scope.name(),
+        build_scope: cache::build_scope(inputs),
         image: inputs.image.to_string(),
         cache_image: inputs.cache_image.to_string(),
         cache_from,

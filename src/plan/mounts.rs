@@ -152,13 +152,11 @@ pub(super) fn mounts_plan(
         return None;
     }
     let image = &inputs.cache_image;
-    let suffix = if inputs.push_by_digest {
-        format!("-{}", inputs.platforms[0].as_str().replace('/', "-"))
-    } else {
-        String::new()
-    };
-    let main = format!("{image}:{MOUNTS_TAG_MAIN}{suffix}");
-    let pr = format!("{image}:{}{suffix}", scope.pr_tag(MOUNTS_TAG_MAIN));
+    let platform = inputs.push_by_digest.then(|| inputs.platforms[0].as_str());
+    let build = super::cache::build_scope(inputs);
+    let tag = |lane: &str| super::cache::cache_tag(lane, build.as_deref(), platform);
+    let main = format!("{image}:{}", tag(MOUNTS_TAG_MAIN));
+    let pr = format!("{image}:{}", tag(&scope.pr_tag(MOUNTS_TAG_MAIN)));
     let trusted = decision.trust.trusted;
     let (mut restore_from, mut save_to) = match (trusted, decision.lane) {
         (true, Lane::Main) => (vec![main.clone()], Some(main)),

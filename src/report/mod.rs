@@ -373,7 +373,8 @@ pub fn render_plan(plan: &BuildPlan) -> String {
     };
     let _ = writeln!(out, "mode:         {mode}");
     let _ = writeln!(out, "trusted:      {}: {}", yes_no(plan.trust.trusted), plan.trust.reason);
-    let _ = writeln!(out, "lane:         {} (cache scope {})", plan.lane.as_str(), plan.cache_scope);
+    let build = plan.build_scope.as_deref().map(|b| format!(", build {b}")).unwrap_or_default();
+    let _ = writeln!(out, "lane:         {} (cache scope {}{build})", plan.lane.as_str(), plan.cache_scope);
     let _ = writeln!(out, "image:        {}", plan.image);
     let _ = writeln!(out, "push:         {}", yes_no(plan.push));
     let _ = writeln!(out, "tags:         {}", list_or_none(&plan.tags));
