@@ -13,7 +13,7 @@ use serde_json::Value;
 
 #[test]
 fn main_push_then_rebuild_from_the_registry_cache_then_a_fork_pr() {
-    let Some(Case { e, n, repo, image, .. }) =
+    let Some(Case { _serial, e, n, repo, image, .. }) =
         start("main_push_then_rebuild_from_the_registry_cache_then_a_fork_pr", "main")
     else {
         return;
@@ -61,7 +61,9 @@ fn main_push_then_rebuild_from_the_registry_cache_then_a_fork_pr() {
 
 #[test]
 fn multi_platform_build_with_a_buildplatform_stage() {
-    let Some(Case { e, n, repo, image, .. }) = start("multi_platform_build_with_a_buildplatform_stage", "multi") else {
+    let Some(Case { _serial, e, n, repo, image, .. }) =
+        start("multi_platform_build_with_a_buildplatform_stage", "multi")
+    else {
         return;
     };
     // Every RUN step runs on $BUILDPLATFORM: the action builds this on any builder, with
@@ -85,7 +87,7 @@ fn multi_platform_build_with_a_buildplatform_stage() {
 
 #[test]
 fn a_secret_mount_builds_green_and_leaves_no_trace_in_the_image() {
-    let Some(Case { e, n, repo, image, .. }) =
+    let Some(Case { _serial, e, n, repo, image, .. }) =
         start("a_secret_mount_builds_green_and_leaves_no_trace_in_the_image", "secret")
     else {
         return;
@@ -123,7 +125,8 @@ fn a_secret_mount_builds_green_and_leaves_no_trace_in_the_image() {
 
 #[test]
 fn per_platform_builds_by_digest_then_a_merge() {
-    let Some(Case { e, n, repo, image, .. }) = start("per_platform_builds_by_digest_then_a_merge", "merge") else {
+    let Some(Case { _serial, e, n, repo, image, .. }) = start("per_platform_builds_by_digest_then_a_merge", "merge")
+    else {
         return;
     };
     // RUN steps on $BUILDPLATFORM: each platform builds on any builder, emulation or not.
@@ -169,7 +172,7 @@ fn per_platform_builds_by_digest_then_a_merge() {
 
 #[test]
 fn a_dockerfile_that_copies_its_secret_fails_and_gets_no_tag() {
-    let Some(Case { e, n, repo, image, .. }) =
+    let Some(Case { _serial, e, n, repo, image, .. }) =
         start("a_dockerfile_that_copies_its_secret_fails_and_gets_no_tag", "leak")
     else {
         return;
@@ -197,7 +200,8 @@ fn a_dockerfile_that_copies_its_secret_fails_and_gets_no_tag() {
 
 #[test]
 fn cache_mount_contents_survive_an_emptied_builder() {
-    let Some(Case { e, n, repo, image, .. }) = start("cache_mount_contents_survive_an_emptied_builder", "mounts")
+    let Some(Case { _serial, e, n, repo, image, .. }) =
+        start("cache_mount_contents_survive_an_emptied_builder", "mounts")
     else {
         return;
     };
@@ -226,7 +230,7 @@ fn cache_mount_contents_survive_an_emptied_builder() {
 #[test]
 fn a_builder_whose_record_is_not_visible_is_attached_through_the_daemon() {
     let test = "a_builder_whose_record_is_not_visible_is_attached_through_the_daemon";
-    let Some(Case { e, n, repo, image, .. }) = start(test, "attach") else {
+    let Some(Case { _serial, e, n, repo, image, .. }) = start(test, "attach") else {
         return;
     };
     let (driver, _) = builder_platforms(&e.builder);
@@ -273,7 +277,7 @@ fn a_builder_whose_record_is_not_visible_is_attached_through_the_daemon() {
 /// `pr-cache: per-pr` PR 11 finds its own cache; with `shared`, PR 12 overwrote it.
 #[test]
 fn per_pr_caches_survive_another_pull_request() {
-    let Some(Case { e, n, .. }) = start("per_pr_caches_survive_another_pull_request", "pr-cache") else {
+    let Some(Case { _serial, e, n, .. }) = start("per_pr_caches_survive_another_pull_request", "pr-cache") else {
         return;
     };
     let ws = Workspace::new(&format!(
@@ -326,7 +330,7 @@ fn per_pr_caches_survive_another_pull_request() {
 /// rotated value is scanned again.
 #[test]
 fn proven_layers_are_not_read_again_and_a_rotated_value_is() {
-    let Some(Case { e, n, repo, image, .. }) =
+    let Some(Case { _serial, e, n, repo, image, .. }) =
         start("proven_layers_are_not_read_again_and_a_rotated_value_is", "proofs")
     else {
         return;
@@ -369,7 +373,7 @@ fn proven_layers_are_not_read_again_and_a_rotated_value_is() {
 /// the builder is emptied.
 #[test]
 fn per_platform_cache_mount_stores_both_survive_an_emptied_builder() {
-    let Some(Case { e, n, repo, image, .. }) =
+    let Some(Case { _serial, e, n, repo, image, .. }) =
         start("per_platform_cache_mount_stores_both_survive_an_emptied_builder", "mounts-multi")
     else {
         return;
@@ -397,7 +401,7 @@ fn per_platform_cache_mount_stores_both_survive_an_emptied_builder() {
 
 #[test]
 fn only_the_changed_store_is_saved_and_both_survive_an_emptied_builder() {
-    let Some(Case { e, n, repo, image, .. }) =
+    let Some(Case { _serial, e, n, repo, image, .. }) =
         start("only_the_changed_store_is_saved_and_both_survive_an_emptied_builder", "mounts-two")
     else {
         return;
@@ -432,7 +436,7 @@ fn only_the_changed_store_is_saved_and_both_survive_an_emptied_builder() {
 
 #[test]
 fn a_store_the_builder_already_holds_is_not_overwritten_by_the_saved_copy() {
-    let Some(Case { e, n, repo, image, .. }) =
+    let Some(Case { _serial, e, n, repo, image, .. }) =
         start("a_store_the_builder_already_holds_is_not_overwritten_by_the_saved_copy", "mounts-warm")
     else {
         return;
@@ -460,4 +464,37 @@ fn a_store_the_builder_already_holds_is_not_overwritten_by_the_saved_copy() {
         "the step saw the builder's newer store, not the older saved copy: {}",
         second.summary
     );
+}
+
+#[test]
+fn load_on_a_fork_pr_leaves_the_image_in_the_daemon_and_pushes_nothing() {
+    let test = "load_on_a_fork_pr_leaves_the_image_in_the_daemon_and_pushes_nothing";
+    let Some(Case { _serial, e, n, repo, image, .. }) = start(test, "load") else {
+        return;
+    };
+    if std::process::Command::new("docker").arg("info").output().map(|o| !o.status.success()).unwrap_or(true) {
+        return skip(test, "no Docker daemon answers `docker info`: load needs one");
+    }
+    let ws = Workspace::new(&format!(
+        "FROM {base}\nRUN echo \"loaded {n}\" > /n.txt\nCOPY app.txt /app.txt\n",
+        base = e.base
+    ));
+    let platform = native(&e);
+    let inputs = [
+        ("image", image.as_str()),
+        ("builder", e.builder.as_str()),
+        ("platforms", platform.as_str()),
+        ("github-token", ""),
+        ("load", "true"),
+    ];
+    let r = run_action(&ws, "pull_request", "pull_request-fork-opened.json", "refs/pull/2/merge", &inputs, &[]);
+    assert!(r.output.status.success(), "{}", r.stdout);
+    assert_eq!((r.outputs["trusted"].as_str(), r.outputs["pushed"].as_str()), ("false", "false"));
+    let tag = format!("{image}:pr-2");
+    let inspected = docker(&["image", "inspect", "--format", "{{json .Config.Labels}}", &tag]);
+    let labels: Value = serde_json::from_str(inspected.trim()).unwrap();
+    assert_eq!(labels["org.opencontainers.image.version"], "pr-2", "{labels}");
+    let (status, _, _) = http_get(&e.registry, &format!("/v2/{repo}/tags/list"), "application/json");
+    assert_eq!(status, 404, "a fork PR that loads pushes nothing: the repository must not exist");
+    docker(&["image", "rm", &tag]);
 }

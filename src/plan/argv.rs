@@ -104,32 +104,23 @@ fn options(o: &crate::context::inputs::BuildOptions, flag: &mut impl FnMut(&str,
     for (name, value) in &o.build_contexts {
         flag("--build-context", &format!("{name}={value}"));
     }
-    for a in &o.attests {
-        flag("--attest", a);
-    }
-    for f in &o.no_cache_filters {
-        flag("--no-cache-filter", f);
-    }
-    for s in &o.ssh {
-        flag("--ssh", s);
-    }
-    for h in &o.add_hosts {
-        flag("--add-host", h);
-    }
-    for a in &o.allow {
-        flag("--allow", a);
-    }
-    for u in &o.ulimits {
-        flag("--ulimit", u);
-    }
+    let repeated: [(&str, &[String]); 6] = [
+        ("--attest", &o.attests),
+        ("--no-cache-filter", &o.no_cache_filters),
+        ("--ssh", &o.ssh),
+        ("--add-host", &o.add_hosts),
+        ("--allow", &o.allow),
+        ("--ulimit", &o.ulimits),
+    ];
     let single = [
         ("--network", &o.network),
         ("--shm-size", &o.shm_size),
         ("--cgroup-parent", &o.cgroup_parent),
         ("--call", &o.call),
     ];
-    for (name, value) in single {
-        if let Some(v) = value {
+    let singles = single.into_iter().filter_map(|(name, v)| Some((name, std::slice::from_ref(v.as_ref()?))));
+    for (name, values) in repeated.into_iter().chain(singles) {
+        for v in values {
             flag(name, v);
         }
     }

@@ -378,6 +378,9 @@ pub fn render_plan(plan: &BuildPlan) -> String {
     let _ = writeln!(out, "image:        {}", plan.image);
     let _ = writeln!(out, "push:         {}", yes_no(plan.push));
     let _ = writeln!(out, "tags:         {}", list_or_none(&plan.tags));
+    if let Some(v) = &plan.version {
+        let _ = writeln!(out, "version:      {v}");
+    }
     let _ = writeln!(out, "platforms:    {}", plan.platforms.join(", "));
     if matches!(plan.mode, Mode::Build | Mode::PerPlatform) {
         let _ = writeln!(out, "builder:      {}", builder_text(&plan.builder));
@@ -388,6 +391,9 @@ pub fn render_plan(plan: &BuildPlan) -> String {
     let _ = writeln!(out, "cache from:   {}", list_or_none(&plan.cache_from));
     let _ = writeln!(out, "cache to:     {}", list_or_none(&plan.cache_to));
     let _ = writeln!(out, "login:        {}", list_or_none(&plan.login));
+    for c in &plan.credentials {
+        let _ = writeln!(out, "login:        {} as {} (password from {})", c.registry, c.username, c.password_env);
+    }
     let _ = writeln!(out, "secrets:      {}", list_or_none(&plan.secrets));
     if plan.mode == Mode::Merge {
         let _ = writeln!(out, "merging:      {}", list_or_none(&plan.merge_sources));

@@ -38,6 +38,8 @@ pub fn skip(test: &str, why: &str) {
 }
 
 /// One test's setup: the environment, the serial lock, and a fresh repository in the registry.
+/// Bind the lock by name (`let Some(Case { _serial, e, .. })`): a `..` that leaves it out drops
+/// it at once, and the next test then prunes the shared builder in the middle of this one.
 pub struct Case {
     pub e: E2e,
     pub _serial: std::sync::MutexGuard<'static, ()>,
