@@ -67,7 +67,7 @@ fn helper_dockerfiles() {
     assert_eq!(m.max_bytes, 500_000_000);
     insta::assert_snapshot!(
         "cache-mounts-restore-dockerfile",
-        restore_dockerfile(&m, "ghcr.io/codertocat/hello-world:buildcache-mounts")
+        restore_dockerfile(&m, "ghcr.io/codertocat/hello-world:buildcache-mounts", &[])
     );
     insta::assert_snapshot!("cache-mounts-save-dockerfile", save_dockerfile(&m, &[0, 1]));
     insta::assert_snapshot!("cache-mounts-check-dockerfile", check_dockerfile(&m));
@@ -119,7 +119,7 @@ fn platform_arguments_give_one_store_per_platform() {
     let ids: Vec<&str> = mounts.mounts.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids, ["sdi-target-amd64", "sdi-target-arm64"]);
     // Both are restored and saved by the helpers, each into its own directory of the image.
-    let restore = restore_dockerfile(&mounts, "ghcr.io/o/r:buildcache-mounts");
+    let restore = restore_dockerfile(&mounts, "ghcr.io/o/r:buildcache-mounts", &[]);
     let save = save_dockerfile(&mounts, &[0, 1]);
     for id in ids {
         assert!(restore.contains(&format!("--mount=type=cache,id={id},target=/sdi-mount")), "{restore}");

@@ -16,6 +16,10 @@ fn saves(log: &std::path::Path) -> usize {
     helper_builds_in(log).iter().filter(|c| c["file_text"].as_str().unwrap().contains("sdi-mount-size")).count()
 }
 
+fn restores(log: &std::path::Path) -> usize {
+    helper_builds_in(log).iter().filter(|c| c["file_text"].as_str().unwrap().contains(" AS saved")).count()
+}
+
 fn pushed_to_log(log: &std::path::Path, platforms: &str) -> Run {
     Run::new("push", "push-default-branch.json")
         .with_dockerfile(STORE_PER_ARCH)
@@ -24,24 +28,32 @@ fn pushed_to_log(log: &std::path::Path, platforms: &str) -> Run {
 }
 
 #[test]
-fn a_build_whose_steps_all_came_from_cache_saves_nothing() {
+fn a_build_whose_steps_all_came_from_cache_restores_and_saves_nothing() {
     let state = tempfile::tempdir().unwrap();
     let log = state.path().join("calls.jsonl");
     let first = pushed_to_log(&log, "linux/amd64");
     first.run().assert_success();
     assert_eq!(saves(&log), 1, "the install step ran: its store is saved");
-    assert!(first.summary().contains("Cache-mount helpers: restore "), "{}", first.summary());
-    assert!(first.summary().contains(", save ") && !first.summary().contains("save –"), "{}", first.summary());
+    assert_eq!(restores(&log), 0, "nothing saved yet: nothing to restore");
+    assert!(first.summary().contains("Cache-mount helpers: restore –, save "), "{}", first.summary());
 
     empty_builder(&log);
     let cached = pushed_to_log(&log, "linux/amd64").with("FAKE_DOCKER_SCENARIO", "warm");
     let done = cached.run();
     done.assert_success();
+    assert_eq!(restores(&log), 0, "every step that mounts the store came from cache: no restore helper");
     assert_eq!(saves(&log), 1, "no second save: nothing pushed");
+    let calls: Vec<Value> =
+        std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let builds = calls.iter().filter(|c| c["argv"][1] == "build" && c["file_text"].is_null()).count();
+    assert_eq!(builds, 2, "one build in each run, none stopped");
     assert!(done.stdout.contains("::notice::Cache mounts not saved: every step that uses them came from cache"));
     let summary = cached.summary();
-    assert!(summary.contains("| `st-amd64` | 2.1 MB | no (unchanged: its steps came from cache) |"), "{summary}");
-    assert!(summary.contains(", save –."), "{summary}");
+    assert!(
+        summary.contains("| `st-amd64` | no (its steps came from cache) | no (unchanged: its steps came from cache) |"),
+        "{summary}"
+    );
+    assert!(summary.contains("restore –, save –."), "{summary}");
 }
 
 #[test]
@@ -149,10 +161,11 @@ fn only_the_store_that_changed_is_pushed_and_the_other_keeps_its_layer() {
     assert!(summary.contains("| `out` | 2.1 MB | 2.1 MB |"), "{summary}");
     assert!(!done.stdout.contains("::warning::"), "{}", done.stdout);
 
-    // An emptied builder gets back exactly what the last build left in both stores.
+    // An emptied builder whose step runs again gets back exactly what the last build left in
+    // both stores (the step leaves them as restored here).
     let fresh = tempfile::tempdir().unwrap();
     let third =
-        two_stores(&registry, dir.path(), &fresh.path().join("calls.jsonl")).with("FAKE_DOCKER_SCENARIO", "warm");
+        two_stores(&registry, dir.path(), &fresh.path().join("calls.jsonl")).with("FAKE_DOCKER_MOUNT_UNCHANGED", "1");
     third.run().assert_success();
     let stores = |d: &std::path::Path| std::fs::read_to_string(d.join("fake-docker-stores.json")).unwrap();
     assert_eq!(stores(fresh.path()), stores(state.path()));
@@ -210,7 +223,9 @@ fn a_store_the_builder_already_holds_is_left_as_it_is() {
     // A builder that outlives runs: its store is newer than the saved copy.
     let stores = state.path().join("fake-docker-stores.json");
     std::fs::write(&stores, r#"{"": {"st-amd64": "newer than the saved copy"}}"#).unwrap();
-    let again = pushed_to_log(&log, "linux/amd64").with("FAKE_DOCKER_MOUNT_UNCHANGED", "1");
+    let again = pushed_to_log(&log, "linux/amd64")
+        .with_user_builder("long-lived", "docker-container")
+        .with("FAKE_DOCKER_MOUNT_UNCHANGED", "1");
     again.run().assert_success();
     assert!(std::fs::read_to_string(&stores).unwrap().contains("newer than the saved copy"));
     let summary = again.summary();
@@ -227,7 +242,9 @@ fn a_warm_store_is_saved_as_the_builder_has_it_not_kept_from_the_older_image() {
     // The builder outlives runs and its `deps` store differs from the saved copy.
     let stores = state.path().join("fake-docker-stores.json");
     std::fs::write(&stores, r#"{"": {"deps": "the builder's own", "out": "old"}}"#).unwrap();
-    let second = two_stores(&registry, dir.path(), &log).with("FAKE_DOCKER_MOUNT_WRITES", "out");
+    let second = two_stores(&registry, dir.path(), &log)
+        .with_user_builder("long-lived", "docker-container")
+        .with("FAKE_DOCKER_MOUNT_WRITES", "out");
     second.run().assert_success();
     let save = helper_builds_in(&log).into_iter().next_back().unwrap();
     let text = save["file_text"].as_str().unwrap();

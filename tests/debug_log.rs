@@ -23,6 +23,9 @@ fn every_phase(registry: &str, dir: &std::path::Path) -> Run {
 #[test]
 fn runner_debug_shows_each_phase_its_duration_and_every_docker_call() {
     let (registry, dir) = common::dir_registry();
+    // A first run saves the store; the second, on a builder of its own, stops as the install
+    // begins and restores it.
+    every_phase(&registry, dir.path()).run().assert_success();
     let run = every_phase(&registry, dir.path()).with("RUNNER_DEBUG", "1");
     let done = run.run();
     done.assert_success();

@@ -15,10 +15,20 @@ use super::{Annotation, Level, Outcome};
 use crate::context::Context;
 use crate::plan::{BuildPlan, Verify};
 
-/// What the build left: its metadata (when it succeeded), cache hits, and the cache-mount
-/// stores of the RUN steps that ran; `Err` is the outcome that ends the run, with the hits
-/// known so far.
-pub(super) type Built = Result<(Option<Value>, Option<CacheHits>, Vec<String>), (Outcome, Option<CacheHits>)>;
+/// How a build ended when it did not end the run.
+pub(super) enum BuildEnd {
+    /// Its metadata (when it succeeded), cache hits, and the cache-mount stores of the RUN
+    /// steps that ran.
+    Finished(Option<Value>, Option<CacheHits>, Vec<String>),
+    /// Stopped as a step began to use these stores, so that they are restored first.
+    Stopped(Vec<String>),
+}
+
+/// `Err` is the outcome that ends the run, with the hits known so far.
+pub(super) type Built = Result<BuildEnd, (Outcome, Option<CacheHits>)>;
+
+/// The stores whose first real use stops the build (empty: never stopped).
+pub(super) type StopFor<'a> = &'a [String];
 
 /// The argv to run: the plan's, on this run's builder, with its metadata file and progress.
 fn argv(plan: &BuildPlan, builder: &Builder, dir: &Path, metadata_file: &Path) -> Vec<String> {
@@ -64,7 +74,7 @@ fn secret_env(ctx: &Context, plan: &BuildPlan) -> Vec<(String, String)> {
 pub(super) async fn build(
     ctx: &Context,
     plan: &BuildPlan,
-    builder: &Builder,
+    (builder, stop): (&Builder, StopFor<'_>),
     docker: &mut Docker,
     signals: &mut Signals,
     dir: &Path,
@@ -81,13 +91,16 @@ pub(super) async fn build(
     let argv = argv(plan, builder, dir, &metadata_file);
     let mut retried = false;
     let (progress, metadata) = loop {
-        let (progress, status, cancelled) = run_once(ctx, plan, docker, signals, &argv).await?;
+        let (progress, status, ended) = run_once(ctx, plan, docker, signals, (&argv, stop)).await?;
         let hits = Some(progress.cache_hits());
         emulation_notices(plan, builder, &progress, annotations);
-        if let Some(sig) = cancelled {
-            return Err((Outcome::Cancelled { signal: sig }, hits));
-        }
         let code = status.and_then(|s| s.code()).unwrap_or(1);
+        match ended {
+            Interrupt::Cancelled(sig) => return Err((Outcome::Cancelled { signal: sig }, hits)),
+            // A step that finished before the stop reached it: the build is done, no restore.
+            Interrupt::Stopped(ids) if code != 0 => return Ok(BuildEnd::Stopped(ids)),
+            _ => {}
+        }
         let metadata: Option<Value> =
             std::fs::read_to_string(&metadata_file).ok().and_then(|t| serde_json::from_str(&t).ok());
         let _ = std::fs::remove_file(&metadata_file);
@@ -114,7 +127,7 @@ pub(super) async fn build(
     if builder.cache_export {
         cache_reports(plan, metadata.as_ref(), &progress, annotations);
     }
-    Ok((metadata, hits, progress.cache_mounts_of_run_steps()))
+    Ok(BuildEnd::Finished(metadata, hits, progress.cache_mounts_of_run_steps()))
 }
 
 /// Emulated steps are the slow part of a multi-arch build: say how slow, and the way out (once,
@@ -144,6 +157,17 @@ fn is_push_race(plain: &[String]) -> bool {
         })
 }
 
+/// Why a build's stream ended early.
+enum Interrupt {
+    None,
+    /// The job was cancelled: the signal was forwarded.
+    Cancelled(i32),
+    /// A step began to use these stores: SIGINT sent, to restore them first.
+    Stopped(Vec<String>),
+}
+
+type Streamed = (Progress, Option<std::process::ExitStatus>, Interrupt);
+
 /// One `docker buildx build`: spawned with the secrets in its environment, its progress
 /// streamed. `Err` when docker cannot be run at all.
 async fn run_once(
@@ -151,8 +175,8 @@ async fn run_once(
     plan: &BuildPlan,
     docker: &mut Docker,
     signals: &mut Signals,
-    argv: &[String],
-) -> Result<(Progress, Option<std::process::ExitStatus>, Option<i32>), (Outcome, Option<CacheHits>)> {
+    (argv, stop): (&[String], StopFor<'_>),
+) -> Result<Streamed, (Outcome, Option<CacheHits>)> {
     let args: Vec<&str> = argv.iter().map(String::as_str).collect();
     let mut cmd = docker.command(&args);
     cmd.env("BUILDX_METADATA_WARNINGS", "true").envs(secret_env(ctx, plan));
@@ -161,7 +185,7 @@ async fn run_once(
         Err(e) => return Err((Outcome::SetupFailed(format!("cannot run docker: {e}")), None)),
     };
     let started = Instant::now();
-    let (progress, status, cancelled) = stream(child, signals).await;
+    let (progress, status, ended) = stream(child, signals, stop).await;
     let (secs, hits) = (started.elapsed().as_secs_f64(), progress.cache_hits());
     match status.and_then(|s| s.code()) {
         Some(code) => tracing::debug!(
@@ -169,18 +193,25 @@ async fn run_once(
             hits.cached,
             hits.total
         ),
-        None => tracing::debug!("docker buildx build: no exit code after {secs:.2} s (cancelled: {cancelled:?})"),
+        None => tracing::debug!("docker buildx build: no exit code after {secs:.2} s"),
     }
-    Ok((progress, status, cancelled))
+    Ok((progress, status, ended))
+}
+
+/// Sends `sig` to the child (not yet reaped).
+fn signal(child: &tokio::process::Child, sig: i32) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        unsafe {
+            libc::kill(pid as i32, sig);
+        }
+    }
 }
 
 /// Build output is untrusted text: it is streamed between stop-commands markers so that
 /// nothing a Dockerfile prints can act as a workflow command. A signal is forwarded, and the
-/// child killed after `GRACE`.
-async fn stream(
-    mut child: tokio::process::Child,
-    signals: &mut Signals,
-) -> (Progress, Option<std::process::ExitStatus>, Option<i32>) {
+/// child killed after `GRACE`; a step that begins to use a store of `stop` gets SIGINT too.
+async fn stream(mut child: tokio::process::Child, signals: &mut Signals, stop: StopFor<'_>) -> Streamed {
     let stop_token = random_token();
     println!("::group::docker buildx build");
     println!("::stop-commands::{stop_token}");
@@ -188,7 +219,7 @@ async fn stream(
     let mut out_lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut err_lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let (mut out_open, mut err_open) = (true, true);
-    let mut cancelled = None;
+    let (mut ended, mut since) = (Interrupt::None, None);
     while out_open || err_open {
         tokio::select! {
             line = out_lines.next_line(), if out_open => match line {
@@ -200,32 +231,35 @@ async fn stream(
                     for shown in progress.feed(&l) {
                         println!("{shown}");
                     }
+                    let starting = if since.is_none() { progress.stores_starting(stop) } else { Vec::new() };
+                    if !starting.is_empty() {
+                        println!("Stopping the build: a step begins to use the cache-mount store(s) {}; they are restored first.", starting.join(", "));
+                        signal(&child, libc::SIGINT);
+                        (ended, since) = (Interrupt::Stopped(starting), Some(Instant::now()));
+                    }
                 }
                 _ => err_open = false,
             },
-            sig = signals.recv(), if cancelled.is_none() => {
+            sig = signals.recv(), if !matches!(ended, Interrupt::Cancelled(_)) => {
                 println!("Cancelling the build ({}).", if sig == libc::SIGINT { "SIGINT" } else { "SIGTERM" });
-                if let Some(pid) = child.id() {
-                    // SAFETY: kill(2) on our own child, not yet reaped.
-                    unsafe { libc::kill(pid as i32, sig); }
-                }
-                cancelled = Some((sig, Instant::now()));
+                signal(&child, sig);
+                (ended, since) = (Interrupt::Cancelled(sig), Some(Instant::now()));
             },
-            _ = tokio::time::sleep(Duration::from_millis(200)), if cancelled.is_some() => {
-                if cancelled.is_some_and(|(_, at)| at.elapsed() > GRACE) {
+            _ = tokio::time::sleep(Duration::from_millis(200)), if since.is_some() => {
+                if since.is_some_and(|at| at.elapsed() > GRACE) {
                     let _ = child.start_kill();
                     break;
                 }
             },
         }
     }
-    let status = match cancelled {
+    let status = match since {
         Some(_) => tokio::time::timeout(Duration::from_secs(2), child.wait()).await.ok().and_then(Result::ok),
         None => child.wait().await.ok(),
     };
     println!("::{stop_token}::");
     println!("::endgroup::");
-    (progress, status, cancelled.map(|(sig, _)| sig))
+    (progress, status, ended)
 }
 
 /// Dockerfile warnings: from the metadata file when buildx wrote one, else from the stream.

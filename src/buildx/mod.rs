@@ -167,6 +167,48 @@ async fn remove_builder(docker: &mut Docker, signals: &mut Signals, name: &str, 
     matches!(tokio::time::timeout(limit, rm).await, Ok(Ok(Ended::Exited { code: 0, .. })))
 }
 
+/// The build, with its cache-mount stores restored only if a step uses them: it runs without
+/// them, and when a step that mounts a store with a saved copy starts for real, it is stopped,
+/// the stores are restored (those that step began to write are emptied first) and it runs
+/// again, everything before that step now in the builder's cache. A run whose mounting steps
+/// all come from cache restores nothing.
+async fn build_with_stores(
+    ctx: &Context,
+    plan: &BuildPlan,
+    (docker, signals): (&mut Docker, &mut Signals),
+    (b, dir): (&Builder, &Path),
+    (statuses, times): (&mut Vec<mounts::MountStatus>, &mut mounts::MountTimes),
+    annotations: &mut Vec<Annotation>,
+) -> Result<(Option<Value>, Option<CacheHits>, Vec<String>, Option<mounts::Saved>), (Outcome, Option<CacheHits>)> {
+    let cancelled = |sig| (Outcome::Cancelled { signal: sig }, None);
+    let finished = |end| match end {
+        build::BuildEnd::Finished(metadata, hits, ran) => Ok((metadata, hits, ran)),
+        build::BuildEnd::Stopped(_) => Err((Outcome::SetupFailed("the build stopped twice".into()), None)),
+    };
+    let Some(mp) = &plan.cache_mounts else {
+        let (m, h, ran) = finished(build::build(ctx, plan, (b, &[]), docker, signals, dir, annotations).await?)?;
+        return Ok((m, h, ran, None));
+    };
+    let saved = mounts::find_saved(docker, signals, mp, &b.name, annotations).await.map_err(cancelled)?;
+    let filled = if saved.is_some() { mounts::Filled::NotNeeded } else { mounts::Filled::Nothing };
+    *statuses = mounts::not_restored(mp, filled).statuses;
+    let stop: Vec<String> = saved.iter().flat_map(|_| mp.mounts.iter().map(|m| m.id.clone())).collect();
+    let (forced, saved) = match (build::build(ctx, plan, (b, &stop), docker, signals, dir, annotations).await?, saved) {
+        (build::BuildEnd::Stopped(ids), Some(saved)) => (ids, saved),
+        (end, _) => return finished(end).map(|(m, h, ran)| (m, h, ran, None)),
+    };
+    // On a builder made for this run the stores were empty: what the stopped step wrote is
+    // partial and goes. A builder that outlives runs may have held them warm: left as they are.
+    let forced = if b.fresh { forced } else { Vec::new() };
+    let started = Instant::now();
+    let restore = mounts::restore((docker, signals), mp, (&b.name, dir), (saved, &forced), annotations);
+    let restored = restore.instrument(tracing::debug_span!("cache-mounts restore")).await.map_err(cancelled)?;
+    times.restore = Some(started.elapsed());
+    *statuses = restored.statuses;
+    let (m, h, ran) = finished(build::build(ctx, plan, (b, &[]), docker, signals, dir, annotations).await?)?;
+    Ok((m, h, ran, restored.source))
+}
+
 /// What `run` leaves behind besides its result: messages, the builder to remove, mount reports.
 struct Effects<'a> {
     annotations: &'a mut Vec<Annotation>,
@@ -207,21 +249,10 @@ async fn run(
         Err(outcome) => return (outcome, None, None),
     };
 
-    // Cache-mount stores: filled from the registry before the build.
-    let mut restored_from = None;
-    if let Some(mp) = &plan.cache_mounts {
-        let started = Instant::now();
-        let restore = mounts::restore(docker, signals, mp, &builder_name, dir, annotations);
-        match restore.instrument(tracing::debug_span!("cache-mounts restore")).await {
-            Ok(restored) => (*effects.mounts, restored_from) = (restored.statuses, restored.source),
-            Err(sig) => return (Outcome::Cancelled { signal: sig }, None, None),
-        }
-        effects.mount_times.restore = Some(started.elapsed());
-    }
-
     let b = effects.builder.as_ref().expect("prepare fills the builder");
-    let built = build::build(ctx, plan, b, docker, signals, dir, annotations).instrument(tracing::debug_span!("build"));
-    let (mut metadata, hits, ran) = match built.await {
+    let stores = (&mut *effects.mounts, &mut *effects.mount_times);
+    let built = build_with_stores(ctx, plan, (docker, signals), (b, dir), stores, annotations);
+    let (mut metadata, hits, ran, restored_from) = match built.instrument(tracing::debug_span!("build")).await {
         Ok(done) => done,
         Err((outcome, hits)) => return (outcome, None, hits),
     };

@@ -31,6 +31,8 @@ pub enum Filled {
     /// Empty, and nothing saved for it (or no restore).
     #[default]
     Nothing,
+    /// Not restored: every step that mounts a store came from cache, so none was read.
+    NotNeeded,
     /// Empty, and filled with the saved image's copy: it is exactly that image's layer.
     FromImage,
     /// It already held files (a builder that outlives runs): left as it was, the saved copy
@@ -72,11 +74,6 @@ pub(super) fn marked(stderr: &str, marker: &str) -> Vec<(String, u64)> {
         .into_iter()
         .filter_map(|w| Some((w.first()?.clone(), w.get(1)?.parse().ok()?)))
         .collect()
-}
-
-/// `(dir, word)` of the word at `at` after `<marker> <dir>` (a store's fingerprint).
-pub(super) fn marked_at(stderr: &str, marker: &str, at: usize) -> Vec<(String, String)> {
-    marked_words(stderr, marker).into_iter().filter_map(|w| Some((w.first()?.clone(), w.get(at)?.clone()))).collect()
 }
 
 fn statuses(plan: &MountsPlan) -> Vec<MountStatus> {
@@ -129,17 +126,15 @@ impl Saved {
     }
 }
 
-/// Fills the stores from the first saved image that exists.
-pub(super) async fn restore(
+/// The first saved stores image that exists, pinned to the digest its tag names now. `None`
+/// (with a notice) when there is none yet: nothing to restore.
+pub(super) async fn find_saved(
     docker: &mut Docker,
     signals: &mut Signals,
     plan: &MountsPlan,
     builder: &str,
-    dir: &Path,
     annotations: &mut Vec<Annotation>,
-) -> Result<Restored, i32> {
-    let mut out = statuses(plan);
-    let mut source = None;
+) -> Result<Option<Saved>, i32> {
     for candidate in &plan.restore_from {
         let args = ["buildx", "imagetools", "inspect", "--builder", builder, candidate.as_str()];
         match docker.output(&args, None, signals).await {
@@ -150,24 +145,42 @@ pub(super) async fn restore(
                     .map(str::trim)
                     .filter(|d| crate::context::inputs::Digest::parse(d).is_some())
                     .map(str::to_string);
-                source = Some(Saved { reference: candidate.clone(), digest });
-                break;
+                return Ok(Some(Saved { reference: candidate.clone(), digest }));
             }
             Ok(Ended::Signalled(sig)) => return Err(sig),
             _ => {}
         }
     }
-    let Some(source) = source else {
-        if !plan.restore_from.is_empty() {
-            annotations.push(Annotation::notice(format!(
-                "No saved cache-mount contents yet ({}): the stores start empty.",
-                plan.restore_from.join(", ")
-            )));
-        }
-        return Ok(Restored { statuses: out, source: None });
-    };
+    if !plan.restore_from.is_empty() {
+        annotations.push(Annotation::notice(format!(
+            "No saved cache-mount contents yet ({}): the stores start empty.",
+            plan.restore_from.join(", ")
+        )));
+    }
+    Ok(None)
+}
+
+/// Nothing restored: no saved image, or no step that mounts a store ran (`Filled::NotNeeded`).
+pub(super) fn not_restored(plan: &MountsPlan, filled: Filled) -> Restored {
+    let mut statuses = statuses(plan);
+    for s in &mut statuses {
+        s.filled = filled;
+    }
+    Restored { statuses, source: None }
+}
+
+/// Fills the stores from `source`; `forced` are emptied first (see `restore_dockerfile`).
+pub(super) async fn restore(
+    (docker, signals): (&mut Docker, &mut Signals),
+    plan: &MountsPlan,
+    (builder, dir): (&str, &Path),
+    (source, forced): (Saved, &[String]),
+    annotations: &mut Vec<Annotation>,
+) -> Result<Restored, i32> {
+    let mut out = statuses(plan);
     let file = dir.join("mounts-restore.Dockerfile");
-    let written = std::fs::write(&file, restore_dockerfile(plan, &source.pinned())).and_then(|()| empty_context(dir));
+    let written =
+        std::fs::write(&file, restore_dockerfile(plan, &source.pinned(), forced)).and_then(|()| empty_context(dir));
     let Ok(context) = written else {
         annotations
             .push(Annotation::warning("Cache mounts were not restored: the helper Dockerfile could not be written."));

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::Annotation;
 use super::docker::{Docker, Ended, Signals, cause_line, random_token};
-use super::mounts::{Filled, MountStatus, SaveEnd, Saved, empty_context, marked, marked_at, marked_words, status_of};
+use super::mounts::{Filled, MountStatus, SaveEnd, Saved, empty_context, marked, marked_words, status_of};
 use crate::plan::{MountsPlan, check_dockerfile, mount_dir, save_dockerfile};
 use crate::stores_image::{StoresImage, image_in_index};
 use crate::verify::{Blobs, Needles, Registry};
@@ -22,8 +22,20 @@ pub(super) struct Helpers<'a> {
     pub dir: &'a Path,
 }
 
-const FROM_CACHE: &str = "its steps came from cache";
-const AS_RESTORED: &str = "its steps left it as restored";
+const FROM_CACHE: &str = "unchanged: its steps came from cache";
+const AS_RESTORED: &str = "unchanged: its steps left it as restored";
+const EMPTIED: &str = "emptied under the build: the saved copy is kept";
+
+/// Stores that held files when restored and are empty now: a prune or BuildKit's garbage
+/// collection emptied them under the build. Saving them would replace a good copy with nothing.
+fn emptied(out: &[MountStatus], now: &[(String, String, String)]) -> Vec<bool> {
+    out.iter()
+        .map(|s| {
+            let had = s.restored_kib.is_some_and(|k| k > 0) && matches!(s.filled, Filled::FromImage | Filled::Warm);
+            had && now.iter().any(|(d, _, state)| *d == mount_dir(&s.id) && state == "empty")
+        })
+        .collect()
+}
 
 /// Saves the stores that changed: none when no step that mounts one ran, or when the steps
 /// that ran left every store as it was restored (same names, sizes and times).
@@ -49,15 +61,26 @@ pub(super) async fn save_if_used(
         },
         false => Vec::new(),
     };
+    let emptied = emptied(out, &now);
+    for (s, _) in out.iter_mut().zip(&emptied).filter(|(_, e)| **e) {
+        s.unchanged = Some(EMPTIED);
+        annotations.push(Annotation::warning(format!(
+            "Cache mount '{}' was restored with {} KiB and is empty after the build (a prune or garbage collection on the builder): it is not saved, the saved copy is kept.",
+            s.id,
+            s.restored_kib.unwrap_or(0)
+        )));
+    }
     let changed: Vec<bool> = out
         .iter()
-        .map(|s| {
-            s.restored_fp.is_none()
-                || !now.iter().any(|(d, fp)| *d == mount_dir(&s.id) && s.restored_fp.as_ref() == Some(fp))
+        .zip(&emptied)
+        .map(|(s, emptied)| {
+            !emptied
+                && (s.restored_fp.is_none()
+                    || !now.iter().any(|(d, fp, _)| *d == mount_dir(&s.id) && s.restored_fp.as_ref() == Some(fp)))
         })
         .collect();
     if !changed.contains(&true) {
-        out.iter_mut().for_each(|s| s.unchanged = Some(AS_RESTORED));
+        out.iter_mut().filter(|s| s.unchanged.is_none()).for_each(|s| s.unchanged = Some(AS_RESTORED));
         let why = "the steps that use them left them as they were restored";
         annotations.push(Annotation::notice(format!("Cache mounts not saved: {why}, so they are unchanged.")));
         return SaveEnd::Ran;
@@ -67,19 +90,20 @@ pub(super) async fn save_if_used(
         (Some(source), true) => stores_image_of(h.dir, source, h.plan.save_to.as_deref()).await,
         _ => None,
     };
-    // A store keeps its layer only if it is that layer: filled from it, and left so.
+    // A store keeps its layer only if it is that layer: filled from it, and left so; an
+    // emptied one keeps the layer it had.
     let keep: Vec<bool> = (0..out.len())
         .map(|i| {
             let s = &out[i];
             !changed[i]
-                && s.filled == Filled::FromImage
+                && (s.filled == Filled::FromImage || emptied[i])
                 && old.as_ref().is_some_and(|o| o.layer_of(&mount_dir(&s.id)).is_some())
         })
         .collect();
     for (s, _) in out.iter_mut().zip(&keep).filter(|(_, k)| **k) {
-        s.unchanged = Some(AS_RESTORED);
+        s.unchanged.get_or_insert(AS_RESTORED);
     }
-    let which: Vec<usize> = (0..out.len()).filter(|&i| !keep[i]).collect();
+    let which: Vec<usize> = (0..out.len()).filter(|&i| !keep[i] && !emptied[i]).collect();
     let old = old.filter(|_| keep.contains(&true));
     match save(&mut h, &which, (secrets, &run_arg), old, annotations, out).await {
         Some(sig) => SaveEnd::Cancelled(sig),
@@ -291,9 +315,9 @@ fn save_build_args<'a>(
     args
 }
 
-/// Each store's fingerprint as it is now, read in parallel without exporting anything; empty
-/// when the check could not run (every store then counts as changed).
-async fn fingerprints(h: &mut Helpers<'_>, run_arg: &str) -> Result<Vec<(String, String)>, i32> {
+/// Each store's `(dir, fingerprint, empty|full)` as it is now, read in parallel without
+/// exporting anything; none when the check could not run (every store then counts as changed).
+async fn fingerprints(h: &mut Helpers<'_>, run_arg: &str) -> Result<Vec<(String, String, String)>, i32> {
     let file = h.dir.join("mounts-check.Dockerfile");
     let Ok(context) = std::fs::write(&file, check_dockerfile(h.plan)).and_then(|()| empty_context(h.dir)) else {
         return Ok(Vec::new());
@@ -301,7 +325,10 @@ async fn fingerprints(h: &mut Helpers<'_>, run_arg: &str) -> Result<Vec<(String,
     let file = file.display().to_string();
     let args = save_build_args((h.builder, &file, run_arg), "type=cacheonly", &[], &context);
     match h.docker.output(&args, None, h.signals).await {
-        Ok(Ended::Exited { code: 0, stderr, .. }) => Ok(marked_at(&stderr, "sdi-mount-fp ", 1)),
+        Ok(Ended::Exited { code: 0, stderr, .. }) => Ok(marked_words(&stderr, "sdi-mount-fp ")
+            .into_iter()
+            .filter_map(|w| Some((w.first()?.clone(), w.get(1)?.clone(), w.get(4).cloned().unwrap_or_default())))
+            .collect()),
         Ok(Ended::Signalled(sig)) => Err(sig),
         _ => Ok(Vec::new()),
     }

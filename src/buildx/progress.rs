@@ -124,6 +124,17 @@ fn is_dockerfile_step(name: &str) -> bool {
     })
 }
 
+/// The cache-mount stores a Dockerfile RUN step mounts: its vertex name is the instruction with
+/// its ARGs expanded (`[stage-0 2/2] RUN --mount=type=cache,id=st-amd64,target=/cache …`), read
+/// as the Dockerfile reader reads it.
+fn run_step_stores(name: &str) -> Vec<String> {
+    let Some((_, instr)) = name.strip_prefix('[').and_then(|r| r.split_once("] ")) else { return Vec::new() };
+    if !is_dockerfile_step(name) || !instr.starts_with("RUN ") {
+        return Vec::new();
+    }
+    crate::dockerfile::cache_mounts(&format!("FROM scratch\n{instr}\n"), &[]).into_iter().map(|m| m.id).collect()
+}
+
 fn is_from_step(name: &str) -> bool {
     name.split_once("] ").is_some_and(|(_, instr)| instr.starts_with("FROM "))
 }
@@ -236,19 +247,27 @@ impl Progress {
         CacheHits { cached: steps.iter().filter(|v| v.cached).count(), total: steps.len() }
     }
 
-    /// The cache-mount store ids of the RUN steps that ran (were not served from cache): the
-    /// vertex name is the instruction with its ARGs expanded (`[stage-0 2/2] RUN
-    /// --mount=type=cache,id=st-amd64,target=/cache …`), read as the Dockerfile reader reads it.
+    /// The cache-mount store ids of the RUN steps that ran (were not served from cache).
     pub fn cache_mounts_of_run_steps(&self) -> Vec<String> {
         let mut ids: Vec<String> = Vec::new();
-        for v in self.vertices().filter(|v| !v.cached && is_dockerfile_step(&v.name)) {
-            let Some((_, instr)) = v.name.strip_prefix('[').and_then(|r| r.split_once("] ")) else { continue };
-            if !instr.starts_with("RUN ") {
+        for v in self.vertices().filter(|v| !v.cached) {
+            ids.extend(run_step_stores(&v.name).into_iter().filter(|id| !ids.contains(id)).collect::<Vec<_>>());
+        }
+        ids
+    }
+
+    /// The stores (of `wanted`) that a RUN step is starting to use for real: BuildKit reports a
+    /// step served from cache as started, completed and cached at once, and one that runs as
+    /// started only.
+    pub fn stores_starting(&self, wanted: &[String]) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for v in self.vertices() {
+            if v.started.is_none() || v.completed.is_some() || v.cached || !v.error.is_empty() {
                 continue;
             }
-            for m in crate::dockerfile::cache_mounts(&format!("FROM scratch\n{instr}\n"), &[]) {
-                if !ids.contains(&m.id) {
-                    ids.push(m.id);
+            for id in run_step_stores(&v.name) {
+                if wanted.contains(&id) && !ids.contains(&id) {
+                    ids.push(id);
                 }
             }
         }

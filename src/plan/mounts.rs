@@ -51,7 +51,9 @@ const FINGERPRINT: &str =
 
 /// The helper Dockerfile that copies the saved contents (image `from`) into the stores: one
 /// stage a store, all of them needed by the last stage, so BuildKit fills them in parallel.
-pub fn restore_dockerfile(plan: &MountsPlan, from: &str) -> String {
+/// `forced`: stores a stopped build step had begun to write; they are emptied and get the saved
+/// copy whatever they hold (their files are that step's partial ones, not a warm store's).
+pub fn restore_dockerfile(plan: &MountsPlan, from: &str, forced: &[String]) -> String {
     // No `# syntax=` line: the builder's own frontend reads these, no frontend image is pulled.
     let mut d = format!("FROM {from} AS saved\n");
     for (i, m) in plan.mounts.iter().enumerate() {
@@ -63,11 +65,20 @@ pub fn restore_dockerfile(plan: &MountsPlan, from: &str) -> String {
                 format!(" && chown -R {}:{} /sdi-mount", uid.as_deref().unwrap_or("0"), gid.as_deref().unwrap_or("0"))
             }
         };
+        let copy = format!(
+            "[ -d /sdi-saved/{dir} ]; then cp -a /sdi-saved/{dir}/. /sdi-mount/{chown}; how=image; else how=none; fi"
+        );
         // A store that already holds files (a builder that outlives runs) is newer than the
-        // saved copy: it is left as it is. `SDI_RUN` (new every run) keeps a builder that
-        // outlives runs from serving this step from its cache.
+        // saved copy: it is left as it is, unless a stopped step wrote those files.
+        let fill = if forced.contains(&m.id) {
+            format!("find /sdi-mount -mindepth 1 -delete; if {copy}")
+        } else {
+            format!("if [ -n \"$(ls -A /sdi-mount)\" ]; then how=warm; elif {copy}")
+        };
+        // `SDI_RUN` (new every run) keeps a builder that outlives runs from serving this step
+        // from its cache.
         d.push_str(&format!(
-            "FROM {} AS r{i}\nARG SDI_RUN\nRUN {} --mount=type=bind,from=saved,target=/sdi-saved \\\n    if [ -n \"$(ls -A /sdi-mount)\" ]; then how=warm; elif [ -d /sdi-saved/{dir} ]; then cp -a /sdi-saved/{dir}/. /sdi-mount/{chown}; how=image; else how=none; fi; \\\n    echo \"sdi-restored {dir} $(du -sk /sdi-mount | cut -f1) {FINGERPRINT} $how\" > /sdi-done; cat /sdi-done\n",
+            "FROM {} AS r{i}\nARG SDI_RUN\nRUN {} --mount=type=bind,from=saved,target=/sdi-saved \\\n    {fill}; \\\n    echo \"sdi-restored {dir} $(du -sk /sdi-mount | cut -f1) {FINGERPRINT} $how\" > /sdi-done; cat /sdi-done\n",
             plan.helper_image,
             mount_flag(m, "/sdi-mount")
         ));
@@ -80,13 +91,14 @@ pub fn restore_dockerfile(plan: &MountsPlan, from: &str) -> String {
 }
 
 /// The helper Dockerfile that reads each store's fingerprint (in parallel, a stage a store)
-/// after the build, to tell the stores that changed from those left as restored. `SDI_RUN`
-/// changes every run, so the reading is never served from cache.
+/// after the build, to tell the stores that changed from those left as restored, with its size
+/// and whether it is empty (a prune or garbage collection under the build empties a store).
+/// `SDI_RUN` changes every run, so the reading is never served from cache.
 pub fn check_dockerfile(plan: &MountsPlan) -> String {
     let mut d = String::new();
     for (i, m) in plan.mounts.iter().enumerate() {
         d.push_str(&format!(
-            "FROM {} AS c{i}\nARG SDI_RUN\nRUN {} \\\n    echo \"sdi-mount-fp {} {FINGERPRINT} $SDI_RUN\" > /sdi-fp; cat /sdi-fp\n",
+            "FROM {} AS c{i}\nARG SDI_RUN\nRUN {} \\\n    if [ -n \"$(ls -A /sdi-mount)\" ]; then state=full; else state=empty; fi; \\\n    echo \"sdi-mount-fp {} {FINGERPRINT} $SDI_RUN $(du -sk /sdi-mount | cut -f1) $state\" > /sdi-fp; cat /sdi-fp\n",
             plan.helper_image,
             mount_flag(m, "/sdi-mount"),
             mount_dir(&m.id)

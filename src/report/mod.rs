@@ -254,11 +254,12 @@ fn mounts_table(s: &mut String, e: &Execution) {
     for m in &e.mounts {
         let saved = match (m.too_big, m.unchanged) {
             (true, _) => "no (over cache-mounts-max-size)".to_string(),
-            (false, Some(why)) => format!("no (unchanged: {why})"),
+            (false, Some(why)) => format!("no ({why})"),
             (false, None) => size(m.saved_kib),
         };
         let restored = match m.filled {
             crate::buildx::mounts::Filled::Warm => format!("no (already warm: {})", size(m.restored_kib)),
+            crate::buildx::mounts::Filled::NotNeeded => "no (its steps came from cache)".to_string(),
             _ => size(m.restored_kib),
         };
         let _ = writeln!(s, "| `{}` | {restored} | {saved} |", cell(&m.id));

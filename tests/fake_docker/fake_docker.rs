@@ -308,11 +308,15 @@ fn on_builder(call: &mut Call, args: &BuildArgs, builder: &str) -> Result<(), u8
 
 /// The Dockerfile's own cache-mount RUN steps, named as BuildKit names them (the instruction
 /// with its ARGs expanded): cached in the `warm` scenario, run otherwise.
-fn replay_cache_mount_steps(replay: &mut Replay, args: &BuildArgs, requested: &[&str], scenario: &str) {
+/// The Dockerfile's own steps that mount stores: served from cache (`warm`), or run. A step
+/// that runs takes `FAKE_DOCKER_MOUNT_STEP_MS` (default: 10 s when this run found a saved
+/// stores image, else no time) unless SIGINT stops it first: it has then begun to write its
+/// store (`+partial`), and the build ends as buildx ends a cancelled one. `false`: stopped.
+fn replay_cache_mount_steps(replay: &mut Replay, args: &BuildArgs, requested: &[&str], scenario: &str) -> bool {
     let main_file = args.one("--file").map(str::to_string).unwrap_or_else(|| format!("{}/Dockerfile", args.context));
     let main_text = std::fs::read_to_string(&main_file).unwrap_or_default();
     if main_text.contains("/sdi-mount") {
-        return;
+        return true;
     }
     let build_args: Vec<(String, String)> = args
         .all("--build-arg")
@@ -325,10 +329,40 @@ fn replay_cache_mount_steps(replay: &mut Replay, args: &BuildArgs, requested: &[
     for (i, m) in mounts.iter().enumerate() {
         let n = 950 + i;
         replay.line(&format!("#{n} [stage-0 2/2] RUN --mount=type=cache,id={},target={} install", m.id, m.target));
-        replay.line(&format!("#{n} {}", if scenario == "warm" { "CACHED" } else { "DONE 1.0s" }));
-        if scenario != "warm" {
-            stores::step_ran(&m.id);
+        if scenario == "warm" {
+            replay.line(&format!("#{n} CACHED"));
+            continue;
         }
+        replay.start(n as u32);
+        if stores::step_interrupted(&m.id, mount_step_ms()) {
+            replay.line(&format!("#{n} CANCELED"));
+            eprintln!("ERROR: failed to build: failed to solve: Canceled: context canceled");
+            return false;
+        }
+        replay.line(&format!("#{n} DONE 1.0s"));
+        stores::step_ran(&m.id);
+    }
+    true
+}
+
+/// How long a step that mounts a store runs (see `replay_cache_mount_steps`): long (until a
+/// stop) after this run found a saved stores image and has not restored it yet, as a real
+/// install is long next to the action's reaction; no time otherwise.
+fn mount_step_ms() -> u64 {
+    if let Some(ms) = std::env::var("FAKE_DOCKER_MOUNT_STEP_MS").ok().and_then(|v| v.parse().ok()) {
+        return ms;
+    }
+    let log = std::fs::read_to_string(std::env::var("FAKE_DOCKER_LOG").unwrap_or_default()).unwrap_or_default();
+    let calls: Vec<Value> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let found = calls.iter().rposition(|c| {
+        let argv = c["argv"].to_string();
+        argv.contains("imagetools") && argv.contains("buildcache-mounts") && c["exit"] == 0
+    });
+    let restored_since =
+        |i: usize| calls[i..].iter().any(|c| c["file_text"].as_str().is_some_and(|t| t.contains(" AS saved")));
+    match found {
+        Some(i) if !restored_since(i) => 10_000,
+        _ => 0,
     }
 }
 
@@ -338,6 +372,8 @@ struct Replay {
     clock: f64,
     names: BTreeMap<u32, String>,
     started: BTreeMap<u32, f64>,
+    /// Vertices whose start was reported (BuildKit announces a vertex, then starts it).
+    reported: std::collections::BTreeSet<u32>,
 }
 
 fn stamp(t: f64) -> String {
@@ -378,12 +414,19 @@ impl Replay {
         let Some(name) = self.names.get(&n).cloned() else {
             self.names.insert(n, rest.to_string());
             self.started.insert(n, self.clock);
-            let v = json!({"vertexes": [{"digest": d, "name": rest, "started": stamp(self.clock)}]});
+            let v = json!({"vertexes": [{"digest": d, "name": rest}]});
             let _ = writeln!(err, "{v}");
             return;
         };
         if rest == name {
             return;
+        }
+        // A cached step is reported started, completed and cached at once; any other is
+        // reported started before its first event.
+        if rest != "CACHED" {
+            drop(err);
+            self.start(n);
+            err = std::io::stderr().lock();
         }
         let started = stamp(*self.started.get(&n).unwrap_or(&self.clock));
         let vertex = |extra: Value| {
@@ -418,6 +461,19 @@ impl Replay {
             json!({ "statuses": [s] })
         };
         let _ = writeln!(err, "{msg}");
+    }
+}
+
+impl Replay {
+    /// Reports vertex `n` as started (once), as BuildKit does when a step begins to run.
+    fn start(&mut self, n: u32) {
+        if !self.rawjson || !self.reported.insert(n) {
+            return;
+        }
+        let Some(name) = self.names.get(&n) else { return };
+        let started = stamp(*self.started.get(&n).unwrap_or(&self.clock));
+        let v = json!({"vertexes": [{"digest": digest(n), "name": name, "started": started}]});
+        let _ = writeln!(std::io::stderr().lock(), "{v}");
     }
 }
 
@@ -498,6 +554,12 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
         }
     };
     call.set("secrets", secrets_present(&args));
+    // buildx cancels a build on SIGINT or SIGTERM; this one notices it where a step waits (the
+    // mount steps).
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
     // The generated Dockerfiles (cache-mount helpers) are part of what the test checks.
     let dockerfile = args.one("--file").and_then(|f| std::fs::read_to_string(f).ok());
     if let Some(text) = &dockerfile {
@@ -531,6 +593,7 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
         clock: 0.0,
         names: BTreeMap::new(),
         started: BTreeMap::new(),
+        reported: Default::default(),
     };
     if scenario == "cancel" {
         return cancelled(call, &mut replay, &lines);
@@ -548,11 +611,12 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
     for l in &lines {
         replay.line(l);
     }
-    if code == 0 {
-        replay_cache_mount_steps(&mut replay, &args, &requested, &scenario);
+    if code == 0 && !replay_cache_mount_steps(&mut replay, &args, &requested, &scenario) {
+        return call.finish(1);
     }
     if helper.is_none() {
         stores::another_job_saves();
+        stores::pruned_under_build();
     }
     if code == 0 && helper.is_none() && push_race(&args) {
         return call.finish(1);

@@ -11,6 +11,9 @@
 //! - `FAKE_DOCKER_RETAG_DURING_BUILD=<repo>:<from>`: while the main build runs, another job
 //!   points `<repo>:buildcache-mounts` at what `<repo>:<from>` names (registry directory).
 //! - `FAKE_DOCKER_MOUNT_KIB`: the size every store reports (default 2048).
+//! - `FAKE_DOCKER_PRUNE_UNDER_BUILD=1`: the builder's stores are emptied as the build ends.
+//! - `FAKE_DOCKER_MOUNT_STEP_MS`: how long a step that mounts a store runs before it is done
+//!   (SIGINT stops it earlier, leaving `+partial` in its store).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -66,6 +69,22 @@ pub fn step_ran(id: &str) {
     save_stores(s);
 }
 
+/// The build's step mounting `id` runs for `ms` milliseconds unless SIGINT stops it: then it
+/// has begun to write the store (`+partial`), and `true` is returned.
+pub fn step_interrupted(id: &str, ms: u64) -> bool {
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+    while std::time::Instant::now() < until {
+        if super::SIGNAL.load(std::sync::atomic::Ordering::SeqCst) != 0 {
+            let mut s = stores();
+            s.insert(id.to_string(), format!("{}+partial {id}", s.get(id).cloned().unwrap_or_default()));
+            save_stores(s);
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
+}
+
 /// `(id, dir)` of each `--mount=type=cache,id=…` of a helper, in order.
 fn helper_mounts(text: &str) -> Vec<(String, String)> {
     text.lines()
@@ -75,6 +94,12 @@ fn helper_mounts(text: &str) -> Vec<(String, String)> {
             (id, dir)
         })
         .collect()
+}
+
+/// Whether the restore helper empties store `id` before filling it (its stage deletes first).
+fn forced(text: &str, id: &str) -> bool {
+    text.split("\nFROM ")
+        .any(|stage| stage.contains(&format!("--mount=type=cache,id={id},")) && stage.contains("-delete"))
 }
 
 /// Replays a cache-mount helper build (restore, check or save) and returns the stores a save
@@ -88,7 +113,11 @@ pub fn replay_helper(replay: &mut Replay, text: &str) -> Vec<(String, String)> {
     for (n, (id, dir)) in (900..).zip(helper_mounts(text)) {
         replay.line(&format!("#{n} [m 2/2] RUN helper {dir}"));
         if source.is_some() {
-            // A store that already holds files is left as it is.
+            // A store a stopped step began to write is emptied first; one that already holds
+            // files is otherwise left as it is.
+            if forced(text, &id) {
+                s.remove(&id);
+            }
             let how = match (s.get(&id).is_some_and(|c| !c.is_empty()), from.get(&dir)) {
                 (true, _) => "warm",
                 (false, Some(c)) => {
@@ -108,8 +137,9 @@ pub fn replay_helper(replay: &mut Replay, text: &str) -> Vec<(String, String)> {
                 saved.push((dir, s.get(&id).cloned().unwrap_or_default()));
             }
         } else {
-            let fp = fingerprint(s.get(&id).map_or("", String::as_str));
-            replay.line(&format!("#{n} 0.100 sdi-mount-fp {dir} {fp} run"));
+            let content = s.get(&id).map_or("", String::as_str);
+            let (kib, state) = if content.is_empty() { (0, "empty") } else { (kib(), "full") };
+            replay.line(&format!("#{n} 0.100 sdi-mount-fp {dir} {} run {kib} {state}", fingerprint(content)));
         }
         replay.line(&format!("#{n} DONE 0.1s"));
     }
@@ -192,6 +222,14 @@ pub fn record_tagged(reference: &str, saved: &[(String, String)]) {
     let mut all = load("fake-docker-saved.json");
     all.insert(reference.to_string(), saved.iter().cloned().collect());
     store("fake-docker-saved.json", &all);
+}
+
+/// A prune or garbage collection on the builder while the build runs
+/// (`FAKE_DOCKER_PRUNE_UNDER_BUILD`): every store is empty afterwards.
+pub fn pruned_under_build() {
+    if std::env::var("FAKE_DOCKER_PRUNE_UNDER_BUILD").is_ok() {
+        save_stores(Contents::new());
+    }
 }
 
 /// Another job's save landing while this build runs (`FAKE_DOCKER_RETAG_DURING_BUILD`).

@@ -1,0 +1,147 @@
+//! Cache-mount stores restored only for a run that uses them: the build runs without them and
+//! is stopped when a step that mounts a store with a saved copy starts for real; the stores are
+//! restored (the stopped step's partial files replaced) and the build runs again. And a store
+//! emptied under the build is reported, never saved over its saved copy. Against the fake
+//! `docker`, whose steps that mount a store run until a SIGINT when this run found a saved
+//! stores image (tests/fake_docker/stores.rs).
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::run::*;
+use serde_json::Value;
+
+const PNPM: &str = "FROM node:22\nRUN --mount=type=cache,id=pnpm-store,target=/pnpm/store pnpm install\n";
+
+fn pnpm(log: &std::path::Path) -> Run {
+    push().with_dockerfile(PNPM).with("FAKE_DOCKER_LOG", log.to_str().unwrap())
+}
+
+fn calls(log: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(log).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// What each docker call of a run was: `inspect`, `build <exit>`, `restore`, `check`, `save`.
+fn phases(calls: &[Value]) -> Vec<String> {
+    calls
+        .iter()
+        .filter_map(|c| {
+            let text = c["file_text"].as_str().unwrap_or_default();
+            let argv = c["argv"].to_string();
+            Some(match () {
+                _ if argv.contains("imagetools") && argv.contains("buildcache-mounts") => "inspect".to_string(),
+                _ if text.contains(" AS saved") => "restore".to_string(),
+                _ if text.contains("sdi-mount-fp") => "check".to_string(),
+                _ if text.contains("sdi-mount-size") => "save".to_string(),
+                _ if c["argv"][1] == "build" => format!("build {}", c["exit"]),
+                _ => return None,
+            })
+        })
+        .collect()
+}
+
+fn store(state: &std::path::Path, id: &str) -> String {
+    let text = std::fs::read_to_string(state.join("fake-docker-stores.json")).unwrap_or_default();
+    let v: Value = serde_json::from_str(&text).unwrap_or_default();
+    v[""][id].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_run_whose_mounting_step_runs_stops_restores_that_store_once_and_builds_again() {
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("calls.jsonl");
+    pnpm(&log).run().assert_success();
+    assert_eq!(phases(&calls(&log)), ["inspect", "build 0", "save"], "a first run: nothing saved to restore");
+    let saved = store(state.path(), "pnpm-store");
+
+    empty_builder(&log);
+    std::fs::remove_file(&log).unwrap();
+    let second = pnpm(&log);
+    let done = second.run();
+    done.assert_success();
+    assert_eq!(
+        phases(&calls(&log)),
+        ["inspect", "build 1", "restore", "build 0", "check", "save"],
+        "stopped as the install began, restored once, built again"
+    );
+    assert!(done.stdout.contains("Stopping the build: a step begins to use the cache-mount store(s) pnpm-store"));
+    let restore = calls(&log).into_iter().find(|c| c["file_text"].as_str().is_some_and(|t| t.contains(" AS saved")));
+    let text = restore.unwrap()["file_text"].as_str().unwrap().to_string();
+    assert!(
+        text.contains("find /sdi-mount -mindepth 1 -delete; if [ -d /sdi-saved/"),
+        "the partial store is emptied first: {text}"
+    );
+    // The step ran once more on the saved contents: no partial file of the stopped one is left.
+    let now = store(state.path(), "pnpm-store");
+    assert!(now.starts_with(&saved) && !now.contains("partial"), "{now}");
+    assert!(second.summary().contains("| `pnpm-store` | 2.1 MB | 2.1 MB |"), "{}", second.summary());
+}
+
+#[test]
+fn a_cancel_after_the_restore_ends_the_run_promptly() {
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("calls.jsonl");
+    pnpm(&log).run().assert_success();
+    empty_builder(&log);
+    std::fs::remove_file(&log).unwrap();
+    // Every step that mounts a store now runs for 20 s unless stopped.
+    let run = pnpm(&log).with("FAKE_DOCKER_MOUNT_STEP_MS", "20000");
+    let mut child = run.command().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let waited = Instant::now();
+    while phases(&calls(&log)).iter().filter(|p| *p == "restore").count() < 1 {
+        assert!(waited.elapsed() < Duration::from_secs(20), "never restored: {:?}", phases(&calls(&log)));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = Instant::now();
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(sent.elapsed() < Duration::from_secs(10), "still running 10 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+    assert_eq!(phases(&calls(&log)), ["inspect", "build 1", "restore", "build 1"], "the second build was cancelled");
+    let last = calls(&log).last().unwrap()["argv"].clone();
+    assert_eq!((last[0].as_str(), last[1].as_str()), (Some("buildx"), Some("rm")), "the builder is removed");
+    assert!(files_below(&run.path("runner_temp")).is_empty(), "the private directory is removed");
+}
+
+#[test]
+fn a_store_emptied_under_the_build_is_reported_and_not_saved_over_the_saved_copy() {
+    let (registry, dir) = common::dir_registry();
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("calls.jsonl");
+    let run = || {
+        pnpm(&log)
+            .with("INPUT_IMAGE", &format!("{registry}/team/app"))
+            .with("FAKE_DOCKER_REGISTRY_DIR", dir.path().to_str().unwrap())
+    };
+    run().run().assert_success();
+    let manifest = dir.path().join("v2/team/app/manifests/buildcache-mounts");
+    let before = std::fs::read(&manifest).unwrap();
+
+    empty_builder(&log);
+    let pruned = run().with("FAKE_DOCKER_PRUNE_UNDER_BUILD", "1");
+    let done = pruned.run();
+    done.assert_success();
+    assert!(
+        done.stdout
+            .contains("::warning::Cache mount 'pnpm-store' was restored with 2048 KiB and is empty after the build"),
+        "{}",
+        done.stdout
+    );
+    assert_eq!(std::fs::read(&manifest).unwrap(), before, "the saved copy is still what the tag names");
+    assert!(!phases(&calls(&log)).ends_with(&["save".to_string()]), "{:?}", phases(&calls(&log)));
+    let summary = pruned.summary();
+    assert!(
+        summary.contains("| `pnpm-store` | 2.1 MB | no (emptied under the build: the saved copy is kept) |"),
+        "{summary}"
+    );
+}
