@@ -70,7 +70,7 @@ fn a_run_whose_mounting_step_runs_stops_restores_that_store_once_and_builds_agai
     let restore = calls(&log).into_iter().find(|c| c["file_text"].as_str().is_some_and(|t| t.contains(" AS saved")));
     let text = restore.unwrap()["file_text"].as_str().unwrap().to_string();
     assert!(
-        text.contains("find /sdi-mount -mindepth 1 -delete; if [ -d /sdi-saved/"),
+        text.contains("find /sdi-mount -mindepth 1 -maxdepth 1 -exec rm -rf {} +; if [ -d /sdi-saved/"),
         "the partial store is emptied first: {text}"
     );
     // The step ran once more on the saved contents: no partial file of the stopped one is left.

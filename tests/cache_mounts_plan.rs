@@ -4,7 +4,7 @@
 mod common;
 
 use common::{env, fixture};
-use sdi::plan::{check_dockerfile, restore_dockerfile, save_dockerfile};
+use sdi::plan::{MountsPlan, check_dockerfile, restore_dockerfile, save_dockerfile};
 
 const DOCKERFILE: &str = "# syntax=docker/dockerfile:1\nARG NODE=22\nFROM node:${NODE} AS deps\nARG STORE=pnpm-store\nRUN --mount=type=cache,id=${STORE},target=/pnpm/store,sharing=locked \\\n    --mount=type=cache,target=/root/.cache/node-gyp,uid=1000,gid=1000,mode=0755 \\\n    --mount=type=secret,id=npm_token,env=NPM_TOKEN \\\n    pnpm install --frozen-lockfile\nRUN <<EOF\necho \"RUN --mount=type=cache,id=not-a-store,target=/x\"\nEOF\n";
 
@@ -67,7 +67,7 @@ fn helper_dockerfiles() {
     assert_eq!(m.max_bytes, 500_000_000);
     insta::assert_snapshot!(
         "cache-mounts-restore-dockerfile",
-        restore_dockerfile(&m, "ghcr.io/codertocat/hello-world:buildcache-mounts", &[])
+        restore_dockerfile(&m, "ghcr.io/codertocat/hello-world:buildcache-mounts", (&[], true))
     );
     insta::assert_snapshot!("cache-mounts-save-dockerfile", save_dockerfile(&m, &[0, 1]));
     insta::assert_snapshot!("cache-mounts-check-dockerfile", check_dockerfile(&m));
@@ -119,10 +119,34 @@ fn platform_arguments_give_one_store_per_platform() {
     let ids: Vec<&str> = mounts.mounts.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids, ["sdi-target-amd64", "sdi-target-arm64"]);
     // Both are restored and saved by the helpers, each into its own directory of the image.
-    let restore = restore_dockerfile(&mounts, "ghcr.io/o/r:buildcache-mounts", &[]);
+    let restore = restore_dockerfile(&mounts, "ghcr.io/o/r:buildcache-mounts", (&[], true));
     let save = save_dockerfile(&mounts, &[0, 1]);
     for id in ids {
         assert!(restore.contains(&format!("--mount=type=cache,id={id},target=/sdi-mount")), "{restore}");
         assert!(save.contains(&format!("--mount=type=cache,id={id},target=/sdi-mount")), "{save}");
     }
+}
+
+#[test]
+fn a_store_a_stopped_step_touched_is_replaced_on_a_fresh_builder_and_kept_only_when_whole_otherwise() {
+    let mounts = MountsPlan {
+        mounts: sdi::dockerfile::cache_mounts(
+            "FROM x\nRUN --mount=type=cache,id=a,target=/a --mount=type=cache,id=b,target=/b make\n",
+            &[],
+        ),
+        restore_from: vec!["ghcr.io/o/r:buildcache-mounts".into()],
+        save_to: None,
+        max_bytes: 1 << 30,
+        helper_image: "busybox".into(),
+    };
+    let touched = ["a".to_string()];
+    let fresh = restore_dockerfile(&mounts, "r:x", (&touched, true));
+    let stage =
+        |text: &str, id: &str| text.split("\nFROM ").find(|s| s.contains(&format!("id={id},"))).unwrap().to_string();
+    assert!(
+        stage(&fresh, "a").contains("find /sdi-mount -mindepth 1 -maxdepth 1 -exec rm -rf {} +; if [ -d /sdi-saved/")
+    );
+    assert!(!stage(&fresh, "b").contains("-delete"), "an untouched store keeps the warm rule");
+    let long_lived = restore_dockerfile(&mounts, "r:x", (&touched, false));
+    assert!(stage(&long_lived, "a").contains("-ge $(( ${saved:-0} / 2 )) ]; then how=warm; else find /sdi-mount"));
 }

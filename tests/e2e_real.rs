@@ -498,3 +498,47 @@ fn load_on_a_fork_pr_leaves_the_image_in_the_daemon_and_pushes_nothing() {
     assert_eq!(status, 404, "a fork PR that loads pushes nothing: the repository must not exist");
     docker(&["image", "rm", &tag]);
 }
+
+#[test]
+fn a_code_only_change_restores_nothing_and_a_dependency_change_finds_the_saved_store() {
+    let test = "a_code_only_change_restores_nothing_and_a_dependency_change_finds_the_saved_store";
+    let Some(Case { _serial, e, n, repo, image, .. }) = start(test, "mounts-lazy") else {
+        return;
+    };
+    let dockerfile = |lock: &str| {
+        format!(
+            "FROM {base}\nRUN --mount=type=cache,id=lazy-{n},target=/cache \\\n    echo {lock} > /lock; ls /cache > /seen.txt; touch /cache/pkg-{lock}; sleep 1\nCOPY app.txt /app.txt\n",
+            base = e.base
+        )
+    };
+    let ws = Workspace::new(&dockerfile("a"));
+    let platform = native(&e);
+    let build = || push_with_mounts(&e, &ws, &image, &platform, "fixed");
+    let first = build();
+    assert!(manifest(&e.registry, &repo, "buildcache-mounts").is_some(), "saved: {}", first.summary);
+
+    // Code-only change on an emptied builder: the install comes from the registry cache.
+    prune(&e.builder);
+    std::fs::write(ws.path("app.txt"), format!("code change {n}\n")).unwrap();
+    let code = build();
+    assert!(code.summary.contains(&format!("| `lazy-{n}` | no (its steps came from cache) |")), "{}", code.summary);
+    assert!(code.summary.contains("restore –"), "no restore helper ran: {}", code.summary);
+    assert!(!code.stdout.contains("Stopping the build"), "{}", code.stdout);
+
+    // Dependency change on an emptied builder: stopped, restored, built again; the step saw
+    // the saved package.
+    prune(&e.builder);
+    std::fs::write(ws.path("Dockerfile"), dockerfile("b")).unwrap();
+    let dep = build();
+    assert!(
+        dep.stdout.contains(&format!("Stopping the build: a step begins to use the cache-mount store(s) lazy-{n}")),
+        "{}",
+        dep.stdout
+    );
+    let (layers, _) = layers_and_config(&e.registry, &repo, "latest", &platform);
+    assert!(
+        layers.iter().any(|l| contains(l, b"seen.txt") && contains(l, b"pkg-a\n")),
+        "the dependency change found the first run's package in the store: {}",
+        dep.summary
+    );
+}

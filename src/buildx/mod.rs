@@ -169,7 +169,7 @@ async fn remove_builder(docker: &mut Docker, signals: &mut Signals, name: &str, 
 
 /// The build, with its cache-mount stores restored only if a step uses them: it runs without
 /// them, and when a step that mounts a store with a saved copy starts for real, it is stopped,
-/// the stores are restored (those that step began to write are emptied first) and it runs
+/// the stores are restored (what that step began to write does not pass for a warm store) and it runs
 /// again, everything before that step now in the builder's cache. A run whose mounting steps
 /// all come from cache restores nothing.
 async fn build_with_stores(
@@ -193,15 +193,13 @@ async fn build_with_stores(
     let filled = if saved.is_some() { mounts::Filled::NotNeeded } else { mounts::Filled::Nothing };
     *statuses = mounts::not_restored(mp, filled).statuses;
     let stop: Vec<String> = saved.iter().flat_map(|_| mp.mounts.iter().map(|m| m.id.clone())).collect();
-    let (forced, saved) = match (build::build(ctx, plan, (b, &stop), docker, signals, dir, annotations).await?, saved) {
+    let (touched, saved) = match (build::build(ctx, plan, (b, &stop), docker, signals, dir, annotations).await?, saved)
+    {
         (build::BuildEnd::Stopped(ids), Some(saved)) => (ids, saved),
         (end, _) => return finished(end).map(|(m, h, ran)| (m, h, ran, None)),
     };
-    // On a builder made for this run the stores were empty: what the stopped step wrote is
-    // partial and goes. A builder that outlives runs may have held them warm: left as they are.
-    let forced = if b.fresh { forced } else { Vec::new() };
     let started = Instant::now();
-    let restore = mounts::restore((docker, signals), mp, (&b.name, dir), (saved, &forced), annotations);
+    let restore = mounts::restore((docker, signals), mp, (&b.name, dir), (saved, (&touched, b.fresh)), annotations);
     let restored = restore.instrument(tracing::debug_span!("cache-mounts restore")).await.map_err(cancelled)?;
     times.restore = Some(started.elapsed());
     *statuses = restored.statuses;

@@ -169,18 +169,19 @@ pub(super) fn not_restored(plan: &MountsPlan, filled: Filled) -> Restored {
     Restored { statuses, source: None }
 }
 
-/// Fills the stores from `source`; `forced` are emptied first (see `restore_dockerfile`).
+/// Fills the stores from `source`; `touched` (with the builder's freshness) are those a stopped
+/// step began to write (see `restore_dockerfile`).
 pub(super) async fn restore(
     (docker, signals): (&mut Docker, &mut Signals),
     plan: &MountsPlan,
     (builder, dir): (&str, &Path),
-    (source, forced): (Saved, &[String]),
+    (source, touched): (Saved, (&[String], bool)),
     annotations: &mut Vec<Annotation>,
 ) -> Result<Restored, i32> {
     let mut out = statuses(plan);
     let file = dir.join("mounts-restore.Dockerfile");
     let written =
-        std::fs::write(&file, restore_dockerfile(plan, &source.pinned(), forced)).and_then(|()| empty_context(dir));
+        std::fs::write(&file, restore_dockerfile(plan, &source.pinned(), touched)).and_then(|()| empty_context(dir));
     let Ok(context) = written else {
         annotations
             .push(Annotation::warning("Cache mounts were not restored: the helper Dockerfile could not be written."));

@@ -51,9 +51,12 @@ const FINGERPRINT: &str =
 
 /// The helper Dockerfile that copies the saved contents (image `from`) into the stores: one
 /// stage a store, all of them needed by the last stage, so BuildKit fills them in parallel.
-/// `forced`: stores a stopped build step had begun to write; they are emptied and get the saved
-/// copy whatever they hold (their files are that step's partial ones, not a warm store's).
-pub fn restore_dockerfile(plan: &MountsPlan, from: &str, forced: &[String]) -> String {
+/// `touched`: stores a stopped build step had begun to write. On a builder made for the run
+/// (`fresh`) they were empty before, so what they hold is that step's partial files: emptied,
+/// they get the saved copy. On a builder that outlives runs they may have been warm: kept only
+/// when they hold at least half the saved copy's size (a stop comes within a moment of the
+/// step's start; a warm store is whole).
+pub fn restore_dockerfile(plan: &MountsPlan, from: &str, (touched, fresh): (&[String], bool)) -> String {
     // No `# syntax=` line: the builder's own frontend reads these, no frontend image is pulled.
     let mut d = format!("FROM {from} AS saved\n");
     for (i, m) in plan.mounts.iter().enumerate() {
@@ -70,10 +73,13 @@ pub fn restore_dockerfile(plan: &MountsPlan, from: &str, forced: &[String]) -> S
         );
         // A store that already holds files (a builder that outlives runs) is newer than the
         // saved copy: it is left as it is, unless a stopped step wrote those files.
-        let fill = if forced.contains(&m.id) {
-            format!("find /sdi-mount -mindepth 1 -delete; if {copy}")
-        } else {
-            format!("if [ -n \"$(ls -A /sdi-mount)\" ]; then how=warm; elif {copy}")
+        let replace = format!("find /sdi-mount -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +; if {copy}");
+        let fill = match (touched.contains(&m.id), fresh) {
+            (true, true) => replace,
+            (true, false) => format!(
+                "saved=$(du -sk /sdi-saved/{dir} 2>/dev/null | cut -f1); if [ -n \"$(ls -A /sdi-mount)\" ] && [ $(du -sk /sdi-mount | cut -f1) -ge $(( ${{saved:-0}} / 2 )) ]; then how=warm; else {replace}; fi"
+            ),
+            (false, _) => format!("if [ -n \"$(ls -A /sdi-mount)\" ]; then how=warm; elif {copy}"),
         };
         // `SDI_RUN` (new every run) keeps a builder that outlives runs from serving this step
         // from its cache.

@@ -99,7 +99,7 @@ fn helper_mounts(text: &str) -> Vec<(String, String)> {
 /// Whether the restore helper empties store `id` before filling it (its stage deletes first).
 fn forced(text: &str, id: &str) -> bool {
     text.split("\nFROM ")
-        .any(|stage| stage.contains(&format!("--mount=type=cache,id={id},")) && stage.contains("-delete"))
+        .any(|stage| stage.contains(&format!("--mount=type=cache,id={id},")) && stage.contains("-exec rm -rf"))
 }
 
 /// Replays a cache-mount helper build (restore, check or save) and returns the stores a save
