@@ -145,3 +145,20 @@ fn a_store_emptied_under_the_build_is_reported_and_not_saved_over_the_saved_copy
         "{summary}"
     );
 }
+
+#[test]
+fn on_a_builder_that_outlives_runs_a_stopped_steps_partial_store_is_replaced_and_a_whole_one_kept() {
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("calls.jsonl");
+    pnpm(&log).run().assert_success();
+    // The user's builder was pruned: the store is empty, and the stopped step leaves partial files.
+    empty_builder(&log);
+    let pruned = pnpm(&log).with_user_builder("long-lived", "docker-container");
+    pruned.run().assert_success();
+    assert!(pruned.summary().contains("| `pnpm-store` | 2.1 MB |"), "restored: {}", pruned.summary());
+    assert!(!store(state.path(), "pnpm-store").contains("partial"));
+    // The builder kept its store: the stopped step's files sit on a whole store, which stays.
+    let warm = pnpm(&log).with_user_builder("long-lived", "docker-container");
+    warm.run().assert_success();
+    assert!(warm.summary().contains("| `pnpm-store` | no (already warm: 2.1 MB) |"), "{}", warm.summary());
+}

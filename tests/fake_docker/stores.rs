@@ -96,10 +96,15 @@ fn helper_mounts(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Whether the restore helper empties store `id` before filling it (its stage deletes first).
-fn forced(text: &str, id: &str) -> bool {
-    text.split("\nFROM ")
-        .any(|stage| stage.contains(&format!("--mount=type=cache,id={id},")) && stage.contains("-exec rm -rf"))
+/// Whether the restore helper empties store `id` before filling it: always (a fresh builder's
+/// store a stopped step touched), or unless it holds half the saved copy's size (a builder that
+/// outlives runs; here a store holding only a stopped step's partial files is small).
+fn forced(text: &str, id: &str, content: Option<&String>) -> bool {
+    let Some(stage) = text.split("\nFROM ").find(|s| s.contains(&format!("--mount=type=cache,id={id},"))) else {
+        return false;
+    };
+    let whole = content.is_some_and(|c| c.replace(&format!("+partial {id}"), "").len() > 0);
+    stage.contains("-exec rm -rf") && !(stage.contains("-ge $((") && whole)
 }
 
 /// Replays a cache-mount helper build (restore, check or save) and returns the stores a save
@@ -115,7 +120,7 @@ pub fn replay_helper(replay: &mut Replay, text: &str) -> Vec<(String, String)> {
         if source.is_some() {
             // A store a stopped step began to write is emptied first; one that already holds
             // files is otherwise left as it is.
-            if forced(text, &id) {
+            if forced(text, &id, s.get(&id)) {
                 s.remove(&id);
             }
             let how = match (s.get(&id).is_some_and(|c| !c.is_empty()), from.get(&dir)) {
