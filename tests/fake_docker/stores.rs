@@ -103,7 +103,7 @@ fn forced(text: &str, id: &str, content: Option<&String>) -> bool {
     let Some(stage) = text.split("\nFROM ").find(|s| s.contains(&format!("--mount=type=cache,id={id},"))) else {
         return false;
     };
-    let whole = content.is_some_and(|c| c.replace(&format!("+partial {id}"), "").len() > 0);
+    let whole = content.is_some_and(|c| !c.replace(&format!("+partial {id}"), "").is_empty());
     stage.contains("-exec rm -rf") && !(stage.contains("-ge $((") && whole)
 }
 
