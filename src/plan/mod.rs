@@ -7,9 +7,11 @@
 mod argv;
 mod builder;
 pub mod cache;
+mod login;
 pub mod meta;
 mod mounts;
 pub mod options;
+mod secrets;
 mod tags;
 
 use std::collections::BTreeMap;
@@ -17,7 +19,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::context::inputs::{BuildOptions, RegistryLogin};
-use crate::context::{Context, InputError, PushPolicy, SecretSource, SecretSpec};
+use crate::context::{Context, InputError, PushPolicy};
 use crate::trust::{ApiFacts, Decision, Lane, Lookup, Trust, Visibility};
 pub use builder::BuilderPlan;
 pub use cache::{CACHE_TAG_MAIN, CACHE_TAG_PR, CacheRef, Cleanup, CleanupVia, Scope};
@@ -126,75 +128,6 @@ pub struct BuildPlan {
     pub argv: Vec<String>,
 }
 
-/// Names and value shapes of build-args that are most likely secrets. Build arguments persist
-/// in the image history and in provenance, so they deserve a warning.
-fn looks_like_secret(name: &str, value: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    let by_name =
-        ["TOKEN", "PASSWORD", "PASSWD", "SECRET", "KEY", "CREDENTIAL", "AUTH"].iter().any(|w| upper.contains(w));
-    let by_value =
-        ["ghp_", "gho_", "ghs_", "ghu_", "github_pat_", "npm_", "glpat-", "xoxb-", "xoxp-", "sk_live_", "AKIA", "ASIA"]
-            .iter()
-            .any(|p| value.starts_with(p) && value.len() >= 16);
-    by_name || by_value
-}
-
-fn missing_secret(spec: &SecretSpec) -> InputError {
-    let message = match &spec.source {
-        SecretSource::Value { .. } => format!(
-            "the value of '{}' is empty: a secret that is not set in the repository's settings expands to nothing; set it, or remove the line",
-            spec.id
-        ),
-        SecretSource::Env { env } => format!(
-            "'{}' reads {env}, which is not set or is empty (buildx would silently pass an empty secret): pass it to the step with env: {env}: ${{{{ secrets.{env} }}}}",
-            spec.id
-        ),
-        SecretSource::File { path } => {
-            format!("'{}' names '{path}', which is not a readable file", spec.id)
-        }
-    };
-    InputError::new(spec.input, message)
-}
-
-/// The secrets a build receives: all of them for trusted code (each must be there), none for
-/// untrusted code (a warning names them), none for runs that build nothing.
-fn secrets_for<'a>(
-    ctx: &'a Context,
-    trusted: bool,
-    mode: Mode,
-    warnings: &mut Vec<String>,
-) -> Result<Vec<&'a SecretSpec>, InputError> {
-    let inputs = &ctx.inputs;
-    if matches!(mode, Mode::Merge | Mode::Cleanup) {
-        return Ok(Vec::new());
-    }
-    if trusted {
-        if let Some(missing) = inputs.secrets.iter().find(|s| !s.available) {
-            return Err(missing_secret(missing));
-        }
-        return Ok(inputs.secrets.iter().collect());
-    }
-    if !inputs.secrets.is_empty() {
-        let ids: Vec<&str> = inputs.secrets.iter().map(|s| s.id.as_str()).collect();
-        warnings.push(format!(
-            "Build secrets withheld from untrusted code: {}. RUN --mount=type=secret steps run without them.",
-            ids.join(", ")
-        ));
-    }
-    Ok(Vec::new())
-}
-
-fn warn_secret_build_args(ctx: &Context, warnings: &mut Vec<String>) {
-    for (name, value) in &ctx.inputs.build_args {
-        if looks_like_secret(name, value) {
-            let id = name.to_ascii_lowercase();
-            warnings.push(format!(
-                "build-arg {name} looks like a secret: build arguments stay in the image history and its provenance. Pass it with secret-envs ({id}={name}) and RUN --mount=type=secret,id={id},env={name}."
-            ));
-        }
-    }
-}
-
 fn mode_of(ctx: &Context) -> Mode {
     if cache::is_closed_pull_request(ctx) {
         Mode::Cleanup
@@ -249,67 +182,6 @@ fn push_for(ctx: &Context, decision: &Decision, mode: Mode, tags: &[String], war
     push
 }
 
-/// Registries a trusted run logs in to: each one it pushes or writes a cache to, with the
-/// `logins` credentials where the input names the registry, else with `github-token`; and every
-/// registry of `logins` (a private base image, Docker Hub's pull limits).
-fn logins(
-    ctx: &Context,
-    plan: (Mode, bool, &[String]),
-    written: Vec<String>,
-    warnings: &mut Vec<String>,
-) -> (Vec<String>, Vec<RegistryLogin>) {
-    let (mode, push, tags) = plan;
-    let inputs = &ctx.inputs;
-    // A full reference in `tags` may name another registry: each one pushed to needs a login.
-    let pushed_to: Vec<String> = match (push, mode) {
-        (false, _) => Vec::new(),
-        (true, Mode::PerPlatform) => vec![inputs.image.registry().to_string()],
-        (true, _) => tags.iter().map(|t| tags::registry_of(t).to_string()).collect(),
-    };
-    let credentials = inputs.logins.clone();
-    let mut login: Vec<String> = Vec::new();
-    for registry in pushed_to.into_iter().chain(written) {
-        if !login.contains(&registry) && !credentials.iter().any(|c| c.registry == registry) {
-            login.push(registry);
-        }
-    }
-    if inputs.github_token.is_none() && !login.is_empty() {
-        warnings.push(format!(
-            "No github-token: no login to {}; the push and cache export fail unless the builder already has credentials.",
-            login.join(", ")
-        ));
-        login.clear();
-    }
-    (login, credentials)
-}
-
-/// A build that uses secrets is checked for them before any tag exists: read back from the
-/// registry when pushed by digest, from a local export otherwise.
-fn verify_for(ctx: &Context, uses_secrets: bool, push: bool, warnings: &mut Vec<String>) -> Option<Verify> {
-    if !uses_secrets {
-        None
-    } else if !ctx.inputs.verify_secrets {
-        warnings.push("verify-secrets: false: the image is not checked for leaked secret values.".into());
-        None
-    } else if push {
-        Some(Verify::Registry)
-    } else {
-        Some(Verify::Layout)
-    }
-}
-
-fn secret_plans(secrets: &[&SecretSpec]) -> Vec<SecretPlan> {
-    secrets
-        .iter()
-        .map(|s| match &s.source {
-            SecretSource::Value { env } | SecretSource::Env { env } => {
-                SecretPlan { id: s.id.clone(), env: Some(env.clone()), file: None }
-            }
-            SecretSource::File { path } => SecretPlan { id: s.id.clone(), env: None, file: Some(path.clone()) },
-        })
-        .collect()
-}
-
 /// The caches a run reads and writes: the lanes', then the user's own `cache-from`/`cache-to`.
 /// Also says whether it writes a registry cache of its own.
 fn caches_for(
@@ -340,20 +212,6 @@ fn caches_for(
     let user_to = options.cache_to.iter().filter(|_| options.call.is_none()).map(|c| c.arg.clone());
     let to = cache_to.iter().map(|c| c.to_arg(inputs.cache_mode)).chain(user_to);
     (from.collect(), to.collect(), writes_registry)
-}
-
-/// A trusted run needs the password of each registry it logs in to with `logins`.
-fn check_credentials(ctx: &Context, trusted: bool) -> Result<(), InputError> {
-    match ctx.inputs.logins.iter().find(|l| !l.available) {
-        Some(l) if trusted => Err(InputError::new(
-            "logins",
-            format!(
-                "the password for {} reads {}, which is not set or is empty: pass it to the step with env: {}: ${{{{ secrets.{} }}}}",
-                l.registry, l.password_env, l.password_env, l.password_env
-            ),
-        )),
-        _ => Ok(()),
-    }
 }
 
 fn warn_workspace(decision: &Decision, ctx: &Context, warnings: &mut Vec<String>) {
@@ -393,11 +251,11 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
     let trusted = decision.trust.trusted;
     let mut warnings = Vec::new();
     let mode = mode_of(ctx);
-    let secrets = secrets_for(ctx, trusted, mode, &mut warnings)?;
-    check_credentials(ctx, trusted)?;
+    let secrets = secrets::secrets_for(ctx, trusted, mode, &mut warnings)?;
+    login::check_credentials(ctx, trusted)?;
     warnings.extend(api.warnings.iter().cloned());
     let builder = BuilderPlan::of(inputs.builder.as_ref(), trusted, &mut warnings);
-    warn_secret_build_args(ctx, &mut warnings);
+    secrets::warn_secret_build_args(ctx, &mut warnings);
     let options = options::for_run(ctx, trusted, &mut warnings);
 
     let scope = Scope::of(ctx, decision.lane);
@@ -416,14 +274,14 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
     let tags = metadata.tags.clone();
     let push = push_for(ctx, decision, mode, &tags, &mut warnings);
     let push = push_unless_call(push, &options, &mut warnings);
-    let verify = verify_for(ctx, builds && !secrets.is_empty(), push, &mut warnings);
+    let verify = secrets::verify_for(ctx, builds && !secrets.is_empty(), push, &mut warnings);
     let (login, credentials) = if trusted {
         let saves_mounts = cache_mounts.as_ref().is_some_and(|m| m.save_to.is_some());
         let mut written = options::written_registries(&options);
         if writes_registry_cache || saves_mounts {
             written.insert(0, inputs.cache_image.registry().to_string());
         }
-        logins(ctx, (mode, push, &tags), written, &mut warnings)
+        login::logins(ctx, (mode, push, &tags), written, &mut warnings)
     } else {
         (Vec::new(), Vec::new())
     };
@@ -457,7 +315,7 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
         platforms: inputs.platforms.iter().map(|p| p.as_str().to_string()).collect(),
         dockerfile: inputs.dockerfile_path(),
         secrets: secrets.iter().map(|s| s.id.clone()).collect(),
-        secret_sources: secret_plans(&secrets),
+        secret_sources: secrets::secret_plans(&secrets),
         verify_proofs: verify == Some(Verify::Registry) && inputs.secrets_proof_key.is_some(),
         verify,
         cache_mounts,

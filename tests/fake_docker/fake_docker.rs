@@ -308,64 +308,6 @@ fn on_builder(call: &mut Call, args: &BuildArgs, builder: &str) -> Result<(), u8
 
 /// The Dockerfile's own cache-mount RUN steps, named as BuildKit names them (the instruction
 /// with its ARGs expanded): cached in the `warm` scenario, run otherwise.
-/// The Dockerfile's own steps that mount stores: served from cache (`warm`), or run. A step
-/// that runs takes `FAKE_DOCKER_MOUNT_STEP_MS` (default: 10 s when this run found a saved
-/// stores image, else no time) unless SIGINT stops it first: it has then begun to write its
-/// store (`+partial`), and the build ends as buildx ends a cancelled one. `false`: stopped.
-fn replay_cache_mount_steps(replay: &mut Replay, args: &BuildArgs, requested: &[&str], scenario: &str) -> bool {
-    let main_file = args.one("--file").map(str::to_string).unwrap_or_else(|| format!("{}/Dockerfile", args.context));
-    let main_text = std::fs::read_to_string(&main_file).unwrap_or_default();
-    if main_text.contains("/sdi-mount") {
-        return true;
-    }
-    let build_args: Vec<(String, String)> = args
-        .all("--build-arg")
-        .iter()
-        .filter_map(|a| a.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-        .collect();
-    let platforms: Vec<&str> = if requested.is_empty() { vec!["linux/amd64"] } else { requested.to_vec() };
-    let mounts =
-        sdi::dockerfile::cache_mounts_for(&main_text, &build_args, (&platforms, "linux/amd64"), args.one("--target"));
-    for (i, m) in mounts.iter().enumerate() {
-        let n = 950 + i;
-        replay.line(&format!("#{n} [stage-0 2/2] RUN --mount=type=cache,id={},target={} install", m.id, m.target));
-        if scenario == "warm" {
-            replay.line(&format!("#{n} CACHED"));
-            continue;
-        }
-        replay.start(n as u32);
-        if stores::step_interrupted(&m.id, mount_step_ms()) {
-            replay.line(&format!("#{n} CANCELED"));
-            eprintln!("ERROR: failed to build: failed to solve: Canceled: context canceled");
-            return false;
-        }
-        replay.line(&format!("#{n} DONE 1.0s"));
-        stores::step_ran(&m.id);
-    }
-    true
-}
-
-/// How long a step that mounts a store runs (see `replay_cache_mount_steps`): long (until a
-/// stop) after this run found a saved stores image and has not restored it yet, as a real
-/// install is long next to the action's reaction; no time otherwise.
-fn mount_step_ms() -> u64 {
-    if let Some(ms) = std::env::var("FAKE_DOCKER_MOUNT_STEP_MS").ok().and_then(|v| v.parse().ok()) {
-        return ms;
-    }
-    let log = std::fs::read_to_string(std::env::var("FAKE_DOCKER_LOG").unwrap_or_default()).unwrap_or_default();
-    let calls: Vec<Value> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    let found = calls.iter().rposition(|c| {
-        let argv = c["argv"].to_string();
-        argv.contains("imagetools") && argv.contains("buildcache-mounts") && c["exit"] == 0
-    });
-    let restored_since =
-        |i: usize| calls[i..].iter().any(|c| c["file_text"].as_str().is_some_and(|t| t.contains(" AS saved")));
-    match found {
-        Some(i) if !restored_since(i) => 10_000,
-        _ => 0,
-    }
-}
-
 /// The plain log, or the same events as BuildKit `SolveStatus` JSON lines.
 struct Replay {
     rawjson: bool,
@@ -611,7 +553,7 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
     for l in &lines {
         replay.line(l);
     }
-    if code == 0 && !replay_cache_mount_steps(&mut replay, &args, &requested, &scenario) {
+    if code == 0 && !stores::replay_mount_steps(&mut replay, (&args, &requested), &scenario) {
         return call.finish(1);
     }
     if helper.is_none() {

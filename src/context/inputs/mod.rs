@@ -6,6 +6,7 @@
 mod build_opts;
 mod csv;
 mod fields;
+mod labels;
 mod logins;
 mod metadata;
 mod reference;
@@ -263,8 +264,8 @@ impl RawInputs {
             tags: metadata::tag_spec(&self.tags)?,
             images,
             flavor: metadata::flavor(&self.flavor)?,
-            labels: templates("labels", &self.labels)?,
-            annotations: annotations(&self.annotations)?,
+            labels: labels::templates("labels", &self.labels)?,
+            annotations: labels::annotations(&self.annotations)?,
             logins: logins::logins(&self.logins, env)?,
             build: build_opts::lower(self, value(&self.context).unwrap_or("."))?,
             build_args: pairs("build-args", &self.build_args, "NAME=value, one a line (use secret-envs for secrets)")?,
@@ -353,41 +354,6 @@ impl RawInputs {
                 .ok_or_else(|| err("prune-keep-days", format!("'{v}' is not a number of days from 0 to 3650"))),
         }
     }
-}
-
-fn templates(input: &str, raw: &Option<String>) -> Result<Vec<Template>, InputError> {
-    csv::entries(value(raw).unwrap_or_default())
-        .iter()
-        .map(|line| Template::parse(line).map_err(|e| err(input, e)))
-        .collect()
-}
-
-/// `annotations`: `key=value` lines join metadata-action's defaults; lines with a level
-/// (`manifest:key=value`, `index:…`, `manifest[linux/amd64]:…`) go to buildx as written.
-fn annotations(raw: &Option<String>) -> Result<Annotations, InputError> {
-    let mut out = Annotations::default();
-    for (n, line) in fields::lines(raw) {
-        let key = line.split_once('=').map_or(line, |(k, _)| k);
-        match key.split_once(':') {
-            Some((level, _)) => {
-                let base = level.split_once('[').map_or(level, |(b, _)| b);
-                if !["manifest", "index", "manifest-descriptor", "index-descriptor"].contains(&base)
-                    || !line.contains('=')
-                {
-                    return Err(err(
-                        "annotations",
-                        format!(
-                            "line {n}: '{level}' is not a level (manifest, index, manifest-descriptor, index-descriptor), or the line has no '='"
-                        ),
-                    ));
-                }
-                out.levelled.push(line.to_string());
-            }
-            None => out.unlevelled.push(Template::parse(line).map_err(|e| err("annotations", e))?),
-        }
-    }
-    out.given = !out.levelled.is_empty() || !out.unlevelled.is_empty();
-    Ok(out)
 }
 
 /// Inputs that are valid alone but not together.
