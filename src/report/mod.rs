@@ -382,6 +382,9 @@ pub fn render_plan(plan: &BuildPlan) -> String {
     if let Some(v) = &plan.version {
         let _ = writeln!(out, "version:      {v}");
     }
+    if plan.load {
+        let _ = writeln!(out, "load:         into the Docker daemon");
+    }
     let _ = writeln!(out, "platforms:    {}", plan.platforms.join(", "));
     if matches!(plan.mode, Mode::Build | Mode::PerPlatform) {
         let _ = writeln!(out, "builder:      {}", builder_text(&plan.builder));
