@@ -88,14 +88,19 @@ fn a_cancel_after_the_restore_ends_the_run_promptly() {
     empty_builder(&log);
     std::fs::remove_file(&log).unwrap();
     // Every step that mounts a store now runs for 20 s unless stopped.
-    let run = pnpm(&log).with("FAKE_DOCKER_MOUNT_STEP_MS", "20000");
+    let stamp = state.path().join("stamp");
+    let run = pnpm(&log).with("FAKE_DOCKER_MOUNT_STEP_MS", "20000").with("FAKE_DOCKER_STAMP", stamp.to_str().unwrap());
     let mut child = run.command().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let waited = Instant::now();
-    while phases(&calls(&log)).iter().filter(|p| *p == "restore").count() < 1 {
-        assert!(waited.elapsed() < Duration::from_secs(20), "never restored: {:?}", phases(&calls(&log)));
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    let mut wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        while !done() {
+            assert!(waited.elapsed() < Duration::from_secs(20), "never {what}: {:?}", phases(&calls(&log)));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // The fake stamps a line as each build starts: the stopped one, the restore, this one.
+    wait_for("built again", &|| std::fs::read_to_string(&stamp).unwrap_or_default().lines().count() >= 3);
+    std::thread::sleep(Duration::from_millis(200));
     let sent = Instant::now();
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);

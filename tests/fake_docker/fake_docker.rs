@@ -15,7 +15,8 @@
 //! - `FAKE_DOCKER_WARNINGS=1`: the build reports a Dockerfile lint warning.
 //! - cache-mount stores and the helpers that restore, check and save them: see `stores.rs`.
 //! - `FAKE_DOCKER_REGISTRY_DIR`: the directory a test registry serves; see `images.rs`.
-//! - `FAKE_DOCKER_STAMP`: file that receives the time (ns since the epoch) `buildx build` started.
+//! - `FAKE_DOCKER_STAMP`: file that receives a line with the time (ns since the epoch) each
+//!   `buildx build` started.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -486,7 +487,9 @@ fn filter_blocks(log: &str, keep: impl Fn(&str) -> bool) -> Vec<String> {
 fn build(mut call: Call, rest: &[&str]) -> ExitCode {
     if let Ok(path) = std::env::var("FAKE_DOCKER_STAMP") {
         let ns = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-        std::fs::write(path, ns.to_string()).unwrap();
+        // A line per build started, helpers included.
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+        writeln!(f, "{ns}").unwrap();
     }
     let args = match parse_build(rest) {
         Ok(a) => a,
