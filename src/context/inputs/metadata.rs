@@ -274,8 +274,9 @@ fn default_priority(kind: &RuleKind) -> i64 {
     }
 }
 
-/// metadata-action splits flavor and image fields at every `=` and keeps the second part.
-fn second_part(v: &str) -> &str {
+/// A flavor or image field's value as metadata-action reads it: it splits the field at every
+/// `=` and keeps the second part, so `prefix=a=b` is `a`.
+fn up_to_next_equals(v: &str) -> &str {
     v.split('=').next().unwrap_or_default()
 }
 
@@ -285,7 +286,7 @@ pub(super) fn flavor(raw: &Option<String>) -> Result<Flavor, InputError> {
         let bad = |why: &str| err("flavor", format!("'{entry}': {why}"));
         let mut onlatest_for = "";
         for (key, val) in attributes(&entry).map_err(|e| err("flavor", e))? {
-            let val = second_part(&val).to_string();
+            let val = up_to_next_equals(&val).to_string();
             match key.as_deref() {
                 Some("latest") => {
                     flavor.latest = match val.as_str() {
@@ -340,7 +341,7 @@ pub(super) fn images(raw: &Option<String>) -> Result<Vec<ImageEntry>, InputError
         }
         let (mut name, mut enable) = (String::new(), true);
         for (key, val) in fields {
-            let val = second_part(&val).to_string();
+            let val = up_to_next_equals(&val).to_string();
             match key.as_deref() {
                 None | Some("name") => name = val,
                 Some("enable") => {
