@@ -92,7 +92,7 @@ fn trusted_push_logs_in_builds_pushes_and_reports() {
         stdout.lines().any(|l| l.starts_with('#') && l.split_once(' ').is_some_and(|(_, rest)| rest.starts_with(text)))
     };
     assert!(numbered("[linux/arm64 2/4] RUN"), "{stdout}");
-    assert!(numbered("step1-start"), "container output is shown");
+    assert!(numbered("0.181 step1-start"), "container output is shown, with its time in the step, as buildx shows it");
 }
 
 #[test]

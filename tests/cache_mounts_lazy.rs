@@ -92,7 +92,7 @@ fn a_cancel_after_the_restore_ends_the_run_promptly() {
     let run = pnpm(&log).with("FAKE_DOCKER_MOUNT_STEP_MS", "20000").with("FAKE_DOCKER_STAMP", stamp.to_str().unwrap());
     let mut child = run.command().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let waited = Instant::now();
-    let mut wait_for = |what: &str, done: &dyn Fn() -> bool| {
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
         while !done() {
             assert!(waited.elapsed() < Duration::from_secs(20), "never {what}: {:?}", phases(&calls(&log)));
             std::thread::sleep(Duration::from_millis(20));

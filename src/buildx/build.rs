@@ -253,6 +253,9 @@ async fn stream(mut child: tokio::process::Child, signals: &mut Signals, stop: S
             },
         }
     }
+    for shown in progress.finish() {
+        println!("{shown}");
+    }
     let status = match since {
         Some(_) => tokio::time::timeout(Duration::from_secs(2), child.wait()).await.ok().and_then(Result::ok),
         None => child.wait().await.ok(),

@@ -15,6 +15,7 @@ pub mod merge;
 pub mod mounts;
 mod mounts_save;
 pub mod progress;
+mod render;
 mod scan;
 mod tag;
 

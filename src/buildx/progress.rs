@@ -32,6 +32,10 @@ pub struct Vertex {
 pub struct VertexStatus {
     pub id: String,
     pub vertex: String,
+    pub current: i64,
+    pub total: i64,
+    pub timestamp: Option<String>,
+    pub started: Option<String>,
     pub completed: Option<String>,
 }
 
@@ -41,6 +45,7 @@ pub struct VertexLog {
     pub vertex: String,
     /// Base64, as Go marshals `[]byte`.
     pub data: String,
+    pub timestamp: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -94,7 +99,7 @@ fn decode(b64: &str) -> String {
 }
 
 /// Seconds between two RFC 3339 timestamps of the same day and offset, as BuildKit writes them.
-fn seconds_between(start: &str, end: &str) -> Option<f64> {
+pub(super) fn seconds_between(start: &str, end: &str) -> Option<f64> {
     fn secs(t: &str) -> Option<f64> {
         let time = t.split_once('T')?.1;
         let time = time.trim_end_matches('Z');
@@ -144,9 +149,8 @@ fn is_from_step(name: &str) -> bool {
 pub struct Progress {
     order: Vec<String>,
     vertices: HashMap<String, Vertex>,
-    /// Vertex digest → `#N` in print order.
-    numbers: HashMap<String, usize>,
-    printed_done: HashMap<String, bool>,
+    /// The plain rendering: what was printed, and how each step is numbered.
+    printer: super::render::Plain,
     pub warnings: Vec<VertexWarning>,
     /// Lines that were not progress JSON: buildx's own messages (its `ERROR:` among them).
     pub plain: Vec<String>,
@@ -165,76 +169,78 @@ impl Progress {
     pub fn feed(&mut self, line: &str) -> Vec<String> {
         let trimmed = line.trim_start();
         if !trimmed.starts_with('{') {
+            // buildx's own words come after what the steps printed so far.
             self.plain.push(line.to_string());
-            return vec![line.to_string()];
+            let mut out = self.finish();
+            out.push(line.to_string());
+            return out;
         }
         let Ok(status) = serde_json::from_str::<SolveStatus>(trimmed) else {
             return vec![line.to_string()];
         };
         let mut out = Vec::new();
+        let mut touched = Vec::new();
         for v in status.vertexes {
-            let n = self.number(&v.digest);
-            let known = self.vertices.contains_key(&v.digest);
-            let merged = self
-                .vertices
-                .entry(v.digest.clone())
-                .or_insert_with(|| Vertex { digest: v.digest.clone(), ..Default::default() });
-            if !known {
-                self.order.push(v.digest.clone());
-                out.push(format!("#{n} {}", v.name));
-            }
-            if !v.name.is_empty() {
-                merged.name = v.name.clone();
-            }
-            merged.cached |= v.cached;
-            if merged.started.is_none() {
-                merged.started = v.started.clone();
-            }
-            if v.completed.is_some() {
-                merged.completed = v.completed.clone();
-            }
-            if !v.error.is_empty() {
-                merged.error = v.error.clone();
-            }
-            let done = self.printed_done.entry(v.digest.clone()).or_default();
-            if *done {
-                continue;
-            }
-            if !v.error.is_empty() {
-                out.push(format!("#{n} ERROR: {}", v.error));
-                *done = true;
-            } else if v.cached {
-                out.push(format!("#{n} CACHED"));
-                *done = true;
-            } else if let Some(end) = &v.completed {
-                let secs = merged.started.as_deref().and_then(|s| seconds_between(s, end)).unwrap_or(0.0);
-                out.push(format!("#{n} DONE {secs:.1}s"));
-                *done = true;
-            }
+            let merged = self.merge(v);
+            self.printer.started(&merged, &mut out);
+            touched.push(merged);
         }
         for s in status.statuses {
-            if s.completed.is_some() {
-                let n = self.number(&s.vertex);
-                out.push(format!("#{n} {} done", s.id));
-            }
-        }
-        for l in status.logs {
-            let n = self.number(&l.vertex);
-            for text in decode(&l.data).lines() {
-                out.push(format!("#{n} {text}"));
-            }
+            let v = self.vertex_or_new(&s.vertex);
+            self.printer.status(&v, &s, &mut out);
         }
         for w in status.warnings {
-            let n = self.number(&w.vertex);
-            out.push(format!("#{n} WARN: {}", w.message()));
+            let v = self.vertex_or_new(&w.vertex);
+            self.printer.warning(&v, &w.message(), &mut out);
             self.warnings.push(w);
+        }
+        for l in status.logs {
+            let v = self.vertex_or_new(&l.vertex);
+            self.printer.log(&v, &l, &decode(&l.data), &mut out);
+        }
+        for v in touched {
+            self.printer.finished(&v);
         }
         out
     }
 
-    fn number(&mut self, digest: &str) -> usize {
-        let next = self.numbers.len() + 1;
-        *self.numbers.entry(digest.to_string()).or_insert(next)
+    /// The lines still held back when the stream ends (the last steps' `DONE`).
+    pub fn finish(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.printer.flush(&mut out);
+        out
+    }
+
+    /// Merges a vertex update by digest, as BuildKit intends; returns the merged vertex.
+    fn merge(&mut self, v: Vertex) -> Vertex {
+        if !self.vertices.contains_key(&v.digest) {
+            self.order.push(v.digest.clone());
+        }
+        let merged = self
+            .vertices
+            .entry(v.digest.clone())
+            .or_insert_with(|| Vertex { digest: v.digest.clone(), ..Default::default() });
+        if !v.name.is_empty() {
+            merged.name = v.name;
+        }
+        merged.cached |= v.cached;
+        if merged.started.is_none() {
+            merged.started = v.started;
+        }
+        if v.completed.is_some() {
+            merged.completed = v.completed;
+        }
+        if !v.error.is_empty() {
+            merged.error = v.error;
+        }
+        merged.clone()
+    }
+
+    fn vertex_or_new(&mut self, digest: &str) -> Vertex {
+        self.vertices
+            .get(digest)
+            .cloned()
+            .unwrap_or_else(|| Vertex { digest: digest.to_string(), ..Default::default() })
     }
 
     pub fn vertices(&self) -> impl Iterator<Item = &Vertex> {
@@ -413,12 +419,15 @@ mod tests {
             [
                 "#1 [1/3] FROM busybox",
                 "#1 DONE 1.5s",
+                "",
                 "#2 [2/3] RUN make",
-                "#2 compiling",
-                "#2 linking",
+                "#2 0.000 compiling",
+                "#2 0.000 linking",
                 "#2 CACHED",
+                "",
                 "#3 [3/3] COPY a b",
                 "#3 DONE 1.0s",
+                "",
                 "#4 exporting cache to registry",
                 "#4 ERROR: error writing layer blob: 403 Forbidden",
                 "#0 building with \"x\" instance",

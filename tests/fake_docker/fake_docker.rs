@@ -391,9 +391,10 @@ impl Replay {
         } else if let Some(e) = rest.strip_prefix("ERROR: ") {
             vertex(json!({"error": e, "completed": stamp(self.clock)}))
         } else if let Some((t, text)) = rest.split_once(' ').filter(|(t, _)| t.parse::<f64>().is_ok()) {
-            let _ = t;
+            // The captured line's time is since the step started: the log's timestamp.
+            let at = self.started.get(&n).copied().unwrap_or(self.clock) + t.parse::<f64>().unwrap_or(0.0);
             let data = base64::engine::general_purpose::STANDARD.encode(format!("{text}\n"));
-            json!({"logs": [{"vertex": d, "stream": 1, "data": data, "timestamp": stamp(self.clock)}]})
+            json!({"logs": [{"vertex": d, "stream": 1, "data": data, "timestamp": stamp(at)}]})
         } else {
             let done = rest.ends_with(" done");
             let id = rest.trim_end_matches(" done");
