@@ -84,15 +84,21 @@ fn match_group(pattern: &JsRegex, group: usize, text: &str) -> Result<Option<Str
     Ok(c.get(group).map(|m| m.as_str().to_string()))
 }
 
-/// One rule's value and its `latest` wish, or `None` when it makes nothing for this run.
+/// One rule's value (prefix and suffix applied) and its `latest` wish, or `None` when it makes
+/// nothing for this run.
 fn value(
     facts: &Facts,
     rule: &TagRule,
     flavor: &Flavor,
     warnings: &mut Vec<String>,
 ) -> Result<Option<(String, bool)>, String> {
-    let set = |v: &str| set_value(facts, rule, flavor, v);
-    Ok(Some(match &rule.kind {
+    let Some((text, auto)) = bare_value(facts, rule, warnings)? else { return Ok(None) };
+    Ok(Some((set_value(facts, rule, flavor, &text)?, latest(flavor, auto))))
+}
+
+/// A rule's value before prefix and suffix, and whether `latest=auto` adds `latest` for it.
+fn bare_value(facts: &Facts, rule: &TagRule, warnings: &mut Vec<String>) -> Result<Option<(String, bool)>, String> {
+    Ok(match &rule.kind {
         RuleKind::Schedule { pattern } => {
             if !facts.event_name.contains("schedule") {
                 return Ok(None);
@@ -102,93 +108,93 @@ fn value(
                 "commit_date" => facts.date(e, facts.commit_date).map(Some),
                 _ => Ok(None),
             })?;
-            (set(&text)?, latest(flavor, false))
+            Some((text, false))
         }
         RuleKind::Semver { pattern, value, matcher } => {
             let Some(text) = version_source(facts, value)? else { return Ok(None) };
-            let text = matched(matcher, text, warnings).replace('/', "-");
-            let Some(v) = Semver::parse(&text) else {
-                warnings.push(format!("{text} is not a valid semver. More info: https://semver.org/"));
-                return Ok(None);
-            };
-            let fields = |e: &crate::context::inputs::Expr| Ok(v.field(&e.name));
-            if v.prerelease.is_empty() {
-                (set(&pattern.render(&fields)?)?, latest(flavor, true))
-            } else if pattern.is_raw_statement() {
-                (set(&pattern.render(&fields)?)?, latest(flavor, false))
-            } else {
-                (set(&v.version())?, latest(flavor, false))
-            }
+            semver(pattern, matched(matcher, text, warnings).replace('/', "-"), warnings)?
         }
         RuleKind::Pep440 { pattern, value, matcher } => {
             let Some(text) = version_source(facts, value)? else { return Ok(None) };
-            let text = matched(matcher, text, warnings).replace('/', "-");
-            let Some(v) = Pep440::parse(&text) else {
-                warnings.push(format!(
-                    "{text} does not conform to PEP 440. More info: https://www.python.org/dev/peps/pep-0440"
-                ));
-                return Ok(None);
-            };
-            if v.is_pre_post_or_dev() {
-                let kept = if pattern.is_raw_statement() { text.clone() } else { v.clean() };
-                (set(&kept)?, latest(flavor, false))
-            } else {
-                let rendered = pattern.render(&|e| {
-                    Ok(Some(match e.name.as_str() {
-                        "raw" => text.clone(),
-                        "version" => v.clean(),
-                        "major" => v.release_part(0).to_string(),
-                        "minor" => v.release_part(1).to_string(),
-                        "patch" => v.release_part(2).to_string(),
-                        _ => return Ok(None),
-                    }))
-                })?;
-                (set(&rendered)?, latest(flavor, true))
-            }
+            pep440(pattern, matched(matcher, text, warnings).replace('/', "-"), warnings)?
         }
         RuleKind::Match { pattern, group, value } => {
             let Some(text) = version_source(facts, value)? else { return Ok(None) };
             match match_group(pattern, *group, &text) {
                 Err(w) => {
                     warnings.push(w);
-                    return Ok(None);
+                    None
                 }
                 Ok(None) => {
                     warnings.push(format!("Group {group} does not exist for {} pattern.", pattern.source));
-                    return Ok(None);
+                    None
                 }
-                Ok(Some(v)) => (set(&v)?, latest(flavor, true)),
+                Ok(Some(v)) => Some((v, true)),
             }
         }
-        RuleKind::Ref { event } => {
-            let (text, auto) = match event {
-                RefEvent::Branch => (facts.branch().map(str::to_string), false),
-                RefEvent::Tag => (facts.tag().map(str::to_string), true),
-                RefEvent::Pr => {
-                    (facts.git_ref.strip_prefix("refs/pull/").map(|r| r.trim_end_matches("/merge").to_string()), false)
-                }
-            };
-            let Some(text) = text else { return Ok(None) };
-            (set(&text)?, latest(flavor, auto))
-        }
+        RuleKind::Ref { event } => reference(facts, *event),
         RuleKind::Edge { branch } => {
-            let Some(current) = facts.branch() else { return Ok(None) };
             let wanted = if branch.is_empty() { facts.event.default_branch().unwrap_or_default() } else { branch };
-            if wanted != current {
-                return Ok(None);
-            }
-            (set("edge")?, latest(flavor, false))
+            (facts.branch() == Some(wanted)).then(|| ("edge".to_string(), false))
         }
-        RuleKind::Raw { value } => (set(&facts.global(value)?)?, latest(flavor, false)),
-        RuleKind::Sha { format } => {
-            let Some(sha) = &facts.sha else { return Ok(None) };
-            let text = match format {
-                ShaFormat::Short => facts.short_sha(),
-                ShaFormat::Long => sha.clone(),
-            };
-            (set(&text)?, latest(flavor, false))
+        RuleKind::Raw { value } => Some((facts.global(value)?, false)),
+        RuleKind::Sha { format } => facts.sha.as_ref().map(|sha| match format {
+            ShaFormat::Short => (facts.short_sha(), false),
+            ShaFormat::Long => (sha.clone(), false),
+        }),
+    })
+}
+
+/// `type=ref`: the branch, the tag (which asks for `latest`) or the pull request number.
+fn reference(facts: &Facts, event: RefEvent) -> Option<(String, bool)> {
+    match event {
+        RefEvent::Branch => facts.branch().map(|b| (b.to_string(), false)),
+        RefEvent::Tag => facts.tag().map(|t| (t.to_string(), true)),
+        RefEvent::Pr => {
+            facts.git_ref.strip_prefix("refs/pull/").map(|r| (r.trim_end_matches("/merge").to_string(), false))
         }
+    }
+}
+
+/// `type=semver`: the pattern rendered with the version's fields; a prerelease keeps its full
+/// version (or its raw text with `{{raw}}`) and asks for no `latest`.
+fn semver(pattern: &Template, text: String, warnings: &mut Vec<String>) -> Result<Option<(String, bool)>, String> {
+    let Some(v) = Semver::parse(&text) else {
+        warnings.push(format!("{text} is not a valid semver. More info: https://semver.org/"));
+        return Ok(None);
+    };
+    let fields = |e: &crate::context::inputs::Expr| Ok(v.field(&e.name));
+    Ok(Some(if v.prerelease.is_empty() {
+        (pattern.render(&fields)?, true)
+    } else if pattern.is_raw_statement() {
+        (pattern.render(&fields)?, false)
+    } else {
+        (v.version(), false)
     }))
+}
+
+/// `type=pep440`: as semver, with @renovate/pep440's normalisation; pre, post and dev releases
+/// keep their normalised (or, with `{{raw}}`, raw) version.
+fn pep440(pattern: &Template, text: String, warnings: &mut Vec<String>) -> Result<Option<(String, bool)>, String> {
+    let Some(v) = Pep440::parse(&text) else {
+        warnings
+            .push(format!("{text} does not conform to PEP 440. More info: https://www.python.org/dev/peps/pep-0440"));
+        return Ok(None);
+    };
+    if v.is_pre_post_or_dev() {
+        return Ok(Some((if pattern.is_raw_statement() { text } else { v.clean() }, false)));
+    }
+    let rendered = pattern.render(&|e| {
+        Ok(Some(match e.name.as_str() {
+            "raw" => text.clone(),
+            "version" => v.clean(),
+            "major" => v.release_part(0).to_string(),
+            "minor" => v.release_part(1).to_string(),
+            "patch" => v.release_part(2).to_string(),
+            _ => return Ok(None),
+        }))
+    })?;
+    Ok(Some((rendered, true)))
 }
 
 /// metadata-action's `getVersion`: enabled rules in priority order; the first value is
