@@ -188,9 +188,31 @@ fn rule(line: &str) -> Result<TagRule, InputError> {
         set(&mut attrs, "prefix", if is_pr { "pr-".into() } else { "sha-".into() });
     }
     let get = |k: &str| attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let tpl = |text: &str| template("tags", text);
+    let kind = rule_kind(&kind_name, &get, &bad)?;
+    let priority = match get("priority") {
+        None => default_priority(&kind),
+        Some(p) => p.parse().map_err(|_| bad(format!("priority '{p}' is not a whole number")))?,
+    };
+    Ok(TagRule {
+        enable: tpl(&get("enable").unwrap_or_else(|| "true".into()))?,
+        prefix: get("prefix").map(|p| tpl(&p)).transpose()?,
+        suffix: get("suffix").map(|s| tpl(&s)).transpose()?,
+        priority,
+        kind,
+        line: line.to_string(),
+    })
+}
+
+/// A rule's type and the attributes that type reads, with metadata-action's defaults.
+fn rule_kind(
+    kind_name: &str,
+    get: &dyn Fn(&str) -> Option<String>,
+    bad: &dyn Fn(String) -> InputError,
+) -> Result<RuleKind, InputError> {
     let need = |k: &str| get(k).ok_or_else(|| bad(format!("type={kind_name} needs a {k}= attribute")));
     let tpl = |text: &str| template("tags", text);
-    let kind = match kind_name.as_str() {
+    Ok(match kind_name {
         "schedule" => RuleKind::Schedule { pattern: tpl(&get("pattern").unwrap_or_else(|| "nightly".into()))? },
         "semver" | "pep440" => {
             let pattern = tpl(&need("pattern")?)?;
@@ -240,18 +262,6 @@ fn rule(line: &str) -> Result<TagRule, InputError> {
                 "unknown type '{other}': use schedule, semver, pep440, match, edge, ref, raw or sha"
             )));
         }
-    };
-    let priority = match get("priority") {
-        None => default_priority(&kind),
-        Some(p) => p.parse().map_err(|_| bad(format!("priority '{p}' is not a whole number")))?,
-    };
-    Ok(TagRule {
-        enable: tpl(&get("enable").unwrap_or_else(|| "true".into()))?,
-        prefix: get("prefix").map(|p| tpl(&p)).transpose()?,
-        suffix: get("suffix").map(|s| tpl(&s)).transpose()?,
-        priority,
-        kind,
-        line: line.to_string(),
     })
 }
 
