@@ -198,6 +198,11 @@ fn a_dockerfile_that_copies_its_secret_fails_and_gets_no_tag() {
     assert!(!r.outputs.contains_key("digest"));
 }
 
+// Every step that mounts a store begins with `sleep 1`, as a real install begins by resolving
+// before it writes: the action stops a step that starts on an emptied builder to restore its
+// stores, and a step that wrote in the moment before the stop would make the store's state (and
+// these assertions) depend on that race.
+
 #[test]
 fn cache_mount_contents_survive_an_emptied_builder() {
     let Some(Case { _serial, e, n, repo, image, .. }) =
@@ -206,7 +211,7 @@ fn cache_mount_contents_survive_an_emptied_builder() {
         return;
     };
     let ws = Workspace::new(&format!(
-        "FROM {base}\nARG RUN_ID\nRUN --mount=type=cache,id=sdi-e2e-{n},target=/cache \\\n    ls /cache | grep -c marker > /count.txt; touch /cache/marker-$RUN_ID\n",
+        "FROM {base}\nARG RUN_ID\nRUN --mount=type=cache,id=sdi-e2e-{n},target=/cache \\\n    sleep 1; ls /cache | grep -c marker > /count.txt; touch /cache/marker-$RUN_ID\n",
         base = e.base
     ));
     let platform = native(&e);
@@ -379,7 +384,7 @@ fn per_platform_cache_mount_stores_both_survive_an_emptied_builder() {
         return;
     };
     let ws = Workspace::new(&format!(
-        "FROM --platform=$BUILDPLATFORM {base} AS build\nARG TARGETARCH\nARG RUN_ID\nRUN --mount=type=cache,id=st-{n}-${{TARGETARCH}},target=/cache \\\n    ls /cache | grep -c marker > /count-$TARGETARCH.txt; touch /cache/marker-$RUN_ID\n\nFROM scratch\nARG TARGETARCH\nCOPY --from=build /count-${{TARGETARCH}}.txt /count.txt\n",
+        "FROM --platform=$BUILDPLATFORM {base} AS build\nARG TARGETARCH\nARG RUN_ID\nRUN --mount=type=cache,id=st-{n}-${{TARGETARCH}},target=/cache \\\n    sleep 1; ls /cache | grep -c marker > /count-$TARGETARCH.txt; touch /cache/marker-$RUN_ID\n\nFROM scratch\nARG TARGETARCH\nCOPY --from=build /count-${{TARGETARCH}}.txt /count.txt\n",
         base = e.base
     ));
     let build = |run_id: &str| push_with_mounts(&e, &ws, &image, "linux/amd64,linux/arm64", run_id);
@@ -407,7 +412,7 @@ fn only_the_changed_store_is_saved_and_both_survive_an_emptied_builder() {
         return;
     };
     let ws = Workspace::new(&format!(
-        "FROM {base}\nARG RUN_ID\nRUN --mount=type=cache,id=deps-{n},target=/deps --mount=type=cache,id=out-{n},target=/out \\\n    [ -f /deps/lock ] || echo locked > /deps/lock; ls /deps | wc -l > /deps-count.txt; ls /out | wc -l > /out-count.txt; touch /out/build-$RUN_ID\n",
+        "FROM {base}\nARG RUN_ID\nRUN --mount=type=cache,id=deps-{n},target=/deps --mount=type=cache,id=out-{n},target=/out \\\n    sleep 1; [ -f /deps/lock ] || echo locked > /deps/lock; ls /deps | wc -l > /deps-count.txt; ls /out | wc -l > /out-count.txt; touch /out/build-$RUN_ID\n",
         base = e.base
     ));
     let platform = native(&e);
@@ -443,7 +448,7 @@ fn a_store_the_builder_already_holds_is_not_overwritten_by_the_saved_copy() {
     };
     let step = format!("--mount=type=cache,id=warm-{n},target=/cache");
     let ws = Workspace::new(&format!(
-        "FROM {base}\nARG RUN_ID\nRUN {step} \\\n    cat /cache/x > /seen.txt 2>/dev/null || echo none > /seen.txt; echo \"run-$RUN_ID\" > /cache/x\n",
+        "FROM {base}\nARG RUN_ID\nRUN {step} \\\n    sleep 1; cat /cache/x > /seen.txt 2>/dev/null || echo none > /seen.txt; echo \"run-$RUN_ID\" > /cache/x\n",
         base = e.base
     ));
     let platform = native(&e);
@@ -507,7 +512,7 @@ fn a_code_only_change_restores_nothing_and_a_dependency_change_finds_the_saved_s
     };
     let dockerfile = |lock: &str| {
         format!(
-            "FROM {base}\nRUN --mount=type=cache,id=lazy-{n},target=/cache \\\n    echo {lock} > /lock; ls /cache > /seen.txt; touch /cache/pkg-{lock}; sleep 1\nCOPY app.txt /app.txt\n",
+            "FROM {base}\nRUN --mount=type=cache,id=lazy-{n},target=/cache \\\n    sleep 1; echo {lock} > /lock; ls /cache > /seen.txt; touch /cache/pkg-{lock}\nCOPY app.txt /app.txt\n",
             base = e.base
         )
     };

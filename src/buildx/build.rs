@@ -90,10 +90,13 @@ pub(super) async fn build(
     let metadata_file = dir.join("metadata.json");
     let argv = argv(plan, builder, dir, &metadata_file);
     let mut retried = false;
+    // The stores the steps used, over every attempt: a retry runs them from cache.
+    let mut ran: Vec<String> = Vec::new();
     let (progress, metadata) = loop {
         let (progress, status, ended) = run_once(ctx, plan, docker, signals, (&argv, stop)).await?;
         let hits = Some(progress.cache_hits());
         emulation_notices(plan, builder, &progress, annotations);
+        ran.extend(progress.cache_mounts_of_run_steps().into_iter().filter(|id| !ran.contains(id)).collect::<Vec<_>>());
         let code = status.and_then(|s| s.code()).unwrap_or(1);
         match ended {
             Interrupt::Cancelled(sig) => return Err((Outcome::Cancelled { signal: sig }, hits)),
@@ -127,7 +130,7 @@ pub(super) async fn build(
     if builder.cache_export {
         cache_reports(plan, metadata.as_ref(), &progress, annotations);
     }
-    Ok(BuildEnd::Finished(metadata, hits, progress.cache_mounts_of_run_steps()))
+    Ok(BuildEnd::Finished(metadata, hits, ran))
 }
 
 /// Emulated steps are the slow part of a multi-arch build: say how slow, and the way out (once,
