@@ -1,8 +1,8 @@
 //! Which registries a trusted run logs in to, and with what: `github-token`, or the `logins`
 //! input's credentials for the registries it names.
 
-use super::{Mode, tags};
-use crate::context::inputs::RegistryLogin;
+use super::Mode;
+use crate::context::inputs::{RegistryLogin, registry_of};
 use crate::context::{Context, InputError};
 
 /// Registries a trusted run logs in to: each one it pushes or writes a cache to, with the
@@ -20,7 +20,7 @@ pub(super) fn logins(
     let pushed_to: Vec<String> = match (push, mode) {
         (false, _) => Vec::new(),
         (true, Mode::PerPlatform) => vec![inputs.image.registry().to_string()],
-        (true, _) => tags.iter().map(|t| tags::registry_of(t).to_string()).collect(),
+        (true, _) => tags.iter().map(|t| registry_of(t).to_string()).collect(),
     };
     let credentials = inputs.logins.clone();
     let mut login: Vec<String> = Vec::new();

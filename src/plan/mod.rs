@@ -158,7 +158,7 @@ fn annotations_for(ctx: &Context, m: &meta::Metadata) -> (Vec<String>, Vec<Strin
         levels.iter().flat_map(|l| m.annotations.iter().map(move |(k, v)| format!("{l}:{k}={v}"))).collect();
     let given = &ctx.inputs.annotations;
     let annotate =
-        if given.given { output.iter().cloned().chain(given.levelled.iter().cloned()).collect() } else { Vec::new() };
+        if given.given() { output.iter().cloned().chain(given.levelled.iter().cloned()).collect() } else { Vec::new() };
     (output, annotate)
 }
 

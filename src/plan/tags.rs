@@ -2,7 +2,7 @@
 //! docker/metadata-action, without a `tags:` block.
 
 use crate::context::Context;
-use crate::context::inputs::{is_registry_host, is_valid_tag};
+use crate::context::inputs::is_valid_tag;
 
 /// `[A-Za-z0-9_.-]`, no leading `.` or `-`, at most 128 characters; `None` if nothing is left.
 pub fn sanitize_tag(raw: &str) -> Option<String> {
@@ -28,14 +28,6 @@ pub(super) fn version_tags(tag: &str, prerelease: bool) -> Vec<String> {
             full.chain(Some(minor)).chain(major).collect()
         }
         Err(_) => sanitize_tag(tag).into_iter().collect(),
-    }
-}
-
-/// The registry a full image reference lives in, by docker's rule (Docker Hub otherwise).
-pub(super) fn registry_of(reference: &str) -> &str {
-    match reference.split_once('/') {
-        Some((first, _)) if is_registry_host(first) => first,
-        _ => "docker.io",
     }
 }
 

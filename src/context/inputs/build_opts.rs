@@ -6,7 +6,7 @@
 use super::super::InputError;
 use super::csv::record;
 use super::fields::{boolean, choice, err, lines, list, simple_name, single_line};
-use super::{RawInputs, is_registry_host, is_valid_repository_name};
+use super::{RawInputs, is_valid_repository_name, registry_of};
 
 /// An `--output`: its type and, for image outputs, the name and whether it pushes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,14 +47,6 @@ pub struct BuildOptions {
     pub call: Option<String>,
     pub cache_from: Vec<CacheSpec>,
     pub cache_to: Vec<CacheSpec>,
-}
-
-/// The registry a reference names, by docker's rule (Docker Hub otherwise).
-pub fn registry_of(reference: &str) -> String {
-    match reference.split_once('/') {
-        Some((first, _)) if is_registry_host(first) => first.to_string(),
-        _ => "docker.io".to_string(),
-    }
 }
 
 /// `key=value` fields of one CSV value as buildx reads it.
@@ -99,8 +91,9 @@ fn output(line: &str) -> Result<OutputSpec, InputError> {
     }
     let push = field(&f, "push").is_some_and(|p| p == "true");
     let pushes = kind == "registry" || (kind == "image" && push);
-    let registries =
-        field(&f, "name").map(|n| n.split(',').map(|n| registry_of(n.trim())).collect()).unwrap_or_default();
+    let registries = field(&f, "name")
+        .map(|n| n.split(',').map(|n| registry_of(n.trim()).to_string()).collect())
+        .unwrap_or_default();
     Ok(OutputSpec { arg: line.to_string(), kind, pushes, registries })
 }
 
@@ -120,7 +113,7 @@ fn cache(input: &str, line: &str) -> Result<CacheSpec, InputError> {
             if !is_valid_repository_name(&name.to_ascii_lowercase()) {
                 return Err(err(input, format!("'{line}': '{r}' is not an image reference")));
             }
-            Some(registry_of(r))
+            Some(registry_of(r).to_string())
         }
         _ => None,
     };

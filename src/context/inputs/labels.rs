@@ -37,6 +37,5 @@ pub(super) fn annotations(raw: &Option<String>) -> Result<Annotations, InputErro
             None => out.unlevelled.push(Template::parse(line).map_err(|e| err("annotations", e))?),
         }
     }
-    out.given = !out.levelled.is_empty() || !out.unlevelled.is_empty();
     Ok(out)
 }

@@ -15,14 +15,14 @@ mod values;
 
 use super::InputError;
 use super::builder::BuilderSpec;
-pub use build_opts::{BuildOptions, CacheSpec, OutputSpec, registry_of};
+pub use build_opts::{BuildOptions, CacheSpec, OutputSpec};
 use fields::{
     boolean, choice, err, merge_digests, pairs, path_like, proof_key, secrets, simple_name, single_line, size, value,
 };
 pub use logins::{RegistryLogin, canonical_registry};
 pub use metadata::{Flavor, ImageEntry, JsRegex, Latest, RefEvent, RuleKind, ShaFormat, TagRule, TagSpec};
 use reference::{image_name, platforms, registry};
-pub use reference::{is_registry_host, is_valid_repository_name, is_valid_tag};
+pub use reference::{is_registry_host, is_valid_repository_name, is_valid_tag, registry_of};
 pub use template::{Expr, Template};
 pub use values::*;
 

@@ -12,6 +12,14 @@ pub fn is_registry_host(component: &str) -> bool {
     component == "localhost" || component.contains(['.', ':'])
 }
 
+/// The registry an image reference names, by docker's rule (Docker Hub otherwise).
+pub fn registry_of(reference: &str) -> &str {
+    match reference.split_once('/') {
+        Some((first, _)) if is_registry_host(first) => first,
+        _ => "docker.io",
+    }
+}
+
 /// `[a-zA-Z0-9]` or `[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]`: one label of a registry host.
 fn is_domain_component(c: &str) -> bool {
     !c.is_empty()

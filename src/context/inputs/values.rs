@@ -59,9 +59,14 @@ impl Platform {
 pub struct Annotations {
     pub unlevelled: Vec<super::Template>,
     pub levelled: Vec<String>,
+}
+
+impl Annotations {
     /// Set: the image gets the annotations (defaults included), as a workflow passing
     /// metadata-action's output to build-push-action's `annotations` does.
-    pub given: bool,
+    pub fn given(&self) -> bool {
+        !self.levelled.is_empty() || !self.unlevelled.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
