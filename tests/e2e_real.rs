@@ -428,7 +428,7 @@ fn only_the_changed_store_is_saved_and_both_survive_an_emptied_builder() {
         second.summary.contains(&format!("| `deps-{n}` | "))
             && second.summary.contains("no (unchanged: its steps left it as restored)"),
         "{}",
-        second.summary
+        second.stdout
     );
     assert_eq!(store_layer(&e.registry, &repo, &format!("deps-{n}")), deps, "the unchanged store keeps its layer");
     assert_ne!(store_layer(&e.registry, &repo, &format!("out-{n}")), out, "the changed store is saved again");

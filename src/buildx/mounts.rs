@@ -7,7 +7,6 @@ use std::path::Path;
 
 use super::Annotation;
 use super::docker::{Docker, Ended, Signals, cause_line, random_token};
-use super::progress::Progress;
 use crate::plan::{MountsPlan, mount_dir, restore_dockerfile};
 
 /// What happened to one store, for the summary.
@@ -58,13 +57,12 @@ pub struct MountTimes {
     pub save: Option<std::time::Duration>,
 }
 
-/// The words after `<marker>` of every line the helper printed with it.
+/// The words after `<marker>` of every line a helper's step printed starting with it (never
+/// the step's command, which holds the marker too).
 pub(super) fn marked_words(stderr: &str, marker: &str) -> Vec<Vec<String>> {
-    let mut progress = Progress::default();
-    stderr
-        .lines()
-        .flat_map(|l| progress.feed(l))
-        .filter_map(|l| Some(l[l.find(marker)? + marker.len()..].split_whitespace().map(str::to_string).collect()))
+    super::progress::step_output(stderr)
+        .iter()
+        .filter_map(|l| Some(l.strip_prefix(marker)?.split_whitespace().map(str::to_string).collect()))
         .collect()
 }
 
@@ -225,4 +223,47 @@ pub(super) async fn restore(
         }
     };
     Ok(Restored { statuses: out, source: restored.then_some(source) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn line(json: serde_json::Value) -> String {
+        json.to_string()
+    }
+
+    fn log(vertex: &str, text: &str) -> String {
+        let data = base64::engine::general_purpose::STANDARD.encode(text);
+        line(serde_json::json!({"logs": [{"vertex": vertex, "stream": 1, "data": data}]}))
+    }
+
+    /// Seen on the real engine: two helper steps print in turn, and the plain rendering names
+    /// a step again (its command quotes the marker) after its output. Only the output counts.
+    #[test]
+    fn markers_are_read_from_what_the_steps_printed_never_from_their_commands() {
+        let cmd = |dir: &str| format!("[r 2/2] RUN echo \"sdi-restored {dir} $(du -sk /sdi-mount | cut -f1) $how\"");
+        let vertex = |d: &str, name: String, done: bool| {
+            let t = "2026-12-02T08:29:28.295012283Z";
+            let v = match done {
+                true => serde_json::json!({"digest": d, "name": name, "started": t, "completed": t}),
+                false => serde_json::json!({"digest": d, "name": name, "started": t}),
+            };
+            line(serde_json::json!({ "vertexes": [v] }))
+        };
+        let stream = [
+            vertex("sha256:a", cmd("m-a"), false),
+            vertex("sha256:b", cmd("m-b"), false),
+            log("sha256:a", "/sdi-mount/lock 7 1796200167\nsdi-restored m-a 8 "),
+            log("sha256:b", "sdi-restored m-b 4 fb image\n"),
+            log("sha256:a", "fa image\n"),
+            vertex("sha256:b", cmd("m-b"), true),
+            vertex("sha256:a", cmd("m-a"), true),
+        ]
+        .join("\n");
+        let words = marked_words(&stream, "sdi-restored ");
+        let expected = [["m-a", "8", "fa", "image"], ["m-b", "4", "fb", "image"]];
+        assert_eq!(words, expected.map(|w| w.map(String::from).to_vec()).to_vec());
+    }
 }

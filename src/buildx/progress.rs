@@ -98,6 +98,24 @@ fn decode(b64: &str) -> String {
         .unwrap_or_default()
 }
 
+/// What the steps of a build printed, line by line, from its rawjson stream: each step's
+/// output joined across messages before it is split, and nothing of the steps' names, which
+/// quote their commands (a helper's marker is in its command too).
+pub(super) fn step_output(stderr: &str) -> Vec<String> {
+    let mut order: Vec<String> = Vec::new();
+    let mut text: HashMap<String, String> = HashMap::new();
+    for line in stderr.lines().map(str::trim_start).filter(|l| l.starts_with('{')) {
+        let Ok(status) = serde_json::from_str::<SolveStatus>(line) else { continue };
+        for l in status.logs {
+            if !text.contains_key(&l.vertex) {
+                order.push(l.vertex.clone());
+            }
+            text.entry(l.vertex).or_default().push_str(&decode(&l.data));
+        }
+    }
+    order.iter().flat_map(|v| text[v].lines().map(str::to_string).collect::<Vec<_>>()).collect()
+}
+
 /// Seconds between two RFC 3339 timestamps of the same day and offset, as BuildKit writes them.
 pub(super) fn seconds_between(start: &str, end: &str) -> Option<f64> {
     fn secs(t: &str) -> Option<f64> {
