@@ -1,12 +1,16 @@
-//! The image the cache-mount stores are saved in: the helper image's layers, then one layer a
-//! store, named in order by a label. Knowing which layer holds which store lets a save push
-//! only the stores that changed and point the new image at the old layers of the others
-//! (same repository: nothing is uploaded for them). Pure: bytes in, bytes out.
+//! The image the cache-mount stores are saved in: the helper image's layers, then a store's
+//! layers, named in order by a label: its whole copy, and on top of it the files a later save
+//! changed (a store may have several, the newest last). Knowing which layers hold which store
+//! lets a save push only what changed and point the new image at the old layers (same
+//! repository: nothing is uploaded for them). Pure: bytes in, bytes out.
 
 use serde_json::{Value, json};
 
-/// The config label naming the store directories of the last layers, in layer order.
+/// The config label naming the store directory of each of the last layers, in layer order.
 pub const LABEL: &str = "dev.sdi.cache-mounts";
+
+/// At most this many layers a store: its whole copy, and the changes of later saves on top.
+pub const MAX_STORE_LAYERS: usize = 4;
 
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
@@ -22,7 +26,8 @@ pub struct Layer {
 pub struct StoresImage {
     /// The helper image's layers, under the stores.
     pub base: Vec<Layer>,
-    /// `(store directory, its layer)`, in layer order.
+    /// `(store directory, a layer of it)`, in layer order: a directory may come again (the
+    /// files a later save changed).
     pub stores: Vec<(String, Layer)>,
     config: Value,
 }
@@ -50,18 +55,48 @@ impl StoresImage {
         Some(StoresImage { base, stores, config })
     }
 
-    pub fn layer_of(&self, dir: &str) -> Option<&Layer> {
-        self.stores.iter().find(|(d, _)| d == dir).map(|(_, l)| l)
+    /// A store's layers, its whole copy first.
+    pub fn layers_of(&self, dir: &str) -> Vec<&Layer> {
+        self.stores.iter().filter(|(d, _)| d == dir).map(|(_, l)| l).collect()
     }
 
-    /// The image holding, for each of `dirs` in order, its layer from `self` (just saved) or
+    /// Whether the next save of `dir` writes it whole again rather than its changes on top:
+    /// it has `MAX_STORE_LAYERS` already, or its changes weigh (compressed) more than half its
+    /// whole copy; every restore pulls and unpacks them all. A store not in the image is not
+    /// (its first layer is its whole copy).
+    pub fn squash_due(&self, dir: &str) -> bool {
+        let size = |l: &&Layer| l.descriptor["size"].as_u64().unwrap_or(0);
+        match self.layers_of(dir).split_first() {
+            None => false,
+            Some((whole, changes)) => {
+                changes.len() + 1 >= MAX_STORE_LAYERS || changes.iter().map(size).sum::<u64>() * 2 > size(whole)
+            }
+        }
+    }
+
+    /// The store directories, each once, in the order of their first layers.
+    pub fn dirs(&self) -> Vec<String> {
+        let mut dirs: Vec<String> = Vec::new();
+        for (d, _) in &self.stores {
+            if !dirs.contains(d) {
+                dirs.push(d.clone());
+            }
+        }
+        dirs
+    }
+
+    /// The image holding, for each of `dirs` in order, its layers from `self` (just saved) or
     /// else from `old` (left as restored): `(manifest, config)` bytes. `None` if a store is in
     /// neither.
     pub fn with_reused(&self, old: &StoresImage, dirs: &[String]) -> Option<(Vec<u8>, Vec<u8>)> {
-        let stores = dirs
-            .iter()
-            .map(|d| Some((d.clone(), self.layer_of(d).or_else(|| old.layer_of(d))?.clone())))
-            .collect::<Option<Vec<_>>>()?;
+        let mut stores = Vec::new();
+        for d in dirs {
+            let layers = Some(self.layers_of(d)).filter(|l| !l.is_empty()).unwrap_or_else(|| old.layers_of(d));
+            if layers.is_empty() {
+                return None;
+            }
+            stores.extend(layers.into_iter().map(|l| (d.clone(), l.clone())));
+        }
         let image = StoresImage { base: self.base.clone(), stores, config: self.config.clone() };
         Some(image.encode())
     }
@@ -147,9 +182,9 @@ mod tests {
     fn the_label_names_the_last_layers() {
         let img = read(&[1, 2, 3], Some("m-61 m-62")).unwrap();
         assert_eq!(img.base.len(), 1);
-        assert_eq!(img.layer_of("m-61").unwrap().descriptor["digest"], layer(2).0["digest"]);
-        assert_eq!(img.layer_of("m-62").unwrap().diff_id, layer(3).1);
-        assert!(img.layer_of("m-63").is_none());
+        assert_eq!(img.layers_of("m-61")[0].descriptor["digest"], layer(2).0["digest"]);
+        assert_eq!(img.layers_of("m-62")[0].diff_id, layer(3).1);
+        assert!(img.layers_of("m-63").is_empty());
     }
 
     #[test]
@@ -170,8 +205,8 @@ mod tests {
         let (manifest, config) = new.with_reused(&old, &dirs).unwrap();
         let again = StoresImage::read(&manifest, &config).expect("readable as a stores image");
         assert_eq!(again.base, new.base);
-        assert_eq!(again.layer_of("m-61"), old.layer_of("m-61"), "left as restored: the old layer");
-        assert_eq!(again.layer_of("m-62"), new.layer_of("m-62"), "changed: the new layer");
+        assert_eq!(again.layers_of("m-61"), old.layers_of("m-61"), "left as restored: the old layer");
+        assert_eq!(again.layers_of("m-62"), new.layers_of("m-62"), "changed: the new layer");
         let m: Value = serde_json::from_slice(&manifest).unwrap();
         assert_eq!(m["config"]["digest"], json!(crate::oci::sha256(&config)));
         assert_eq!(m["config"]["size"], json!(config.len()));
@@ -179,6 +214,32 @@ mod tests {
         assert_eq!(c["history"].as_array().unwrap().len(), 3, "one entry a layer: {c}");
         assert_eq!(c["history"][0]["created_by"], "BusyBox");
         assert!(new.with_reused(&old, &["m-63".to_string()]).is_none(), "a store in neither image");
+    }
+
+    /// A store saved whole, then twice the files that changed: three layers, in order, and a
+    /// new image that keeps the store keeps all three.
+    #[test]
+    fn a_store_has_its_whole_copy_and_the_changes_on_top_in_order() {
+        let old = read(&[1, 2, 3, 4, 5], Some("m-61 m-62 m-61 m-61")).unwrap();
+        let digests = |ls: Vec<&Layer>| ls.iter().map(|l| l.descriptor["digest"].clone()).collect::<Vec<_>>();
+        assert_eq!(digests(old.layers_of("m-61")), [2, 4, 5].map(|n| layer(n).0["digest"].clone()));
+        assert_eq!(old.dirs(), ["m-61", "m-62"]);
+        let new = read(&[1, 9], Some("m-62")).unwrap();
+        let (manifest, config) = new.with_reused(&old, &old.dirs()).unwrap();
+        let again = StoresImage::read(&manifest, &config).unwrap();
+        assert_eq!(digests(again.layers_of("m-61")), digests(old.layers_of("m-61")));
+        assert_eq!(digests(again.layers_of("m-62")), [layer(9).0["digest"].clone()]);
+    }
+
+    /// Sizes here are 10 × the layer's number: m-61's whole copy is 20, its changes 40 + 50.
+    #[test]
+    fn a_store_is_written_whole_again_when_its_changes_pile_up() {
+        assert!(!read(&[1, 9, 3], Some("m-61 m-61")).unwrap().squash_due("m-61"), "30 of changes on 90");
+        assert!(read(&[1, 2, 3], Some("m-61 m-61")).unwrap().squash_due("m-61"), "30 of changes on 20");
+        let layers = [1, 9, 1, 1, 1];
+        assert!(read(&layers, Some("m-61 m-61 m-61 m-61")).unwrap().squash_due("m-61"), "four layers");
+        assert!(!read(&layers[..4], Some("m-61 m-61 m-61")).unwrap().squash_due("m-61"), "three layers");
+        assert!(!read(&[1, 9], Some("m-61")).unwrap().squash_due("m-62"), "not in the image: its first layer");
     }
 
     #[test]

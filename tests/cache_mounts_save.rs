@@ -131,8 +131,11 @@ fn saved_image(dir: &std::path::Path) -> sdi::stores_image::StoresImage {
     sdi::stores_image::StoresImage::read(&manifest, &config).expect("a stores image")
 }
 
-fn layer_digest(image: &sdi::stores_image::StoresImage, id: &str) -> String {
-    image.layer_of(&sdi::plan::mount_dir(id)).unwrap().descriptor["digest"].as_str().unwrap().to_string()
+/// A store's layers in the image (its whole copy, then what later saves changed), by digest.
+fn layer_digest(image: &sdi::stores_image::StoresImage, id: &str) -> Vec<String> {
+    let layers = image.layers_of(&sdi::plan::mount_dir(id));
+    assert!(!layers.is_empty(), "store {id} has layers");
+    layers.iter().map(|l| l.descriptor["digest"].as_str().unwrap().to_string()).collect()
 }
 
 #[test]
@@ -152,13 +155,18 @@ fn only_the_store_that_changed_is_pushed_and_the_other_keeps_its_layer() {
     let save = helper_builds_in(&log).into_iter().next_back().unwrap();
     let text = save["file_text"].as_str().unwrap();
     assert!(text.contains("id=out,") && !text.contains("id=deps,"), "only the changed store is copied: {text}");
-    assert!(flag_values(&argv(&save), "--output")[0].contains("push-by-digest=true"), "finished before tagging");
+    let restored = helper_builds_in(&log).into_iter().find(|b| b["file_text"].as_str().unwrap().contains(" AS saved"));
+    let pinned = restored.unwrap()["file_text"].as_str().unwrap().lines().next().unwrap().replace(" AS saved", "");
+    assert!(text.starts_with(&format!("{pinned}\n")), "on top of the very image restored: {text}");
+    let output = &flag_values(&argv(&save), "--output")[0];
+    assert!(output.contains("name=127.0.0.1") && output.contains(":buildcache-mounts,push=true"), "{output}");
     let now = saved_image(dir.path());
     assert_eq!(layer_digest(&now, "deps"), layer_digest(&first, "deps"), "kept: the very layer restored");
-    assert_ne!(layer_digest(&now, "out"), layer_digest(&first, "out"), "changed: a new layer");
+    let (before, after) = (layer_digest(&first, "out"), layer_digest(&now, "out"));
+    assert_eq!((after.len(), &after[..1]), (2, &before[..]), "changed: what changed on top of its layer");
     let summary = second.summary();
     assert!(summary.contains("| `deps` | 2.1 MB | no (unchanged: its steps left it as restored) |"), "{summary}");
-    assert!(summary.contains("| `out` | 2.1 MB | 2.1 MB |"), "{summary}");
+    assert!(summary.contains("| `out` | 2.1 MB | 2.1 MB (0.1 MB changed, on top of the restored copy) |"), "{summary}");
     assert!(!done.stdout.contains("::warning::"), "{}", done.stdout);
 
     // An emptied builder whose step runs again gets back exactly what the last build left in
@@ -170,6 +178,36 @@ fn only_the_store_that_changed_is_pushed_and_the_other_keeps_its_layer() {
     let stores = |d: &std::path::Path| std::fs::read_to_string(d.join("fake-docker-stores.json")).unwrap();
     assert_eq!(stores(fresh.path()), stores(state.path()));
     assert!(stores(state.path()).contains("out install 2"), "{}", stores(state.path()));
+}
+
+/// Here a store's changes are its whole content again (the fake's layers hold a store whole),
+/// so after one save on top, its changes outweigh half its copy: the next save writes it whole,
+/// and the store that did not change keeps its layer throughout.
+#[test]
+fn a_store_whose_changes_piled_up_is_written_whole_again() {
+    let (registry, dir) = common::dir_registry();
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("calls.jsonl");
+    two_stores(&registry, dir.path(), &log).run().assert_success();
+    let first = saved_image(dir.path());
+    let mut saves = Vec::new();
+    for _ in 0..2 {
+        empty_builder(&log);
+        two_stores(&registry, dir.path(), &log).with("FAKE_DOCKER_MOUNT_WRITES", "out").run().assert_success();
+        let save = helper_builds_in(&log).into_iter().next_back().unwrap();
+        saves.push(save["file_text"].as_str().unwrap().to_string());
+        assert_eq!(layer_digest(&saved_image(dir.path()), "deps"), layer_digest(&first, "deps"));
+    }
+    assert!(saves[0].starts_with("FROM 127.0.0.1") && saves[0].contains("sdi-mount-delta"), "{}", saves[0]);
+    assert!(saves[1].starts_with("FROM busybox") && !saves[1].contains("sdi-mount-delta"), "{}", saves[1]);
+    let out = layer_digest(&saved_image(dir.path()), "out");
+    assert_eq!(out.len(), 1, "written whole: one layer again");
+    // And it holds what the builder had.
+    let fresh = tempfile::tempdir().unwrap();
+    let check = two_stores(&registry, dir.path(), &fresh.path().join("calls.jsonl"));
+    check.with("FAKE_DOCKER_MOUNT_UNCHANGED", "1").run().assert_success();
+    let stores = |d: &std::path::Path| std::fs::read_to_string(d.join("fake-docker-stores.json")).unwrap();
+    assert_eq!(stores(fresh.path()), stores(state.path()));
 }
 
 #[test]

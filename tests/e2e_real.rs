@@ -404,6 +404,8 @@ fn per_platform_cache_mount_stores_both_survive_an_emptied_builder() {
     }
 }
 
+/// Two stores, one changed by each build: only that one is saved, as what changed on top of its
+/// layers (a removed file included), and an emptied builder gets both back.
 #[test]
 fn only_the_changed_store_is_saved_and_both_survive_an_emptied_builder() {
     let Some(Case { _serial, e, n, repo, image, .. }) =
@@ -412,7 +414,7 @@ fn only_the_changed_store_is_saved_and_both_survive_an_emptied_builder() {
         return;
     };
     let ws = Workspace::new(&format!(
-        "FROM {base}\nARG RUN_ID\nRUN --mount=type=cache,id=deps-{n},target=/deps --mount=type=cache,id=out-{n},target=/out \\\n    sleep 1; [ -f /deps/lock ] || echo locked > /deps/lock; ls /deps | wc -l > /deps-count.txt; ls /out | wc -l > /out-count.txt; touch /out/build-$RUN_ID\n",
+        "FROM {base}\nARG RUN_ID\nRUN --mount=type=cache,id=deps-{n},target=/deps --mount=type=cache,id=out-{n},target=/out \\\n    sleep 1; [ -f /deps/lock ] || echo locked > /deps/lock; ls /deps | wc -l > /deps-count.txt; ls /out | wc -l > /out-count.txt; rm -f /out/tmp-*; touch /out/build-$RUN_ID /out/tmp-$RUN_ID\n",
         base = e.base
     ));
     let platform = native(&e);
@@ -431,11 +433,14 @@ fn only_the_changed_store_is_saved_and_both_survive_an_emptied_builder() {
         second.stdout
     );
     assert_eq!(store_layer(&e.registry, &repo, &format!("deps-{n}")), deps, "the unchanged store keeps its layer");
-    assert_ne!(store_layer(&e.registry, &repo, &format!("out-{n}")), out, "the changed store is saved again");
+    let now = store_layer(&e.registry, &repo, &format!("out-{n}"));
+    assert_eq!((now.len(), &now[..1]), (2, &out[..]), "what changed is saved on top: {}", second.summary);
+    assert!(second.summary.contains("changed, on top of the restored copy)"), "{}", second.summary);
     build("3");
     let (layers, _) = layers_and_config(&e.registry, &repo, "latest", &platform);
     let has = |file: &[u8], text: &[u8]| layers.iter().any(|l| contains(l, file) && contains(l, text));
-    assert!(has(b"out-count.txt", b"2\n"), "the third build found both earlier builds' outputs");
+    // build-1, build-2 and tmp-2: tmp-1, removed by the second build, is gone from the saved copy.
+    assert!(has(b"out-count.txt", b"3\n"), "the third build found both earlier builds' outputs, less the removed");
     assert!(has(b"deps-count.txt", b"1\n"), "and the dependency store");
 }
 

@@ -17,6 +17,8 @@ pub struct MountStatus {
     /// What the restore found and did.
     pub filled: Filled,
     pub saved_kib: Option<u64>,
+    /// Saved on top of the image it was restored from: the bytes of the files that changed.
+    pub changed_kib: Option<u64>,
     pub too_big: bool,
     /// Not saved, and why: no step that mounts it ran, or they left it as it was restored.
     pub unchanged: Option<&'static str>,
@@ -82,6 +84,7 @@ fn statuses(plan: &MountsPlan) -> Vec<MountStatus> {
             restored_kib: None,
             filled: Filled::Nothing,
             saved_kib: None,
+            changed_kib: None,
             too_big: false,
             unchanged: None,
             restored_fp: None,
@@ -116,7 +119,7 @@ pub(super) struct Saved {
 
 impl Saved {
     /// The reference to pull: pinned by digest when known.
-    fn pinned(&self) -> String {
+    pub(super) fn pinned(&self) -> String {
         match &self.digest {
             Some(d) => format!("{}@{d}", self.reference),
             None => self.reference.clone(),

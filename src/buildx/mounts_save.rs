@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::Annotation;
 use super::docker::{Docker, Ended, Signals, cause_line, random_token};
 use super::mounts::{Filled, MountStatus, SaveEnd, Saved, empty_context, marked, marked_words, status_of};
-use crate::plan::{MountsPlan, check_dockerfile, mount_dir, save_dockerfile};
+use crate::plan::{MountsPlan, check_dockerfile, mount_dir, save_dockerfile, save_on_top_dockerfile};
 use crate::stores_image::{StoresImage, image_in_index};
 use crate::verify::{Blobs, Needles, Registry};
 
@@ -85,30 +85,45 @@ pub(super) async fn save_if_used(
         annotations.push(Annotation::notice(format!("Cache mounts not saved: {why}, so they are unchanged.")));
         return SaveEnd::Ran;
     }
-    // Some stores changed, others did not: the image they came from says where theirs are.
-    let old = match (restored_from, changed.contains(&false)) {
-        (Some(source), true) => stores_image_of(h.dir, source, h.plan.save_to.as_deref()).await,
-        _ => None,
+    // The image they came from says which layers hold each store.
+    let old = match restored_from {
+        Some(source) => stores_image_of(h.dir, source, h.plan.save_to.as_deref()).await,
+        None => None,
     };
-    // A store keeps its layer only if it is that layer: filled from it, and left so; an
-    // emptied one keeps the layer it had.
-    let keep: Vec<bool> = (0..out.len())
-        .map(|i| {
-            let s = &out[i];
-            !changed[i]
-                && (s.filled == Filled::FromImage || emptied[i])
-                && old.as_ref().is_some_and(|o| o.layer_of(&mount_dir(&s.id)).is_some())
-        })
-        .collect();
-    for (s, _) in out.iter_mut().zip(&keep).filter(|(_, k)| **k) {
-        s.unchanged.get_or_insert(AS_RESTORED);
+    let dir = |i: usize| mount_dir(&out[i].id);
+    // The saved copy is not what the store holds: it changed, or was not filled from it.
+    let stale: Vec<bool> = (0..out.len()).map(|i| changed[i] || out[i].filled != Filled::FromImage).collect();
+    let on_top: Vec<usize> = (0..out.len()).filter(|&i| stale[i] && !emptied[i]).collect();
+    // What changed goes on top of that image, unless a store's changes have piled up.
+    let (which, base) = match (old, restored_from) {
+        (Some(old), Some(source)) if !on_top.iter().any(|&i| old.squash_due(&dir(i))) => {
+            (on_top, Base::OnTop(source, old))
+        }
+        (old, _) => {
+            // Written whole; a store keeps its layers only if it is them: filled from them and
+            // left so, or emptied under the build (the layers it had).
+            let has = |i: usize| old.as_ref().is_some_and(|o| !o.layers_of(&dir(i)).is_empty());
+            let keep: Vec<bool> = (0..out.len()).map(|i| (!stale[i] || emptied[i]) && has(i)).collect();
+            let which = (0..out.len()).filter(|&i| !keep[i] && !emptied[i]).collect();
+            (which, Base::Whole(old.filter(|_| keep.contains(&true))))
+        }
+    };
+    for i in (0..out.len()).filter(|i| !which.contains(i)) {
+        out[i].unchanged.get_or_insert(AS_RESTORED);
     }
-    let which: Vec<usize> = (0..out.len()).filter(|&i| !keep[i] && !emptied[i]).collect();
-    let old = old.filter(|_| keep.contains(&true));
-    match save(&mut h, &which, (secrets, &run_arg), old, annotations, out).await {
+    match save(&mut h, &which, (secrets, &run_arg), base, annotations, out).await {
         Some(sig) => SaveEnd::Cancelled(sig),
         None => SaveEnd::Ran,
     }
+}
+
+/// What a save builds on.
+enum Base<'a> {
+    /// The stores written whole on the helper image; those left as restored keep their layers
+    /// from this image.
+    Whole(Option<StoresImage>),
+    /// Only what changed, on top of the image the stores were restored from.
+    OnTop(&'a Saved, StoresImage),
 }
 
 /// `(repository, tag)` of a stores image reference (the plan always writes `<image>:<tag>`).
@@ -156,19 +171,31 @@ async fn save(
     h: &mut Helpers<'_>,
     which: &[usize],
     (secrets, run_arg): (&Needles, &str),
-    old: Option<StoresImage>,
+    base: Base<'_>,
     annotations: &mut Vec<Annotation>,
     out: &mut [MountStatus],
 ) -> Option<i32> {
     let save_to = h.plan.save_to.as_deref()?;
     let file = h.dir.join("mounts-save.Dockerfile");
-    let written = std::fs::write(&file, save_dockerfile(h.plan, which)).and_then(|()| empty_context(h.dir));
+    let text = match &base {
+        Base::Whole(_) => save_dockerfile(h.plan, which),
+        Base::OnTop(source, old) => {
+            let dirs: Vec<String> = old.stores.iter().map(|(d, _)| d.clone()).collect();
+            save_on_top_dockerfile(h.plan, which, (&source.pinned(), &dirs))
+        }
+    };
+    let written = std::fs::write(&file, text).and_then(|()| empty_context(h.dir));
     let Ok(context) = written else {
         annotations
             .push(Annotation::warning("Cache mounts were not saved: the helper Dockerfile could not be written."));
         return None;
     };
     let (repository, _) = repository_and_tag(save_to);
+    // Kept layers are added to a whole save's image before it is tagged.
+    let old = match base {
+        Base::Whole(old) => old,
+        Base::OnTop(..) => None,
+    };
     let by_digest = !secrets.is_empty() || old.is_some();
     // zstd: the next run's restore decompresses it faster than gzip (BuildKit reads both).
     // Not forced: the helper image's own layers keep their blobs (nothing recompressed, and
@@ -213,6 +240,11 @@ fn read_sizes(stderr: &str, plan: &MountsPlan, annotations: &mut Vec<Annotation>
     for (dir, kib) in marked(stderr, "sdi-mount-size ") {
         if let Some(s) = status_of(out, &dir) {
             s.saved_kib = Some(kib);
+        }
+    }
+    for (dir, kib) in marked(stderr, "sdi-mount-delta ") {
+        if let Some(s) = status_of(out, &dir) {
+            s.changed_kib = Some(kib);
         }
     }
     for words in marked_words(stderr, "sdi-mount-too-big ") {

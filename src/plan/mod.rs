@@ -23,7 +23,10 @@ use crate::context::{Context, InputError, PushPolicy};
 use crate::trust::{ApiFacts, Decision, Lane, Lookup, Trust, Visibility};
 pub use builder::BuilderPlan;
 pub use cache::{CACHE_TAG_MAIN, CACHE_TAG_PR, CacheRef, Cleanup, CleanupVia, Scope};
-pub use mounts::{MOUNTS_TAG_MAIN, MountsPlan, check_dockerfile, mount_dir, restore_dockerfile, save_dockerfile};
+pub use mounts::{
+    MOUNTS_TAG_MAIN, MountsPlan, check_dockerfile, mount_dir, restore_dockerfile, save_dockerfile,
+    save_on_top_dockerfile,
+};
 pub use tags::sanitize_tag;
 
 /// Where buildx reads one secret from: an environment variable or a file. Never a value.

@@ -137,6 +137,39 @@ pub fn save_dockerfile(plan: &MountsPlan, which: &[usize]) -> String {
     d
 }
 
+/// A shell script that makes `/{dir}` (the store as the saved image holds it) equal to
+/// `/sdi-mount`, touching only what differs (names, sizes, times, modes): the step's layer is
+/// then just the changed files and the removals. busybox has no rsync, comm or `tar -T`: awk
+/// compares the two listings, cpio copies the list. Prints the changed bytes.
+fn sync_script(dir: &str) -> String {
+    let list = "find . -mindepth 1 -exec stat -c '%s %Y %f %n' {} +";
+    let name = "n = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, \"\", n)";
+    format!(
+        "mkdir -p /{dir} && (cd /{dir} && {list}) > /tmp/sdi-old && (cd /sdi-mount && {list}) > /tmp/sdi-new && \\\n    awk 'FNR == NR {{ {name}; old[n] = $0; next }} {{ {name}; seen[n] = 1; if (old[n] != $0) {{ print n; b += $1 }} }} END {{ for (n in old) if (!(n in seen)) print n > \"/tmp/sdi-gone\"; print int(b / 1024) > \"/tmp/sdi-delta\" }}' /tmp/sdi-old /tmp/sdi-new > /tmp/sdi-changed && \\\n    touch /tmp/sdi-gone && (cd /{dir} && while IFS= read -r f; do rm -rf \"./$f\"; done < /tmp/sdi-gone) && \\\n    (cd /sdi-mount && cpio -o -H newc < /tmp/sdi-changed 2>/dev/null) | (cd /{dir} && cpio -idmu 2>/dev/null) && \\\n    echo \"sdi-mount-delta {dir} $(cat /tmp/sdi-delta)\""
+    )
+}
+
+/// The helper Dockerfile that saves the stores `which` on top of the stores image they were
+/// restored from (`from`, whose layers the label `dirs` names): one `RUN` a store brings its
+/// directory up to date with the store, so its layer holds only what changed, and the label
+/// names it after the others. Nothing of the old image is uploaded again.
+pub fn save_on_top_dockerfile(plan: &MountsPlan, which: &[usize], (from, dirs): (&str, &[String])) -> String {
+    let max_kib = plan.max_bytes / 1024;
+    let mut d = format!("FROM {from}\nARG SDI_RUN\n");
+    let mut dirs = dirs.to_vec();
+    for m in which.iter().filter_map(|&i| plan.mounts.get(i)) {
+        let dir = mount_dir(&m.id);
+        d.push_str(&format!(
+            "RUN {} \\\n    kib=$(du -sk /sdi-mount | cut -f1) && echo \"sdi-mount-size {dir} $kib $SDI_RUN\" && \\\n    if [ \"$kib\" -le {max_kib} ]; then {}; else echo \"sdi-mount-too-big {dir}\"; fi\n",
+            mount_flag(m, "/sdi-mount"),
+            sync_script(&dir)
+        ));
+        dirs.push(dir);
+    }
+    d.push_str(&format!("LABEL {}=\"{}\"\n", crate::stores_image::LABEL, dirs.join(" ")));
+    d
+}
+
 /// `BUILDPLATFORM` for the expansion: the runner's own platform (the action's binary is built
 /// for it), where a builder made for the run runs.
 fn build_platform() -> &'static str {

@@ -255,7 +255,12 @@ fn mounts_table(s: &mut String, e: &Execution) {
         let saved = match (m.too_big, m.unchanged) {
             (true, _) => "no (over cache-mounts-max-size)".to_string(),
             (false, Some(why)) => format!("no ({why})"),
-            (false, None) => size(m.saved_kib),
+            (false, None) => match m.changed_kib {
+                Some(changed) => {
+                    format!("{} ({} changed, on top of the restored copy)", size(m.saved_kib), size(Some(changed)))
+                }
+                None => size(m.saved_kib),
+            },
         };
         let restored = match m.filled {
             crate::buildx::mounts::Filled::Warm => format!("no (already warm: {})", size(m.restored_kib)),

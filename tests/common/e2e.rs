@@ -333,10 +333,12 @@ pub fn cache_records(builder: &str) -> usize {
         .count()
 }
 
-/// The saved stores image's layer for store `id`, by digest.
-pub fn store_layer(registry: &str, repo: &str, id: &str) -> String {
+/// The saved stores image's layers for store `id` (its whole copy, then changes), by digest.
+pub fn store_layer(registry: &str, repo: &str, id: &str) -> Vec<String> {
     let (_, m) = manifest(registry, repo, "buildcache-mounts").expect("a saved stores image");
     let config = blob(registry, repo, m["config"]["digest"].as_str().unwrap());
     let image = sdi::stores_image::StoresImage::read(&serde_json::to_vec(&m).unwrap(), &config).expect("labelled");
-    image.layer_of(&sdi::plan::mount_dir(id)).expect("its layer").descriptor["digest"].as_str().unwrap().to_string()
+    let layers = image.layers_of(&sdi::plan::mount_dir(id));
+    assert!(!layers.is_empty(), "store {id} has layers");
+    layers.iter().map(|l| l.descriptor["digest"].as_str().unwrap().to_string()).collect()
 }

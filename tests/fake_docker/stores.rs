@@ -139,6 +139,9 @@ pub fn replay_helper(replay: &mut Replay, text: &str) -> Vec<(String, String)> {
                 replay.line(&format!("#{n} 0.200 sdi-mount-too-big {dir}"));
                 saved.push((dir, String::new()));
             } else {
+                if text.contains("sdi-mount-delta ") {
+                    replay.line(&format!("#{n} 0.300 sdi-mount-delta {dir} {}", kib() / 16));
+                }
                 saved.push((dir, s.get(&id).cloned().unwrap_or_default()));
             }
         } else {
@@ -149,7 +152,21 @@ pub fn replay_helper(replay: &mut Replay, text: &str) -> Vec<(String, String)> {
         replay.line(&format!("#{n} DONE 0.1s"));
     }
     save_stores(s);
+    // A save of what changed builds on the image the stores were restored from.
+    let on_top =
+        text.lines().next().and_then(|l| l.strip_prefix("FROM ")).filter(|_| text.contains("sdi-mount-delta "));
+    if let Some(base) = on_top {
+        std::fs::write(state_dir().join("fake-docker-save-on-top"), base).unwrap();
+    }
     saved
+}
+
+/// The image the save being pushed builds on, once (see `replay_helper`).
+fn take_on_top() -> Option<String> {
+    let path = state_dir().join("fake-docker-save-on-top");
+    let base = std::fs::read_to_string(&path).ok()?;
+    std::fs::remove_file(path).ok()?;
+    Some(base)
 }
 
 /// The registry directory a test serves, if any.
@@ -170,7 +187,14 @@ fn saved_contents(reference: &str) -> Contents {
     load("fake-docker-saved.json").remove(tagged).unwrap_or_default()
 }
 
+/// What a saved stores image holds: each store as its layers leave it (a later layer of a
+/// store holds its whole content here, and replaces what the earlier ones held).
 fn read_image(dir: &Path, reference: &str, digest: Option<&str>) -> Option<Contents> {
+    Some(read_layers(dir, reference, digest)?.into_iter().collect())
+}
+
+/// A saved stores image's store layers, in order: `(store dir, content)`.
+fn read_layers(dir: &Path, reference: &str, digest: Option<&str>) -> Option<Vec<(String, String)>> {
     let (name, tag) = reference.rsplit_once(':')?;
     let repo = dir.join("v2").join(name.split_once('/')?.1);
     let mut manifest = std::fs::read(repo.join("manifests").join(digest.unwrap_or(tag))).ok()?;
@@ -180,18 +204,17 @@ fn read_image(dir: &Path, reference: &str, digest: Option<&str>) -> Option<Conte
     let m: serde_json::Value = serde_json::from_slice(&manifest).ok()?;
     let config = std::fs::read(repo.join("blobs").join(m.pointer("/config/digest")?.as_str()?)).ok()?;
     let image = sdi::stores_image::StoresImage::read(&manifest, &config)?;
-    let mut out = Contents::new();
+    let mut out = Vec::new();
     for (store_dir, layer) in &image.stores {
         let blob = std::fs::read(repo.join("blobs").join(layer.descriptor["digest"].as_str()?)).ok()?;
         let mut raw = Vec::new();
         ruzstd::decoding::StreamingDecoder::new(blob.as_slice()).ok()?.read_to_end(&mut raw).ok()?;
         let mut archive = tar::Archive::new(raw.as_slice());
+        let mut text = String::new();
         for entry in archive.entries().ok()? {
-            let mut entry = entry.ok()?;
-            let mut text = String::new();
-            entry.read_to_string(&mut text).ok()?;
-            out.entry(store_dir.clone()).or_default().push_str(&text);
+            entry.ok()?.read_to_string(&mut text).ok()?;
         }
+        out.push((store_dir.clone(), text));
     }
     Some(out)
 }
@@ -202,7 +225,13 @@ pub fn push_stores_image(dir: &Path, name: &str, tag: Option<&str>, saved: &[(St
     use sdi::oci::{Compression, Layer};
     let mut layers =
         vec![Layer { files: vec![("bin/sh".into(), b"busybox".to_vec())], compression: Compression::Zstd }];
-    for (store_dir, content) in saved {
+    // On top of an earlier image: its layers again (same bytes, same digests), then the new.
+    let base = take_on_top().map(|b| {
+        let (tagged, digest) = b.split_once('@').map_or((b.as_str(), None), |(t, d)| (t, Some(d)));
+        read_layers(dir, tagged, digest).expect("the image a save builds on")
+    });
+    let saved: Vec<(String, String)> = base.unwrap_or_default().into_iter().chain(saved.iter().cloned()).collect();
+    for (store_dir, content) in &saved {
         let files = vec![(format!("{store_dir}/content"), content.as_bytes().to_vec())];
         layers.push(Layer { files, compression: Compression::Zstd });
     }
@@ -221,11 +250,15 @@ pub fn push_stores_image(dir: &Path, name: &str, tag: Option<&str>, saved: &[(St
 /// A save pushed under its tag: into the registry directory if a test serves one, and its
 /// contents recorded for the next restore.
 pub fn record_tagged(reference: &str, saved: &[(String, String)]) {
+    let mut all = load("fake-docker-saved.json");
+    let mut contents = Contents::new();
     if let (Some(dir), Some((name, tag))) = (registry_dir(), reference.rsplit_once(':')) {
         push_stores_image(&dir, name, Some(tag), saved);
+    } else if let Some(base) = take_on_top() {
+        contents = saved_contents(&base);
     }
-    let mut all = load("fake-docker-saved.json");
-    all.insert(reference.to_string(), saved.iter().cloned().collect());
+    contents.extend(saved.iter().cloned());
+    all.insert(reference.to_string(), contents);
     store("fake-docker-saved.json", &all);
 }
 
