@@ -69,16 +69,10 @@ for i in $(seq "$rounds"); do
   code_off=$(run off "lock-$i" "app-$i-off")
   run auto "lock-$i" app-0 >/dev/null
   pulled=$(pull)
-  # Targets (issue 20): (b) auto adds at most 0.2 s over off; (a) auto at most half of off.
-  verdict=$(awk -v a="$code_auto" -v o="$code_off" -v da="$dep_auto" -v doff="$dep_off" \
-    'BEGIN { printf "(b) adds %.2f s (<= 0.2: %s), (a) %.2f x off (<= 0.5: %s)", a - o, (a - o <= 0.2) ? "met" : "NOT met", da / doff, (da <= 0.5 * doff) ? "met" : "NOT met" }')
+  # Targets (issue 20), see `verdict` in lib.sh: (a) auto at most half of off.
+  verdict=$(verdict "$code_auto" "$code_off" "$dep_auto" "$dep_off" 0.5)
   case "$verdict" in *"NOT met"*) ;; *) met=$((met + 1)) ;; esac
   echo "round $i: (a) dependency change: auto ${dep_auto} s${dep_base}, off ${dep_off} s; (b) code-only change: auto ${code_auto} s, off ${code_off} s, pull+unpack ${pulled} s — $verdict"
 done
-echo "both targets met in $met of $rounds rounds"
-for s in "$work"/summary-*; do # every run with the helpers, in order (named by start time)
-  name=${s##*/summary-}
-  name=${name#*-}
-  case "$name" in *auto-*) printf '%s: %s\n' "$name" "$(grep -h "Cache-mount helpers" "$s")" ;; esac
-done
-if [ -n "${SDI_BENCH_KEEP:-}" ]; then cp "$work"/out-* "$work"/summary-* "$SDI_BENCH_KEEP"/; fi
+echo "all targets met in $met of $rounds rounds"
+helper_times

@@ -41,3 +41,25 @@ since() {
 native_platform() {
   docker buildx inspect --bootstrap "$SDI_E2E_BUILDER" | sed -n 's/^Platforms: *\([^,*]*\).*/\1/p'
 }
+
+# verdict CODE_AUTO CODE_OFF DEP_AUTO DEP_OFF RATIO: issue 20's targets for one round of
+# cache_mounts*.sh: (b) a code-only change, auto adds at most 0.2 s over off; (a) a dependency
+# change, auto at most RATIO x off; and never auto slower than off by more than 0.5 s.
+verdict() {
+  awk -v a="$1" -v o="$2" -v da="$3" -v doff="$4" -v r="$5" 'BEGIN {
+    printf "(b) adds %.2f s (<= 0.2: %s), (a) %.2f x off (<= %s: %s), never > 0.5 s slower: %s",
+      a - o, (a - o <= 0.2) ? "met" : "NOT met", da / doff, r, (da <= r * doff) ? "met" : "NOT met",
+      (a - o <= 0.5 && da - doff <= 0.5) ? "met" : "NOT met" }'
+}
+
+# helper_times: what the helpers took in each `auto` run of cache_mounts*.sh (its summary files,
+# $work/summary-<start>-<name>), in order; copies the runs' outputs to SDI_BENCH_KEEP if set.
+helper_times() {
+  local s name
+  for s in "$work"/summary-*; do
+    name=${s##*/summary-}
+    name=${name#*-}
+    case "$name" in *auto-*) printf '%s: %s\n' "$name" "$(grep -h "Cache-mount helpers" "$s" || echo "no helper ran")" ;; esac
+  done
+  if [ -n "${SDI_BENCH_KEEP:-}" ]; then cp "$work"/out-* "$work"/summary-* "$SDI_BENCH_KEEP"/; fi
+}

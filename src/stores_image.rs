@@ -55,6 +55,11 @@ impl StoresImage {
         Some(StoresImage { base, stores, config })
     }
 
+    /// A label of the image's config.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.config.pointer("/config/Labels")?.get(key)?.as_str()
+    }
+
     /// A store's layers, its whole copy first.
     pub fn layers_of(&self, dir: &str) -> Vec<&Layer> {
         self.stores.iter().filter(|(d, _)| d == dir).map(|(_, l)| l).collect()

@@ -19,6 +19,13 @@ fn pnpm(log: &std::path::Path) -> Run {
     push().with_dockerfile(PNPM).with("FAKE_DOCKER_LOG", log.to_str().unwrap())
 }
 
+/// `pnpm`, pushing to the registry a test serves from `dir` (the saved image is then read).
+fn pnpm_in(log: &std::path::Path, registry: &str, dir: &std::path::Path) -> Run {
+    pnpm(log)
+        .with("INPUT_IMAGE", &format!("{registry}/team/app"))
+        .with("FAKE_DOCKER_REGISTRY_DIR", dir.to_str().unwrap())
+}
+
 /// The calls the fake recorded so far (a line it is still writing is left out).
 fn calls(log: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(log).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
@@ -124,11 +131,7 @@ fn a_store_emptied_under_the_build_is_reported_and_not_saved_over_the_saved_copy
     let (registry, dir) = common::dir_registry();
     let state = tempfile::tempdir().unwrap();
     let log = state.path().join("calls.jsonl");
-    let run = || {
-        pnpm(&log)
-            .with("INPUT_IMAGE", &format!("{registry}/team/app"))
-            .with("FAKE_DOCKER_REGISTRY_DIR", dir.path().to_str().unwrap())
-    };
+    let run = || pnpm_in(&log, &registry, dir.path());
     run().run().assert_success();
     let manifest = dir.path().join("v2/team/app/manifests/buildcache-mounts");
     let before = std::fs::read(&manifest).unwrap();
@@ -167,4 +170,53 @@ fn on_a_builder_that_outlives_runs_a_stopped_steps_partial_store_is_replaced_and
     let warm = pnpm(&log).with_user_builder("long-lived", "docker-container");
     warm.run().assert_success();
     assert!(warm.summary().contains("| `pnpm-store` | no (already warm: 2.1 MB) |"), "{}", warm.summary());
+}
+
+/// `auto` restores a store only where that pays, by what earlier runs measured (kept in the
+/// saved image's label): here the install takes `cold` s on an empty store and 1.0 s on a
+/// restored one. After a first run (measures cold) and a restoring one (measures the restore
+/// and warm), a third on an emptied builder restores only if restore + warm < cold; a store
+/// left to its steps is not saved either (its saved copy stays), and the summary says why.
+#[test]
+fn a_store_quicker_to_refill_than_to_restore_is_left_to_its_steps() {
+    for (cold, restored) in [("0.5", false), ("30.0", true)] {
+        let (registry, dir) = common::dir_registry();
+        let state = tempfile::tempdir().unwrap();
+        let log = state.path().join("calls.jsonl");
+        let run = || {
+            let run = pnpm_in(&log, &registry, dir.path()).with("FAKE_DOCKER_COLD_STEP_SECS", cold);
+            run.with("FAKE_DOCKER_MOUNT_STEP_MS", "1500")
+        };
+        run().run().assert_success();
+        for _ in 0..2 {
+            empty_builder(&log);
+            std::fs::remove_file(&log).unwrap();
+            let manifests = dir.path().join("v2/team/app/manifests/buildcache-mounts");
+            let before = std::fs::read(&manifests).unwrap();
+            let third = run();
+            let done = third.run();
+            done.assert_success();
+            let phases = phases(&calls(&log));
+            let summary = third.summary();
+            let refilled = !phases.contains(&"restore".to_string());
+            if !refilled {
+                assert_eq!(phases, ["inspect", "build 1", "restore", "build 0", "check", "save"], "{summary}");
+                continue;
+            }
+            assert!(!restored, "cold {cold}: worth restoring, yet refilled: {summary}");
+            assert_eq!(phases, ["inspect", "build 0"], "no stop, no restore, no save");
+            assert!(
+                summary.contains("| `pnpm-store` | no (its steps refill it in 0.5 s; restoring took "),
+                "{summary}"
+            );
+            assert!(summary.contains("and its steps then 1.0 s) | no (not restored, so not saved"), "{summary}");
+            assert!(
+                done.stdout
+                    .contains("::notice::Cache mount 'pnpm-store' is not restored: its steps refill it in 0.5 s")
+            );
+            assert_eq!(std::fs::read(&manifests).unwrap(), before, "the saved copy stays");
+        }
+        let last = phases(&calls(&log));
+        assert_eq!(last.contains(&"restore".to_string()), restored, "cold {cold}: {last:?}");
+    }
 }

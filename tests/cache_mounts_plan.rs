@@ -69,20 +69,31 @@ fn helper_dockerfiles() {
         "cache-mounts-restore-dockerfile",
         restore_dockerfile(&m, "ghcr.io/codertocat/hello-world:buildcache-mounts", (&[], true))
     );
-    insta::assert_snapshot!("cache-mounts-save-dockerfile", save_dockerfile(&m, &[0, 1]));
+    let costs = "m-61:cold=30000,warm=4000,restore=9000";
+    insta::assert_snapshot!("cache-mounts-save-dockerfile", save_dockerfile(&m, &[0, 1], costs));
     insta::assert_snapshot!("cache-mounts-check-dockerfile", check_dockerfile(&m));
     // Each store is copied once, by a RUN of its own: one layer a store, named by the label.
-    let save = save_dockerfile(&m, &[0, 1]);
+    let save = save_dockerfile(&m, &[0, 1], costs);
     assert_eq!(save.matches("\nRUN --mount=type=cache").count(), 2);
     assert_eq!(save.matches("cp -a").count(), 2);
     assert!(!save.contains("COPY"), "no second copy: {save}");
     assert!(save.contains("-le 488281 ]"), "500 MB in KiB");
     let dirs: Vec<String> = m.mounts.iter().map(|s| sdi::plan::mount_dir(&s.id)).collect();
-    assert!(save.ends_with(&format!("LABEL {}=\"{}\"\n", sdi::stores_image::LABEL, dirs.join(" "))), "{save}");
+    let (layers, costs_label) = (sdi::stores_image::LABEL, sdi::plan::mount_costs::COSTS_LABEL);
+    let labels = format!("LABEL {layers}=\"{}\" {costs_label}=\"{costs}\"\n", dirs.join(" "));
+    assert!(save.ends_with(&labels), "{save}");
     // Only the stores asked for.
-    let one = save_dockerfile(&m, &[1]);
+    let one = save_dockerfile(&m, &[1], costs);
     assert!(!one.contains(&format!("id={},", m.mounts[0].id)) && one.contains(&format!("id={},", m.mounts[1].id)));
-    assert!(one.ends_with(&format!("=\"{}\"\n", dirs[1])), "{one}");
+    assert!(one.contains(&format!("{layers}=\"{}\"", dirs[1])), "{one}");
+    // On top of the image restored: its layers named first, then the stores brought up to date
+    // (what changed only, nothing copied whole).
+    let old = [dirs[0].clone(), dirs[1].clone(), dirs[0].clone()];
+    let from = "ghcr.io/codertocat/hello-world:buildcache-mounts@sha256:0123";
+    let top = sdi::plan::save_on_top_dockerfile(&m, &[1], (from, &old), costs);
+    insta::assert_snapshot!("cache-mounts-save-on-top-dockerfile", top);
+    assert!(top.starts_with(&format!("FROM {from}\n")) && !top.contains("cp -a"), "{top}");
+    assert!(top.contains(&format!("{layers}=\"{} {} {} {}\"", dirs[0], dirs[1], dirs[0], dirs[1])), "{top}");
     // The check reads fingerprints in parallel stages and copies nothing.
     let check = check_dockerfile(&m);
     assert_eq!(check.matches(" AS c").count(), 2);
@@ -120,7 +131,7 @@ fn platform_arguments_give_one_store_per_platform() {
     assert_eq!(ids, ["sdi-target-amd64", "sdi-target-arm64"]);
     // Both are restored and saved by the helpers, each into its own directory of the image.
     let restore = restore_dockerfile(&mounts, "ghcr.io/o/r:buildcache-mounts", (&[], true));
-    let save = save_dockerfile(&mounts, &[0, 1]);
+    let save = save_dockerfile(&mounts, &[0, 1], "");
     for id in ids {
         assert!(restore.contains(&format!("--mount=type=cache,id={id},target=/sdi-mount")), "{restore}");
         assert!(save.contains(&format!("--mount=type=cache,id={id},target=/sdi-mount")), "{save}");

@@ -18,8 +18,8 @@ use crate::plan::{BuildPlan, Verify};
 /// How a build ended when it did not end the run.
 pub(super) enum BuildEnd {
     /// Its metadata (when it succeeded), cache hits, and the cache-mount stores of the RUN
-    /// steps that ran.
-    Finished(Option<Value>, Option<CacheHits>, Vec<String>),
+    /// steps that ran, with how long those steps took (ms).
+    Finished(Option<Value>, Option<CacheHits>, Vec<(String, u64)>),
     /// Stopped as a step began to use these stores, so that they are restored first.
     Stopped(Vec<String>),
 }
@@ -91,12 +91,14 @@ pub(super) async fn build(
     let argv = argv(plan, builder, dir, &metadata_file);
     let mut retried = false;
     // The stores the steps used, over every attempt: a retry runs them from cache.
-    let mut ran: Vec<String> = Vec::new();
+    let mut ran: Vec<(String, u64)> = Vec::new();
     let (progress, metadata) = loop {
         let (progress, status, ended) = run_once(ctx, plan, docker, signals, (&argv, stop)).await?;
         let hits = Some(progress.cache_hits());
         emulation_notices(plan, builder, &progress, annotations);
-        ran.extend(progress.cache_mounts_of_run_steps().into_iter().filter(|id| !ran.contains(id)).collect::<Vec<_>>());
+        let new: Vec<(String, u64)> =
+            progress.store_step_ms().into_iter().filter(|(id, _)| !ran.iter().any(|(r, _)| r == id)).collect();
+        ran.extend(new);
         let code = status.and_then(|s| s.code()).unwrap_or(1);
         match ended {
             Interrupt::Cancelled(sig) => return Err((Outcome::Cancelled { signal: sig }, hits)),

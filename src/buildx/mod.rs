@@ -172,7 +172,8 @@ async fn remove_builder(docker: &mut Docker, signals: &mut Signals, name: &str, 
 /// them, and when a step that mounts a store with a saved copy starts for real, it is stopped,
 /// the stores are restored (what that step began to write does not pass for a warm store) and it runs
 /// again, everything before that step now in the builder's cache. A run whose mounting steps
-/// all come from cache restores nothing.
+/// all come from cache restores nothing; a store that earlier runs found quicker to refill
+/// than to restore is left to its steps.
 async fn build_with_stores(
     ctx: &Context,
     plan: &BuildPlan,
@@ -180,7 +181,7 @@ async fn build_with_stores(
     (b, dir): (&Builder, &Path),
     (statuses, times): (&mut Vec<mounts::MountStatus>, &mut mounts::MountTimes),
     annotations: &mut Vec<Annotation>,
-) -> Result<(Option<Value>, Option<CacheHits>, Vec<String>, Option<mounts::Saved>), (Outcome, Option<CacheHits>)> {
+) -> Result<(Option<Value>, Option<CacheHits>, Ran, mounts::Found), (Outcome, Option<CacheHits>)> {
     let cancelled = |sig| (Outcome::Cancelled { signal: sig }, None);
     let finished = |end| match end {
         build::BuildEnd::Finished(metadata, hits, ran) => Ok((metadata, hits, ran)),
@@ -188,25 +189,46 @@ async fn build_with_stores(
     };
     let Some(mp) = &plan.cache_mounts else {
         let (m, h, ran) = finished(build::build(ctx, plan, (b, &[]), docker, signals, dir, annotations).await?)?;
-        return Ok((m, h, ran, None));
+        return Ok((m, h, ran, mounts::Found::default()));
     };
-    let saved = mounts::find_saved(docker, signals, mp, &b.name, annotations).await.map_err(cancelled)?;
+    let saved = mounts::find_saved((docker, signals), mp, (&b.name, dir), annotations).await.map_err(cancelled)?;
+    let costs = saved.as_ref().map(mounts::Saved::costs).unwrap_or_default();
     let filled = if saved.is_some() { mounts::Filled::NotNeeded } else { mounts::Filled::Nothing };
     *statuses = mounts::not_restored(mp, filled).statuses;
-    let stop: Vec<String> = saved.iter().flat_map(|_| mp.mounts.iter().map(|m| m.id.clone())).collect();
+    let refill = mounts::not_worth(mp, &costs);
+    for s in statuses.iter_mut() {
+        if let Some((_, cost)) = refill.iter().find(|(id, _)| *id == s.id) {
+            s.filled = mounts::Filled::Refill(*cost);
+            let why = mounts::refill_reason(cost);
+            annotations.push(Annotation::notice(format!("Cache mount '{}' is not restored: {why}.", s.id)));
+        }
+    }
+    let restoring = crate::plan::MountsPlan {
+        mounts: mp.mounts.iter().filter(|m| !refill.iter().any(|(id, _)| *id == m.id)).cloned().collect(),
+        ..mp.clone()
+    };
+    let stop: Vec<String> = saved.iter().flat_map(|_| restoring.mounts.iter().map(|m| m.id.clone())).collect();
     let (touched, saved) = match (build::build(ctx, plan, (b, &stop), docker, signals, dir, annotations).await?, saved)
     {
         (build::BuildEnd::Stopped(ids), Some(saved)) => (ids, saved),
-        (end, _) => return finished(end).map(|(m, h, ran)| (m, h, ran, None)),
+        (end, _) => return finished(end).map(|(m, h, ran)| (m, h, ran, mounts::Found { restored_from: None, costs })),
     };
     let started = Instant::now();
-    let restore = mounts::restore((docker, signals), mp, (&b.name, dir), (saved, (&touched, b.fresh)), annotations);
+    let restore =
+        mounts::restore((docker, signals), &restoring, (&b.name, dir), (saved, (&touched, b.fresh)), annotations);
     let restored = restore.instrument(tracing::debug_span!("cache-mounts restore")).await.map_err(cancelled)?;
     times.restore = Some(started.elapsed());
-    *statuses = restored.statuses;
+    for r in restored.statuses {
+        if let Some(s) = statuses.iter_mut().find(|s| s.id == r.id) {
+            *s = r;
+        }
+    }
     let (m, h, ran) = finished(build::build(ctx, plan, (b, &[]), docker, signals, dir, annotations).await?)?;
-    Ok((m, h, ran, restored.source))
+    Ok((m, h, ran, mounts::Found { restored_from: restored.source, costs }))
 }
+
+/// The cache-mount stores of the RUN steps that ran, with how long those steps took (ms).
+type Ran = Vec<(String, u64)>;
 
 /// What `run` leaves behind besides its result: messages, the builder to remove, mount reports.
 struct Effects<'a> {
@@ -251,7 +273,7 @@ async fn run(
     let b = effects.builder.as_ref().expect("prepare fills the builder");
     let stores = (&mut *effects.mounts, &mut *effects.mount_times);
     let built = build_with_stores(ctx, plan, (docker, signals), (b, dir), stores, annotations);
-    let (mut metadata, hits, ran, restored_from) = match built.instrument(tracing::debug_span!("build")).await {
+    let (mut metadata, hits, ran, found) = match built.instrument(tracing::debug_span!("build")).await {
         Ok(done) => done,
         Err((outcome, hits)) => return (outcome, None, hits),
     };
@@ -277,9 +299,11 @@ async fn run(
     if let Some(mp) = plan.cache_mounts.as_ref().filter(|m| m.save_to.is_some() && plan.trust.trusted) {
         let started = Instant::now();
         let needles = crate::verify::Needles::new(&scan::secret_values(ctx, plan));
+        let costs = mounts::measure(found.costs, effects.mounts, &ran, effects.mount_times.restore);
         let used = (&needles, ran.as_slice());
         let helpers = mounts_save::Helpers { docker, signals, plan: mp, builder: &builder_name, dir };
-        let save = mounts_save::save_if_used(helpers, used, restored_from.as_ref(), annotations, effects.mounts);
+        let from = (found.restored_from.as_ref(), &costs);
+        let save = mounts_save::save_if_used(helpers, used, from, annotations, effects.mounts);
         match save.instrument(tracing::debug_span!("cache-mounts save")).await {
             mounts::SaveEnd::Cancelled(sig) => return (Outcome::Cancelled { signal: sig }, None, hits),
             mounts::SaveEnd::Ran => effects.mount_times.save = Some(started.elapsed()),

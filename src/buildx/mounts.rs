@@ -7,7 +7,10 @@ use std::path::Path;
 
 use super::Annotation;
 use super::docker::{Docker, Ended, Signals, cause_line, random_token};
+use crate::plan::mount_costs::{self, COSTS_LABEL, Costs, Start, StoreCost};
 use crate::plan::{MountsPlan, mount_dir, restore_dockerfile};
+use crate::stores_image::{StoresImage, image_in_index};
+use crate::verify::{Blobs, Registry};
 
 /// What happened to one store, for the summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +42,9 @@ pub enum Filled {
     /// It already held files (a builder that outlives runs): left as it was, the saved copy
     /// is older than what the builder has.
     Warm,
+    /// Not restored: earlier runs measured its steps refilling it no slower than a restore
+    /// followed by its steps on the restored store.
+    Refill(StoreCost),
 }
 
 /// How the save after a build ended.
@@ -109,15 +115,30 @@ pub(super) struct Restored {
     pub source: Option<Saved>,
 }
 
+/// What the run found of the saved stores: the image it restored them from, if it did, and
+/// what earlier runs measured of each store.
+#[derive(Debug, Default)]
+pub(super) struct Found {
+    pub restored_from: Option<Saved>,
+    pub costs: Costs,
+}
+
 /// A saved stores image: its tag, and the digest that tag named when it was read (the restore
 /// and the save's kept layers use that very image, even if the tag moves meanwhile).
 #[derive(Debug, Clone)]
 pub(super) struct Saved {
     pub reference: String,
     pub digest: Option<String>,
+    /// The image itself (its stores' layers, what restoring them cost), when it could be read.
+    pub image: Option<StoresImage>,
 }
 
 impl Saved {
+    /// What earlier runs measured of restoring and refilling each store.
+    pub(super) fn costs(&self) -> Costs {
+        self.image.as_ref().and_then(|i| i.label(COSTS_LABEL)).map(mount_costs::parse).unwrap_or_default()
+    }
+
     /// The reference to pull: pinned by digest when known.
     pub(super) fn pinned(&self) -> String {
         match &self.digest {
@@ -127,13 +148,12 @@ impl Saved {
     }
 }
 
-/// The first saved stores image that exists, pinned to the digest its tag names now. `None`
-/// (with a notice) when there is none yet: nothing to restore.
+/// The first saved stores image that exists, pinned to the digest its tag names now, and read
+/// (its layers, its measurements). `None` (with a notice) when there is none yet.
 pub(super) async fn find_saved(
-    docker: &mut Docker,
-    signals: &mut Signals,
+    (docker, signals): (&mut Docker, &mut Signals),
     plan: &MountsPlan,
-    builder: &str,
+    (builder, dir): (&str, &Path),
     annotations: &mut Vec<Annotation>,
 ) -> Result<Option<Saved>, i32> {
     for candidate in &plan.restore_from {
@@ -146,7 +166,8 @@ pub(super) async fn find_saved(
                     .map(str::trim)
                     .filter(|d| crate::context::inputs::Digest::parse(d).is_some())
                     .map(str::to_string);
-                return Ok(Some(Saved { reference: candidate.clone(), digest }));
+                let image = read_saved(dir, candidate, digest.as_deref()).await;
+                return Ok(Some(Saved { reference: candidate.clone(), digest, image }));
             }
             Ok(Ended::Signalled(sig)) => return Err(sig),
             _ => {}
@@ -159,6 +180,84 @@ pub(super) async fn find_saved(
         )));
     }
     Ok(None)
+}
+
+/// A saved stores image through the registry, by digest when known; `None` (said in the debug
+/// log) when it cannot be read: every store is then restored, and saved whole.
+async fn read_saved(dir: &Path, reference: &str, digest: Option<&str>) -> Option<StoresImage> {
+    let (repository, tag) = super::mounts_save::repository_and_tag(reference);
+    let mut registry = super::scan::registry_for(repository, dir).ok()?;
+    match read_stores_image(&mut registry, digest.unwrap_or(tag)).await {
+        Ok(image) => image,
+        Err(e) => {
+            tracing::debug!("the saved stores image {reference} could not be read ({e})");
+            None
+        }
+    }
+}
+
+/// A stores image by tag or digest (an index is followed to its image).
+pub(super) async fn read_stores_image(registry: &mut Registry, name: &str) -> std::io::Result<Option<StoresImage>> {
+    let mut manifest = registry.manifest_named(name).await?;
+    if let Some(image) = image_in_index(&manifest) {
+        manifest = registry.manifest_named(&image).await?;
+    }
+    let config_digest = serde_json::from_slice::<serde_json::Value>(&manifest)
+        .ok()
+        .and_then(|m| m.pointer("/config/digest")?.as_str().map(str::to_string));
+    let Some(config_digest) = config_digest else { return Ok(None) };
+    let config = registry.blob(&config_digest).await?;
+    Ok(StoresImage::read(&manifest, &config))
+}
+
+/// The stores that earlier runs found not worth restoring, with what they measured.
+pub(super) fn not_worth(plan: &MountsPlan, costs: &Costs) -> Vec<(String, StoreCost)> {
+    plan.mounts
+        .iter()
+        .filter_map(|m| Some((m.id.clone(), *costs.get(&mount_dir(&m.id))?)))
+        .filter(|(_, cost)| !mount_costs::worth_restoring(cost))
+        .collect()
+}
+
+/// Why a store is left to its steps, in the words of the summary and the notice.
+pub fn refill_reason(cost: &StoreCost) -> String {
+    let secs = |ms: Option<u64>| format!("{:.1} s", ms.unwrap_or(0) as f64 / 1000.0);
+    format!(
+        "its steps refill it in {}; restoring took {} and its steps then {}",
+        secs(cost.cold),
+        secs(cost.restore),
+        secs(cost.warm)
+    )
+}
+
+/// What restoring and refilling each store cost, as the saved image said (`old`) and as this
+/// run measured it: the time of the steps that mount a store, on an empty or a restored store,
+/// and a restored store's share (by size) of the restore's time.
+pub(super) fn measure(
+    old: Costs,
+    statuses: &[MountStatus],
+    ran: &[(String, u64)],
+    restore: Option<std::time::Duration>,
+) -> Costs {
+    let restored_kib: u64 =
+        statuses.iter().filter(|s| s.filled == Filled::FromImage).filter_map(|s| s.restored_kib).sum();
+    let restore_ms = restore.map_or(0, |d| d.as_millis() as u64);
+    let mut costs = old;
+    for s in statuses {
+        let Some((_, steps)) = ran.iter().find(|(id, _)| *id == s.id) else { continue };
+        let start = match s.filled {
+            Filled::Nothing | Filled::Refill(_) => Start::Empty,
+            Filled::FromImage => {
+                let kib = s.restored_kib.unwrap_or(0);
+                Start::Restored(restore_ms.saturating_mul(kib).checked_div(restored_kib).unwrap_or(restore_ms))
+            }
+            Filled::Warm | Filled::NotNeeded => Start::Other,
+        };
+        let dir = mount_dir(&s.id);
+        let cost = mount_costs::measured(costs.get(&dir).copied().unwrap_or_default(), start, *steps);
+        costs.insert(dir, cost);
+    }
+    costs
 }
 
 /// Nothing restored: no saved image, or no step that mounts a store ran (`Filled::NotNeeded`).

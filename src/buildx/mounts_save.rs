@@ -8,9 +8,12 @@ use serde_json::Value;
 
 use super::Annotation;
 use super::docker::{Docker, Ended, Signals, cause_line, random_token};
-use super::mounts::{Filled, MountStatus, SaveEnd, Saved, empty_context, marked, marked_words, status_of};
+use super::mounts::{
+    Filled, MountStatus, SaveEnd, Saved, empty_context, marked, marked_words, read_stores_image, status_of,
+};
+use crate::plan::mount_costs::{self, Costs};
 use crate::plan::{MountsPlan, check_dockerfile, mount_dir, save_dockerfile, save_on_top_dockerfile};
-use crate::stores_image::{StoresImage, image_in_index};
+use crate::stores_image::StoresImage;
 use crate::verify::{Blobs, Needles, Registry};
 
 /// What every helper build needs.
@@ -25,6 +28,7 @@ pub(super) struct Helpers<'a> {
 const FROM_CACHE: &str = "unchanged: its steps came from cache";
 const AS_RESTORED: &str = "unchanged: its steps left it as restored";
 const EMPTIED: &str = "emptied under the build: the saved copy is kept";
+const REFILLED: &str = "not restored, so not saved: the saved copy is kept";
 
 /// Stores that held files when restored and are empty now: a prune or BuildKit's garbage
 /// collection emptied them under the build. Saving them would replace a good copy with nothing.
@@ -41,12 +45,12 @@ fn emptied(out: &[MountStatus], now: &[(String, String, String)]) -> Vec<bool> {
 /// that ran left every store as it was restored (same names, sizes and times).
 pub(super) async fn save_if_used(
     mut h: Helpers<'_>,
-    (secrets, ran): (&Needles, &[String]),
-    restored_from: Option<&Saved>,
+    (secrets, ran): (&Needles, &[(String, u64)]),
+    (restored_from, costs): (Option<&Saved>, &Costs),
     annotations: &mut Vec<Annotation>,
     out: &mut [MountStatus],
 ) -> SaveEnd {
-    if !h.plan.mounts.iter().any(|m| ran.contains(&m.id)) {
+    if !h.plan.mounts.iter().any(|m| ran.iter().any(|(id, _)| *id == m.id)) {
         out.iter_mut().for_each(|s| s.unchanged = Some(FROM_CACHE));
         let why = "every step that uses them came from cache";
         annotations.push(Annotation::notice(format!("Cache mounts not saved: {why}, so they are unchanged.")));
@@ -70,6 +74,11 @@ pub(super) async fn save_if_used(
             s.restored_kib.unwrap_or(0)
         )));
     }
+    // Left to its steps, as not worth restoring: the saved copy is kept as well.
+    for s in out.iter_mut().filter(|s| matches!(s.filled, Filled::Refill(_))) {
+        s.unchanged = Some(REFILLED);
+    }
+    let emptied: Vec<bool> = out.iter().zip(emptied).map(|(s, e)| e || matches!(s.filled, Filled::Refill(_))).collect();
     let changed: Vec<bool> = out
         .iter()
         .zip(&emptied)
@@ -87,7 +96,7 @@ pub(super) async fn save_if_used(
     }
     // The image they came from says which layers hold each store.
     let old = match restored_from {
-        Some(source) => stores_image_of(h.dir, source, h.plan.save_to.as_deref()).await,
+        Some(source) => stores_image_of(source, h.plan.save_to.as_deref()),
         None => None,
     };
     let dir = |i: usize| mount_dir(&out[i].id);
@@ -111,7 +120,8 @@ pub(super) async fn save_if_used(
     for i in (0..out.len()).filter(|i| !which.contains(i)) {
         out[i].unchanged.get_or_insert(AS_RESTORED);
     }
-    match save(&mut h, &which, (secrets, &run_arg), base, annotations, out).await {
+    let costs = mount_costs::format(costs);
+    match save(&mut h, &which, (secrets, &run_arg, &costs), base, annotations, out).await {
         Some(sig) => SaveEnd::Cancelled(sig),
         None => SaveEnd::Ran,
     }
@@ -127,41 +137,15 @@ enum Base<'a> {
 }
 
 /// `(repository, tag)` of a stores image reference (the plan always writes `<image>:<tag>`).
-fn repository_and_tag(reference: &str) -> (&str, &str) {
+pub(super) fn repository_and_tag(reference: &str) -> (&str, &str) {
     reference.rsplit_once(':').unwrap_or((reference, "latest"))
 }
 
-/// The saved stores image the stores were restored from (by the digest read then, else its
-/// tag), read through the registry, if it is in the repository the stores are saved to and
-/// says which layer holds which store.
-async fn stores_image_of(dir: &Path, source: &Saved, save_to: Option<&str>) -> Option<StoresImage> {
-    let (repository, tag) = repository_and_tag(&source.reference);
-    if save_to.map(|s| repository_and_tag(s).0) != Some(repository) {
-        return None;
-    }
-    let mut registry = super::scan::registry_for(repository, dir).ok()?;
-    match read_stores_image(&mut registry, source.digest.as_deref().unwrap_or(tag)).await {
-        Ok(image) => image,
-        Err(e) => {
-            let source = &source.reference;
-            tracing::debug!("the saved stores image {source} could not be read ({e}): every store is saved");
-            None
-        }
-    }
-}
-
-/// A stores image by tag or digest (an index is followed to its image).
-async fn read_stores_image(registry: &mut Registry, name: &str) -> std::io::Result<Option<StoresImage>> {
-    let mut manifest = registry.manifest_named(name).await?;
-    if let Some(image) = image_in_index(&manifest) {
-        manifest = registry.manifest_named(&image).await?;
-    }
-    let config_digest = serde_json::from_slice::<Value>(&manifest)
-        .ok()
-        .and_then(|m| m.pointer("/config/digest")?.as_str().map(str::to_string));
-    let Some(config_digest) = config_digest else { return Ok(None) };
-    let config = registry.blob(&config_digest).await?;
-    Ok(StoresImage::read(&manifest, &config))
+/// The saved stores image the stores were restored from, as read when it was found, if it is
+/// in the repository the stores are saved to (its layers can then be reused).
+fn stores_image_of(source: &Saved, save_to: Option<&str>) -> Option<StoresImage> {
+    let (repository, _) = repository_and_tag(&source.reference);
+    (save_to.map(|s| repository_and_tag(s).0) == Some(repository)).then(|| source.image.clone())?
 }
 
 /// Saves the stores `which` into `save_to`, one layer a store. By digest when the image must
@@ -170,7 +154,7 @@ async fn read_stores_image(registry: &mut Registry, name: &str) -> std::io::Resu
 async fn save(
     h: &mut Helpers<'_>,
     which: &[usize],
-    (secrets, run_arg): (&Needles, &str),
+    (secrets, run_arg, costs): (&Needles, &str, &str),
     base: Base<'_>,
     annotations: &mut Vec<Annotation>,
     out: &mut [MountStatus],
@@ -178,10 +162,10 @@ async fn save(
     let save_to = h.plan.save_to.as_deref()?;
     let file = h.dir.join("mounts-save.Dockerfile");
     let text = match &base {
-        Base::Whole(_) => save_dockerfile(h.plan, which),
+        Base::Whole(_) => save_dockerfile(h.plan, which, costs),
         Base::OnTop(source, old) => {
             let dirs: Vec<String> = old.stores.iter().map(|(d, _)| d.clone()).collect();
-            save_on_top_dockerfile(h.plan, which, (&source.pinned(), &dirs))
+            save_on_top_dockerfile(h.plan, which, (&source.pinned(), &dirs), costs)
         }
     };
     let written = std::fs::write(&file, text).and_then(|()| empty_context(h.dir));

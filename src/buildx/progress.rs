@@ -271,13 +271,23 @@ impl Progress {
         CacheHits { cached: steps.iter().filter(|v| v.cached).count(), total: steps.len() }
     }
 
-    /// The cache-mount store ids of the RUN steps that ran (were not served from cache).
-    pub fn cache_mounts_of_run_steps(&self) -> Vec<String> {
-        let mut ids: Vec<String> = Vec::new();
+    /// The cache-mount store ids of the RUN steps that ran, each with the milliseconds those
+    /// steps took (what a store costs its steps, warm or cold).
+    pub fn store_step_ms(&self) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = Vec::new();
         for v in self.vertices().filter(|v| !v.cached) {
-            ids.extend(run_step_stores(&v.name).into_iter().filter(|id| !ids.contains(id)).collect::<Vec<_>>());
+            let secs = match (&v.started, &v.completed) {
+                (Some(s), Some(c)) => seconds_between(s, c).unwrap_or(0.0),
+                _ => 0.0,
+            };
+            for id in run_step_stores(&v.name) {
+                match out.iter_mut().find(|(i, _)| *i == id) {
+                    Some((_, ms)) => *ms += (secs * 1000.0) as u64,
+                    None => out.push((id, (secs * 1000.0) as u64)),
+                }
+            }
         }
-        ids
+        out
     }
 
     /// The stores (of `wanted`) that a RUN step is starting to use for real: BuildKit reports a
@@ -409,13 +419,14 @@ mod tests {
         let mut p = Progress::default();
         for line in [
             r#"{"vertexes":[{"digest":"sha256:a","name":"[stage-0 2/4] RUN --mount=type=cache,id=deps,target=/d npm ci","cached":true,"completed":"2026-01-01T00:00:01Z"}]}"#,
-            r#"{"vertexes":[{"digest":"sha256:b","name":"[linux/arm64 build 3/4] RUN --mount=type=cache,id=st-arm64,target=/t --mount=type=secret,id=tok cargo build","completed":"2026-01-01T00:00:09Z"}]}"#,
+            r#"{"vertexes":[{"digest":"sha256:b","name":"[linux/arm64 build 3/4] RUN --mount=type=cache,id=st-arm64,target=/t --mount=type=secret,id=tok cargo build","started":"2026-01-01T00:00:01.5Z","completed":"2026-01-01T00:00:09Z"}]}"#,
             r#"{"vertexes":[{"digest":"sha256:c","name":"[stage-0 4/4] RUN --mount=type=cache,target=/root/.cache go build","completed":"2026-01-01T00:00:09Z"}]}"#,
             r#"{"vertexes":[{"digest":"sha256:d","name":"[stage-0 3/4] COPY --from=build /t /t","completed":"2026-01-01T00:00:09Z"}]}"#,
         ] {
             p.feed(line);
         }
-        assert_eq!(p.cache_mounts_of_run_steps(), ["st-arm64", "/root/.cache"], "a cached step ran nothing");
+        let ran = [("st-arm64".to_string(), 7500), ("/root/.cache".to_string(), 0)];
+        assert_eq!(p.store_step_ms(), ran, "a cached step ran nothing; the time of those that ran");
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod builder;
 pub mod cache;
 mod login;
 pub mod meta;
+pub mod mount_costs;
 mod mounts;
 pub mod options;
 mod secrets;

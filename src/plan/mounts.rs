@@ -121,7 +121,7 @@ pub fn check_dockerfile(plan: &MountsPlan) -> String {
 /// helper image, one `RUN` a store copies it (once) into a directory of its own, so each store
 /// is one layer; a store over the size limit is left empty. The label names the stores'
 /// layers, so that a later save can keep the layer of a store that did not change.
-pub fn save_dockerfile(plan: &MountsPlan, which: &[usize]) -> String {
+pub fn save_dockerfile(plan: &MountsPlan, which: &[usize], costs: &str) -> String {
     let max_kib = plan.max_bytes / 1024;
     let mut d = format!("FROM {}\nARG SDI_RUN\n", plan.helper_image);
     let mut dirs = Vec::new();
@@ -133,8 +133,14 @@ pub fn save_dockerfile(plan: &MountsPlan, which: &[usize]) -> String {
         ));
         dirs.push(dir);
     }
-    d.push_str(&format!("LABEL {}=\"{}\"\n", crate::stores_image::LABEL, dirs.join(" ")));
+    d.push_str(&labels(&dirs, costs));
     d
+}
+
+/// The stores image's labels: which store each layer holds, and what restoring them cost.
+fn labels(dirs: &[String], costs: &str) -> String {
+    let (layers, costs_label) = (crate::stores_image::LABEL, super::mount_costs::COSTS_LABEL);
+    format!("LABEL {layers}=\"{}\" {costs_label}=\"{costs}\"\n", dirs.join(" "))
 }
 
 /// A shell script that makes `/{dir}` (the store as the saved image holds it) equal to
@@ -153,7 +159,12 @@ fn sync_script(dir: &str) -> String {
 /// restored from (`from`, whose layers the label `dirs` names): one `RUN` a store brings its
 /// directory up to date with the store, so its layer holds only what changed, and the label
 /// names it after the others. Nothing of the old image is uploaded again.
-pub fn save_on_top_dockerfile(plan: &MountsPlan, which: &[usize], (from, dirs): (&str, &[String])) -> String {
+pub fn save_on_top_dockerfile(
+    plan: &MountsPlan,
+    which: &[usize],
+    (from, dirs): (&str, &[String]),
+    costs: &str,
+) -> String {
     let max_kib = plan.max_bytes / 1024;
     let mut d = format!("FROM {from}\nARG SDI_RUN\n");
     let mut dirs = dirs.to_vec();
@@ -166,7 +177,7 @@ pub fn save_on_top_dockerfile(plan: &MountsPlan, which: &[usize], (from, dirs): 
         ));
         dirs.push(dir);
     }
-    d.push_str(&format!("LABEL {}=\"{}\"\n", crate::stores_image::LABEL, dirs.join(" ")));
+    d.push_str(&labels(&dirs, costs));
     d
 }
 

@@ -265,6 +265,9 @@ fn mounts_table(s: &mut String, e: &Execution) {
         let restored = match m.filled {
             crate::buildx::mounts::Filled::Warm => format!("no (already warm: {})", size(m.restored_kib)),
             crate::buildx::mounts::Filled::NotNeeded => "no (its steps came from cache)".to_string(),
+            crate::buildx::mounts::Filled::Refill(cost) => {
+                format!("no ({})", crate::buildx::mounts::refill_reason(&cost))
+            }
             _ => size(m.restored_kib),
         };
         let _ = writeln!(s, "| `{}` | {restored} | {saved} |", cell(&m.id));

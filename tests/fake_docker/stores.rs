@@ -14,6 +14,8 @@
 //! - `FAKE_DOCKER_PRUNE_UNDER_BUILD=1`: the builder's stores are emptied as the build ends.
 //! - `FAKE_DOCKER_MOUNT_STEP_MS`: how long a step that mounts a store runs before it is done
 //!   (SIGINT stops it earlier, leaving `+partial` in its store).
+//! - `FAKE_DOCKER_COLD_STEP_SECS`: the time such a step reports when its store was empty (5.0;
+//!   1.0 on a filled one).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -158,6 +160,11 @@ pub fn replay_helper(replay: &mut Replay, text: &str) -> Vec<(String, String)> {
     if let Some(base) = on_top {
         std::fs::write(state_dir().join("fake-docker-save-on-top"), base).unwrap();
     }
+    // What restoring and refilling cost, as the save's label says.
+    let costs = format!("{}=\"", sdi::plan::mount_costs::COSTS_LABEL);
+    if let Some(value) = text.split_once(&costs).and_then(|(_, r)| r.split_once('"')).map(|(v, _)| v) {
+        std::fs::write(state_dir().join("fake-docker-save-costs"), value).unwrap();
+    }
     saved
 }
 
@@ -236,7 +243,11 @@ pub fn push_stores_image(dir: &Path, name: &str, tag: Option<&str>, saved: &[(St
         layers.push(Layer { files, compression: Compression::Zstd });
     }
     let dirs: Vec<&str> = saved.iter().map(|(d, _)| d.as_str()).collect();
-    let label = json!({"config": {"Labels": {sdi::stores_image::LABEL: dirs.join(" ")}}});
+    let mut label = json!({"config": {"Labels": {sdi::stores_image::LABEL: dirs.join(" ")}}});
+    let costs_file = state_dir().join("fake-docker-save-costs");
+    if let Ok(costs) = std::fs::read_to_string(&costs_file).inspect(|_| drop(std::fs::remove_file(&costs_file))) {
+        label["config"]["Labels"][sdi::plan::mount_costs::COSTS_LABEL] = json!(costs);
+    }
     let image = sdi::oci::image("linux/amd64", &layers, label);
     let repo = name.split_once('/').map_or(name, |(_, r)| r);
     sdi::oci::write_registry(dir, repo, &image, &[]).unwrap();
@@ -309,7 +320,11 @@ pub fn replay_mount_steps(replay: &mut Replay, (args, requested): (&BuildArgs, &
             eprintln!("ERROR: failed to build: failed to solve: Canceled: context canceled");
             return false;
         }
-        replay.line(&format!("#{n} DONE 1.0s"));
+        // On an empty store the step fetches everything: `FAKE_DOCKER_COLD_STEP_SECS` (5.0).
+        let cold = stores().get(&m.id).is_none_or(|c| c.is_empty() || c.starts_with("+partial"));
+        let warm = "1.0".to_string();
+        let secs = if cold { std::env::var("FAKE_DOCKER_COLD_STEP_SECS").unwrap_or("5.0".into()) } else { warm };
+        replay.line(&format!("#{n} DONE {secs}s"));
         step_ran(&m.id);
     }
     true
