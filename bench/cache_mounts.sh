@@ -31,7 +31,7 @@ image="$SDI_E2E_REGISTRY/sdi-bench/mounts-$(date +%s)"
 run() { # $1 = cache-mounts, $2 = lockfile stamp, $3 = app; prints the whole run's seconds
   local start end tag=${RUN_IMAGE:+baseline-}
   printf '%s\n' "$3" > "$work/app.txt"
-  docker buildx prune -af --builder "$SDI_E2E_BUILDER" >/dev/null
+  empty_builder
   start=$(date +%s.%N)
   action push "$push_event" refs/heads/master GITHUB_STEP_SUMMARY="$work/summary-$start-$tag$1-$2-$3" \
     INPUT_IMAGE="${RUN_IMAGE:-$image}" INPUT_PLATFORMS=linux/amd64 INPUT_CACHE-MOUNTS="$1" \
@@ -44,7 +44,7 @@ run() { # $1 = cache-mounts, $2 = lockfile stamp, $3 = app; prints the whole run
   echo "$end"
 }
 pull() { # the saved store image pulled and unpacked once, on an emptied builder
-  docker buildx prune -af --builder "$SDI_E2E_BUILDER" >/dev/null
+  empty_builder
   printf 'FROM %s:buildcache-mounts AS s\nFROM %s\nRUN --mount=type=bind,from=s,target=/s du -sk /s\n' \
     "$image" "$SDI_E2E_BASE_IMAGE" > "$work/Pull.Dockerfile"
   local start

@@ -63,3 +63,10 @@ helper_times() {
   done
   if [ -n "${SDI_BENCH_KEEP:-}" ]; then cp "$work"/out-* "$work"/summary-* "$SDI_BENCH_KEEP"/; fi
 }
+
+# empty_builder: the builder emptied, as on a fresh runner: pruned, and the deletions written
+# out before the timing starts (a fresh runner's disk is not busy deleting a previous run).
+empty_builder() {
+  docker buildx prune -af --builder "$SDI_E2E_BUILDER" >/dev/null
+  sync
+}

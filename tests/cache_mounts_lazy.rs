@@ -210,6 +210,8 @@ fn a_store_quicker_to_refill_than_to_restore_is_left_to_its_steps() {
                 "{summary}"
             );
             assert!(summary.contains("and its steps then 1.0 s) | no (not restored, so not saved"), "{summary}");
+            assert!(summary.contains("Cache-mount helpers: restore –, save –."), "no helper ran: {summary}");
+            assert!(!done.stdout.contains("Cache mounts not saved"), "nothing to say of the others: {}", done.stdout);
             assert!(
                 done.stdout
                     .contains("::notice::Cache mount 'pnpm-store' is not restored: its steps refill it in 0.5 s")

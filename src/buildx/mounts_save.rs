@@ -58,7 +58,8 @@ pub(super) async fn save_if_used(
     }
     let run_arg = format!("SDI_RUN={}", random_token());
     // Nothing restored: every store is new, no need to look.
-    let now = match out.iter().any(|s| s.restored_fp.is_some()) {
+    let checked = out.iter().any(|s| s.restored_fp.is_some());
+    let now = match checked {
         true => match fingerprints(&mut h, &run_arg).await {
             Ok(now) => now,
             Err(sig) => return SaveEnd::Cancelled(sig),
@@ -89,10 +90,14 @@ pub(super) async fn save_if_used(
         })
         .collect();
     if !changed.contains(&true) {
-        out.iter_mut().filter(|s| s.unchanged.is_none()).for_each(|s| s.unchanged = Some(AS_RESTORED));
-        let why = "the steps that use them left them as they were restored";
-        annotations.push(Annotation::notice(format!("Cache mounts not saved: {why}, so they are unchanged.")));
-        return SaveEnd::Ran;
+        let mut as_restored = out.iter_mut().filter(|s| s.unchanged.is_none()).peekable();
+        if as_restored.peek().is_some() {
+            as_restored.for_each(|s| s.unchanged = Some(AS_RESTORED));
+            let why = "the steps that use them left them as they were restored";
+            annotations.push(Annotation::notice(format!("Cache mounts not saved: {why}, so they are unchanged.")));
+        }
+        // No helper ran when no store was restored (those left to their steps are not saved).
+        return if checked { SaveEnd::Ran } else { SaveEnd::Skipped };
     }
     // The image they came from says which layers hold each store.
     let old = match restored_from {
