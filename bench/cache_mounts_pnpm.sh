@@ -15,8 +15,8 @@ source "$(dirname "$0")/lib.sh"
 rounds="${1:-3}"
 pnpm_version=9.15.9
 node_version=20.18.1
-added=(left-pad@1.3.0 is-odd@3.0.1 pretty-bytes@6.1.1 camelcase@8.0.0 kleur@4.1.5 mitt@3.0.1 nanoid@5.0.9 dequal@2.0.3
-  slugify@1.6.6 ky@1.7.3 dayjs@1.11.13 is-even@1.0.0)
+added=(left-pad@1.3.0 is-odd@3.0.1 pretty-bytes@6.1.1 mitt@3.0.1 slugify@1.6.6 ky@1.7.3 dayjs@1.11.13
+  is-even@1.0.0 leftpad@0.0.1 is-thirteen@2.0.0 tinydate@1.3.0 humanize-duration@3.32.1)
 
 base_image() { # builds and pushes the base image; prints its reference
   local ctx="$work/base" ref="$SDI_E2E_REGISTRY/sdi-bench/node-pnpm:$node_version-$pnpm_version"
@@ -46,7 +46,7 @@ lockfiles() { # the app, and a round's two dependency changes (auto's, off's): o
     cp -r "$repo/bench/pnpm-app" "$work/$1"
     (cd "$work/$1" && node "$work/pnpm/bin/pnpm.cjs" add --lockfile-only "$2" >/dev/null 2>&1)
   }
-  add lock-learn is-number@7.0.0
+  add lock-learn filesize@10.1.6
   for i in $(seq "$rounds"); do
     add "lock-$i" "${added[$(((2 * i - 2) % ${#added[@]}))]}"
     add "lock-$i-off" "${added[$(((2 * i - 1) % ${#added[@]}))]}"

@@ -106,6 +106,14 @@ impl StoresImage {
         Some(image.encode())
     }
 
+    /// This image with `key` set to `value` in its config's labels: same layers, a new config
+    /// and manifest (`(manifest, config)` bytes).
+    pub fn with_label(&self, key: &str, value: &str) -> (Vec<u8>, Vec<u8>) {
+        let mut image = self.clone();
+        image.config["config"]["Labels"][key] = json!(value);
+        image.encode()
+    }
+
     /// The manifest and config of this image: diff ids, history (one entry a layer) and the
     /// label follow the layers.
     fn encode(&self) -> (Vec<u8>, Vec<u8>) {
@@ -245,6 +253,16 @@ mod tests {
         assert!(read(&layers, Some("m-61 m-61 m-61 m-61")).unwrap().squash_due("m-61"), "four layers");
         assert!(!read(&layers[..4], Some("m-61 m-61 m-61")).unwrap().squash_due("m-61"), "three layers");
         assert!(!read(&[1, 9], Some("m-61")).unwrap().squash_due("m-62"), "not in the image: its first layer");
+    }
+
+    #[test]
+    fn a_label_changes_the_config_and_nothing_of_the_layers() {
+        let img = read(&[1, 2, 3], Some("m-61 m-62")).unwrap();
+        let (manifest, config) = img.with_label("dev.sdi.cache-mounts.costs", "m-61:cold=900");
+        let again = StoresImage::read(&manifest, &config).unwrap();
+        assert_eq!((again.base, again.stores), (img.base.clone(), img.stores.clone()));
+        assert_eq!(again.label("dev.sdi.cache-mounts.costs"), Some("m-61:cold=900"));
+        assert_eq!(again.label(LABEL), Some("m-61 m-62"));
     }
 
     #[test]

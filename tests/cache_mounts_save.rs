@@ -210,6 +210,34 @@ fn a_store_whose_changes_piled_up_is_written_whole_again() {
     assert_eq!(stores(fresh.path()), stores(state.path()));
 }
 
+/// A run that restored the stores and left them as they were saves nothing, yet keeps what it
+/// measured (the restore, the steps on the restored stores) in the saved image's label: same
+/// layers, a new config.
+#[test]
+fn an_unchanged_restore_keeps_its_measurements_on_the_same_layers() {
+    let (registry, dir) = common::dir_registry();
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("calls.jsonl");
+    two_stores(&registry, dir.path(), &log).run().assert_success();
+    let first = saved_image(dir.path());
+    let costs = |i: &sdi::stores_image::StoresImage| {
+        sdi::plan::mount_costs::parse(i.label(sdi::plan::mount_costs::COSTS_LABEL).unwrap_or_default())
+    };
+    let deps = sdi::plan::mount_dir("deps");
+    assert_eq!(costs(&first)[&deps].cold, Some(5000), "the first run measured an empty store");
+    assert_eq!(costs(&first)[&deps].warm, None);
+    empty_builder(&log);
+    std::fs::remove_file(&log).unwrap();
+    let second = two_stores(&registry, dir.path(), &log).with("FAKE_DOCKER_MOUNT_UNCHANGED", "1");
+    second.run().assert_success();
+    assert!(!helper_builds_in(&log).iter().any(|b| b["file_text"].as_str().unwrap().contains("sdi-mount-size")));
+    let now = saved_image(dir.path());
+    assert_eq!((&now.base, &now.stores), (&first.base, &first.stores), "no layer pushed");
+    let measured = costs(&now)[&deps];
+    assert_eq!((measured.cold, measured.warm), (Some(5000), Some(1000)), "{measured:?}");
+    assert!(measured.restore.is_some(), "{measured:?}");
+}
+
 #[test]
 fn kept_stores_are_scanned_with_the_new_ones_before_the_tag_moves() {
     let (registry, dir) = common::dir_registry();

@@ -75,6 +75,8 @@ pub(super) async fn save_if_used(
             s.restored_kib.unwrap_or(0)
         )));
     }
+    // A prune under the build makes what this run measured doubtful.
+    let pruned = emptied.contains(&true);
     // Left to its steps, as not worth restoring: the saved copy is kept as well.
     for s in out.iter_mut().filter(|s| matches!(s.filled, Filled::Refill(_))) {
         s.unchanged = Some(REFILLED);
@@ -95,6 +97,10 @@ pub(super) async fn save_if_used(
             as_restored.for_each(|s| s.unchanged = Some(AS_RESTORED));
             let why = "the steps that use them left them as they were restored";
             annotations.push(Annotation::notice(format!("Cache mounts not saved: {why}, so they are unchanged.")));
+        }
+        // What this run measured is kept all the same: the same layers under a new label.
+        if let Some(source) = restored_from.filter(|_| checked && !pruned) {
+            relabel(h.dir, source, h.plan.save_to.as_deref(), costs, annotations).await;
         }
         // No helper ran when no store was restored (those left to their steps are not saved).
         return if checked { SaveEnd::Ran } else { SaveEnd::Skipped };
@@ -129,6 +135,29 @@ pub(super) async fn save_if_used(
     match save(&mut h, &which, (secrets, &run_arg, &costs), base, annotations, out).await {
         Some(sig) => SaveEnd::Cancelled(sig),
         None => SaveEnd::Ran,
+    }
+}
+
+/// Points the saved tag at the image the stores were restored from, with `costs` as its
+/// measurements, when they differ from what it says: no layer is pushed.
+async fn relabel(dir: &Path, source: &Saved, save_to: Option<&str>, costs: &Costs, annotations: &mut Vec<Annotation>) {
+    let (Some(image), Some(save_to)) = (stores_image_of(source, save_to), save_to) else { return };
+    let label = mount_costs::format(costs);
+    if image.label(mount_costs::COSTS_LABEL) == Some(label.as_str()) {
+        return;
+    }
+    let (repository, tag) = repository_and_tag(save_to);
+    let pushed = async {
+        let mut registry = super::scan::registry_for(repository, dir)?;
+        // Another job's save since the restore is newer than this image: it stays.
+        let now = crate::oci::sha256(&registry.manifest_named(tag).await?);
+        if source.digest.as_deref() != Some(now.as_str()) {
+            return Ok(());
+        }
+        registry.push_image(image.with_label(mount_costs::COSTS_LABEL, &label), tag).await
+    };
+    if let Err(e) = pushed.await {
+        annotations.push(Annotation::notice(format!("The cache mounts' measurements were not kept in {save_to}: {e}")));
     }
 }
 
