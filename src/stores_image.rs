@@ -260,7 +260,7 @@ mod tests {
         let img = read(&[1, 2, 3], Some("m-61 m-62")).unwrap();
         let (manifest, config) = img.with_label("dev.sdi.cache-mounts.costs", "m-61:cold=900");
         let again = StoresImage::read(&manifest, &config).unwrap();
-        assert_eq!((again.base, again.stores), (img.base.clone(), img.stores.clone()));
+        assert_eq!((&again.base, &again.stores), (&img.base, &img.stores));
         assert_eq!(again.label("dev.sdi.cache-mounts.costs"), Some("m-61:cold=900"));
         assert_eq!(again.label(LABEL), Some("m-61 m-62"));
     }
