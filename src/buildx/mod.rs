@@ -1,5 +1,5 @@
 //! The imperative shell around a `BuildPlan`, one file per phase: `login`, `builder`, the
-//! cache-mount helpers (`mounts`), `build`, the secret `scan`, `tag` and `merge`, all through
+//! cache-mount helpers (`mounts`, `mounts_save`, and `mounts_registry` for the stores image), `build`, the secret `scan`, `tag` and `merge`, all through
 //! `docker` (the CLI with a private configuration). This file only sequences them.
 //!
 //! Every docker call runs with a private `DOCKER_CONFIG` (mode 0700, removed when the run
@@ -13,6 +13,7 @@ pub mod docker;
 mod login;
 pub mod merge;
 pub mod mounts;
+mod mounts_registry;
 mod mounts_save;
 pub mod progress;
 mod render;

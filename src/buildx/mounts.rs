@@ -9,8 +9,7 @@ use super::Annotation;
 use super::docker::{Docker, Ended, Signals, cause_line, random_token};
 use crate::plan::mount_costs::{self, COSTS_LABEL, Costs, Start, StoreCost};
 use crate::plan::{MountsPlan, mount_dir, restore_dockerfile};
-use crate::stores_image::{StoresImage, image_in_index};
-use crate::verify::{Blobs, Registry};
+use crate::stores_image::StoresImage;
 
 /// What happened to one store, for the summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,7 +165,7 @@ pub(super) async fn find_saved(
                     .map(str::trim)
                     .filter(|d| crate::context::inputs::Digest::parse(d).is_some())
                     .map(str::to_string);
-                let image = read_saved(dir, candidate, digest.as_deref()).await;
+                let image = super::mounts_registry::read_saved(dir, candidate, digest.as_deref()).await;
                 return Ok(Some(Saved { reference: candidate.clone(), digest, image }));
             }
             Ok(Ended::Signalled(sig)) => return Err(sig),
@@ -180,34 +179,6 @@ pub(super) async fn find_saved(
         )));
     }
     Ok(None)
-}
-
-/// A saved stores image through the registry, by digest when known; `None` (said in the debug
-/// log) when it cannot be read: every store is then restored, and saved whole.
-async fn read_saved(dir: &Path, reference: &str, digest: Option<&str>) -> Option<StoresImage> {
-    let (repository, tag) = super::mounts_save::repository_and_tag(reference);
-    let mut registry = super::scan::registry_for(repository, dir).ok()?;
-    match read_stores_image(&mut registry, digest.unwrap_or(tag)).await {
-        Ok(image) => image,
-        Err(e) => {
-            tracing::debug!("the saved stores image {reference} could not be read ({e})");
-            None
-        }
-    }
-}
-
-/// A stores image by tag or digest (an index is followed to its image).
-pub(super) async fn read_stores_image(registry: &mut Registry, name: &str) -> std::io::Result<Option<StoresImage>> {
-    let mut manifest = registry.manifest_named(name).await?;
-    if let Some(image) = image_in_index(&manifest) {
-        manifest = registry.manifest_named(&image).await?;
-    }
-    let config_digest = serde_json::from_slice::<serde_json::Value>(&manifest)
-        .ok()
-        .and_then(|m| m.pointer("/config/digest")?.as_str().map(str::to_string));
-    let Some(config_digest) = config_digest else { return Ok(None) };
-    let config = registry.blob(&config_digest).await?;
-    Ok(StoresImage::read(&manifest, &config))
 }
 
 /// The stores that earlier runs found not worth restoring, with what they measured.
