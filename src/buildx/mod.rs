@@ -1,6 +1,7 @@
 //! The imperative shell around a `BuildPlan`, one file per phase: `login`, `builder`, the
-//! cache-mount helpers (`mounts`, `mounts_save`, and `mounts_registry` for the stores image), `build`, the secret `scan`, `tag` and `merge`, all through
-//! `docker` (the CLI with a private configuration). This file only sequences them.
+//! cache-mount helpers (`mounts`, `mounts_save`; `mounts_registry` for the stores image),
+//! `build`, the secret `scan`, `tag` and `merge`, all through `docker` (the CLI with a private
+//! configuration). This file only sequences them.
 //!
 //! Every docker call runs with a private `DOCKER_CONFIG` (mode 0700, removed when the run
 //! ends), without the action's `INPUT_*` variables, and — for untrusted code — without the
