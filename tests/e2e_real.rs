@@ -405,7 +405,8 @@ fn per_platform_cache_mount_stores_both_survive_an_emptied_builder() {
 }
 
 /// Two stores, one changed by each build: only that one is saved, as what changed on top of its
-/// layers (a removed file included), and an emptied builder gets both back.
+/// layers (a removed file included), and an emptied builder gets both back. Filling the empty
+/// `deps` takes 4 s (a download), so that restoring pays by what the runs measure.
 #[test]
 fn only_the_changed_store_is_saved_and_both_survive_an_emptied_builder() {
     let Some(Case { _serial, e, n, repo, image, .. }) =
@@ -414,7 +415,7 @@ fn only_the_changed_store_is_saved_and_both_survive_an_emptied_builder() {
         return;
     };
     let ws = Workspace::new(&format!(
-        "FROM {base}\nARG RUN_ID\nRUN --mount=type=cache,id=deps-{n},target=/deps --mount=type=cache,id=out-{n},target=/out \\\n    sleep 1; [ -f /deps/lock ] || echo locked > /deps/lock; ls /deps | wc -l > /deps-count.txt; ls /out | wc -l > /out-count.txt; rm -f /out/tmp-*; touch /out/build-$RUN_ID /out/tmp-$RUN_ID\n",
+        "FROM {base}\nARG RUN_ID\nRUN --mount=type=cache,id=deps-{n},target=/deps --mount=type=cache,id=out-{n},target=/out \\\n    sleep 1; [ -f /deps/lock ] || {{ echo locked > /deps/lock; sleep 4; }}; ls /deps | wc -l > /deps-count.txt; ls /out | wc -l > /out-count.txt; rm -f /out/tmp-*; touch /out/build-$RUN_ID /out/tmp-$RUN_ID\n",
         base = e.base
     ));
     let platform = native(&e);
@@ -442,6 +443,34 @@ fn only_the_changed_store_is_saved_and_both_survive_an_emptied_builder() {
     // build-1, build-2 and tmp-2: tmp-1, removed by the second build, is gone from the saved copy.
     assert!(has(b"out-count.txt", b"3\n"), "the third build found both earlier builds' outputs, less the removed");
     assert!(has(b"deps-count.txt", b"1\n"), "and the dependency store");
+}
+
+/// A store its step fills in no time: the first build measures it empty, the second restores it
+/// and measures that, and the third, on an emptied builder, leaves it to its step (the real
+/// registry carries the measurements in the saved image's label).
+#[test]
+fn a_store_quicker_to_refill_than_to_restore_is_left_to_its_step() {
+    let Some(Case { _serial, e, n, image, .. }) =
+        start("a_store_quicker_to_refill_than_to_restore_is_left_to_its_step", "mounts-cheap")
+    else {
+        return;
+    };
+    let ws = Workspace::new(&format!(
+        "FROM {base}\nARG RUN_ID\nRUN --mount=type=cache,id=cheap-{n},target=/c \\\n    sleep 1; ls /c | wc -l > /seen.txt; touch /c/f-$RUN_ID\n",
+        base = e.base
+    ));
+    let platform = native(&e);
+    let build = |run_id: &str| {
+        prune(&e.builder);
+        push_with_mounts(&e, &ws, &image, &platform, run_id)
+    };
+    build("1");
+    let second = build("2");
+    assert!(second.stdout.contains("Stopping the build"), "costs unknown: restored to measure: {}", second.summary);
+    let third = build("3");
+    let row = format!("| `cheap-{n}` | no (its steps refill it in ");
+    assert!(third.summary.contains(&row), "{}", third.summary);
+    assert!(!third.stdout.contains("Stopping the build"), "no stop, no restore: {}", third.stdout);
 }
 
 #[test]
