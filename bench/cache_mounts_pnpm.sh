@@ -78,16 +78,17 @@ DOCKERFILE
   cp "$work/out" "$work/out-$1-$2-$3"
   echo "$end"
 }
-du_store() { # the saved store's size, as the summary reports it
-  grep -h "| \`$store\` |" "$1" | tail -1
+last_store() { # the store's row in the last run's summary (summaries sort by start time)
+  local summaries=("$work"/summary-*)
+  grep -h "| \`$store\` |" "${summaries[-1]}" | tail -1
 }
 run auto seed app-0 >/dev/null # fills the store from the npm registry, saves it, writes the registry cache
-echo "store after the seed run: $(du_store "$(ls "$work"/summary-* | tail -1)")"
+echo "store after the seed run: $(last_store)"
 # The first dependency change restores the store once, to measure what a restore costs and
 # what the install takes on it (the seed run measured it on an empty store): from then on,
 # auto restores only if that pays. Reported, and kept out of the rounds.
 learn=$(run auto learn app-0)
-echo "learning run (dependency change, restores to measure): auto ${learn} s; $(du_store "$(ls "$work"/summary-* | tail -1)")"
+echo "learning run (dependency change, restores to measure): auto ${learn} s; $(last_store)"
 met=0
 for i in $(seq "$rounds"); do
   dep_auto=$(run auto "$i" app-0)
