@@ -7,8 +7,11 @@
 #   docker buildx build --platform linux/amd64,linux/arm64 -t secure-docker-images .
 
 ARG RUST_IMAGE=rust:1.91-bookworm@sha256:c1e5f19e773b7878c3f7a805dd00a495e747acbdc76fb2337a4ebf0418896b33
-# docker 28.4.0 ships the docker CLI and the buildx plugin (0.28) as static binaries.
+# docker 28.4.0 ships the docker CLI as a static binary.
 ARG DOCKER_IMAGE=docker:28.4.0@sha256:831644212c5bdd0b3362b5855c87b980ea39a83c9e9adcef2ce03eced99a737a
+# The buildx plugin: the release src/engine.rs pins (a test keeps the two equal), the one the
+# real-engine suite runs.
+ARG BUILDX_IMAGE=docker/buildx-bin:0.36.1
 
 FROM --platform=$BUILDPLATFORM ${RUST_IMAGE} AS build
 # Debian's pip is only the installer of the two pinned wheels below.
@@ -37,12 +40,14 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM ${DOCKER_IMAGE} AS docker
 
+FROM ${BUILDX_IMAGE} AS buildx
+
 FROM scratch
 # /tmp: the fallback private directory when the runner does not mount RUNNER_TEMP.
 COPY --from=build /rootfs/ /
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=docker /usr/local/bin/docker /usr/local/bin/docker
-COPY --from=docker /usr/local/libexec/docker/cli-plugins/docker-buildx /usr/local/libexec/docker/cli-plugins/docker-buildx
+COPY --from=buildx /buildx /usr/local/libexec/docker/cli-plugins/docker-buildx
 COPY --from=build /secure-docker-images /usr/local/bin/secure-docker-images
 ENV PATH=/usr/local/bin
 ENTRYPOINT ["/usr/local/bin/secure-docker-images"]

@@ -7,6 +7,7 @@ pub mod buildx;
 pub mod cleanup;
 pub mod context;
 pub mod dockerfile;
+pub mod engine;
 pub mod github;
 #[doc(hidden)]
 pub mod oci;

@@ -33,7 +33,8 @@ fn trusted_push_logs_in_builds_pushes_and_reports() {
     let create = argv(&run.call(&["buildx", "create"]).unwrap());
     let name = create[3].clone();
     assert!(name.starts_with("sdi-4242-"), "{name}");
-    assert!(create.ends_with(&["--driver".into(), "docker-container".into(), "--bootstrap".into()]));
+    let pinned = ["--driver", "docker-container", "--driver-opt", "image=moby/buildkit:v0.32.2", "--bootstrap"];
+    assert!(create.ends_with(&pinned.map(String::from)), "the pinned BuildKit: {create:?}");
     let build = run.call(&["buildx", "build"]).unwrap();
     let build_argv = argv(&build);
     assert_eq!(flag_values(&build_argv, "--builder"), std::slice::from_ref(&name));

@@ -61,7 +61,10 @@ pub(super) async fn prepare(
         BuilderPlan::New => {
             let name = format!("sdi-{run}-{}", random_hex(4));
             *slot = Some(Builder::new(name.clone(), true, true));
+            let image = format!("image={}", crate::engine::BUILDKIT_IMAGE);
             let mut args = vec!["buildx", "create", "--name", name.as_str(), "--driver", "docker-container"];
+            // The pinned BuildKit, not buildx's moving `buildx-stable-1`.
+            args.extend(["--driver-opt", image.as_str()]);
             // `allow` needs BuildKit started with the entitlement (the plan gives it to trusted code only).
             let flags: Vec<String> = crate::plan::options::insecure_entitlements(&plan.options)
                 .iter()

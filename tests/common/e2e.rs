@@ -23,12 +23,39 @@ pub struct E2e {
 pub fn e2e(test: &str) -> Option<E2e> {
     let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     match (get("SDI_E2E_BUILDER"), get("SDI_E2E_REGISTRY"), get("SDI_E2E_BASE_IMAGE")) {
-        (Some(builder), Some(registry), Some(base)) => Some(E2e { builder, registry, base }),
+        (Some(builder), Some(registry), Some(base)) => {
+            if let Err(why) = ENGINE.get_or_init(|| pinned_engine(&builder)) {
+                panic!("{why}");
+            }
+            Some(E2e { builder, registry, base })
+        }
         _ => {
             skip(test, "set SDI_E2E_BUILDER, SDI_E2E_REGISTRY and SDI_E2E_BASE_IMAGE to run the real-engine tests");
             None
         }
     }
+}
+
+/// Whether the engine is the pinned one, checked once for the whole suite.
+static ENGINE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+
+/// The suite runs on the buildx and BuildKit that `src/engine.rs` pins (what ships is what is
+/// tested); `SDI_E2E_ANY_ENGINE=1` runs it on another one anyway.
+fn pinned_engine(builder: &str) -> Result<(), String> {
+    if std::env::var("SDI_E2E_ANY_ENGINE").is_ok_and(|v| v == "1") {
+        return Ok(());
+    }
+    let buildx = docker(&["buildx", "version"]);
+    let buildkit = docker(&["buildx", "inspect", "--bootstrap", builder]);
+    let buildkit = buildkit.lines().find_map(|l| l.strip_prefix("BuildKit version:")).unwrap_or("unknown").trim();
+    let buildx = buildx.split_whitespace().nth(1).unwrap_or("unknown").to_string();
+    let (want_buildx, want_buildkit) = (sdi::engine::BUILDX_VERSION, sdi::engine::BUILDKIT_VERSION);
+    if buildx == format!("v{want_buildx}") && buildkit == format!("v{want_buildkit}") {
+        return Ok(());
+    }
+    Err(format!(
+        "the real-engine suite runs on the engine src/engine.rs pins, buildx v{want_buildx} and BuildKit v{want_buildkit}; this one is buildx {buildx} and BuildKit {buildkit} (builder {builder}). Use the pinned engine (../shared/harness), or set SDI_E2E_ANY_ENGINE=1 to run on this one anyway."
+    ))
 }
 
 /// Says why a test did not run. Written to stderr directly: the test harness captures

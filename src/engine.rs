@@ -1,0 +1,18 @@
+//! The one place that pins the engine a user's build runs on when the action makes the builder:
+//! the buildx plugin the image carries and the BuildKit its builder runs. The top-level
+//! `Dockerfile`'s default and the real-engine suite are checked against these (tests), so that
+//! what ships is what is tested. By version: a digest is written only where it was resolved
+//! (the release workflow resolves and verifies them).
+
+/// The buildx release the action image carries (`docker buildx version`).
+pub const BUILDX_VERSION: &str = "0.36.1";
+
+/// The BuildKit release a builder made by the action runs.
+pub const BUILDKIT_VERSION: &str = "0.32.2";
+
+/// The image the `Dockerfile` takes the buildx plugin from (`/buildx` in it).
+pub const BUILDX_IMAGE: &str = "docker/buildx-bin:0.36.1";
+
+/// The image of a builder the action makes (docker-container driver), instead of buildx's
+/// unpinned default `moby/buildkit:buildx-stable-1`.
+pub const BUILDKIT_IMAGE: &str = "moby/buildkit:v0.32.2";
