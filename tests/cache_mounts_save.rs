@@ -122,6 +122,14 @@ fn two_stores(registry: &str, dir: &std::path::Path, log: &std::path::Path) -> R
         .with("FAKE_DOCKER_LOG", log.to_str().unwrap())
 }
 
+/// A test registry (its address and directory) and the fake's state directory with its log.
+fn served() -> (String, tempfile::TempDir, tempfile::TempDir, std::path::PathBuf) {
+    let (registry, dir) = common::dir_registry();
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("calls.jsonl");
+    (registry, dir, state, log)
+}
+
 /// The stores image `team/app:buildcache-mounts` in a test registry's directory.
 fn saved_image(dir: &std::path::Path) -> sdi::stores_image::StoresImage {
     let repo = dir.join("v2/team/app");
@@ -140,9 +148,7 @@ fn layer_digest(image: &sdi::stores_image::StoresImage, id: &str) -> Vec<String>
 
 #[test]
 fn only_the_store_that_changed_is_pushed_and_the_other_keeps_its_layer() {
-    let (registry, dir) = common::dir_registry();
-    let state = tempfile::tempdir().unwrap();
-    let log = state.path().join("calls.jsonl");
+    let (registry, dir, state, log) = served();
     two_stores(&registry, dir.path(), &log).run().assert_success();
     let first = saved_image(dir.path());
     assert_eq!(first.stores.len(), 2);
@@ -185,9 +191,7 @@ fn only_the_store_that_changed_is_pushed_and_the_other_keeps_its_layer() {
 /// and the store that did not change keeps its layer throughout.
 #[test]
 fn a_store_whose_changes_piled_up_is_written_whole_again() {
-    let (registry, dir) = common::dir_registry();
-    let state = tempfile::tempdir().unwrap();
-    let log = state.path().join("calls.jsonl");
+    let (registry, dir, state, log) = served();
     two_stores(&registry, dir.path(), &log).run().assert_success();
     let first = saved_image(dir.path());
     let mut saves = Vec::new();
@@ -215,9 +219,7 @@ fn a_store_whose_changes_piled_up_is_written_whole_again() {
 /// layers, a new config.
 #[test]
 fn an_unchanged_restore_keeps_its_measurements_on_the_same_layers() {
-    let (registry, dir) = common::dir_registry();
-    let state = tempfile::tempdir().unwrap();
-    let log = state.path().join("calls.jsonl");
+    let (registry, dir, _state, log) = served();
     two_stores(&registry, dir.path(), &log).run().assert_success();
     let first = saved_image(dir.path());
     let costs = |i: &sdi::stores_image::StoresImage| {
@@ -240,9 +242,7 @@ fn an_unchanged_restore_keeps_its_measurements_on_the_same_layers() {
 
 #[test]
 fn kept_stores_are_scanned_with_the_new_ones_before_the_tag_moves() {
-    let (registry, dir) = common::dir_registry();
-    let state = tempfile::tempdir().unwrap();
-    let log = state.path().join("calls.jsonl");
+    let (registry, dir, _state, log) = served();
     let with_secret = |run: Run| run.with("INPUT_SECRET-ENVS", "npm_token=NPM_TOKEN").with("NPM_TOKEN", ENV_SECRET);
     with_secret(two_stores(&registry, dir.path(), &log)).run().assert_success();
     let first = saved_image(dir.path());
@@ -258,9 +258,7 @@ fn kept_stores_are_scanned_with_the_new_ones_before_the_tag_moves() {
 
 #[test]
 fn a_kept_layer_holding_a_secret_value_stops_the_tag() {
-    let (registry, dir) = common::dir_registry();
-    let state = tempfile::tempdir().unwrap();
-    let log = state.path().join("calls.jsonl");
+    let (registry, dir, _state, log) = served();
     // Saved by builds without secrets, `out` holds a text that later becomes a secret's value.
     two_stores(&registry, dir.path(), &log).run().assert_success();
     empty_builder(&log);
@@ -300,9 +298,7 @@ fn a_store_the_builder_already_holds_is_left_as_it_is() {
 
 #[test]
 fn a_warm_store_is_saved_as_the_builder_has_it_not_kept_from_the_older_image() {
-    let (registry, dir) = common::dir_registry();
-    let state = tempfile::tempdir().unwrap();
-    let log = state.path().join("calls.jsonl");
+    let (registry, dir, state, log) = served();
     two_stores(&registry, dir.path(), &log).run().assert_success();
     let first = saved_image(dir.path());
     // The builder outlives runs and its `deps` store differs from the saved copy.
@@ -323,9 +319,7 @@ fn a_warm_store_is_saved_as_the_builder_has_it_not_kept_from_the_older_image() {
 
 #[test]
 fn a_kept_layer_comes_from_the_image_restored_even_if_the_tag_moved_since() {
-    let (registry, dir) = common::dir_registry();
-    let state = tempfile::tempdir().unwrap();
-    let log = state.path().join("calls.jsonl");
+    let (registry, dir, _state, log) = served();
     let manifests = dir.path().join("v2/team/app/manifests");
     two_stores(&registry, dir.path(), &log).run().assert_success();
     let restored = saved_image(dir.path());

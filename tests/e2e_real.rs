@@ -414,15 +414,14 @@ fn only_the_changed_store_is_saved_and_both_survive_an_emptied_builder() {
     else {
         return;
     };
-    let ws = Workspace::new(&format!(
-        "FROM {base}\nARG RUN_ID\nRUN --mount=type=cache,id=deps-{n},target=/deps --mount=type=cache,id=out-{n},target=/out \\\n    sleep 1; [ -f /deps/lock ] || {{ echo locked > /deps/lock; sleep 4; }}; ls /deps | wc -l > /deps-count.txt; ls /out | wc -l > /out-count.txt; rm -f /out/tmp-*; touch /out/build-$RUN_ID /out/tmp-$RUN_ID\n",
-        base = e.base
-    ));
+    let ws = one_step(
+        &e,
+        &format!(
+            "--mount=type=cache,id=deps-{n},target=/deps --mount=type=cache,id=out-{n},target=/out \\\n    sleep 1; [ -f /deps/lock ] || {{ echo locked > /deps/lock; sleep 4; }}; ls /deps | wc -l > /deps-count.txt; ls /out | wc -l > /out-count.txt; rm -f /out/tmp-*; touch /out/build-$RUN_ID /out/tmp-$RUN_ID"
+        ),
+    );
     let platform = native(&e);
-    let build = |run_id: &str| {
-        prune(&e.builder);
-        push_with_mounts(&e, &ws, &image, &platform, run_id)
-    };
+    let build = |run_id: &str| push_on_an_emptied_builder(&e, &ws, &image, run_id);
     build("1");
     let (deps, out) =
         (store_layer(&e.registry, &repo, &format!("deps-{n}")), store_layer(&e.registry, &repo, &format!("out-{n}")));
@@ -455,15 +454,11 @@ fn a_store_quicker_to_refill_than_to_restore_is_left_to_its_step() {
     else {
         return;
     };
-    let ws = Workspace::new(&format!(
-        "FROM {base}\nARG RUN_ID\nRUN --mount=type=cache,id=cheap-{n},target=/c \\\n    sleep 1; ls /c | wc -l > /seen.txt; touch /c/f-$RUN_ID\n",
-        base = e.base
-    ));
-    let platform = native(&e);
-    let build = |run_id: &str| {
-        prune(&e.builder);
-        push_with_mounts(&e, &ws, &image, &platform, run_id)
-    };
+    let ws = one_step(
+        &e,
+        &format!("--mount=type=cache,id=cheap-{n},target=/c sleep 1; ls /c | wc -l > /seen.txt; touch /c/f-$RUN_ID"),
+    );
+    let build = |run_id: &str| push_on_an_emptied_builder(&e, &ws, &image, run_id);
     build("1");
     let second = build("2");
     assert!(second.stdout.contains("Stopping the build"), "costs unknown: restored to measure: {}", second.summary);

@@ -197,18 +197,7 @@ async fn build_with_stores(
     let costs = saved.as_ref().map(mounts::Saved::costs).unwrap_or_default();
     let filled = if saved.is_some() { mounts::Filled::NotNeeded } else { mounts::Filled::Nothing };
     *statuses = mounts::not_restored(mp, filled).statuses;
-    let refill = mounts::not_worth(mp, &costs);
-    for s in statuses.iter_mut() {
-        if let Some((_, cost)) = refill.iter().find(|(id, _)| *id == s.id) {
-            s.filled = mounts::Filled::Refill(*cost);
-            let why = mounts::refill_reason(cost);
-            annotations.push(Annotation::notice(format!("Cache mount '{}' is not restored: {why}.", s.id)));
-        }
-    }
-    let restoring = crate::plan::MountsPlan {
-        mounts: mp.mounts.iter().filter(|m| !refill.iter().any(|(id, _)| *id == m.id)).cloned().collect(),
-        ..mp.clone()
-    };
+    let restoring = mounts::leave_to_steps(mp, &costs, statuses, annotations);
     let stop: Vec<String> = saved.iter().flat_map(|_| restoring.mounts.iter().map(|m| m.id.clone())).collect();
     let (touched, saved) = match (build::build(ctx, plan, (b, &stop), docker, signals, dir, annotations).await?, saved)
     {
@@ -231,6 +220,34 @@ async fn build_with_stores(
 
 /// The cache-mount stores of the RUN steps that ran, with how long those steps took (ms).
 type Ran = Vec<(String, u64)>;
+
+/// After a good trusted build, the cache-mount stores its steps changed are saved, with what
+/// this run measured of them. `Err`: the job was cancelled during it.
+async fn save_stores(
+    ctx: &Context,
+    plan: &BuildPlan,
+    (docker, signals): (&mut Docker, &mut Signals),
+    (builder, dir): (&str, &Path),
+    (ran, found): (Ran, mounts::Found),
+    (statuses, times): (&mut [mounts::MountStatus], &mut mounts::MountTimes),
+    annotations: &mut Vec<Annotation>,
+) -> Result<(), i32> {
+    let Some(mp) = plan.cache_mounts.as_ref().filter(|m| m.save_to.is_some() && plan.trust.trusted) else {
+        return Ok(());
+    };
+    let started = Instant::now();
+    let needles = crate::verify::Needles::new(&scan::secret_values(ctx, plan));
+    let costs = mounts::measure(found.costs, statuses, &ran, times.restore);
+    let helpers = mounts_save::Helpers { docker, signals, plan: mp, builder, dir };
+    let from = (found.restored_from.as_ref(), &costs);
+    let save = mounts_save::save_if_used(helpers, (&needles, ran.as_slice()), from, annotations, statuses);
+    match save.instrument(tracing::debug_span!("cache-mounts save")).await {
+        mounts::SaveEnd::Cancelled(sig) => return Err(sig),
+        mounts::SaveEnd::Ran => times.save = Some(started.elapsed()),
+        mounts::SaveEnd::Skipped => {}
+    }
+    Ok(())
+}
 
 /// What `run` leaves behind besides its result: messages, the builder to remove, mount reports.
 struct Effects<'a> {
@@ -298,19 +315,11 @@ async fn run(
         }
     }
     // …and the cache-mount stores saved after a good trusted build.
-    if let Some(mp) = plan.cache_mounts.as_ref().filter(|m| m.save_to.is_some() && plan.trust.trusted) {
-        let started = Instant::now();
-        let needles = crate::verify::Needles::new(&scan::secret_values(ctx, plan));
-        let costs = mounts::measure(found.costs, effects.mounts, &ran, effects.mount_times.restore);
-        let used = (&needles, ran.as_slice());
-        let helpers = mounts_save::Helpers { docker, signals, plan: mp, builder: &builder_name, dir };
-        let from = (found.restored_from.as_ref(), &costs);
-        let save = mounts_save::save_if_used(helpers, used, from, annotations, effects.mounts);
-        match save.instrument(tracing::debug_span!("cache-mounts save")).await {
-            mounts::SaveEnd::Cancelled(sig) => return (Outcome::Cancelled { signal: sig }, None, hits),
-            mounts::SaveEnd::Ran => effects.mount_times.save = Some(started.elapsed()),
-            mounts::SaveEnd::Skipped => {}
-        }
+    let stores = (effects.mounts.as_mut_slice(), &mut *effects.mount_times);
+    if let Err(sig) =
+        save_stores(ctx, plan, (docker, signals), (&builder_name, dir), (ran, found), stores, annotations).await
+    {
+        return (Outcome::Cancelled { signal: sig }, None, hits);
     }
     (Outcome::Succeeded, metadata, hits)
 }

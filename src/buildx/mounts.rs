@@ -181,13 +181,27 @@ pub(super) async fn find_saved(
     Ok(None)
 }
 
-/// The stores that earlier runs found not worth restoring, with what they measured.
-pub(super) fn not_worth(plan: &MountsPlan, costs: &Costs) -> Vec<(String, StoreCost)> {
-    plan.mounts
-        .iter()
-        .filter_map(|m| Some((m.id.clone(), *costs.get(&mount_dir(&m.id))?)))
-        .filter(|(_, cost)| !mount_costs::worth_restoring(cost))
-        .collect()
+/// Marks the stores that earlier runs found not worth restoring (a notice each) and returns
+/// the plan of those left to restore.
+pub(super) fn leave_to_steps(
+    plan: &MountsPlan,
+    costs: &Costs,
+    statuses: &mut [MountStatus],
+    annotations: &mut Vec<Annotation>,
+) -> MountsPlan {
+    let refill = mount_costs::not_worth(plan.mounts.iter().map(|m| (m.id.as_str(), mount_dir(&m.id))), costs);
+    for s in statuses.iter_mut() {
+        if let Some((_, cost)) = refill.iter().find(|(id, _)| *id == s.id) {
+            s.filled = Filled::Refill(*cost);
+            annotations.push(Annotation::notice(format!(
+                "Cache mount '{}' is not restored: {}.",
+                s.id,
+                refill_reason(cost)
+            )));
+        }
+    }
+    let mounts = plan.mounts.iter().filter(|m| !refill.iter().any(|(id, _)| *id == m.id)).cloned().collect();
+    MountsPlan { mounts, ..plan.clone() }
 }
 
 /// Why a store is left to its steps, in the words of the summary and the notice.

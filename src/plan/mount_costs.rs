@@ -62,6 +62,14 @@ pub fn worth_restoring(cost: &StoreCost) -> bool {
     }
 }
 
+/// The stores (`(id, dir)`) that are not worth restoring, with what was measured of them.
+pub fn not_worth<'a>(stores: impl Iterator<Item = (&'a str, String)>, costs: &Costs) -> Vec<(String, StoreCost)> {
+    stores
+        .filter_map(|(id, dir)| Some((id.to_string(), *costs.get(&dir)?)))
+        .filter(|(_, cost)| !worth_restoring(cost))
+        .collect()
+}
+
 /// How a store started this run's steps, for what they measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
@@ -114,6 +122,15 @@ mod tests {
         for (c, worth, why) in table {
             assert_eq!(worth_restoring(&c), worth, "{why}: {c:?}");
         }
+    }
+
+    #[test]
+    fn only_the_stores_measured_not_worth_it_are_left_to_their_steps() {
+        let cheap = StoreCost { cold: Some(900), warm: Some(800), restore: Some(700) };
+        let dear = StoreCost { cold: Some(30_000), warm: Some(4_000), restore: Some(9_000) };
+        let costs = Costs::from([("m-61".to_string(), cheap), ("m-62".to_string(), dear)]);
+        let stores = [("a", "m-61".to_string()), ("b", "m-62".to_string()), ("c", "m-63".to_string())];
+        assert_eq!(not_worth(stores.into_iter(), &costs), [("a".to_string(), cheap)]);
     }
 
     #[test]

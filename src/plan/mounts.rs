@@ -146,12 +146,13 @@ fn labels(dirs: &[String], costs: &str) -> String {
 /// A shell script that makes `/{dir}` (the store as the saved image holds it) equal to
 /// `/sdi-mount`, touching only what differs (names, sizes, times, modes): the step's layer is
 /// then just the changed files and the removals. busybox has no rsync, comm or `tar -T`: awk
-/// compares the two listings, cpio copies the list. Prints the changed bytes.
+/// compares the two listings, cpio copies the list. Prints the changed bytes. A name that
+/// climbs out (`..`, as a name split by a newline could read) is never removed.
 fn sync_script(dir: &str) -> String {
     let list = "find . -mindepth 1 -exec stat -c '%s %Y %f %n' {} +";
     let name = "n = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, \"\", n)";
     format!(
-        "mkdir -p /{dir} && (cd /{dir} && {list}) > /tmp/sdi-old && (cd /sdi-mount && {list}) > /tmp/sdi-new && \\\n    awk 'FNR == NR {{ {name}; old[n] = $0; next }} {{ {name}; seen[n] = 1; if (old[n] != $0) {{ print n; b += $1 }} }} END {{ for (n in old) if (!(n in seen)) print n > \"/tmp/sdi-gone\"; print int(b / 1024) > \"/tmp/sdi-delta\" }}' /tmp/sdi-old /tmp/sdi-new > /tmp/sdi-changed && \\\n    touch /tmp/sdi-gone && (cd /{dir} && while IFS= read -r f; do rm -rf \"./$f\"; done < /tmp/sdi-gone) && \\\n    (cd /sdi-mount && cpio -o -H newc < /tmp/sdi-changed 2>/dev/null) | (cd /{dir} && cpio -idmu 2>/dev/null) && \\\n    echo \"sdi-mount-delta {dir} $(cat /tmp/sdi-delta)\""
+        "mkdir -p /{dir} && (cd /{dir} && {list}) > /tmp/sdi-old && (cd /sdi-mount && {list}) > /tmp/sdi-new && \\\n    awk 'FNR == NR {{ {name}; old[n] = $0; next }} {{ {name}; seen[n] = 1; if (old[n] != $0) {{ print n; b += $1 }} }} END {{ for (n in old) if (!(n in seen)) print n > \"/tmp/sdi-gone\"; print int(b / 1024) > \"/tmp/sdi-delta\" }}' /tmp/sdi-old /tmp/sdi-new > /tmp/sdi-changed && \\\n    touch /tmp/sdi-gone && (cd /{dir} && while IFS= read -r f; do case \"/$f/\" in */../*) ;; *) rm -rf -- \"./$f\" ;; esac; done < /tmp/sdi-gone) && \\\n    (cd /sdi-mount && cpio -o -H newc < /tmp/sdi-changed 2>/dev/null) | (cd /{dir} && cpio -idmu 2>/dev/null) && \\\n    echo \"sdi-mount-delta {dir} $(cat /tmp/sdi-delta)\""
     )
 }
 

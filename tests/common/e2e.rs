@@ -351,6 +351,17 @@ pub fn push_with_mounts(e: &E2e, ws: &Workspace, image: &str, platforms: &str, r
     r
 }
 
+/// `push_with_mounts` on the native platform of a builder emptied first, as a fresh runner's.
+pub fn push_on_an_emptied_builder(e: &E2e, ws: &Workspace, image: &str, run_id: &str) -> Ran {
+    prune(&e.builder);
+    push_with_mounts(e, ws, image, &native(e), run_id)
+}
+
+/// A workspace whose Dockerfile is one `RUN` (after `ARG RUN_ID`) on the base image.
+pub fn one_step(e: &E2e, run: &str) -> Workspace {
+    Workspace::new(&format!("FROM {}\nARG RUN_ID\nRUN {run}\n", e.base))
+}
+
 /// Cache records `docker buildx du` lists for a builder.
 pub fn cache_records(builder: &str) -> usize {
     docker(&["buildx", "du", "--builder", builder])
