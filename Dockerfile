@@ -1,6 +1,9 @@
 # syntax=docker/dockerfile:1
-# The action image: a static secure-docker-images binary, the docker CLI and the buildx plugin,
-# and the CA certificates they need to reach registries. Nothing else: no shell, no libc.
+# The action image: the pinned BuildKit as moby/buildkit ships it (buildkitd, buildctl, runc, QEMU
+# emulators), with a static secure-docker-images binary, the docker CLI and the buildx plugin on
+# top. The runner pulls this one image; a run starts its builder from it (src/buildx/
+# own_buildkit.rs), so nothing else is pulled, and the label tells the binary which BuildKit
+# it carries.
 #
 # The binary is cross-compiled on the build platform for each target (cargo-zigbuild: zig links
 # musl and compiles ring's C for either architecture), so an arm64 image costs no emulation.
@@ -12,6 +15,8 @@ ARG DOCKER_IMAGE=docker:28.4.0@sha256:831644212c5bdd0b3362b5855c87b980ea39a83c9e
 # The buildx plugin: the release src/engine.rs pins (a test keeps the two equal), the one the
 # real-engine suite runs.
 ARG BUILDX_IMAGE=docker/buildx-bin:0.36.1
+# The BuildKit the image carries and runs a user's build on: the release src/engine.rs pins.
+ARG BUILDKIT_IMAGE=moby/buildkit:v0.32.2
 
 FROM --platform=$BUILDPLATFORM ${RUST_IMAGE} AS build
 # Debian's pip is only the installer of the two pinned wheels below.
@@ -35,19 +40,15 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
       *) echo "unsupported architecture ${TARGETARCH}" >&2; exit 1 ;; \
     esac \
  && cargo zigbuild --locked --release --bin secure-docker-images --target "${target}" \
- && cp "target/${target}/release/secure-docker-images" /secure-docker-images \
- && mkdir -p /rootfs/tmp && chmod 1777 /rootfs/tmp
+ && cp "target/${target}/release/secure-docker-images" /secure-docker-images
 
 FROM ${DOCKER_IMAGE} AS docker
 
 FROM ${BUILDX_IMAGE} AS buildx
 
-FROM scratch
-# /tmp: the fallback private directory when the runner does not mount RUNNER_TEMP.
-COPY --from=build /rootfs/ /
-COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+FROM ${BUILDKIT_IMAGE}
+LABEL dev.sdi.buildkit.version=0.32.2
 COPY --from=docker /usr/local/bin/docker /usr/local/bin/docker
 COPY --from=buildx /buildx /usr/local/libexec/docker/cli-plugins/docker-buildx
 COPY --from=build /secure-docker-images /usr/local/bin/secure-docker-images
-ENV PATH=/usr/local/bin
 ENTRYPOINT ["/usr/local/bin/secure-docker-images"]

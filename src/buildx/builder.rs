@@ -27,11 +27,15 @@ pub(super) struct Builder {
     pub native: Option<String>,
     /// False for the `docker` driver without the containerd image store.
     pub cache_export: bool,
+    /// The BuildKit container this run started (from the action's own image): removed with it.
+    pub container: Option<String>,
+    /// How long it took to make it ready (set once it is).
+    pub ready: Option<std::time::Duration>,
 }
 
 impl Builder {
     fn new(name: String, remove: bool, fresh: bool) -> Self {
-        Builder { name, remove, fresh, native: None, cache_export: true }
+        Builder { name, remove, fresh, native: None, cache_export: true, container: None, ready: None }
     }
 }
 
@@ -60,25 +64,13 @@ pub(super) async fn prepare(
     match &plan.builder {
         BuilderPlan::New => {
             let name = format!("sdi-{run}-{}", random_hex(4));
-            *slot = Some(Builder::new(name.clone(), true, true));
-            let image = format!("image={}", crate::engine::BUILDKIT_IMAGE);
-            let mut args = vec!["buildx", "create", "--name", name.as_str(), "--driver", "docker-container"];
-            // The pinned BuildKit, not buildx's moving `buildx-stable-1`.
-            args.extend(["--driver-opt", image.as_str()]);
             // `allow` needs BuildKit started with the entitlement (the plan gives it to trusted code only).
-            let flags: Vec<String> = crate::plan::options::insecure_entitlements(&plan.options)
-                .iter()
-                .map(|e| format!("--allow-insecure-entitlement {e}"))
-                .collect();
-            let flags = flags.join(" ");
-            if !flags.is_empty() {
-                args.extend(["--buildkitd-flags", flags.as_str()]);
+            let entitlements: Vec<String> =
+                crate::plan::options::insecure_entitlements(&plan.options).iter().map(|e| e.to_string()).collect();
+            match super::own_buildkit::image(docker, signals).await {
+                Some(image) => from_own_image(docker, signals, (&image, &entitlements), name, slot).await?,
+                None => docker_container(docker, signals, &entitlements, name, slot).await?,
             }
-            args.push("--bootstrap");
-            docker
-                .run(&args, None, signals)
-                .await
-                .map_err(|f| failed(f, |c| format!("could not create a docker-container builder: {c}")))?;
         }
         BuilderPlan::Default => *slot = Some(Builder::new("default".into(), false, false)),
         BuilderPlan::Named { name, .. } if docker.has_builder_record(name) => {
@@ -98,6 +90,55 @@ pub(super) async fn prepare(
             attach(docker, signals, endpoint, &tls, slot, run).await?;
         }
     }
+    Ok(())
+}
+
+/// A docker-container builder on the pinned BuildKit, not buildx's moving `buildx-stable-1`.
+async fn docker_container(
+    docker: &mut Docker,
+    signals: &mut Signals,
+    entitlements: &[String],
+    name: String,
+    slot: &mut Option<Builder>,
+) -> Result<(), Outcome> {
+    *slot = Some(Builder::new(name.clone(), true, true));
+    let image = format!("image={}", crate::engine::BUILDKIT_IMAGE);
+    let mut args = vec!["buildx", "create", "--name", name.as_str(), "--driver", "docker-container"];
+    args.extend(["--driver-opt", image.as_str()]);
+    let flags: Vec<String> = entitlements.iter().map(|e| format!("--allow-insecure-entitlement {e}")).collect();
+    let flags = flags.join(" ");
+    if !flags.is_empty() {
+        args.extend(["--buildkitd-flags", flags.as_str()]);
+    }
+    args.push("--bootstrap");
+    docker
+        .run(&args, None, signals)
+        .await
+        .map_err(|f| failed(f, |c| format!("could not create a docker-container builder: {c}")))?;
+    Ok(())
+}
+
+/// BuildKit from the action's own image (nothing pulled), attached with the remote driver; the
+/// container is the builder's, removed with its record.
+async fn from_own_image(
+    docker: &mut Docker,
+    signals: &mut Signals,
+    (image, entitlements): (&str, &[String]),
+    name: String,
+    slot: &mut Option<Builder>,
+) -> Result<(), Outcome> {
+    let container = format!("{name}-buildkit");
+    let mut builder = Builder::new(name.clone(), true, true);
+    builder.container = Some(container.clone());
+    *slot = Some(builder);
+    super::own_buildkit::start(docker, signals, image, &container, entitlements)
+        .await
+        .map_err(|f| failed(f, |c| format!("could not start BuildKit from the action's own image: {c}")))?;
+    let endpoint = format!("docker-container://{container}");
+    let args = ["buildx", "create", "--name", name.as_str(), "--driver", "remote", "--bootstrap", endpoint.as_str()];
+    docker.run(&args, None, signals).await.map_err(|f| {
+        failed(f, |c| format!("could not attach the BuildKit started from the action's own image: {c}"))
+    })?;
     Ok(())
 }
 
@@ -287,7 +328,10 @@ pub(super) async fn check(
             )));
             return Ok(());
         }
-        if installed || found.driver.as_deref() != Some("docker-container") {
+        // QEMU registered on the host serves a builder in a container on it: buildx's, or the
+        // one started from the action's image when its own emulators do not cover a platform.
+        let on_this_host = found.driver.as_deref() == Some("docker-container") || builder.container.is_some();
+        if installed || !on_this_host {
             return Err(setup_failed(format!(
                 "builder '{}' does not support {} (it lists {}), and the Dockerfile runs steps on those platforms: use a builder for them, build them on $BUILDPLATFORM, or drop them from `platforms`",
                 shown(plan, &name),

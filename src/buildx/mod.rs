@@ -16,6 +16,7 @@ pub mod merge;
 pub mod mounts;
 mod mounts_registry;
 mod mounts_save;
+pub mod own_buildkit;
 pub mod progress;
 mod render;
 mod scan;
@@ -35,6 +36,15 @@ use docker::Ended;
 pub use docker::{Docker, Signals, cause_line, random_token};
 pub use merge::duplicate_platform;
 use progress::{BuildError, CacheHits};
+
+/// How the run's builder came to be ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuilderReady {
+    /// BuildKit started from the action's own image: nothing was pulled for it.
+    pub own_image: bool,
+    /// From the first builder call to the builder checked and ready.
+    pub took: Duration,
+}
 
 /// A message for the run's log and annotations.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +103,8 @@ pub struct Execution {
     pub mount_times: mounts::MountTimes,
     pub pushed: bool,
     pub duration: Duration,
+    /// The builder once it was ready to build: the summary tells its time from the build's.
+    pub builder: Option<BuilderReady>,
     pub docker_calls: usize,
     /// Cleanup mode: what the closed pull request's run deleted and kept.
     pub cleanup: Option<crate::cleanup::CleanupReport>,
@@ -110,6 +122,7 @@ impl Execution {
             mount_times: Default::default(),
             pushed: false,
             duration,
+            builder: None,
             docker_calls: 0,
             cleanup: None,
         }
@@ -141,7 +154,7 @@ pub async fn execute(ctx: &Context, plan: &BuildPlan, dir: &Path, signals: &mut 
     let result = run(ctx, plan, dir, &mut docker, signals, &mut effects).await;
     if let Some(b) = builder.as_ref().filter(|b| b.remove) {
         let cancelled = matches!(result.0, Outcome::Cancelled { .. });
-        if !remove_builder(&mut docker, signals, &b.name, cancelled).await {
+        if !remove_builder(&mut docker, signals, b, cancelled).await {
             let message = format!("Could not remove the builder {}; it is left on the runner.", b.name);
             annotations.push(Annotation::warning(message));
         }
@@ -157,17 +170,25 @@ pub async fn execute(ctx: &Context, plan: &BuildPlan, dir: &Path, signals: &mut 
         mount_times,
         pushed,
         duration: started.elapsed(),
+        builder: builder.as_ref().and_then(|b| Some(BuilderReady { own_image: b.container.is_some(), took: b.ready? })),
         docker_calls: docker.calls,
         cleanup: None,
     }
 }
 
 /// Removing the builder must not outlive a cancelled job: bounded, and best effort.
-async fn remove_builder(docker: &mut Docker, signals: &mut Signals, name: &str, cancelled: bool) -> bool {
+/// A BuildKit container the run started goes with the record, its state volume with it.
+async fn remove_builder(docker: &mut Docker, signals: &mut Signals, b: &Builder, cancelled: bool) -> bool {
     let limit = Duration::from_secs(if cancelled { 2 } else { 10 });
-    let args = ["buildx", "rm", name];
-    let rm = docker.output(&args, None, signals).instrument(tracing::debug_span!("cleanup"));
-    matches!(tokio::time::timeout(limit, rm).await, Ok(Ok(Ended::Exited { code: 0, .. })))
+    let rm = async {
+        let record = docker.output(&["buildx", "rm", b.name.as_str()], None, signals).await;
+        let record = matches!(record, Ok(Ended::Exited { code: 0, .. }));
+        let Some(container) = &b.container else { return record };
+        let container = docker.output(&["rm", "--force", "--volumes", container.as_str()], None, signals).await;
+        record && matches!(container, Ok(Ended::Exited { code: 0, .. }))
+    };
+    let rm = rm.instrument(tracing::debug_span!("cleanup"));
+    tokio::time::timeout(limit, rm).await.unwrap_or(false)
 }
 
 /// The build, with its cache-mount stores restored only if a step uses them: it runs without
@@ -275,10 +296,12 @@ async fn run(
             return Ok(None);
         }
         let span = tracing::debug_span!("builder");
+        let preparing = Instant::now();
         builder::prepare(ctx, plan, docker, signals, dir, effects.builder).instrument(span.clone()).await?;
         let b = effects.builder.as_mut().expect("prepare fills the builder");
         builder::check(ctx, plan, docker, signals, b, annotations).instrument(span.clone()).await?;
         builder::check_load(plan, docker, signals).instrument(span).await?;
+        b.ready = Some(preparing.elapsed());
         Ok(Some(b.name.clone()))
     };
     let builder_name = match setup.await {

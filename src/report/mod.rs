@@ -195,7 +195,8 @@ pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
         }
     }
     if matches!(plan.mode, Mode::Build | Mode::PerPlatform) {
-        let _ = writeln!(s, "| Builder | {} |", cell(&builder_text(&plan.builder)));
+        let ready = exec.and_then(|e| e.builder);
+        let _ = writeln!(s, "| Builder | {} |", cell(&builder_row(&plan.builder, ready)));
     }
     if let Some(c) = &plan.cleanup {
         let _ = writeln!(s, "| Cleanup | {} |", cell(&cleanup_text(c)));
@@ -294,7 +295,9 @@ fn result_rows(s: &mut String, plan: &BuildPlan, e: &Execution) {
             format!("stopped: {hits} secret value(s) found in the image, so no tag was created")
         }
     };
-    let _ = writeln!(s, "| Result | {result} in {:.1} s |", e.duration.as_secs_f64());
+    // The builder's time is told on its row: this is the rest of the run.
+    let took = e.duration.saturating_sub(e.builder.map_or(std::time::Duration::ZERO, |b| b.took));
+    let _ = writeln!(s, "| Result | {result} in {:.1} s |", took.as_secs_f64());
     if let Some(c) = &e.cleanup {
         let deleted = if c.deleted.is_empty() { "nothing".to_string() } else { code_list(&c.deleted) };
         let _ = writeln!(s, "| Deleted | {deleted} |");
@@ -354,6 +357,22 @@ pub fn cleanup_text(cleanup: &crate::plan::Cleanup) -> String {
         }
         crate::plan::Cleanup::Nothing { why } => format!("nothing to delete: {why}"),
     }
+}
+
+/// Where the build ran and how long its builder took to be ready, which is not build time.
+fn builder_row(builder: &crate::plan::BuilderPlan, ready: Option<crate::buildx::BuilderReady>) -> String {
+    let Some(ready) = ready else { return builder_text(builder) };
+    let what = match builder {
+        crate::plan::BuilderPlan::New if ready.own_image => format!(
+            "a builder made for this run, on BuildKit {} from the action's own image (nothing pulled)",
+            crate::engine::BUILDKIT_VERSION
+        ),
+        crate::plan::BuilderPlan::New => {
+            format!("a docker-container builder made for this run, on {}", crate::engine::BUILDKIT_IMAGE)
+        }
+        other => builder_text(other),
+    };
+    format!("{what}; ready in {:.1} s", ready.took.as_secs_f64())
 }
 
 /// Where the build runs, in words.

@@ -61,6 +61,8 @@ impl Run {
             ("INPUT_CACHE-MODE", "max".into()),
             ("INPUT_FORK-CACHE", "registry-read".into()),
             ("INPUT_DRY-RUN", "false".into()),
+            // Not in a container, wherever the tests run; a test names one to be in.
+            ("SDI_OWN_CONTAINER", String::new()),
         ];
         let mut run = Run { dir, env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect() };
         if event == "push" {

@@ -65,7 +65,7 @@ fn platforms() -> Vec<String> {
 }
 
 /// The daemon's containers: name → running.
-fn containers() -> Vec<(String, bool)> {
+pub fn containers() -> Vec<(String, bool)> {
     let file = state_dir().join("fake-docker-containers.json");
     if let Some(v) = std::fs::read_to_string(&file).ok().and_then(|t| serde_json::from_str(&t).ok()) {
         return v;
@@ -78,7 +78,7 @@ fn containers() -> Vec<(String, bool)> {
         .collect()
 }
 
-fn save_containers(list: &[(String, bool)]) {
+pub fn save_containers(list: &[(String, bool)]) {
     std::fs::write(state_dir().join("fake-docker-containers.json"), serde_json::to_string(list).unwrap()).unwrap();
 }
 

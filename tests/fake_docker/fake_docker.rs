@@ -10,7 +10,8 @@
 //!   the *names* of the environment, `DOCKER_CONFIG` and its mode, stdin length.
 //! - `FAKE_DOCKER_SCENARIO`: `success` (default), `warm`, `cache-denied`, `dockerfile-error`,
 //!   `cancel`.
-//! - builders, containers and injected failures of their calls: see `builders.rs`.
+//! - builders, containers and injected failures of their calls: see `builders.rs`; the
+//!   action's own container and BuildKit started from its image: see `own.rs`.
 //! - `FAKE_DOCKER_FAIL_LOGIN=1`: `login` is refused as a registry refuses a bad token.
 //! - `FAKE_DOCKER_WARNINGS=1`: the build reports a Dockerfile lint warning.
 //! - cache-mount stores and the helpers that restore, check and save them: see `stores.rs`.
@@ -31,6 +32,7 @@ use serde_json::{Value, json};
 
 mod builders;
 mod images;
+mod own;
 mod stores;
 use builders::{create, failing, inspect, remove, run};
 use images::{fake_digest, imagetools_create, imagetools_inspect, push, real_image};
@@ -105,7 +107,12 @@ fn main() -> ExitCode {
         ["buildx", "imagetools", "create", rest @ ..] => imagetools_create(call, rest),
         ["buildx", "imagetools", "inspect", rest @ ..] => imagetools_inspect(call, rest),
         ["buildx", "rm", rest @ ..] => remove(call, rest),
+        ["run", "--detach", rest @ ..] => own::run_buildkit(call, rest),
         ["run", rest @ ..] => run(call, rest),
+        ["rm", rest @ ..] => own::remove(call, rest),
+        ["container", "inspect", "--format", f, _] if f.starts_with("{{.Image}}|") => {
+            own::inspect(call, &words[2..]).expect("the own-image format")
+        }
         ["container", "inspect", rest @ ..] => builders::container_inspect(call, rest),
         ["start", rest @ ..] => builders::start(call, rest),
         ["info", "--format", "{{json .DriverStatus}}"] => info(call),

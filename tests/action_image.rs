@@ -1,0 +1,202 @@
+//! The action image as a user gets it: built from the top-level `Dockerfile`, pushed, pulled by
+//! the runner and run as the runner runs a container action (`../shared/harness/ghrunner/
+//! run-container-action.sh`: `docker run` with the Docker socket, `/github/workspace`,
+//! `/github/home`, `/github/file_commands`, `INPUT_*` with dashes kept). Real engine only: it
+//! runs when the real-engine suite does (`SDI_E2E_*`, tests/e2e_real.rs) and a Docker daemon
+//! answers, and skips saying why otherwise.
+//!
+//! Stand-ins. Every base image of the `Dockerfile` is a `*_IMAGE` build argument; a loopback
+//! engine passes local ones: `SDI_E2E_DOCKER_IMAGE` (`/usr/local/bin/docker`, a static docker
+//! CLI), `SDI_E2E_BUILDX_IMAGE` (`/buildx`), `SDI_E2E_BUILDKIT_IMAGE` (moby/buildkit's layout;
+//! default `$SDI_E2E_REGISTRY/moby/buildkit:buildx-stable-1`, the harness's). The first two
+//! default to images made here from this machine's docker CLI and buildx plugin. The compiled
+//! binary is this test build's own, given as the `build` stage (`--build-context build=…`):
+//! the release build cross-compiles it with cargo-zigbuild from crates and toolchains a
+//! loopback engine cannot reach. This build is linked against glibc, so the BuildKit stand-in
+//! gets the libraries it needs. `SDI_E2E_RUNNER` names another run-container-action.sh.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::e2e::*;
+
+const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The runner simulation, and whether a Docker daemon answers; `None` says why not.
+fn runner() -> Result<PathBuf, String> {
+    let script = std::env::var("SDI_E2E_RUNNER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(MANIFEST_DIR).join("../shared/harness/ghrunner/run-container-action.sh"));
+    if !script.is_file() {
+        return Err(format!("no runner simulation at {} (set SDI_E2E_RUNNER)", script.display()));
+    }
+    let info = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output();
+    match info {
+        Ok(o) if o.status.success() => Ok(script),
+        _ => Err("no Docker daemon answers `docker info`: the runner runs the action image on one".into()),
+    }
+}
+
+/// Builds `dockerfile` (with `files` beside it) and pushes it as `tag`.
+fn push_image(builder: &str, tag: &str, dockerfile: &str, files: &[(&str, &Path)]) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+    for (name, from) in files {
+        let to = dir.path().join(name);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, &to).unwrap();
+    }
+    let context = dir.path().to_str().unwrap();
+    docker(&["buildx", "build", "--builder", builder, "--provenance=false", "--push", "-t", tag, context]);
+}
+
+/// This machine's file that `which` finds first among `candidates`.
+fn first_file(candidates: &[PathBuf]) -> PathBuf {
+    candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| panic!("none of {candidates:?}"))
+}
+
+/// The shared libraries a dynamically linked binary loads, from `ldd`.
+fn libraries(binary: &str) -> Vec<PathBuf> {
+    let out = Command::new("ldd").arg(binary).output().expect("ldd");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')).map(PathBuf::from))
+        .collect()
+}
+
+/// The `*_IMAGE` build arguments of the stand-ins, made where no variable names one.
+fn stand_ins(e: &E2e, n: &str) -> Vec<(String, String)> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let docker_cli = var("SDI_E2E_DOCKER_IMAGE").unwrap_or_else(|| {
+        let tag = format!("{}/sdi-e2e/standin-docker:{n}", e.registry);
+        let cli = first_file(&[PathBuf::from("/usr/local/bin/docker"), PathBuf::from("/usr/bin/docker")]);
+        push_image(&e.builder, &tag, "FROM scratch\nCOPY docker /usr/local/bin/docker\n", &[("docker", &cli)]);
+        tag
+    });
+    let buildx = var("SDI_E2E_BUILDX_IMAGE").unwrap_or_else(|| {
+        let tag = format!("{}/sdi-e2e/standin-buildx:{n}", e.registry);
+        let home = std::env::var("HOME").unwrap_or_default();
+        let plugin = first_file(&[
+            PathBuf::from("/usr/local/libexec/docker/cli-plugins/docker-buildx"),
+            Path::new(&home).join(".docker/cli-plugins/docker-buildx"),
+            PathBuf::from("/usr/libexec/docker/cli-plugins/docker-buildx"),
+        ]);
+        push_image(&e.builder, &tag, "FROM scratch\nCOPY buildx /buildx\n", &[("buildx", &plugin)]);
+        tag
+    });
+    let buildkit =
+        var("SDI_E2E_BUILDKIT_IMAGE").unwrap_or_else(|| format!("{}/moby/buildkit:buildx-stable-1", e.registry));
+    // The stand-in binary is glibc-linked: its libraries go into the BuildKit stand-in.
+    let libs = libraries(env!("CARGO_BIN_EXE_secure-docker-images"));
+    let names: Vec<(String, &Path)> =
+        libs.iter().map(|l| (l.to_str().unwrap().trim_start_matches('/').to_string(), l.as_path())).collect();
+    let copies: String = names.iter().map(|(name, _)| format!("COPY {name} /{name}\n")).collect();
+    let files: Vec<(&str, &Path)> = names.iter().map(|(name, p)| (name.as_str(), *p)).collect();
+    let with_libs = format!("{}/sdi-e2e/standin-buildkit:{n}", e.registry);
+    push_image(&e.builder, &with_libs, &format!("FROM {buildkit}\n{copies}"), &files);
+    vec![("DOCKER_IMAGE".into(), docker_cli), ("BUILDX_IMAGE".into(), buildx), ("BUILDKIT_IMAGE".into(), with_libs)]
+}
+
+/// The action image from the top-level `Dockerfile`, pushed to the registry.
+fn action_image(e: &E2e, n: &str) -> String {
+    let bin = tempfile::tempdir().unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_secure-docker-images"), bin.path().join("secure-docker-images")).unwrap();
+    let tag = format!("{}/sdi-e2e/action:{n}", e.registry);
+    let args: Vec<String> = stand_ins(e, n).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let stage = format!("build={}", bin.path().display());
+    let mut cmd = vec!["buildx", "build", "--builder", &e.builder, "--provenance=false", "--push", "-t", &tag];
+    for a in &args {
+        cmd.extend(["--build-arg", a.as_str()]);
+    }
+    cmd.extend(["--build-context", stage.as_str(), MANIFEST_DIR]);
+    docker(&cmd);
+    tag
+}
+
+struct Job {
+    code: Option<i32>,
+    log: String,
+    outputs: HashMap<String, String>,
+}
+
+/// One job step: the runner pulls the image (if it is not there) and runs it.
+fn job(script: &Path, image: &str, ws: &Workspace, event: &str, fixture: &str, inputs: &[(&str, &str)]) -> Job {
+    let mut cmd = Command::new(script);
+    cmd.args([image, ws.dir.path().to_str().unwrap(), event, event_path(fixture).to_str().unwrap()]);
+    cmd.args(inputs.iter().map(|(k, v)| format!("{k}={v}")));
+    cmd.env("GHR_ACTION_YML", Path::new(MANIFEST_DIR).join("action.yml")).env("GHR_RUN_ID", "4242");
+    let out = cmd.output().expect("the runner simulation runs");
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let section = log.split("===== GITHUB_OUTPUT =====\n").nth(1).unwrap_or_default();
+    let section = section.split("===== GITHUB_STEP_SUMMARY =====").next().unwrap_or_default();
+    let mut outputs = HashMap::new();
+    let mut lines = section.lines();
+    while let Some(line) = lines.next() {
+        let Some((name, delimiter)) = line.split_once("<<") else { continue };
+        let value: Vec<&str> = lines.by_ref().take_while(|l| *l != delimiter).collect();
+        outputs.insert(name.to_string(), value.join("\n"));
+    }
+    Job { code: out.status.code(), log, outputs }
+}
+
+/// The job built on BuildKit from the action's image, pulled none, and left no container.
+fn on_its_own_buildkit(job: &Job) {
+    let summary = job.log.split("===== GITHUB_STEP_SUMMARY =====").nth(1).unwrap_or_default();
+    assert!(summary.contains("from the action's own image (nothing pulled)"), "{}", job.log);
+    let images = docker(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let pinned = sdi::engine::BUILDKIT_IMAGE;
+    assert!(!images.lines().any(|i| i.ends_with(pinned) || i.contains("binfmt")), "pulled: {images}");
+    let left = docker(&["ps", "--all", "--filter", "name=sdi-4242-", "--format", "{{.Names}}"]);
+    assert_eq!(left.trim(), "", "BuildKit containers left on the daemon");
+}
+
+#[test]
+fn the_image_builds_from_the_dockerfile_and_runs_as_the_runner_runs_it() {
+    const TEST: &str = "the_image_builds_from_the_dockerfile_and_runs_as_the_runner_runs_it";
+    let Some(Case { _serial, e, n, repo, image, .. }) = start(TEST, "image") else { return };
+    let script = match runner() {
+        Ok(s) => s,
+        Err(why) => return skip(TEST, &why),
+    };
+    let action = action_image(&e, &n);
+    let labels = docker(&["buildx", "imagetools", "inspect", "--format", "{{json .Image.Config.Labels}}", &action]);
+    let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(labels[sdi::buildx::own_buildkit::LABEL], sdi::engine::BUILDKIT_VERSION, "{labels}");
+
+    let ws = Workspace::new(&format!(
+        "FROM {base}\nARG TARGETPLATFORM\nRUN echo \"{n} on $TARGETPLATFORM, $(uname -m)\" > /built.txt\nCOPY app.txt /app.txt\n",
+        base = e.base
+    ));
+    let platform = native(&e);
+    let inputs = [("image", image.as_str()), ("platforms", platform.as_str()), ("github-token", "")];
+
+    // A trusted push with the registry cache, on BuildKit from the action's image.
+    let push = job(&script, &action, &ws, "push", "push-default-branch.json", &inputs);
+    assert_eq!(push.code, Some(0), "{}", push.log);
+    assert_eq!(push.outputs["pushed"], "true", "{}", push.log);
+    let (digest, _) = manifest(&e.registry, &repo, "latest").expect("latest was pushed");
+    assert_eq!(push.outputs["digest"], digest);
+    let (cache, _) = manifest(&e.registry, &repo, "buildcache").expect("the main cache was written");
+    on_its_own_buildkit(&push);
+
+    // A fork PR: built from that cache, nothing pushed, no cache written.
+    let fork = job(&script, &action, &ws, "pull_request", "pull_request-fork-opened.json", &inputs);
+    assert_eq!(fork.code, Some(0), "{}", fork.log);
+    assert_eq!((fork.outputs["trusted"].as_str(), fork.outputs["pushed"].as_str()), ("false", "false"));
+    assert!(manifest(&e.registry, &repo, "pr-2").is_none(), "a fork PR pushed an image");
+    assert_eq!(manifest(&e.registry, &repo, "buildcache").unwrap().0, cache, "a fork PR changed the cache");
+    on_its_own_buildkit(&fork);
+
+    // Two platforms, a RUN step on each.
+    let both = [("image", image.as_str()), ("platforms", "linux/amd64,linux/arm64"), ("github-token", "")];
+    let multi = job(&script, &action, &ws, "push", "push-default-branch.json", &both);
+    assert_eq!(multi.code, Some(0), "{}", multi.log);
+    let (digest, index) = manifest(&e.registry, &repo, "latest").unwrap();
+    assert_eq!(multi.outputs["digest"], digest);
+    let platforms: Vec<String> = index_platforms(&index).into_iter().collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    on_its_own_buildkit(&multi);
+}

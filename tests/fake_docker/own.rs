@@ -1,0 +1,90 @@
+//! The container the action runs in, and BuildKit started from its image, as the Docker CLI
+//! answers for them (`container inspect --format`, `run --detach`, `rm --force`).
+//!
+//! Environment:
+//! - `FAKE_DOCKER_ACTION_CONTAINER`: `<container>=<label>`: the action runs in that container,
+//!   whose image carries `dev.sdi.buildkit.version=<label>` (empty: no such label).
+//! - `FAKE_DOCKER_FAIL=run-buildkit`: its BuildKit does not start.
+
+use std::process::ExitCode;
+
+use super::Call;
+use super::builders::{containers, failing, save_containers};
+
+/// The ID of the action's image in the fake daemon.
+pub const ACTION_IMAGE: &str = "sha256:5d1a0c7e9f1b3a2c4e6d8f0a1b3c5e7d9f0a2b4c6e8d0f1a3b5c7e9d1f3a5b7c";
+
+fn action_container() -> Option<(String, String)> {
+    let v = std::env::var("FAKE_DOCKER_ACTION_CONTAINER").ok()?;
+    let (name, label) = v.split_once('=')?;
+    Some((name.to_string(), label.to_string()))
+}
+
+/// `container inspect --format '{{.Image}}|{{index .Config.Labels "…"}}' NAME`, for the
+/// action's own container; `None` for another format (a builder's container).
+pub fn inspect(call: Call, rest: &[&str]) -> Option<ExitCode> {
+    let [_, format, name] = rest else { return None };
+    let label = format.strip_prefix("{{.Image}}|{{index .Config.Labels \"")?.strip_suffix("\"}}")?;
+    match action_container() {
+        Some((own, version)) if own == *name => {
+            let version = if label == "dev.sdi.buildkit.version" { version } else { String::new() };
+            println!("{ACTION_IMAGE}|{version}");
+            Some(call.finish(0))
+        }
+        _ => {
+            eprintln!("Error response from daemon: No such container: {name}");
+            Some(call.finish(1))
+        }
+    }
+}
+
+/// `docker run --detach … --entrypoint buildkitd IMAGE [flags]`: a running container named
+/// as asked, from an image the daemon holds (`--pull never`).
+pub fn run_buildkit(call: Call, rest: &[&str]) -> ExitCode {
+    let value = |flag: &str| rest.windows(2).find(|w| w[0] == flag).map(|w| w[1]);
+    let Some(pos) = rest.iter().position(|a| a.starts_with("sha256:")) else {
+        eprintln!("fake docker: BuildKit is run from an image ID");
+        return call.finish(127);
+    };
+    let (image, name) = (rest[pos], value("--name").unwrap_or_default());
+    if value("--pull") != Some("never") || value("--entrypoint") != Some("buildkitd") || !rest.contains(&"--privileged")
+    {
+        eprintln!("fake docker: unexpected BuildKit container {rest:?}");
+        return call.finish(127);
+    }
+    if image != ACTION_IMAGE {
+        eprintln!(
+            "docker: Error response from daemon: No such image: {image}\n\nRun 'docker run --help' for more information"
+        );
+        return call.finish(125);
+    }
+    let mut list = containers();
+    if list.iter().any(|(n, _)| n == name) {
+        eprintln!(
+            "docker: Error response from daemon: Conflict. The container name \"/{name}\" is already in use by container \"0123\". You have to remove (or rename) that container to be able to reuse that name.\n\nRun 'docker run --help' for more information"
+        );
+        return call.finish(125);
+    }
+    if failing("run-buildkit") {
+        eprintln!(
+            "docker: Error response from daemon: failed to create task for container: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: error during container init: error mounting \"/var/lib/docker/volumes/0123/_data\" to rootfs at \"/var/lib/buildkit\": no space left on device: unknown.\n\nRun 'docker run --help' for more information"
+        );
+        return call.finish(127);
+    }
+    list.push((name.to_string(), true));
+    save_containers(&list);
+    println!("{}", "4e".repeat(32));
+    call.finish(0)
+}
+
+/// `docker rm --force --volumes NAME`: gone, and no error for one already gone.
+pub fn remove(call: Call, rest: &[&str]) -> ExitCode {
+    let mut list = containers();
+    let names: Vec<&str> = rest.iter().copied().filter(|a| !a.starts_with('-')).collect();
+    list.retain(|(n, _)| !names.contains(&n.as_str()));
+    save_containers(&list);
+    for n in names {
+        println!("{n}");
+    }
+    call.finish(0)
+}

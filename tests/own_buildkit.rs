@@ -1,0 +1,159 @@
+//! The builder a run makes, when the action runs in its own image (as the runner runs it): its
+//! BuildKit is started from that image, already pulled, so the run pulls nothing for its
+//! builder; anywhere else, buildx's docker-container builder on the pinned `moby/buildkit`.
+
+mod common;
+
+use common::run::*;
+
+/// The container the runner started the action in, and the image ID the fake daemon gives it.
+const OWN: &str = "ed4ec7b42ce410c4e232f727bd043e7794c4fb2ca8e83f376bf6f1d1d04069f0";
+const IMAGE: &str = "sha256:5d1a0c7e9f1b3a2c4e6d8f0a1b3c5e7d9f0a2b4c6e8d0f1a3b5c7e9d1f3a5b7c";
+
+/// In the action's container, whose image carries BuildKit `label`.
+fn in_action_image(run: Run, label: &str) -> Run {
+    run.with("SDI_OWN_CONTAINER", OWN).with("FAKE_DOCKER_ACTION_CONTAINER", &format!("{OWN}={label}"))
+}
+
+fn words(run: &Run) -> Vec<String> {
+    run.calls().iter().map(|c| argv(c).iter().take(2).cloned().collect::<Vec<_>>().join(" ")).collect()
+}
+
+/// Nothing the run asked of docker names an image to pull for its builder.
+fn pulled_nothing(run: &Run) {
+    for call in run.calls() {
+        let text = call["argv"].to_string();
+        assert!(!text.contains("moby/buildkit") && !text.contains("binfmt"), "{text}");
+    }
+}
+
+#[test]
+fn in_its_own_image_the_run_starts_buildkit_from_it_and_pulls_nothing() {
+    let run = in_action_image(push(), "0.32.2");
+    let done = run.run();
+    done.assert_success();
+    assert_eq!(
+        words(&run),
+        [
+            "login ghcr.io",
+            "container inspect",
+            "run --detach",
+            "buildx create",
+            "buildx build",
+            "buildx rm",
+            "rm --force"
+        ]
+    );
+    let inspect = argv(&run.call(&["container", "inspect"]).unwrap());
+    assert_eq!(
+        inspect[1..],
+        ["inspect", "--format", "{{.Image}}|{{index .Config.Labels \"dev.sdi.buildkit.version\"}}", OWN]
+    );
+    let started = argv(&run.call(&["run", "--detach"]).unwrap());
+    let container = flag_values(&started, "--name").pop().unwrap();
+    assert!(started.contains(&IMAGE.to_string()) && started.contains(&"--privileged".to_string()), "{started:?}");
+    assert_eq!(flag_values(&started, "--pull"), ["never"]);
+    assert!(!started.iter().any(|a| a.contains("entitlement")), "nothing granted that the plan did not: {started:?}");
+
+    let create = argv(&run.call(&["buildx", "create"]).unwrap());
+    let name = flag_values(&create, "--name").pop().unwrap();
+    assert_eq!(container, format!("{name}-buildkit"));
+    assert_eq!(flag_values(&create, "--driver"), ["remote"]);
+    let endpoint = format!("docker-container://{container}");
+    assert_eq!(create.last(), Some(&endpoint));
+    let build = run.call(&["buildx", "build"]).unwrap();
+    assert_eq!(flag_values(&argv(&build), "--builder"), std::slice::from_ref(&name));
+    assert_eq!(build["builder_endpoint"], endpoint.as_str(), "the build ran on the BuildKit from the action's image");
+    assert_eq!(argv(&run.call(&["buildx", "rm"]).unwrap()), ["buildx", "rm", name.as_str()]);
+    assert_eq!(argv(&run.call(&["rm"]).unwrap()), ["rm", "--force", "--volumes", container.as_str()]);
+    pulled_nothing(&run);
+    let left = std::fs::read_to_string(run.path("fake-docker-containers.json")).unwrap();
+    assert_eq!(left.trim(), "[]", "the BuildKit container is gone");
+    let summary = std::fs::read_to_string(run.path("step_summary")).unwrap();
+    assert!(
+        summary.contains("| Builder | a builder made for this run, on BuildKit 0.32.2 from the action's own image (nothing pulled); ready in "),
+        "{summary}"
+    );
+}
+
+#[test]
+fn allow_reaches_the_own_buildkit_for_trusted_code_only() {
+    let trusted = in_action_image(push(), "0.32.2").with("INPUT_ALLOW", "network.host");
+    trusted.run().assert_success();
+    let started = argv(&trusted.call(&["run", "--detach"]).unwrap());
+    assert_eq!(flag_values(&started, "--allow-insecure-entitlement"), ["network.host"]);
+    assert_eq!(started[started.iter().position(|a| a == IMAGE).unwrap() + 1], "--allow-insecure-entitlement");
+
+    let fork = in_action_image(Run::new("pull_request", "pull_request-fork-opened.json"), "0.32.2")
+        .with("INPUT_ALLOW", "network.host")
+        .with("INPUT_PLATFORMS", native());
+    fork.run().assert_success();
+    let started = argv(&fork.call(&["run", "--detach"]).expect("a fork PR also builds on the image's BuildKit"));
+    assert!(flag_values(&started, "--allow-insecure-entitlement").is_empty(), "{started:?}");
+    pulled_nothing(&fork);
+}
+
+#[test]
+fn elsewhere_the_builder_is_buildxs_on_the_pinned_buildkit() {
+    let pinned = |run: &Run| {
+        let create = argv(&run.call(&["buildx", "create"]).unwrap());
+        assert_eq!(flag_values(&create, "--driver"), ["docker-container"]);
+        assert_eq!(flag_values(&create, "--driver-opt"), ["image=moby/buildkit:v0.32.2"]);
+        assert!(run.call(&["run", "--detach"]).is_none() && run.call(&["rm"]).is_none());
+    };
+    // Not in a container (the binary on a host): nothing asked.
+    let host = push();
+    host.run().assert_success();
+    assert!(host.call(&["container", "inspect"]).is_none());
+    pinned(&host);
+    let summary = std::fs::read_to_string(host.path("step_summary")).unwrap();
+    assert!(
+        summary
+            .contains("| Builder | a docker-container builder made for this run, on moby/buildkit:v0.32.2; ready in "),
+        "{summary}"
+    );
+    // An image that carries another BuildKit, or none.
+    for label in ["0.31.0", ""] {
+        let other = in_action_image(push(), label);
+        other.run().assert_success();
+        assert!(other.call(&["container", "inspect"]).is_some());
+        pinned(&other);
+    }
+    // A container the daemon does not know (the action in a container of another daemon).
+    let elsewhere = push().with("SDI_OWN_CONTAINER", OWN);
+    elsewhere.run().assert_success();
+    pinned(&elsewhere);
+}
+
+#[test]
+fn a_buildkit_that_does_not_start_fails_the_run_by_its_cause_and_leaves_nothing() {
+    let run = in_action_image(push(), "0.32.2").with("FAKE_DOCKER_FAIL", "run-buildkit");
+    let done = run.run();
+    assert_eq!(done.output.status.code(), Some(1), "{}", done.stdout);
+    assert!(
+        done.stdout.contains("::error::could not start BuildKit from the action's own image: docker: Error response from daemon: failed to create task for container"),
+        "{}",
+        done.stdout
+    );
+    assert!(done.stdout.contains("no space left on device"), "{}", done.stdout);
+    assert!(run.call(&["buildx", "build"]).is_none());
+    assert!(run.call(&["rm", "--force"]).is_some(), "whatever the daemon kept of it is removed");
+}
+
+#[test]
+fn platforms_the_images_emulators_cover_need_no_qemu_registration() {
+    let two = "linux/amd64,linux/arm64";
+    let dockerfile = "FROM busybox\nRUN echo hi\n";
+    let covered = in_action_image(push(), "0.32.2")
+        .with("INPUT_PLATFORMS", two)
+        .with("FAKE_DOCKER_PLATFORMS", "linux/amd64, linux/arm64, linux/386")
+        .with_dockerfile(dockerfile);
+    covered.run().assert_success();
+    assert!(covered.call(&["buildx", "inspect", "--bootstrap"]).is_some(), "a second platform is checked");
+    pulled_nothing(&covered);
+    // Without them, QEMU is registered on the host, as for buildx's own builder.
+    let bare = in_action_image(push(), "0.32.2").with("INPUT_PLATFORMS", two).with_dockerfile(dockerfile);
+    bare.run().assert_success();
+    let binfmt = argv(&bare.call(&["run", "--privileged"]).expect("QEMU registered"));
+    assert!(binfmt.iter().any(|a| a.starts_with("tonistiigi/binfmt")), "{binfmt:?}");
+}
