@@ -16,3 +16,8 @@ pub const BUILDX_IMAGE: &str = "docker/buildx-bin:0.36.1";
 /// The image of a builder the action makes (docker-container driver), instead of buildx's
 /// unpinned default `moby/buildkit:buildx-stable-1`.
 pub const BUILDKIT_IMAGE: &str = "moby/buildkit:v0.32.2";
+
+/// What the pinned BuildKit image runs (moby/buildkit v0.32.2's `buildkit-linux` stage): a
+/// script that gives buildkitd its own cgroup namespace on cgroup v2 hosts, then runs it. The
+/// action image keeps it, and a builder started from that image runs it, as buildx's do.
+pub const BUILDKIT_ENTRYPOINT: &str = "/usr/bin/buildkitd-entrypoint";

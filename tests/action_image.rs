@@ -95,8 +95,18 @@ fn stand_ins(e: &E2e, n: &str) -> Vec<(String, String)> {
         libs.iter().map(|l| (l.to_str().unwrap().trim_start_matches('/').to_string(), l.as_path())).collect();
     let copies: String = names.iter().map(|(name, _)| format!("COPY {name} /{name}\n")).collect();
     let files: Vec<(&str, &Path)> = names.iter().map(|(name, p)| (name.as_str(), *p)).collect();
+    // moby/buildkit v0.32.2 runs buildkitd through /usr/bin/buildkitd-entrypoint (its cgroup v2
+    // setup); a stand-in without it gets one that runs buildkitd.
+    let shim = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(shim.path(), "#!/bin/sh\nexec /usr/bin/buildkitd \"$@\"\n").unwrap();
+    let mut files = files;
+    files.push(("buildkitd-entrypoint", shim.path()));
+    let entrypoint = sdi::engine::BUILDKIT_ENTRYPOINT;
+    let shim_copy = format!("COPY --chmod=755 buildkitd-entrypoint {entrypoint}\n");
+    let own = docker(&["buildx", "imagetools", "inspect", "--format", "{{json .Image.Config.Entrypoint}}", &buildkit]);
+    let shim_copy = if own.contains(entrypoint) { "" } else { shim_copy.as_str() };
     let with_libs = format!("{}/sdi-e2e/standin-buildkit:{n}", e.registry);
-    push_image(&e.builder, &with_libs, &format!("FROM {buildkit}\n{copies}"), &files);
+    push_image(&e.builder, &with_libs, &format!("FROM {buildkit}\n{copies}{shim_copy}"), &files);
     vec![("DOCKER_IMAGE".into(), docker_cli), ("BUILDX_IMAGE".into(), buildx), ("BUILDKIT_IMAGE".into(), with_libs)]
 }
 

@@ -57,12 +57,13 @@ pub(super) async fn image(docker: &mut Docker, signals: &mut Signals) -> Option<
     Some(image.to_string())
 }
 
-/// `docker run` of BuildKit from `image` as `container`: privileged, as buildx runs its
-/// docker-container builders, with an init to reap what steps leave, never pulled (it is an
-/// image ID), and given only the entitlements the plan grants.
+/// `docker run` of BuildKit from `image` as `container`: privileged and through the BuildKit
+/// image's own entrypoint, as buildx runs its docker-container builders, with an init to reap
+/// what steps leave, never pulled (it is an image ID), and given only the entitlements the plan
+/// grants.
 pub fn run_args<'a>(image: &'a str, container: &'a str, flags: &'a [String]) -> Vec<&'a str> {
     let mut args = vec!["run", "--detach", "--privileged", "--init", "--pull", "never", "--name", container];
-    args.extend(["--volume", STATE_DIR, "--entrypoint", "buildkitd", image]);
+    args.extend(["--volume", STATE_DIR, "--entrypoint", crate::engine::BUILDKIT_ENTRYPOINT, image]);
     for e in flags {
         args.extend(["--allow-insecure-entitlement", e.as_str()]);
     }
@@ -121,7 +122,7 @@ mod tests {
                 "--volume",
                 "/var/lib/buildkit",
                 "--entrypoint",
-                "buildkitd",
+                "/usr/bin/buildkitd-entrypoint",
                 "sha256:abc",
                 "--allow-insecure-entitlement",
                 "security.insecure"

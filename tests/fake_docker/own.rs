@@ -38,7 +38,7 @@ pub fn inspect(call: Call, rest: &[&str]) -> Option<ExitCode> {
     }
 }
 
-/// `docker run --detach … --entrypoint buildkitd IMAGE [flags]`: a running container named
+/// `docker run --detach … --entrypoint /usr/bin/buildkitd-entrypoint IMAGE [flags]`: a running container named
 /// as asked, from an image the daemon holds (`--pull never`).
 pub fn run_buildkit(call: Call, rest: &[&str]) -> ExitCode {
     let value = |flag: &str| rest.windows(2).find(|w| w[0] == flag).map(|w| w[1]);
@@ -47,7 +47,9 @@ pub fn run_buildkit(call: Call, rest: &[&str]) -> ExitCode {
         return call.finish(127);
     };
     let (image, name) = (rest[pos], value("--name").unwrap_or_default());
-    if value("--pull") != Some("never") || value("--entrypoint") != Some("buildkitd") || !rest.contains(&"--privileged")
+    if value("--pull") != Some("never")
+        || value("--entrypoint") != Some("/usr/bin/buildkitd-entrypoint")
+        || !rest.contains(&"--privileged")
     {
         eprintln!("fake docker: unexpected BuildKit container {rest:?}");
         return call.finish(127);
