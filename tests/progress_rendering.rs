@@ -59,3 +59,21 @@ fn steps_are_shown_as_they_run_with_their_sizes_output_and_ends_as_buildx_shows_
         assert!(ends[0] > header, "{step}: {text}");
     }
 }
+
+#[test]
+fn a_failed_build_reads_line_for_line_as_buildx_prints_it() {
+    // A rebuild whose first RUN step comes from cache and whose second fails, printing to
+    // stdout and stderr: captured as rawjson, and as buildx renders that very build.
+    let ours = rendered(&fixture("failed.rawjson"));
+    let text = ours.join("\n");
+    // buildx's own messages follow the progress in the stream; they pass through after it.
+    let end = ours.iter().position(|l| l.starts_with("WARNING: No output specified")).expect(&text);
+    assert!(ours[end..].iter().any(|l| l.starts_with("ERROR: failed to build: failed to solve: process")), "{text}");
+    // `history logs` leaves out the statuses of `load .dockerignore`, which buildx prints live
+    // (failed.live.plain: the same Dockerfile built with --progress=plain).
+    let dockerignore = "#3 transferring context: 2B done";
+    assert!(fixture("failed.live.plain").lines().any(|l| l == dockerignore));
+    let progress: Vec<&str> = ours[..end].iter().map(String::as_str).filter(|l| *l != dockerignore).collect();
+    let buildx = fixture("failed.history.plain");
+    assert_eq!(progress, buildx.lines().collect::<Vec<_>>(), "{text}");
+}

@@ -222,10 +222,12 @@ impl Progress {
         out
     }
 
-    /// The lines still held back when the stream ends (the last steps' `DONE`).
+    /// The lines still held back when the stream ends (the last steps' `DONE`), then the
+    /// failed steps' error blocks.
     pub fn finish(&mut self) -> Vec<String> {
         let mut out = Vec::new();
         self.printer.flush(&mut out);
+        self.printer.error_blocks(&self.order, &mut out);
         out
     }
 
@@ -459,6 +461,11 @@ mod tests {
                 "",
                 "#4 exporting cache to registry",
                 "#4 ERROR: error writing layer blob: 403 Forbidden",
+                // buildx's error block, empty for a step that printed nothing (as in the
+                // captured log-cache-export-denied-strict.txt).
+                "------",
+                " > exporting cache to registry:",
+                "------",
                 "#0 building with \"x\" instance",
             ]
         );

@@ -2,9 +2,14 @@
 //! printer), from the `rawjson` stream: a step when it starts (not when it is announced), its
 //! output under it with the time since it started, its statuses with their sizes, then `DONE`
 //! with its time, `CACHED`, `ERROR` or `CANCELED`. A blank line and the step's header again
-//! whenever the log turns to another step, as buildx does.
+//! whenever the log turns to another step, as buildx does; at the end, a failed step's last
+//! output again between rulers.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+
+/// How many of a step's last output lines buildx repeats under its error (progressui's
+/// `logsBufferSize`).
+const ERROR_LOG_LINES: usize = 10;
 
 use super::progress::{Vertex, VertexLog, VertexStatus, seconds_between};
 
@@ -20,6 +25,10 @@ pub struct Plain {
     /// and a `cached` that comes with a later message still counts).
     pending: Vec<String>,
     latest: HashMap<String, Vertex>,
+    /// Each step's last output lines, as the error block repeats them.
+    recent: HashMap<String, VecDeque<String>>,
+    /// Failed steps whose error block was printed.
+    blocks_shown: HashSet<String>,
 }
 
 /// tonistiigi/units' `%.2f` of a byte count: `438B`, `1.98MB`.
@@ -116,8 +125,38 @@ impl Plain {
     pub fn log(&mut self, v: &Vertex, l: &VertexLog, text: &str, out: &mut Vec<String>) {
         let n = self.header(v, out);
         let since = v.started.as_deref().zip(l.timestamp.as_deref()).and_then(|(a, b)| seconds_between(a, b));
+        let since = since.unwrap_or(0.0);
+        // progressui: three decimals under 10 s, two under 100 s, then one.
+        let precision = if since < 10.0 {
+            3
+        } else if since < 100.0 {
+            2
+        } else {
+            1
+        };
+        let recent = self.recent.entry(v.digest.clone()).or_default();
         for line in text.lines() {
-            out.push(format!("#{n} {:.3} {line}", since.unwrap_or(0.0)));
+            let timed = format!("{since:.precision$} {line}");
+            out.push(format!("#{n} {timed}"));
+            if recent.len() == ERROR_LOG_LINES {
+                recent.pop_front();
+            }
+            recent.push_back(timed);
+        }
+    }
+
+    /// Once the steps are shown, each failed (not cancelled) step's last output again between
+    /// rulers, under its name, as buildx prints it before its own error message.
+    pub fn error_blocks(&mut self, order: &[String], out: &mut Vec<String>) {
+        for d in order {
+            let Some(v) = self.latest.get(d) else { continue };
+            if v.error.is_empty() || v.error.ends_with("context canceled") || !self.blocks_shown.insert(d.clone()) {
+                continue;
+            }
+            out.push("------".to_string());
+            out.push(format!(" > {}:", v.name));
+            out.extend(self.recent.get(d).into_iter().flatten().cloned());
+            out.push("------".to_string());
         }
     }
 
