@@ -379,7 +379,10 @@ fn builder_row(builder: &crate::plan::BuilderPlan, ready: Option<crate::buildx::
 fn builder_text(builder: &crate::plan::BuilderPlan) -> String {
     use crate::plan::BuilderPlan;
     match builder {
-        BuilderPlan::New => "a docker-container builder made for this run".to_string(),
+        BuilderPlan::New => {
+            "a builder made for this run: BuildKit from the action's image when it runs in it, else a docker-container builder"
+                .to_string()
+        }
         BuilderPlan::Default => "default (the Docker daemon's own BuildKit)".to_string(),
         BuilderPlan::Named { name, container } => {
             format!("{name} (its record, else the container {container} on the Docker daemon)")
