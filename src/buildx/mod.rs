@@ -278,6 +278,24 @@ struct Effects<'a> {
     mount_times: &'a mut mounts::MountTimes,
 }
 
+/// The builder made or attached, checked, and timed: its name.
+async fn ready_builder(
+    ctx: &Context,
+    plan: &BuildPlan,
+    (docker, signals): (&mut Docker, &mut Signals),
+    dir: &Path,
+    slot: &mut Option<Builder>,
+    annotations: &mut Vec<Annotation>,
+) -> Result<String, Outcome> {
+    let preparing = Instant::now();
+    builder::prepare(ctx, plan, docker, signals, dir, slot).await?;
+    let b = slot.as_mut().expect("prepare fills the builder");
+    builder::check(ctx, plan, docker, signals, b, annotations).await?;
+    builder::check_load(plan, docker, signals).await?;
+    b.ready = Some(preparing.elapsed());
+    Ok(b.name.clone())
+}
+
 /// The phases in order; each one's span (with its duration) is what `RUNNER_DEBUG` shows.
 async fn run(
     ctx: &Context,
@@ -295,14 +313,8 @@ async fn run(
         if plan.mode == Mode::Merge {
             return Ok(None);
         }
-        let span = tracing::debug_span!("builder");
-        let preparing = Instant::now();
-        builder::prepare(ctx, plan, docker, signals, dir, effects.builder).instrument(span.clone()).await?;
-        let b = effects.builder.as_mut().expect("prepare fills the builder");
-        builder::check(ctx, plan, docker, signals, b, annotations).instrument(span.clone()).await?;
-        builder::check_load(plan, docker, signals).instrument(span).await?;
-        b.ready = Some(preparing.elapsed());
-        Ok(Some(b.name.clone()))
+        let ready = ready_builder(ctx, plan, (docker, signals), dir, effects.builder, annotations);
+        ready.instrument(tracing::debug_span!("builder")).await.map(Some)
     };
     let builder_name = match setup.await {
         Ok(Some(name)) => name,

@@ -209,25 +209,7 @@ pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
         }
         Some(e) => {
             result_rows(&mut s, plan, e);
-            let meta = |key: &str| e.metadata.as_ref().and_then(|m| m.get(key)).and_then(Value::as_str);
-            if let Some(name) = meta("image.name") {
-                let _ = writeln!(s, "| Image name | {} |", code_list(&[name.to_string()]));
-            }
-            if let Some(build_ref) = meta("buildx.build.ref") {
-                let _ = writeln!(s, "| Build ref | `{}` |", cell(build_ref));
-            }
-            if let Some(h) = e.cache_hits {
-                let _ = writeln!(s, "| Cache hits | {} of {} build steps served from cache |", h.cached, h.total);
-            }
-            if e.pushed {
-                let digest = e.metadata.as_ref().and_then(|m| m.get("containerimage.digest")).and_then(Value::as_str);
-                let refs: Vec<String> = match (plan.mode, digest) {
-                    // By digest only: no tag points at it until the merge.
-                    (Mode::PerPlatform, Some(d)) => vec![format!("{}@{d}", plan.image)],
-                    (_, d) => plan.tags.iter().map(|t| d.map_or_else(|| t.clone(), |d| format!("{t}@{d}"))).collect(),
-                };
-                let _ = writeln!(s, "| Pushed | {} |", code_list(&refs));
-            }
+            built_rows(&mut s, plan, e);
         }
     }
     if let Some(e) = exec.filter(|e| !e.mounts.is_empty()) {
@@ -280,6 +262,28 @@ fn mounts_table(s: &mut String, e: &Execution) {
         secs(e.mount_times.restore),
         secs(e.mount_times.save)
     );
+}
+
+/// What the build made: the image's names, the build's record, cache hits, what was pushed.
+fn built_rows(s: &mut String, plan: &BuildPlan, e: &Execution) {
+    let meta = |key: &str| e.metadata.as_ref().and_then(|m| m.get(key)).and_then(Value::as_str);
+    if let Some(name) = meta("image.name") {
+        let _ = writeln!(s, "| Image name | {} |", code_list(&[name.to_string()]));
+    }
+    if let Some(build_ref) = meta("buildx.build.ref") {
+        let _ = writeln!(s, "| Build ref | `{}` |", cell(build_ref));
+    }
+    if let Some(h) = e.cache_hits {
+        let _ = writeln!(s, "| Cache hits | {} of {} build steps served from cache |", h.cached, h.total);
+    }
+    if e.pushed {
+        let refs: Vec<String> = match (plan.mode, meta("containerimage.digest")) {
+            // By digest only: no tag points at it until the merge.
+            (Mode::PerPlatform, Some(d)) => vec![format!("{}@{d}", plan.image)],
+            (_, d) => plan.tags.iter().map(|t| d.map_or_else(|| t.clone(), |d| format!("{t}@{d}"))).collect(),
+        };
+        let _ = writeln!(s, "| Pushed | {} |", code_list(&refs));
+    }
 }
 
 /// What the run did: its result and, after a cleanup, what was deleted and kept.
