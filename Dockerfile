@@ -48,6 +48,8 @@ FROM ${BUILDX_IMAGE} AS buildx
 
 FROM ${BUILDKIT_IMAGE}
 LABEL dev.sdi.buildkit.version=0.32.2
+# The CA bundle the binary's registry clients read, whatever the base carries.
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=docker /usr/local/bin/docker /usr/local/bin/docker
 COPY --from=buildx /buildx /usr/local/libexec/docker/cli-plugins/docker-buildx
 COPY --from=build /secure-docker-images /usr/local/bin/secure-docker-images

@@ -119,6 +119,8 @@ def action_images(registry, builder):
                        [(lib[1:], lib) for lib in libs] + [("buildkitd-entrypoint", shim)])
         os.makedirs(f"{d}/bin")
         shutil.move(f"{d}/secure-docker-images", f"{d}/bin/secure-docker-images")
+        os.makedirs(f"{d}/bin/etc/ssl/certs")  # the CA bundle the final stage takes from `build`
+        shutil.copy("/etc/ssl/certs/ca-certificates.crt", f"{d}/bin/etc/ssl/certs/ca-certificates.crt")
         tags = []
         for what in ("buildkit", "libs"):
             tag = f"{registry}/bench-job/action-{what}:{n}"

@@ -112,8 +112,11 @@ fn stand_ins(e: &E2e, n: &str) -> Vec<(String, String)> {
 
 /// The action image from the top-level `Dockerfile`, pushed to the registry.
 fn action_image(e: &E2e, n: &str) -> String {
+    // The `build` stage: the binary and the CA bundle the final stage takes from it.
     let bin = tempfile::tempdir().unwrap();
     std::fs::copy(env!("CARGO_BIN_EXE_secure-docker-images"), bin.path().join("secure-docker-images")).unwrap();
+    std::fs::create_dir_all(bin.path().join("etc/ssl/certs")).unwrap();
+    std::fs::copy("/etc/ssl/certs/ca-certificates.crt", bin.path().join("etc/ssl/certs/ca-certificates.crt")).unwrap();
     let tag = format!("{}/sdi-e2e/action:{n}", e.registry);
     let args: Vec<String> = stand_ins(e, n).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
     let stage = format!("build={}", bin.path().display());
@@ -132,12 +135,18 @@ struct Job {
     outputs: HashMap<String, String>,
 }
 
+/// The run ID of the test's jobs: the builders they make are named after it.
+fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| u64::from_str_radix(&nonce()[..10], 16).unwrap().to_string())
+}
+
 /// One job step: the runner pulls the image (if it is not there) and runs it.
 fn job(script: &Path, image: &str, ws: &Workspace, event: &str, fixture: &str, inputs: &[(&str, &str)]) -> Job {
     let mut cmd = Command::new(script);
     cmd.args([image, ws.dir.path().to_str().unwrap(), event, event_path(fixture).to_str().unwrap()]);
     cmd.args(inputs.iter().map(|(k, v)| format!("{k}={v}")));
-    cmd.env("GHR_ACTION_YML", Path::new(MANIFEST_DIR).join("action.yml")).env("GHR_RUN_ID", "4242");
+    cmd.env("GHR_ACTION_YML", Path::new(MANIFEST_DIR).join("action.yml")).env("GHR_RUN_ID", run_id());
     let out = cmd.output().expect("the runner simulation runs");
     let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let section = log.split("===== GITHUB_OUTPUT =====\n").nth(1).unwrap_or_default();
@@ -159,7 +168,7 @@ fn on_its_own_buildkit(job: &Job) {
     let images = docker(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
     let pinned = sdi::engine::BUILDKIT_IMAGE;
     assert!(!images.lines().any(|i| i.ends_with(pinned) || i.contains("binfmt")), "pulled: {images}");
-    let left = docker(&["ps", "--all", "--filter", "name=sdi-4242-", "--format", "{{.Names}}"]);
+    let left = docker(&["ps", "--all", "--filter", &format!("name=sdi-{}-", run_id()), "--format", "{{.Names}}"]);
     assert_eq!(left.trim(), "", "BuildKit containers left on the daemon");
 }
 
@@ -209,4 +218,32 @@ fn the_image_builds_from_the_dockerfile_and_runs_as_the_runner_runs_it() {
     let platforms: Vec<String> = index_platforms(&index).into_iter().collect();
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
     on_its_own_buildkit(&multi);
+
+    // A cache-mount store outlives the job's builder: saved by one job, restored into the next
+    // job's new BuildKit.
+    let stores = Workspace::new(&format!(
+        "FROM {base}\nARG RUN_ID\nRUN --mount=type=cache,id=sdi-e2e-{n},target=/cache \\\n    sleep 1; ls /cache | grep -c marker > /count.txt; touch /cache/marker-$RUN_ID\n",
+        base = e.base
+    ));
+    let mounts_repo = format!("{repo}-mounts");
+    let mounts_image = format!("{}/{mounts_repo}", e.registry);
+    for run_id in ["1", "2"] {
+        let args = format!("RUN_ID={run_id}");
+        let inputs = [
+            ("image", mounts_image.as_str()),
+            ("platforms", platform.as_str()),
+            ("github-token", ""),
+            ("build-args", args.as_str()),
+            ("cache-mounts-image", e.base.as_str()),
+        ];
+        let job = job(&script, &action, &stores, "push", "push-default-branch.json", &inputs);
+        assert_eq!(job.code, Some(0), "{}", job.log);
+        on_its_own_buildkit(&job);
+        assert!(manifest(&e.registry, &mounts_repo, "buildcache-mounts").is_some(), "{}", job.log);
+    }
+    let (layers, _) = layers_and_config(&e.registry, &mounts_repo, "latest", &platform);
+    assert!(
+        layers.iter().any(|l| contains(l, b"count.txt") && contains(l, b"1\n")),
+        "the second job saw the first job's file in its cache mount"
+    );
 }

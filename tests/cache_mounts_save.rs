@@ -471,3 +471,27 @@ fn cache_mounts_off_makes_no_helper_build() {
     assert!(helper_builds(&run).is_empty());
     assert!(!run.calls().iter().any(|c| argv(c).contains(&"imagetools".to_string())));
 }
+
+#[test]
+fn a_system_without_ca_certificates_says_so_instead_of_crashing() {
+    // As in an image without a CA bundle: no registry client can be made. The saved stores
+    // image cannot be read, so every store is restored and saved whole, the reason in the
+    // debug log; the run never panics (it did: exit 101).
+    let (registry, dir, state, log) = served();
+    let empty = state.path().join("no-certs.pem");
+    std::fs::write(&empty, "").unwrap();
+    two_stores(&registry, dir.path(), &log).run().assert_success();
+    empty_builder(&log);
+    let run = two_stores(&registry, dir.path(), &log)
+        .with("SSL_CERT_FILE", empty.to_str().unwrap())
+        .with("SSL_CERT_DIR", state.path().to_str().unwrap())
+        .with("RUNNER_DEBUG", "1");
+    let done = run.run();
+    assert_eq!(done.output.status.code(), Some(0), "{}\n{}", done.stdout, done.stderr);
+    assert!(done.stdout.contains("could not be read (cannot make a registry client: "), "{}", done.stdout);
+    let summary = run.summary();
+    assert!(
+        summary.contains("| `deps` | 2.1 MB | 2.1 MB |") && summary.contains("| `out` | 2.1 MB | 2.1 MB |"),
+        "{summary}"
+    );
+}

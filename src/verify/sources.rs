@@ -109,7 +109,10 @@ impl Registry {
         };
         // One PUT a blob: the ledger is small, and every registry takes it.
         let config = oci_client::client::ClientConfig { protocol, use_monolithic_push: true, ..Default::default() };
-        let client = oci_client::Client::new(config);
+        // `Client::new` falls back to reqwest's `Client::new()`, which panics where the system
+        // has no CA certificates: the error is the run's to report.
+        let client = oci_client::Client::try_from(config)
+            .map_err(|e| std::io::Error::other(format!("cannot make a registry client: {e}")))?;
         let reference =
             oci_client::Reference::try_from(format!("{name}:latest").as_str()).map_err(std::io::Error::other)?;
         let auth = match auth {
