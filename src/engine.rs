@@ -21,3 +21,10 @@ pub const BUILDKIT_IMAGE: &str = "moby/buildkit:v0.32.2";
 /// script that gives buildkitd its own cgroup namespace on cgroup v2 hosts, then runs it. The
 /// action image keeps it, and a builder started from that image runs it, as buildx's do.
 pub const BUILDKIT_ENTRYPOINT: &str = "/usr/bin/buildkitd-entrypoint";
+
+/// The architectures whose QEMU emulators (`buildkit-qemu-*`) the pinned BuildKit image carries:
+/// moby/buildkit v0.32.2 takes tonistiigi/binfmt's `buildkit-v10.2.3-66` emulators (every Linux
+/// user-mode target but the host's own) and drops loongarch64, mips64 and mips64el. BuildKit
+/// runs a step of such a platform through them when the kernel has no handler registered, so a
+/// builder started from the action's image needs no `tonistiigi/binfmt` for these.
+pub const BUILDKIT_EMULATED_ARCHS: &[&str] = &["amd64", "arm64", "arm", "riscv64", "ppc64le", "s390x", "386"];

@@ -142,18 +142,32 @@ fn a_buildkit_that_does_not_start_fails_the_run_by_its_cause_and_leaves_nothing(
 
 #[test]
 fn platforms_the_images_emulators_cover_need_no_qemu_registration() {
-    let two = "linux/amd64,linux/arm64";
     let dockerfile = "FROM busybox\nRUN echo hi\n";
-    let covered = in_action_image(push(), "0.32.2")
-        .with("INPUT_PLATFORMS", two)
-        .with("FAKE_DOCKER_PLATFORMS", "linux/amd64, linux/arm64, linux/386")
+    // A runner without QEMU registered: the builder lists its native platforms only, and the
+    // image's BuildKit runs arm64 steps under its own emulator.
+    let bare = in_action_image(push(), "0.32.2")
+        .with("INPUT_PLATFORMS", "linux/amd64,linux/arm64")
         .with_dockerfile(dockerfile);
-    covered.run().assert_success();
-    assert!(covered.call(&["buildx", "inspect", "--bootstrap"]).is_some(), "a second platform is checked");
-    pulled_nothing(&covered);
-    // Without them, QEMU is registered on the host, as for buildx's own builder.
-    let bare = in_action_image(push(), "0.32.2").with("INPUT_PLATFORMS", two).with_dockerfile(dockerfile);
-    bare.run().assert_success();
-    let binfmt = argv(&bare.call(&["run", "--privileged"]).expect("QEMU registered"));
+    let done = bare.run();
+    done.assert_success();
+    assert!(bare.call(&["buildx", "inspect", "--bootstrap"]).is_some(), "a second platform is checked");
+    pulled_nothing(&bare);
+    assert!(
+        done.stdout.contains("runs linux/arm64's steps under the QEMU emulators of the action's image"),
+        "{}",
+        done.stdout
+    );
+    // A platform the image has no emulator for (moby/buildkit drops mips64): QEMU is
+    // registered on the host, as for buildx's own builder.
+    let mips = in_action_image(push(), "0.32.2")
+        .with("INPUT_PLATFORMS", "linux/amd64,linux/mips64le,linux/arm64")
+        .with_dockerfile(dockerfile);
+    mips.run().assert_success();
+    let binfmt = argv(&mips.call(&["run", "--privileged"]).expect("QEMU registered"));
     assert!(binfmt.iter().any(|a| a.starts_with("tonistiigi/binfmt")), "{binfmt:?}");
+    assert_eq!(binfmt.last().map(String::as_str), Some("mips64le"), "only the platform the image lacks: {binfmt:?}");
+    // buildx's builder on a host has no emulators of its own: QEMU is registered for arm64.
+    let host = push().with("INPUT_PLATFORMS", "linux/amd64,linux/arm64").with_dockerfile(dockerfile);
+    host.run().assert_success();
+    assert!(host.call(&["run", "--privileged"]).is_some(), "QEMU registered for buildx's builder");
 }

@@ -1,7 +1,8 @@
-//! The imperative shell around a `BuildPlan`, one file per phase: `login`, `builder`, the
-//! cache-mount helpers (`mounts`, `mounts_save`; `mounts_registry` for the stores image),
-//! `build`, the secret `scan`, `tag` and `merge`, all through `docker` (the CLI with a private
-//! configuration). This file only sequences them.
+//! The imperative shell around a `BuildPlan`, one file per phase: `login`, `builder` (with
+//! `own_buildkit`, and `platforms` for what it runs), the cache-mount helpers (`mounts`,
+//! `mounts_save`; `mounts_registry` for the stores image), `build`, the secret `scan`, `tag`
+//! and `merge`, all through `docker` (the CLI with a private configuration). This file only
+//! sequences them.
 //!
 //! Every docker call runs with a private `DOCKER_CONFIG` (mode 0700, removed when the run
 //! ends), without the action's `INPUT_*` variables, and — for untrusted code — without the
@@ -17,6 +18,7 @@ pub mod mounts;
 mod mounts_registry;
 mod mounts_save;
 pub mod own_buildkit;
+pub mod platforms;
 pub mod progress;
 mod render;
 mod scan;
@@ -31,10 +33,10 @@ use tracing::Instrument;
 use crate::context::Context;
 use crate::plan::{BuildPlan, Mode, Verify};
 use builder::Builder;
-pub use builder::{BINFMT_IMAGE, binfmt_archs, inspected_platforms, missing_platforms};
 use docker::Ended;
 pub use docker::{Docker, Signals, cause_line, random_token};
 pub use merge::duplicate_platform;
+pub use platforms::{BINFMT_IMAGE, binfmt_archs, inspected_platforms, missing_platforms};
 use progress::{BuildError, CacheHits};
 
 /// How the run's builder came to be ready.
@@ -290,8 +292,8 @@ async fn ready_builder(
     let preparing = Instant::now();
     builder::prepare(ctx, plan, docker, signals, dir, slot).await?;
     let b = slot.as_mut().expect("prepare fills the builder");
-    builder::check(ctx, plan, docker, signals, b, annotations).await?;
-    builder::check_load(plan, docker, signals).await?;
+    platforms::check(ctx, plan, docker, signals, b, annotations).await?;
+    platforms::check_load(plan, docker, signals).await?;
     b.ready = Some(preparing.elapsed());
     Ok(b.name.clone())
 }
