@@ -372,17 +372,7 @@ fn sigterm_once_building(run: &Run, stamp: &Path, after: Duration) -> std::proce
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(after);
-    let sent = Instant::now();
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(sent.elapsed() < Duration::from_secs(10), "still running 10 s after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    sigterm_and_wait(&mut child)
 }
 
 #[test]

@@ -151,14 +151,7 @@ fn job(script: &Path, image: &str, ws: &Workspace, event: &str, fixture: &str, i
     let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let section = log.split("===== GITHUB_OUTPUT =====\n").nth(1).unwrap_or_default();
     let section = section.split("===== GITHUB_STEP_SUMMARY =====").next().unwrap_or_default();
-    let mut outputs = HashMap::new();
-    let mut lines = section.lines();
-    while let Some(line) = lines.next() {
-        let Some((name, delimiter)) = line.split_once("<<") else { continue };
-        let value: Vec<&str> = lines.by_ref().take_while(|l| *l != delimiter).collect();
-        outputs.insert(name.to_string(), value.join("\n"));
-    }
-    Job { code: out.status.code(), log, outputs }
+    Job { code: out.status.code(), outputs: parse_outputs(section), log }
 }
 
 /// The job built on BuildKit from the action's image, pulled none, and left no container.

@@ -108,17 +108,7 @@ fn a_cancel_after_the_restore_ends_the_run_promptly() {
     // The fake stamps a line as each build starts: the stopped one, the restore, this one.
     wait_for("built again", &|| std::fs::read_to_string(&stamp).unwrap_or_default().lines().count() >= 3);
     std::thread::sleep(Duration::from_millis(200));
-    let sent = Instant::now();
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(sent.elapsed() < Duration::from_secs(10), "still running 10 s after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = sigterm_and_wait(&mut child);
     assert_eq!(status.code(), Some(128 + libc::SIGTERM));
     assert_eq!(phases(&calls(&log)), ["inspect", "build 1", "restore", "build 1"], "the second build was cancelled");
     let last = calls(&log).last().unwrap()["argv"].clone();

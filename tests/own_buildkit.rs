@@ -4,6 +4,9 @@
 
 mod common;
 
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
 use common::run::*;
 
 /// The container the runner started the action in, and the image ID the fake daemon gives it.
@@ -170,4 +173,23 @@ fn platforms_the_images_emulators_cover_need_no_qemu_registration() {
     let host = push().with("INPUT_PLATFORMS", "linux/amd64,linux/arm64").with_dockerfile(dockerfile);
     host.run().assert_success();
     assert!(host.call(&["run", "--privileged"]).is_some(), "QEMU registered for buildx's builder");
+}
+
+#[test]
+fn a_job_cancelled_while_the_daemon_is_asked_for_the_image_stops_there() {
+    // The daemon does not answer the question about the action's container; the job is then
+    // cancelled. The run ends as cancelled: it does not go on to make another builder.
+    let run = in_action_image(push(), "0.32.2").with("FAKE_DOCKER_SCENARIO", "cancel-inspect");
+    let stamp = run.path("stamp");
+    let run = run.with("FAKE_DOCKER_STAMP", stamp.to_str().unwrap());
+    let mut child = run.command().stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let waited = Instant::now();
+    while !stamp.exists() {
+        assert!(waited.elapsed() < Duration::from_secs(20), "the daemon was never asked");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = sigterm_and_wait(&mut child);
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+    assert_eq!(run.call(&["container", "inspect"]).unwrap()["signal"], libc::SIGTERM);
+    assert_eq!(words(&run), ["login ghcr.io", "container inspect"], "nothing after the cancel");
 }

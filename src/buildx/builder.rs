@@ -63,7 +63,8 @@ pub(super) async fn prepare(
             // `allow` needs BuildKit started with the entitlement (the plan gives it to trusted code only).
             let entitlements: Vec<String> =
                 crate::plan::options::insecure_entitlements(&plan.options).iter().map(|e| e.to_string()).collect();
-            match super::own_buildkit::image(docker, signals).await {
+            let own = super::own_buildkit::image(docker, signals).await;
+            match own.map_err(|signal| Outcome::Cancelled { signal })? {
                 Some(image) => from_own_image(docker, signals, (&image, &entitlements), name, slot).await?,
                 None => docker_container(docker, signals, &entitlements, name, slot).await?,
             }

@@ -131,20 +131,14 @@ impl Blobs for Staged<'_> {
 /// log) when it cannot be read: every store is then restored, and saved whole.
 pub(super) async fn read_saved(dir: &Path, reference: &str, digest: Option<&str>) -> Option<StoresImage> {
     let (repository, tag) = repository_and_tag(reference);
-    let mut registry = match super::scan::registry_for(repository, dir) {
-        Ok(registry) => registry,
-        Err(e) => {
-            tracing::debug!("the saved stores image {reference} could not be read ({e})");
-            return None;
-        }
+    let read = async {
+        let mut registry = super::scan::registry_for(repository, dir)?;
+        read_stores_image(&mut registry, digest.unwrap_or(tag)).await
     };
-    match read_stores_image(&mut registry, digest.unwrap_or(tag)).await {
-        Ok(image) => image,
-        Err(e) => {
-            tracing::debug!("the saved stores image {reference} could not be read ({e})");
-            None
-        }
-    }
+    read.await.unwrap_or_else(|e| {
+        tracing::debug!("the saved stores image {reference} could not be read ({e})");
+        None
+    })
 }
 
 /// A stores image by tag or digest (an index is followed to its image).

@@ -32,29 +32,35 @@ pub fn container_id(mountinfo: &str) -> Option<String> {
     })
 }
 
+/// The container this process runs in, if any: named by `SDI_OWN_CONTAINER`, else read from
+/// `/proc/self/mountinfo`.
+fn own_container() -> Option<String> {
+    match std::env::var(CONTAINER_VAR) {
+        Ok(named) => Some(named).filter(|n| !n.is_empty()),
+        Err(_) => container_id(&std::fs::read_to_string("/proc/self/mountinfo").ok()?),
+    }
+}
+
 /// The action's own image, by ID, when it carries the pinned BuildKit. Every miss falls back
 /// to the pinned `moby/buildkit`, said in the debug log only: the build runs either way.
-pub(super) async fn image(docker: &mut Docker, signals: &mut Signals) -> Option<String> {
-    let container = match std::env::var(CONTAINER_VAR) {
-        Ok(named) if named.is_empty() => return None,
-        Ok(named) => named,
-        Err(_) => container_id(&std::fs::read_to_string("/proc/self/mountinfo").ok()?)?,
-    };
+/// `Err`: the job was cancelled while the daemon was asked.
+pub(super) async fn image(docker: &mut Docker, signals: &mut Signals) -> Result<Option<String>, i32> {
+    let Some(container) = own_container() else { return Ok(None) };
     let format = format!("{{{{.Image}}}}|{{{{index .Config.Labels \"{LABEL}\"}}}}");
     let out = match docker.run(&["container", "inspect", "--format", &format, &container], None, signals).await {
         Ok(out) => out,
         Err(Failure::Failed(cause)) => {
             tracing::debug!(%container, %cause, "the action's own container cannot be inspected");
-            return None;
+            return Ok(None);
         }
-        Err(Failure::Cancelled(_)) => return None,
+        Err(Failure::Cancelled(sig)) => return Err(sig),
     };
-    let (image, version) = out.trim().split_once('|')?;
+    let Some((image, version)) = out.trim().split_once('|') else { return Ok(None) };
     if version != crate::engine::BUILDKIT_VERSION || !image.starts_with("sha256:") {
         tracing::debug!(%image, %version, "the action's own image does not carry the pinned BuildKit");
-        return None;
+        return Ok(None);
     }
-    Some(image.to_string())
+    Ok(Some(image.to_string()))
 }
 
 /// `docker run` of BuildKit from `image` as `container`: privileged and through the BuildKit

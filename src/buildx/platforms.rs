@@ -171,9 +171,8 @@ fn without_image_emulators<'a>(
     name: &str,
     (annotations, say): (&mut Vec<Annotation>, bool),
 ) -> Vec<&'a Platform> {
-    let arch = |p: &Platform| p.as_str().split('/').nth(1).unwrap_or_default().to_string();
     let (covered, rest): (Vec<&Platform>, Vec<&Platform>) =
-        missing.into_iter().partition(|p| crate::engine::BUILDKIT_EMULATED_ARCHS.contains(&arch(p).as_str()));
+        missing.into_iter().partition(|p| emulated_by_image(p.as_str()));
     if say && !covered.is_empty() {
         let names: Vec<&str> = covered.iter().map(|p| p.as_str()).collect();
         annotations.push(Annotation::notice(format!(
@@ -182,6 +181,14 @@ fn without_image_emulators<'a>(
         )));
     }
     rest
+}
+
+/// Whether the image's BuildKit runs this platform's steps under its own emulators: its
+/// architecture has one, and BuildKit emulates amd64 only as plain amd64 or v2 (`getEmulator`).
+fn emulated_by_image(platform: &str) -> bool {
+    let mut parts = platform.split('/').skip(1);
+    let (arch, variant) = (parts.next().unwrap_or_default(), parts.next());
+    crate::engine::BUILDKIT_EMULATED_ARCHS.contains(&arch) && !(arch == "amd64" && variant.is_some_and(|v| v != "v2"))
 }
 
 /// `load` of several platforms: only a daemon with the containerd image store holds an image of
@@ -236,6 +243,16 @@ async fn register_qemu(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_images_emulators_serve_their_architectures_and_plain_amd64_only() {
+        for p in ["linux/arm64", "linux/arm/v7", "linux/riscv64", "linux/386", "linux/amd64", "linux/amd64/v2"] {
+            assert!(emulated_by_image(p), "{p}");
+        }
+        for p in ["linux/mips64le", "linux/loong64", "linux/amd64/v3", "linux/amd64/v4"] {
+            assert!(!emulated_by_image(p), "{p}");
+        }
+    }
 
     #[test]
     fn inspect_reads_errors_and_the_containerd_store() {

@@ -7,11 +7,11 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
+use super::progress::{Vertex, VertexLog, VertexStatus, seconds_between};
+
 /// How many of a step's last output lines buildx repeats under its error (progressui's
 /// `logsBufferSize`).
 const ERROR_LOG_LINES: usize = 10;
-
-use super::progress::{Vertex, VertexLog, VertexStatus, seconds_between};
 
 #[derive(Debug, Default)]
 pub struct Plain {
@@ -150,7 +150,7 @@ impl Plain {
     pub fn error_blocks(&mut self, order: &[String], out: &mut Vec<String>) {
         for d in order {
             let Some(v) = self.latest.get(d) else { continue };
-            if v.error.is_empty() || v.error.ends_with("context canceled") || !self.blocks_shown.insert(d.clone()) {
+            if v.error.is_empty() || cancelled(v) || !self.blocks_shown.insert(d.clone()) {
                 continue;
             }
             out.push("------".to_string());
@@ -176,8 +176,13 @@ impl Plain {
     }
 }
 
+/// A step stopped by the build's cancellation, not failed by itself.
+fn cancelled(v: &Vertex) -> bool {
+    v.error.ends_with("context canceled")
+}
+
 fn last_line(v: &Vertex, n: usize) -> String {
-    if v.error.ends_with("context canceled") {
+    if cancelled(v) {
         format!("#{n} CANCELED")
     } else if !v.error.is_empty() {
         format!("#{n} ERROR: {}", v.error)

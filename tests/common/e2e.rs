@@ -161,20 +161,25 @@ pub fn run_action(
     }
     let output = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let text = std::fs::read_to_string(&out_file).unwrap();
-    let mut outputs = HashMap::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        let (name, delimiter) = line.split_once("<<").unwrap();
-        let value: Vec<&str> = lines.by_ref().take_while(|l| *l != delimiter).collect();
-        outputs.insert(name.to_string(), value.join("\n"));
-    }
+    let outputs = parse_outputs(&std::fs::read_to_string(&out_file).unwrap());
     let summary = std::fs::read_to_string(&summary_file).unwrap();
     assert!(
         std::fs::read_dir(ws.path("runner/temp")).unwrap().next().is_none(),
         "the action left files under RUNNER_TEMP"
     );
     Ran { output, stdout, outputs, summary }
+}
+
+/// The `name<<delimiter` blocks of a `GITHUB_OUTPUT` file.
+pub fn parse_outputs(text: &str) -> HashMap<String, String> {
+    let mut outputs = HashMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let (name, delimiter) = line.split_once("<<").expect("every output is a heredoc block");
+        let value: Vec<&str> = lines.by_ref().take_while(|l| *l != delimiter).collect();
+        outputs.insert(name.to_string(), value.join("\n"));
+    }
+    outputs
 }
 
 pub fn docker(args: &[&str]) -> String {

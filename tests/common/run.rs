@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -224,4 +225,19 @@ pub fn native() -> &'static str {
 /// A trusted push to the default branch, for this host's platform only.
 pub fn push() -> Run {
     Run::new("push", "push-default-branch.json").with("INPUT_PLATFORMS", native())
+}
+
+/// Sends the action SIGTERM, as a cancelled job does, and requires it to exit within 10 s.
+pub fn sigterm_and_wait(child: &mut Child) -> ExitStatus {
+    let sent = Instant::now();
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(sent.elapsed() < Duration::from_secs(10), "still running 10 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -5,6 +5,8 @@
 //! - `FAKE_DOCKER_ACTION_CONTAINER`: `<container>=<label>`: the action runs in that container,
 //!   whose image carries `dev.sdi.buildkit.version=<label>` (empty: no such label).
 //! - `FAKE_DOCKER_FAIL=run-buildkit`: its BuildKit does not start.
+//! - `FAKE_DOCKER_SCENARIO=cancel-inspect`: asking for the action's container hangs until the
+//!   job is cancelled (it writes `FAKE_DOCKER_STAMP` first).
 
 use std::process::ExitCode;
 
@@ -25,6 +27,9 @@ fn action_container() -> Option<(String, String)> {
 pub fn inspect(call: Call, rest: &[&str]) -> Option<ExitCode> {
     let [_, format, name] = rest else { return None };
     let label = format.strip_prefix("{{.Image}}|{{index .Config.Labels \"")?.strip_suffix("\"}}")?;
+    if std::env::var("FAKE_DOCKER_SCENARIO").is_ok_and(|s| s == "cancel-inspect") {
+        return Some(hang_until_cancelled(call));
+    }
     match action_container() {
         Some((own, version)) if own == *name => {
             let version = if label == "dev.sdi.buildkit.version" { version } else { String::new() };
@@ -89,4 +94,25 @@ pub fn remove(call: Call, rest: &[&str]) -> ExitCode {
         println!("{n}");
     }
     call.finish(0)
+}
+
+/// A call that waits for SIGINT or SIGTERM (at most 30 s), as one to a daemon that does not
+/// answer, and ends as the CLI does when interrupted.
+fn hang_until_cancelled(mut call: Call) -> ExitCode {
+    use std::sync::atomic::Ordering;
+    unsafe {
+        libc::signal(libc::SIGINT, super::on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, super::on_signal as *const () as libc::sighandler_t);
+    }
+    if let Ok(path) = std::env::var("FAKE_DOCKER_STAMP") {
+        std::fs::write(path, "inspect\n").unwrap();
+    }
+    for _ in 0..600 {
+        if super::SIGNAL.load(Ordering::SeqCst) != 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    call.set("signal", serde_json::json!(super::SIGNAL.load(Ordering::SeqCst)));
+    call.finish(1)
 }
