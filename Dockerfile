@@ -1,9 +1,9 @@
 # syntax=docker/dockerfile:1
-# The action image: the pinned BuildKit as moby/buildkit ships it (buildkitd, buildctl, runc, QEMU
-# emulators), with a static secure-docker-images binary, the docker CLI and the buildx plugin on
-# top. The runner pulls this one image; a run starts its builder from it (src/buildx/
-# own_buildkit.rs), so nothing else is pulled, and the label tells the binary which BuildKit
-# it carries.
+# The action image: the pinned BuildKit taken from moby/buildkit (its userland, buildkitd, runc and
+# the QEMU emulators of the platforms people build), with a static secure-docker-images binary, the
+# docker CLI and the buildx plugin. The runner pulls this one image; a run starts its builder from
+# it (src/buildx/own_buildkit.rs), so nothing else is pulled, and the label tells the binary which
+# BuildKit it carries.
 #
 # The binary is cross-compiled on the build platform for each target (cargo-zigbuild: zig links
 # musl and compiles ring's C for either architecture), so an arm64 image costs no emulation.
@@ -46,7 +46,20 @@ FROM ${DOCKER_IMAGE} AS docker
 
 FROM ${BUILDX_IMAGE} AS buildx
 
-FROM ${BUILDKIT_IMAGE}
+FROM ${BUILDKIT_IMAGE} AS buildkit
+
+# moby/buildkit's userland (Alpine with git, ssh, pigz, xz, unshare for its entrypoint) without
+# what a run never starts: buildctl (buildx dials BuildKit's socket itself, no `buildctl
+# dial-stdio`), the CNI plugins (buildkitd's default network is the host's), the helper scripts.
+FROM scratch
+COPY --from=buildkit --exclude=usr/bin/buildctl* --exclude=usr/bin/buildkit* / /
+# BuildKit itself, and the emulators of amd64, arm64 and arm/v6/v7 (each image lacks its own
+# architecture's): a platform of another architecture (riscv64, ppc64le, s390x, 386) gets QEMU
+# registered on the host at run time, as buildx's own builders do (src/engine.rs keeps the list).
+COPY --from=buildkit /usr/bin/buildkitd /usr/bin/buildkitd-entrypoint /usr/bin/buildkit-runc \
+     /usr/bin/buildkit-qemu-aarch64* /usr/bin/buildkit-qemu-arm* /usr/bin/buildkit-qemu-x86_64* /usr/bin/
+# moby/buildkit's environment: Alpine's PATH, and buildkitd's cgroup v2 setup.
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin BUILDKIT_SETUP_CGROUPV2_ROOT=1
 LABEL dev.sdi.buildkit.version=0.32.2
 # The CA bundle the binary's registry clients read, whatever the base carries.
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt

@@ -104,9 +104,19 @@ fn stand_ins(e: &E2e, n: &str) -> Vec<(String, String)> {
     let entrypoint = sdi::engine::BUILDKIT_ENTRYPOINT;
     let shim_copy = format!("COPY --chmod=755 buildkitd-entrypoint {entrypoint}\n");
     let own = docker(&["buildx", "imagetools", "inspect", "--format", "{{json .Image.Config.Entrypoint}}", &buildkit]);
-    let shim_copy = if own.contains(entrypoint) { "" } else { shim_copy.as_str() };
+    // Nor does it carry moby/buildkit's runc name or its emulators: runc goes by that name,
+    // and this machine's QEMU (Debian's static user-mode emulators) stands in for them.
+    let qemu =
+        [("buildkit-qemu-aarch64", "/usr/bin/qemu-aarch64-static"), ("buildkit-qemu-arm", "/usr/bin/qemu-arm-static")];
+    let mut layout = shim_copy;
+    layout.push_str("RUN [ -e /usr/bin/buildkit-runc ] || ln /usr/bin/runc /usr/bin/buildkit-runc\n");
+    for (name, path) in qemu.into_iter().filter(|(_, p)| Path::new(p).is_file()) {
+        layout.push_str(&format!("COPY {name} /usr/bin/{name}\n"));
+        files.push((name, Path::new(path)));
+    }
+    let layout = if own.contains(entrypoint) { "" } else { layout.as_str() };
     let with_libs = format!("{}/sdi-e2e/standin-buildkit:{n}", e.registry);
-    push_image(&e.builder, &with_libs, &format!("FROM {buildkit}\n{copies}{shim_copy}"), &files);
+    push_image(&e.builder, &with_libs, &format!("FROM {buildkit}\n{copies}{layout}"), &files);
     vec![("DOCKER_IMAGE".into(), docker_cli), ("BUILDX_IMAGE".into(), buildx), ("BUILDKIT_IMAGE".into(), with_libs)]
 }
 
@@ -147,6 +157,9 @@ fn job(script: &Path, image: &str, ws: &Workspace, event: &str, fixture: &str, i
     cmd.args([image, ws.dir.path().to_str().unwrap(), event, event_path(fixture).to_str().unwrap()]);
     cmd.args(inputs.iter().map(|(k, v)| format!("{k}={v}")));
     cmd.env("GHR_ACTION_YML", Path::new(MANIFEST_DIR).join("action.yml")).env("GHR_RUN_ID", run_id());
+    // RUNNER_TEMP bind-mounted from the host, as the runner mounts it: BuildKit's socket is
+    // shared through it.
+    cmd.env("GHR_RUNNER_TEMP_MOUNT", "1");
     let out = cmd.output().expect("the runner simulation runs");
     let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let section = log.split("===== GITHUB_OUTPUT =====\n").nth(1).unwrap_or_default();
@@ -177,6 +190,11 @@ fn the_image_builds_from_the_dockerfile_and_runs_as_the_runner_runs_it() {
     let labels = docker(&["buildx", "imagetools", "inspect", "--format", "{{json .Image.Config.Labels}}", &action]);
     let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
     assert_eq!(labels[sdi::buildx::own_buildkit::LABEL], sdi::engine::BUILDKIT_VERSION, "{labels}");
+    // What a run never starts is not shipped: buildctl (buildx dials BuildKit's socket).
+    let listing = docker(&["run", "--rm", "--entrypoint", "/bin/ls", &action, "/usr/bin"]);
+    let names: Vec<&str> = listing.lines().collect();
+    assert!(names.contains(&"buildkitd") && names.contains(&"buildkit-runc"), "{listing}");
+    assert!(!names.iter().any(|n| n.starts_with("buildctl")), "{listing}");
 
     let ws = Workspace::new(&format!(
         "FROM {base}\nARG TARGETPLATFORM\nRUN echo \"{n} on $TARGETPLATFORM, $(uname -m)\" > /built.txt\nCOPY app.txt /app.txt\n",

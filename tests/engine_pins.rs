@@ -23,10 +23,55 @@ fn the_image_carries_the_pinned_buildkit_and_says_so() {
     let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
     let default = dockerfile.lines().find_map(|l| l.strip_prefix("ARG BUILDKIT_IMAGE=")).expect("ARG BUILDKIT_IMAGE");
     assert_eq!(default, sdi::engine::BUILDKIT_IMAGE);
-    // The final stage is BuildKit's image, and its label is what the binary checks before it
-    // starts a builder from the image it runs in.
+    // The final stage is made of BuildKit's image, and its label is what the binary checks
+    // before it starts a builder from the image it runs in.
+    assert!(dockerfile.lines().any(|l| l == "FROM ${BUILDKIT_IMAGE} AS buildkit"), "{dockerfile}");
     let last_from = dockerfile.lines().rfind(|l| l.starts_with("FROM ")).unwrap();
-    assert_eq!(last_from, "FROM ${BUILDKIT_IMAGE}");
+    assert_eq!(last_from, "FROM scratch");
     let label = format!("LABEL {}={}", sdi::buildx::own_buildkit::LABEL, sdi::engine::BUILDKIT_VERSION);
     assert!(dockerfile.lines().any(|l| l == label), "{label} in {dockerfile}");
+}
+
+/// The final stage's instructions, continuation lines joined.
+fn final_stage(dockerfile: &str) -> Vec<String> {
+    let joined = dockerfile.replace("\\\n", " ");
+    let start = joined.rfind("\nFROM ").unwrap();
+    joined[start..].lines().filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect()
+}
+
+#[test]
+fn the_image_keeps_buildkits_daemon_and_the_emulators_the_binary_counts_on_and_no_buildctl() {
+    let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
+    let stage = final_stage(&dockerfile);
+    let from_buildkit: Vec<&str> = stage
+        .iter()
+        .filter(|l| l.starts_with("COPY --from=buildkit "))
+        .flat_map(|l| l.split_whitespace().skip(2))
+        .collect();
+    let userland = stage.iter().find(|l| l.ends_with(" / /")).expect("BuildKit's userland");
+    assert!(userland.contains("--exclude=usr/bin/buildctl*") && userland.contains("--exclude=usr/bin/buildkit*"));
+    for needed in ["/usr/bin/buildkitd", sdi::engine::BUILDKIT_ENTRYPOINT, "/usr/bin/buildkit-runc"] {
+        assert!(from_buildkit.contains(&needed), "{needed} in {from_buildkit:?}");
+    }
+    assert!(!from_buildkit.iter().any(|s| s.contains("buildctl") && !s.starts_with("--exclude")));
+    // Each emulator the image keeps is an architecture src/engine.rs counts as emulated by the
+    // image, and each of those is kept.
+    let qemu: Vec<&str> = from_buildkit
+        .iter()
+        .filter_map(|s| s.strip_prefix("/usr/bin/buildkit-qemu-"))
+        .map(|a| a.trim_end_matches('*'))
+        .map(|a| match a {
+            "aarch64" => "arm64",
+            "x86_64" => "amd64",
+            "i386" => "386",
+            other => other,
+        })
+        .collect();
+    let mut kept = qemu.clone();
+    kept.sort();
+    let mut counted = sdi::engine::BUILDKIT_EMULATED_ARCHS.to_vec();
+    counted.sort();
+    assert_eq!(kept, counted);
+    // moby/buildkit's environment goes with its files.
+    assert!(stage.iter().any(|l| l.starts_with("ENV ") && l.contains("BUILDKIT_SETUP_CGROUPV2_ROOT=1")), "{stage:?}");
 }

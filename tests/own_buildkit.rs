@@ -50,7 +50,12 @@ fn in_its_own_image_the_run_starts_buildkit_from_it_and_pulls_nothing() {
     let inspect = argv(&run.call(&["container", "inspect"]).unwrap());
     assert_eq!(
         inspect[1..],
-        ["inspect", "--format", "{{.Image}}|{{index .Config.Labels \"dev.sdi.buildkit.version\"}}", OWN]
+        [
+            "inspect",
+            "--format",
+            "{{.Image}}|{{index .Config.Labels \"dev.sdi.buildkit.version\"}}|{{json .Mounts}}",
+            OWN
+        ]
     );
     let started = argv(&run.call(&["run", "--detach"]).unwrap());
     let container = flag_values(&started, "--name").pop().unwrap();
@@ -58,12 +63,21 @@ fn in_its_own_image_the_run_starts_buildkit_from_it_and_pulls_nothing() {
     assert_eq!(flag_values(&started, "--pull"), ["never"]);
     assert!(!started.iter().any(|a| a.contains("entitlement")), "nothing granted that the plan did not: {started:?}");
 
+    // Its socket directory: the run's own, in RUNNER_TEMP, bind-mounted from where the host
+    // keeps it (the fake daemon's RUNNER_TEMP mount).
+    let mount = flag_values(&started, "--mount").pop().expect("the socket directory is mounted");
+    let host = mount.strip_prefix("type=bind,source=").and_then(|m| m.strip_suffix(",target=/run/buildkit"));
+    let host = host.unwrap_or_else(|| panic!("{mount}"));
+    let sub = host.strip_prefix("/home/runner/work/_temp/").unwrap_or_else(|| panic!("{host}"));
+    assert!(sub.starts_with("sdi-") && sub.ends_with("/buildkit"), "{host}");
+
     let create = argv(&run.call(&["buildx", "create"]).unwrap());
     let name = flag_values(&create, "--name").pop().unwrap();
     assert_eq!(container, format!("{name}-buildkit"));
     assert_eq!(flag_values(&create, "--driver"), ["remote"]);
-    let endpoint = format!("docker-container://{container}");
-    assert_eq!(create.last(), Some(&endpoint));
+    let temp = std::fs::canonicalize(run.path("runner_temp")).unwrap();
+    let endpoint = format!("unix://{}/{sub}/buildkitd.sock", temp.display());
+    assert_eq!(create.last(), Some(&endpoint), "buildx dials the socket: no docker exec, no buildctl");
     let build = run.call(&["buildx", "build"]).unwrap();
     assert_eq!(flag_values(&argv(&build), "--builder"), std::slice::from_ref(&name));
     assert_eq!(build["builder_endpoint"], endpoint.as_str(), "the build ran on the BuildKit from the action's image");
@@ -72,6 +86,8 @@ fn in_its_own_image_the_run_starts_buildkit_from_it_and_pulls_nothing() {
     pulled_nothing(&run);
     let left = std::fs::read_to_string(run.path("fake-docker-containers.json")).unwrap();
     assert_eq!(left.trim(), "[]", "the BuildKit container is gone");
+    let temp_left: Vec<_> = std::fs::read_dir(&temp).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(temp_left.is_empty(), "the socket directory is gone with the run's: {temp_left:?}");
     let summary = std::fs::read_to_string(run.path("step_summary")).unwrap();
     assert!(
         summary.contains("| Builder | a builder made for this run, on BuildKit 0.32.2 from the action's own image (nothing pulled); ready in "),
@@ -121,6 +137,14 @@ fn elsewhere_the_builder_is_buildxs_on_the_pinned_buildkit() {
         other.run().assert_success();
         assert!(other.call(&["container", "inspect"]).is_some());
         pinned(&other);
+    }
+    // The run's directory on no mount of the runner's (nothing to share BuildKit's socket
+    // through), or on a read-only one.
+    for mounts in ["[]", r#"[{"Type":"bind","Source":"/srv","Destination":"/","RW":false}]"#] {
+        let unshared = in_action_image(push(), "0.32.2").with("FAKE_DOCKER_ACTION_MOUNTS", mounts);
+        unshared.run().assert_success();
+        assert!(unshared.call(&["container", "inspect"]).is_some());
+        pinned(&unshared);
     }
     // A container the daemon does not know (the action in a container of another daemon).
     let elsewhere = push().with("SDI_OWN_CONTAINER", OWN);

@@ -63,9 +63,9 @@ pub(super) async fn prepare(
             // `allow` needs BuildKit started with the entitlement (the plan gives it to trusted code only).
             let entitlements: Vec<String> =
                 crate::plan::options::insecure_entitlements(&plan.options).iter().map(|e| e.to_string()).collect();
-            let own = super::own_buildkit::image(docker, signals).await;
+            let own = super::own_buildkit::image(docker, signals, dir).await;
             match own.map_err(|signal| Outcome::Cancelled { signal })? {
-                Some(image) => from_own_image(docker, signals, (&image, &entitlements), name, slot).await?,
+                Some(own) => from_own_image(docker, signals, (&own, &entitlements), name, slot).await?,
                 None => docker_container(docker, signals, &entitlements, name, slot).await?,
             }
         }
@@ -115,12 +115,12 @@ async fn docker_container(
     Ok(())
 }
 
-/// BuildKit from the action's own image (nothing pulled), attached with the remote driver; the
-/// container is the builder's, removed with its record.
+/// BuildKit from the action's own image (nothing pulled), attached with the remote driver at
+/// its socket; the container is the builder's, removed with its record.
 async fn from_own_image(
     docker: &mut Docker,
     signals: &mut Signals,
-    (image, entitlements): (&str, &[String]),
+    (own, entitlements): (&super::own_buildkit::Own, &[String]),
     name: String,
     slot: &mut Option<Builder>,
 ) -> Result<(), Outcome> {
@@ -128,10 +128,10 @@ async fn from_own_image(
     let mut builder = Builder::new(name.clone(), true, true);
     builder.container = Some(container.clone());
     *slot = Some(builder);
-    super::own_buildkit::start(docker, signals, image, &container, entitlements)
+    super::own_buildkit::start(docker, signals, own, &container, entitlements)
         .await
         .map_err(|f| failed(f, |c| format!("could not start BuildKit from the action's own image: {c}")))?;
-    let endpoint = format!("docker-container://{container}");
+    let endpoint = own.socket.endpoint();
     let args = ["buildx", "create", "--name", name.as_str(), "--driver", "remote", "--bootstrap", endpoint.as_str()];
     docker.run(&args, None, signals).await.map_err(|f| {
         failed(f, |c| format!("could not attach the BuildKit started from the action's own image: {c}"))

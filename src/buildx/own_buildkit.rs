@@ -1,9 +1,16 @@
 //! A builder started from the action's own image. The runner pulled that image at "Set up job",
-//! and it carries the pinned BuildKit (buildkitd, buildctl, runc, QEMU emulators), so a run
-//! pulls nothing for its builder: no `moby/buildkit` from Docker Hub, no pull limit, no second
-//! 60 MB. The image is found through the container the action runs in, and used only when its
-//! label says it carries the BuildKit this binary pins; anywhere else (the binary on a host,
-//! another image) the builder is buildx's docker-container one on the pinned `moby/buildkit`.
+//! and it carries the pinned BuildKit (buildkitd, runc, QEMU emulators), so a run pulls nothing
+//! for its builder: no `moby/buildkit` from Docker Hub, no pull limit, no second 60 MB. The
+//! image is found through the container the action runs in, and used only when its label says
+//! it carries the BuildKit this binary pins and BuildKit's socket can be shared with it through
+//! a directory the runner bind-mounts (the run's private directory under `RUNNER_TEMP`): buildx
+//! then dials that socket, with no `docker exec` per connection and no `buildctl` in the image.
+//! Anywhere else (the binary on a host, another image, nothing mounted) the builder is buildx's
+//! docker-container one on the pinned `moby/buildkit`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
 
 use super::docker::{Docker, Failure, Signals};
 
@@ -41,12 +48,73 @@ fn own_container() -> Option<String> {
     }
 }
 
-/// The action's own image, by ID, when it carries the pinned BuildKit. Every miss falls back
-/// to the pinned `moby/buildkit`, said in the debug log only: the build runs either way.
+/// One of the action container's mounts, as `docker container inspect` lists them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Mount {
+    #[serde(rename = "Type")]
+    kind: String,
+    #[serde(rename = "Source")]
+    source: PathBuf,
+    #[serde(rename = "Destination")]
+    destination: PathBuf,
+    #[serde(rename = "RW")]
+    rw: bool,
+}
+
+/// Where `path` (a path in the action's container) is on the daemon's host: through the
+/// writable bind mount nearest to it. `None` when no such mount holds it (the container's own
+/// filesystem, a volume, a read-only mount).
+pub fn host_path(mounts: &[Mount], path: &Path) -> Option<PathBuf> {
+    mounts
+        .iter()
+        .filter(|m| m.kind == "bind" && m.rw)
+        .filter_map(|m| Some((m, path.strip_prefix(&m.destination).ok()?)))
+        .max_by_key(|(m, _)| m.destination.components().count())
+        .map(|(m, rest)| if rest.as_os_str().is_empty() { m.source.clone() } else { m.source.join(rest) })
+}
+
+/// Where BuildKit listens in its container (buildkitd's default address).
+const SOCKET_DIR: &str = "/run/buildkit";
+const SOCKET: &str = "buildkitd.sock";
+
+/// A unix socket path must fit `sockaddr_un` (108 bytes with its NUL).
+const SOCKET_PATH_MAX: usize = 107;
+
+/// The directory BuildKit's socket is shared through: as this process sees it, and as the
+/// daemon's host does (what BuildKit's container mounts at `/run/buildkit`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SocketDir {
+    pub ours: PathBuf,
+    pub host: PathBuf,
+}
+
+impl SocketDir {
+    /// `dir/buildkit`, when a writable bind mount holds `dir` and the socket's path fits.
+    pub fn under(mounts: &[Mount], dir: &Path) -> Option<SocketDir> {
+        let ours = dir.join("buildkit");
+        let host = host_path(mounts, &ours)?;
+        (ours.join(SOCKET).as_os_str().len() <= SOCKET_PATH_MAX).then_some(SocketDir { ours, host })
+    }
+
+    /// The endpoint buildx dials.
+    pub fn endpoint(&self) -> String {
+        format!("unix://{}", self.ours.join(SOCKET).display())
+    }
+}
+
+/// The action's own image, by ID, and the directory its BuildKit's socket is shared through.
+pub(super) struct Own {
+    pub image: String,
+    pub socket: SocketDir,
+}
+
+/// The action's own image, when it carries the pinned BuildKit and `dir` (the run's private
+/// directory) is on a bind mount of the runner's. Every miss falls back to the pinned
+/// `moby/buildkit`, said in the debug log only: the build runs either way.
 /// `Err`: the job was cancelled while the daemon was asked.
-pub(super) async fn image(docker: &mut Docker, signals: &mut Signals) -> Result<Option<String>, i32> {
+pub(super) async fn image(docker: &mut Docker, signals: &mut Signals, dir: &Path) -> Result<Option<Own>, i32> {
     let Some(container) = own_container() else { return Ok(None) };
-    let format = format!("{{{{.Image}}}}|{{{{index .Config.Labels \"{LABEL}\"}}}}");
+    let format = format!("{{{{.Image}}}}|{{{{index .Config.Labels \"{LABEL}\"}}}}|{{{{json .Mounts}}}}");
     let out = match docker.run(&["container", "inspect", "--format", &format, &container], None, signals).await {
         Ok(out) => out,
         Err(Failure::Failed(cause)) => {
@@ -55,36 +123,58 @@ pub(super) async fn image(docker: &mut Docker, signals: &mut Signals) -> Result<
         }
         Err(Failure::Cancelled(sig)) => return Err(sig),
     };
-    let Some((image, version)) = out.trim().split_once('|') else { return Ok(None) };
+    let mut fields = out.trim().splitn(3, '|');
+    let (Some(image), Some(version), Some(mounts)) = (fields.next(), fields.next(), fields.next()) else {
+        return Ok(None);
+    };
     if version != crate::engine::BUILDKIT_VERSION || !image.starts_with("sha256:") {
         tracing::debug!(%image, %version, "the action's own image does not carry the pinned BuildKit");
         return Ok(None);
     }
-    Ok(Some(image.to_string()))
+    let mounts: Vec<Mount> = serde_json::from_str(mounts).unwrap_or_default();
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let Some(socket) = SocketDir::under(&mounts, &dir) else {
+        tracing::debug!(dir = %dir.display(), "no bind mount of the runner's holds the run's directory: BuildKit's socket cannot be shared");
+        return Ok(None);
+    };
+    Ok(Some(Own { image: image.to_string(), socket }))
 }
 
 /// `docker run` of BuildKit from `image` as `container`: privileged and through the BuildKit
 /// image's own entrypoint, as buildx runs its docker-container builders, with an init to reap
-/// what steps leave, never pulled (it is an image ID), and given only the entitlements the plan
-/// grants.
-pub fn run_args<'a>(image: &'a str, container: &'a str, flags: &'a [String]) -> Vec<&'a str> {
-    let mut args = vec!["run", "--detach", "--privileged", "--init", "--pull", "never", "--name", container];
-    args.extend(["--volume", STATE_DIR, "--entrypoint", crate::engine::BUILDKIT_ENTRYPOINT, image]);
+/// what steps leave, never pulled (it is an image ID), listening in the shared socket
+/// directory, and given only the entitlements the plan grants.
+pub fn run_args(image: &str, container: &str, socket_host: &Path, flags: &[String]) -> Vec<String> {
+    let bind = crate::context::inputs::csv_field(&format!("source={}", socket_host.display()));
+    let mut args: Vec<String> = ["run", "--detach", "--privileged", "--init", "--pull", "never", "--name", container]
+        .map(String::from)
+        .to_vec();
+    args.extend(["--volume", STATE_DIR, "--mount"].map(String::from));
+    args.push(format!("type=bind,{bind},target={SOCKET_DIR}"));
+    args.extend(["--entrypoint", crate::engine::BUILDKIT_ENTRYPOINT, image].map(String::from));
     for e in flags {
-        args.extend(["--allow-insecure-entitlement", e.as_str()]);
+        args.extend(["--allow-insecure-entitlement".to_string(), e.clone()]);
     }
     args
 }
 
-/// Starts BuildKit from `image` in `container`.
+/// Starts BuildKit from the action's image in `container`, its socket in a directory of the
+/// run's own (0700: nobody else on the runner dials it).
 pub(super) async fn start(
     docker: &mut Docker,
     signals: &mut Signals,
-    image: &str,
+    own: &Own,
     container: &str,
     entitlements: &[String],
 ) -> Result<(), Failure> {
-    docker.run(&run_args(image, container, entitlements), None, signals).await.map(drop)
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&own.socket.ours)
+        .map_err(|e| Failure::Failed(format!("cannot create {}: {e}", own.socket.ours.display())))?;
+    let args = run_args(&own.image, container, &own.socket.host, entitlements);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    docker.run(&args, None, signals).await.map(drop)
 }
 
 #[cfg(test)]
@@ -114,8 +204,9 @@ mod tests {
     #[test]
     fn buildkit_runs_privileged_from_the_image_id_with_the_plans_entitlements_only() {
         let flags = vec!["security.insecure".to_string()];
+        let host = Path::new("/home/runner/work/_temp/sdi-Ab1/buildkit");
         assert_eq!(
-            run_args("sha256:abc", "sdi-1-ab-buildkit", &flags),
+            run_args("sha256:abc", "sdi-1-ab-buildkit", host, &flags),
             [
                 "run",
                 "--detach",
@@ -127,6 +218,8 @@ mod tests {
                 "sdi-1-ab-buildkit",
                 "--volume",
                 "/var/lib/buildkit",
+                "--mount",
+                "type=bind,source=/home/runner/work/_temp/sdi-Ab1/buildkit,target=/run/buildkit",
                 "--entrypoint",
                 "/usr/bin/buildkitd-entrypoint",
                 "sha256:abc",
@@ -134,6 +227,45 @@ mod tests {
                 "security.insecure"
             ]
         );
-        assert!(!run_args("sha256:abc", "c", &[]).iter().any(|a| a.contains("entitlement")));
+        assert!(!run_args("sha256:abc", "c", host, &[]).iter().any(|a| a.contains("entitlement")));
+        // A host path with a comma stays one field of --mount's CSV.
+        let odd = run_args("sha256:abc", "c", Path::new("/srv/a,b"), &[]);
+        assert!(odd.contains(&"type=bind,\"source=/srv/a,b\",target=/run/buildkit".to_string()), "{odd:?}");
+    }
+
+    /// The mounts of a container action as the runner starts it (`docker inspect`, abridged).
+    fn runner_mounts() -> Vec<Mount> {
+        serde_json::from_str(
+            r#"[
+            {"Type":"bind","Source":"/var/run/docker.sock","Destination":"/var/run/docker.sock","Mode":"","RW":true,"Propagation":"rprivate"},
+            {"Type":"bind","Source":"/home/runner/work/_temp","Destination":"/github/runner_temp","Mode":"","RW":true,"Propagation":"rprivate"},
+            {"Type":"bind","Source":"/home/runner/work/_temp/_github_home","Destination":"/github/home","Mode":"","RW":true,"Propagation":"rprivate"},
+            {"Type":"bind","Source":"/home/runner/work/_temp/_github_workflow","Destination":"/github/workflow","Mode":"","RW":false,"Propagation":"rprivate"},
+            {"Type":"volume","Name":"0123","Source":"/var/lib/docker/volumes/0123/_data","Destination":"/cache","Driver":"local","Mode":"","RW":true,"Propagation":""}
+        ]"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_socket_is_shared_through_the_bind_mount_that_holds_the_runs_directory() {
+        let mounts = runner_mounts();
+        let at = |p: &str| host_path(&mounts, Path::new(p)).map(|p| p.display().to_string());
+        assert_eq!(at("/github/runner_temp/sdi-x").as_deref(), Some("/home/runner/work/_temp/sdi-x"));
+        assert_eq!(at("/github/runner_temp").as_deref(), Some("/home/runner/work/_temp"));
+        // The nearest mount wins; a prefix of a name is no parent.
+        assert_eq!(at("/github/home/d").as_deref(), Some("/home/runner/work/_temp/_github_home/d"));
+        assert_eq!(at("/github/runner_temp2/d"), None);
+        // Read-only, a volume, the container's own filesystem: nothing to share through.
+        assert_eq!(at("/github/workflow/d"), None);
+        assert_eq!(at("/cache/d"), None);
+        assert_eq!(at("/tmp/sdi-x"), None);
+
+        let dir = SocketDir::under(&mounts, Path::new("/github/runner_temp/sdi-Ab1")).unwrap();
+        assert_eq!(dir.host, Path::new("/home/runner/work/_temp/sdi-Ab1/buildkit"));
+        assert_eq!(dir.endpoint(), "unix:///github/runner_temp/sdi-Ab1/buildkit/buildkitd.sock");
+        assert_eq!(SocketDir::under(&mounts, Path::new("/tmp/sdi-Ab1")), None);
+        let deep = format!("/github/runner_temp/{}", "d".repeat(80));
+        assert_eq!(SocketDir::under(&mounts, Path::new(&deep)), None, "a socket path longer than sockaddr_un");
     }
 }

@@ -4,14 +4,32 @@
 //! Environment:
 //! - `FAKE_DOCKER_ACTION_CONTAINER`: `<container>=<label>`: the action runs in that container,
 //!   whose image carries `dev.sdi.buildkit.version=<label>` (empty: no such label).
+//! - `FAKE_DOCKER_ACTION_MOUNTS`: that container's mounts, as `docker inspect` lists them
+//!   (JSON); by default the runner's `RUNNER_TEMP`, bind-mounted from `/home/runner/work/_temp`.
+//!   BuildKit's socket appears at the path its container's `/run/buildkit` bind mount has in the
+//!   action's container, and goes with its container.
 //! - `FAKE_DOCKER_FAIL=run-buildkit`: its BuildKit does not start.
 //! - `FAKE_DOCKER_SCENARIO=cancel-inspect`: asking for the action's container hangs until the
 //!   job is cancelled (it writes `FAKE_DOCKER_STAMP` first).
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use serde_json::{Map, Value, json};
 
 use super::Call;
 use super::builders::{containers, failing, save_containers};
+use super::state_dir;
+
+/// The sockets of the BuildKit containers started here, by container name.
+fn sockets() -> Map<String, Value> {
+    let file = state_dir().join("fake-docker-sockets.json");
+    std::fs::read_to_string(file).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+}
+
+fn save_sockets(sockets: &Map<String, Value>) {
+    std::fs::write(state_dir().join("fake-docker-sockets.json"), Value::Object(sockets.clone()).to_string()).unwrap();
+}
 
 /// The ID of the action's image in the fake daemon.
 pub const ACTION_IMAGE: &str = "sha256:5d1a0c7e9f1b3a2c4e6d8f0a1b3c5e7d9f0a2b4c6e8d0f1a3b5c7e9d1f3a5b7c";
@@ -22,18 +40,42 @@ fn action_container() -> Option<(String, String)> {
     Some((name.to_string(), label.to_string()))
 }
 
-/// `container inspect --format '{{.Image}}|{{index .Config.Labels "…"}}' NAME`, for the
-/// action's own container; `None` for another format (a builder's container).
+/// Where the fake daemon's host keeps the runner's temporary directory.
+const HOST_TEMP: &str = "/home/runner/work/_temp";
+
+fn action_mounts() -> Value {
+    if let Ok(json) = std::env::var("FAKE_DOCKER_ACTION_MOUNTS") {
+        return serde_json::from_str(&json).expect("FAKE_DOCKER_ACTION_MOUNTS is JSON");
+    }
+    let Ok(temp) = std::env::var("RUNNER_TEMP") else { return json!([]) };
+    let temp = std::fs::canonicalize(&temp).map(|p| p.display().to_string()).unwrap_or(temp);
+    json!([
+        {"Type": "bind", "Source": "/var/run/docker.sock", "Destination": "/var/run/docker.sock", "Mode": "", "RW": true, "Propagation": "rprivate"},
+        {"Type": "bind", "Source": HOST_TEMP, "Destination": temp, "Mode": "", "RW": true, "Propagation": "rprivate"}
+    ])
+}
+
+/// A host path as the action's container sees it, through its bind mounts.
+fn in_action_container(host: &str) -> Option<PathBuf> {
+    let mounts = action_mounts();
+    mounts.as_array()?.iter().filter(|m| m["Type"] == "bind").find_map(|m| {
+        let rest = Path::new(host).strip_prefix(m["Source"].as_str()?).ok()?;
+        Some(Path::new(m["Destination"].as_str()?).join(rest))
+    })
+}
+
+/// `container inspect --format '{{.Image}}|{{index .Config.Labels "…"}}|{{json .Mounts}}' NAME`,
+/// for the action's own container; `None` for another format (a builder's container).
 pub fn inspect(call: Call, rest: &[&str]) -> Option<ExitCode> {
     let [_, format, name] = rest else { return None };
-    let label = format.strip_prefix("{{.Image}}|{{index .Config.Labels \"")?.strip_suffix("\"}}")?;
+    let label = format.strip_prefix("{{.Image}}|{{index .Config.Labels \"")?.strip_suffix("\"}}|{{json .Mounts}}")?;
     if std::env::var("FAKE_DOCKER_SCENARIO").is_ok_and(|s| s == "cancel-inspect") {
         return Some(hang_until_cancelled(call));
     }
     match action_container() {
         Some((own, version)) if own == *name => {
             let version = if label == "dev.sdi.buildkit.version" { version } else { String::new() };
-            println!("{ACTION_IMAGE}|{version}");
+            println!("{ACTION_IMAGE}|{version}|{}", action_mounts());
             Some(call.finish(0))
         }
         _ => {
@@ -59,6 +101,16 @@ pub fn run_buildkit(call: Call, rest: &[&str]) -> ExitCode {
         eprintln!("fake docker: unexpected BuildKit container {rest:?}");
         return call.finish(127);
     }
+    // buildkitd listens at /run/buildkit/buildkitd.sock: only a bind mount there shares it.
+    let socket_dir = rest.windows(2).find(|w| w[0] == "--mount").and_then(|w| {
+        let fields: Vec<&str> = w[1].split(',').collect();
+        (fields.contains(&"type=bind") && fields.contains(&"target=/run/buildkit"))
+            .then(|| fields.iter().find_map(|f| f.strip_prefix("source=")))?
+    });
+    let Some(socket_dir) = socket_dir else {
+        eprintln!("fake docker: BuildKit's socket directory is not bind-mounted: {rest:?}");
+        return call.finish(127);
+    };
     if image != ACTION_IMAGE {
         eprintln!(
             "docker: Error response from daemon: No such image: {image}\n\nRun 'docker run --help' for more information"
@@ -80,6 +132,14 @@ pub fn run_buildkit(call: Call, rest: &[&str]) -> ExitCode {
     }
     list.push((name.to_string(), true));
     save_containers(&list);
+    // Its socket, where the action's container sees the host directory (if it does).
+    if let Some(dir) = in_action_container(socket_dir).filter(|d| d.is_dir()) {
+        let socket = dir.join("buildkitd.sock");
+        std::fs::write(&socket, "").unwrap();
+        let mut sockets = sockets();
+        sockets.insert(name.to_string(), json!(socket));
+        save_sockets(&sockets);
+    }
     println!("{}", "4e".repeat(32));
     call.finish(0)
 }
@@ -90,6 +150,13 @@ pub fn remove(call: Call, rest: &[&str]) -> ExitCode {
     let names: Vec<&str> = rest.iter().copied().filter(|a| !a.starts_with('-')).collect();
     list.retain(|(n, _)| !names.contains(&n.as_str()));
     save_containers(&list);
+    let mut sockets = sockets();
+    for n in &names {
+        if let Some(path) = sockets.remove(*n).and_then(|p| p.as_str().map(PathBuf::from)) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    save_sockets(&sockets);
     for n in names {
         println!("{n}");
     }
