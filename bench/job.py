@@ -89,48 +89,87 @@ def push_image(builder, tag, dockerfile, files):
         sh("docker", "buildx", "build", "--builder", builder, "--provenance=false", "--push", "-t", tag, d)
 
 
+QEMU = (("buildkit-qemu-aarch64", "/usr/bin/qemu-aarch64-static"), ("buildkit-qemu-arm", "/usr/bin/qemu-arm-static"))
+
+
+def standin_buildkit(builder, registry, n, d, libs):
+    """The harness's BuildKit in moby/buildkit's layout (tests/action_image.rs does the same): the
+    stand-in binary's libraries, buildkitd-entrypoint, runc as buildkit-runc, and this machine's
+    Debian QEMU as the image's emulators."""
+    shim = os.path.join(d, "buildkitd-entrypoint")
+    with open(shim, "w") as f:
+        f.write('#!/bin/sh\nexec /usr/bin/buildkitd "$@"\n')
+    files = [(lib[1:], lib) for lib in libs] + [("buildkitd-entrypoint", shim)]
+    dockerfile = f"FROM {registry}/{BUILDKIT}\n" + "".join(f"COPY {lib[1:]} {lib}\n" for lib in libs) + ENTRY
+    dockerfile += "RUN [ -e /usr/bin/buildkit-runc ] || ln /usr/bin/runc /usr/bin/buildkit-runc\n"
+    for name, path in QEMU:
+        if os.path.isfile(path):
+            dockerfile += f"COPY {name} /usr/bin/{name}\n"
+            files.append((name, path))
+    tag = f"{registry}/bench-job/standin-buildkit:{n}"
+    push_image(builder, tag, dockerfile, files)
+    return tag
+
+
 def action_images(registry, builder):
     """The image from the top-level Dockerfile with this machine's stand-ins (tests/action_image.rs
-    says why), its binaries stripped as release builds are; and the same without BuildKit in it
-    (its base only the libraries the stand-in binary needs), as the image was before it carried
-    one. BENCH_ACTION_IMAGE and BENCH_PULLING_IMAGE name them instead."""
+    says why), its binaries stripped as release builds are; and, as the image was before it
+    carried BuildKit, one with only the docker CLI, buildx and the binary (the libraries the
+    stand-in binary needs as its base), whose builder pulls moby/buildkit. BENCH_ACTION_IMAGE and
+    BENCH_PULLING_IMAGE name them instead."""
     if os.environ.get("BENCH_ACTION_IMAGE"):
         return os.environ["BENCH_ACTION_IMAGE"], env("BENCH_PULLING_IMAGE")
     n = uuid.uuid4().hex[:8]
     binary = os.path.join(REPO, "target/release/secure-docker-images")
     with tempfile.TemporaryDirectory() as d:
-        # moby/buildkit v0.32.2 runs buildkitd through this script; the stand-in gets one.
-        shim = os.path.join(d, "buildkitd-entrypoint")
-        with open(shim, "w") as f:
-            f.write('#!/bin/sh\nexec /usr/bin/buildkitd "$@"\n')
         for name, src in (("docker", "/usr/local/bin/docker"),
                           ("buildx", "/usr/local/libexec/docker/cli-plugins/docker-buildx"),
                           ("secure-docker-images", binary)):
             sh("strip", "-o", os.path.join(d, name), src)
-        push_image(builder, f"{registry}/bench-job/standin-docker:{n}",
-                   "FROM scratch\nCOPY docker /usr/local/bin/docker\n", [("docker", f"{d}/docker")])
+        docker_image = f"{registry}/bench-job/standin-docker:{n}"
+        push_image(builder, docker_image, "FROM scratch\nCOPY docker /usr/local/bin/docker\n", [("docker", f"{d}/docker")])
         push_image(builder, f"{registry}/bench-job/standin-buildx:{n}",
                    "FROM scratch\nCOPY buildx /buildx\n", [("buildx", f"{d}/buildx")])
         libs = [w for line in sh("ldd", binary).splitlines() for w in line.split() if w.startswith("/")]
-        copies = "".join(f"COPY {lib[1:]} {lib}\n" for lib in libs)
+        buildkit = standin_buildkit(builder, registry, n, d, libs)
+        # The build stage: the binary, the CA bundle, and the engine's binaries stripped.
+        stage = f"{d}/bin"
+        os.makedirs(f"{stage}/etc/ssl/certs")
+        shutil.move(f"{d}/secure-docker-images", f"{stage}/secure-docker-images")
+        shutil.copy("/etc/ssl/certs/ca-certificates.crt", f"{stage}/etc/ssl/certs/ca-certificates.crt")
+        with open(f"{d}/Dockerfile.engine", "w") as f:
+            f.write(f"FROM {buildkit} AS buildkit\nFROM {docker_image} AS docker\nFROM scratch\n"
+                    "COPY --from=buildkit /usr/bin/buildkitd /usr/bin/buildkit-runc /\n"
+                    "COPY --from=docker /usr/local/bin/docker /\n")
+        sh("docker", "buildx", "build", "--builder", builder, "-f", f"{d}/Dockerfile.engine",
+           "--output", f"type=local,dest={stage}/engine", d)
+        for name in ("buildkitd", "buildkit-runc", "docker"):
+            sh("strip", "--strip-all", f"{stage}/engine/{name}")
+        own = f"{registry}/bench-job/action-buildkit:{n}"
+        sh("docker", "buildx", "build", "--builder", builder, "--provenance=false", "--push", "-t", own,
+           "--build-arg", f"DOCKER_IMAGE={docker_image}",
+           "--build-arg", f"BUILDX_IMAGE={registry}/bench-job/standin-buildx:{n}",
+           "--build-arg", f"BUILDKIT_IMAGE={buildkit}",
+           "--build-context", f"build={stage}", REPO)
+        pulling = f"{registry}/bench-job/action-libs:{n}"
         # The image before it carried BuildKit had a /tmp (the fallback private directory).
-        for base, what, entry in ((f"{registry}/{BUILDKIT}", "buildkit", ENTRY), ("scratch\nWORKDIR /tmp", "libs", "")):
-            push_image(builder, f"{registry}/bench-job/standin-{what}:{n}", f"FROM {base}\n{copies}{entry}",
-                       [(lib[1:], lib) for lib in libs] + [("buildkitd-entrypoint", shim)])
-        os.makedirs(f"{d}/bin")
-        shutil.move(f"{d}/secure-docker-images", f"{d}/bin/secure-docker-images")
-        os.makedirs(f"{d}/bin/etc/ssl/certs")  # the CA bundle the final stage takes from `build`
-        shutil.copy("/etc/ssl/certs/ca-certificates.crt", f"{d}/bin/etc/ssl/certs/ca-certificates.crt")
-        tags = []
-        for what in ("buildkit", "libs"):
-            tag = f"{registry}/bench-job/action-{what}:{n}"
-            sh("docker", "buildx", "build", "--builder", builder, "--provenance=false", "--push", "-t", tag,
-               "--build-arg", f"DOCKER_IMAGE={registry}/bench-job/standin-docker:{n}",
-               "--build-arg", f"BUILDX_IMAGE={registry}/bench-job/standin-buildx:{n}",
-               "--build-arg", f"BUILDKIT_IMAGE={registry}/bench-job/standin-{what}:{n}",
-               "--build-context", f"build={d}/bin", REPO)
-            tags.append(tag)
-    return tuple(tags)
+        push_image(builder, pulling,
+                   "FROM scratch\nWORKDIR /tmp\n" + "".join(f"COPY {lib[1:]} {lib}\n" for lib in libs)
+                   + "COPY bin/etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt\n"
+                   "COPY bin/engine/docker /usr/local/bin/docker\n"
+                   "COPY buildx /usr/local/libexec/docker/cli-plugins/docker-buildx\n"
+                   "COPY bin/secure-docker-images /usr/local/bin/secure-docker-images\n"
+                   'ENTRYPOINT ["/usr/local/bin/secure-docker-images"]\n',
+                   [(lib[1:], lib) for lib in libs]
+                   + [(f"bin/{p}", f"{stage}/{p}") for p in ("etc/ssl/certs/ca-certificates.crt", "engine/docker",
+                                                             "secure-docker-images")]
+                   + [("buildx", f"{d}/buildx")])
+    return own, pulling
+
+
+def layer_sizes(ref):
+    manifest = json.loads(sh("docker", "buildx", "imagetools", "inspect", "--raw", ref))
+    return [layer["size"] for layer in manifest.get("layers", [])]
 
 
 def fresh_runner():
@@ -264,7 +303,10 @@ def ours(runner, action, image, platform, tmp, own_buildkit=True):
     start = time.monotonic()
     sh("docker", "pull", "-q", action)
     PULLS.setdefault(action, []).append(time.monotonic() - start)
-    env = dict(os.environ, GHR_ACTION_YML=os.path.join(REPO, "action.yml"), GHR_RUN_ID="4242")
+    # RUNNER_TEMP bind-mounted from the host, as the runner mounts it (BuildKit's socket is
+    # shared through it).
+    env = dict(os.environ, GHR_ACTION_YML=os.path.join(REPO, "action.yml"), GHR_RUN_ID="4242",
+               GHR_RUNNER_TEMP_MOUNT="1")
     if not own_buildkit:  # as if not in its container: buildx's builder, which pulls moby/buildkit
         env["GHR_STEP_ENV"] = "SDI_OWN_CONTAINER="
     done = subprocess.run([runner, action, os.path.join(tmp, "ws"), "push", EVENT, f"image={image}",
@@ -335,15 +377,11 @@ def main():
           f" ({med[('action', w)] / med[('four', w)]:.2f} x)")
     for way in ("action", "pulling"):
         pull = statistics.median(PULLS[args[way]])
-        print(f"{way} image: {args[way]}, {pulled_size(args[way]) / 1e6:.1f} MB compressed, "
-              f"the runner's pull of it {pull:.2f} s (median)")
+        sizes = layer_sizes(args[way])
+        print(f"{way} image: {args[way]}, {sum(sizes) / 1e6:.1f} MB compressed "
+              f"(layers: {', '.join(f'{s / 1e6:.1f}' for s in sizes)}), the runner's pull of it {pull:.2f} s (median)")
     server.shutdown()
     shutil.rmtree(tmp, ignore_errors=True)
-
-
-def pulled_size(ref):
-    manifest = json.loads(sh("docker", "buildx", "imagetools", "inspect", "--raw", ref))
-    return sum(layer["size"] for layer in manifest.get("layers", []))
 
 
 if __name__ == "__main__":

@@ -120,6 +120,26 @@ fn stand_ins(e: &E2e, n: &str) -> Vec<(String, String)> {
     vec![("DOCKER_IMAGE".into(), docker_cli), ("BUILDX_IMAGE".into(), buildx), ("BUILDKIT_IMAGE".into(), with_libs)]
 }
 
+/// What the `build` stage makes of the engine's binaries: buildkitd and runc from the BuildKit
+/// image, the docker CLI from its image, stripped (this machine's `strip`: the test image is
+/// this machine's platform).
+fn engine_binaries(e: &E2e, images: &[(String, String)], dest: &Path) {
+    let image = |name: &str| images.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap();
+    let dockerfile = format!(
+        "FROM {} AS buildkit\nFROM {} AS docker\nFROM scratch\nCOPY --from=buildkit /usr/bin/buildkitd /usr/bin/buildkit-runc /\nCOPY --from=docker /usr/local/bin/docker /\n",
+        image("BUILDKIT_IMAGE"),
+        image("DOCKER_IMAGE")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+    let output = format!("type=local,dest={}", dest.display());
+    docker(&["buildx", "build", "--builder", &e.builder, "--output", &output, dir.path().to_str().unwrap()]);
+    for name in ["buildkitd", "buildkit-runc", "docker"] {
+        let status = Command::new("strip").arg("--strip-all").arg(dest.join(name)).status().unwrap();
+        assert!(status.success(), "strip {name}");
+    }
+}
+
 /// The action image from the top-level `Dockerfile`, pushed to the registry.
 fn action_image(e: &E2e, n: &str) -> String {
     // The `build` stage: the binary and the CA bundle the final stage takes from it.
@@ -128,7 +148,9 @@ fn action_image(e: &E2e, n: &str) -> String {
     std::fs::create_dir_all(bin.path().join("etc/ssl/certs")).unwrap();
     std::fs::copy("/etc/ssl/certs/ca-certificates.crt", bin.path().join("etc/ssl/certs/ca-certificates.crt")).unwrap();
     let tag = format!("{}/sdi-e2e/action:{n}", e.registry);
-    let args: Vec<String> = stand_ins(e, n).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let images = stand_ins(e, n);
+    engine_binaries(e, &images, &bin.path().join("engine"));
+    let args: Vec<String> = images.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
     let stage = format!("build={}", bin.path().display());
     let mut cmd = vec!["buildx", "build", "--builder", &e.builder, "--provenance=false", "--push", "-t", &tag];
     for a in &args {

@@ -43,17 +43,26 @@ fn final_stage(dockerfile: &str) -> Vec<String> {
 fn the_image_keeps_buildkits_daemon_and_the_emulators_the_binary_counts_on_and_no_buildctl() {
     let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
     let stage = final_stage(&dockerfile);
-    let from_buildkit: Vec<&str> = stage
-        .iter()
-        .filter(|l| l.starts_with("COPY --from=buildkit "))
-        .flat_map(|l| l.split_whitespace().skip(2))
-        .collect();
+    let copied = |from: &str| -> Vec<String> {
+        let prefix = format!("COPY --from={from} ");
+        let words = stage.iter().filter_map(|l| l.strip_prefix(prefix.as_str()));
+        words.flat_map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>()).collect()
+    };
+    let from_buildkit = copied("buildkit");
+    let from_build = copied("build");
     let userland = stage.iter().find(|l| l.ends_with(" / /")).expect("BuildKit's userland");
     assert!(userland.contains("--exclude=usr/bin/buildctl*") && userland.contains("--exclude=usr/bin/buildkit*"));
-    for needed in ["/usr/bin/buildkitd", sdi::engine::BUILDKIT_ENTRYPOINT, "/usr/bin/buildkit-runc"] {
-        assert!(from_buildkit.contains(&needed), "{needed} in {from_buildkit:?}");
+    assert!(from_buildkit.iter().any(|s| s == sdi::engine::BUILDKIT_ENTRYPOINT), "{from_buildkit:?}");
+    for needed in ["/engine/buildkitd", "/engine/buildkit-runc", "/engine/docker"] {
+        assert!(from_build.iter().any(|s| s == needed), "{needed} in {from_build:?}");
     }
-    assert!(!from_buildkit.iter().any(|s| s.contains("buildctl") && !s.starts_with("--exclude")));
+    assert!(!from_buildkit.iter().chain(&from_build).any(|s| s.contains("buildctl") && !s.starts_with("--exclude")));
+    // What comes from /engine is what the build stage stripped.
+    let strip = dockerfile.replace("\\\n", " ");
+    let strip = strip.lines().find(|l| l.contains("--strip-all")).expect("the engine is stripped");
+    for engine in from_build.iter().filter(|s| s.starts_with("/engine/")) {
+        assert!(strip.split_whitespace().any(|w| w == engine), "{engine} not stripped: {strip}");
+    }
     // Each emulator the image keeps is an architecture src/engine.rs counts as emulated by the
     // image, and each of those is kept.
     let qemu: Vec<&str> = from_buildkit
