@@ -212,3 +212,42 @@ fn a_store_quicker_to_refill_than_to_restore_is_left_to_its_steps() {
         assert_eq!(last.contains(&"restore".to_string()), restored, "cold {cold}: {last:?}");
     }
 }
+
+/// One step mounts two stores: one worth restoring, one its steps refill quicker (by what
+/// earlier runs measured). The build stops as that step starts, and the stopped step has begun
+/// to write both; on a fresh builder, the store left to its steps is emptied with the restore
+/// (it was empty before), so its steps refill it from nothing, not from the stopped step's
+/// partial files.
+#[test]
+fn a_store_left_to_its_steps_that_the_stopped_step_touched_starts_empty_again() {
+    const TWO: &str = "FROM node:22\nRUN --mount=type=cache,id=pnpm-store,target=/pnpm/store --mount=type=cache,id=tools,target=/tools pnpm install\n";
+    let (registry, dir) = common::dir_registry();
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("calls.jsonl");
+    let (pnpm_dir, tools_dir) = (sdi::plan::mount_dir("pnpm-store"), sdi::plan::mount_dir("tools"));
+    let costs = format!("{pnpm_dir}:cold=500,warm=1000,restore=100 {tools_dir}:cold=30000,warm=1000,restore=100");
+    let run = || pnpm_in(&log, &registry, dir.path()).with_dockerfile(TWO).with("FAKE_DOCKER_SAVE_COSTS", &costs);
+    run().run().assert_success();
+
+    empty_builder(&log);
+    std::fs::remove_file(&log).unwrap();
+    let second = run();
+    let done = second.run();
+    done.assert_success();
+    assert_eq!(phases(&calls(&log)), ["inspect", "build 1", "restore", "build 0", "check", "save"]);
+    assert!(
+        done.stdout.contains("::notice::Cache mount 'pnpm-store' is not restored: its steps refill it in 0.5 s"),
+        "{}",
+        done.stdout
+    );
+    assert!(done.stdout.contains("Stopping the build: a step begins to use the cache-mount store(s) tools"));
+    let restore = calls(&log).into_iter().find(|c| c["file_text"].as_str().is_some_and(|t| t.contains(" AS saved")));
+    let text = restore.unwrap()["file_text"].as_str().unwrap().to_string();
+    assert!(text.contains("id=tools,"), "{text}");
+    for id in ["pnpm-store", "tools"] {
+        let now = store(state.path(), id);
+        assert!(!now.contains("partial"), "{id}: the stopped step's partial files are left: {now}");
+    }
+    let summary = second.summary();
+    assert!(summary.contains("| `pnpm-store` | no (its steps refill it in 0.5 s;"), "{summary}");
+}

@@ -67,7 +67,7 @@ fn helper_dockerfiles() {
     assert_eq!(m.max_bytes, 500_000_000);
     insta::assert_snapshot!(
         "cache-mounts-restore-dockerfile",
-        restore_dockerfile(&m, "ghcr.io/codertocat/hello-world:buildcache-mounts", (&[], true))
+        restore_dockerfile(&m, "ghcr.io/codertocat/hello-world:buildcache-mounts", (&[], true), &[])
     );
     let costs = "m-61:cold=30000,warm=4000,restore=9000";
     insta::assert_snapshot!("cache-mounts-save-dockerfile", save_dockerfile(&m, &[0, 1], costs));
@@ -130,7 +130,7 @@ fn platform_arguments_give_one_store_per_platform() {
     let ids: Vec<&str> = mounts.mounts.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids, ["sdi-target-amd64", "sdi-target-arm64"]);
     // Both are restored and saved by the helpers, each into its own directory of the image.
-    let restore = restore_dockerfile(&mounts, "ghcr.io/o/r:buildcache-mounts", (&[], true));
+    let restore = restore_dockerfile(&mounts, "ghcr.io/o/r:buildcache-mounts", (&[], true), &[]);
     let save = save_dockerfile(&mounts, &[0, 1], "");
     for id in ids {
         assert!(restore.contains(&format!("--mount=type=cache,id={id},target=/sdi-mount")), "{restore}");
@@ -151,13 +151,19 @@ fn a_store_a_stopped_step_touched_is_replaced_on_a_fresh_builder_and_kept_only_w
         helper_image: "busybox".into(),
     };
     let touched = ["a".to_string()];
-    let fresh = restore_dockerfile(&mounts, "r:x", (&touched, true));
+    let fresh = restore_dockerfile(&mounts, "r:x", (&touched, true), &[]);
     let stage =
         |text: &str, id: &str| text.split("\nFROM ").find(|s| s.contains(&format!("id={id},"))).unwrap().to_string();
     assert!(
         stage(&fresh, "a").contains("find /sdi-mount -mindepth 1 -maxdepth 1 -exec rm -rf {} +; if [ -d /sdi-saved/")
     );
     assert!(!stage(&fresh, "b").contains("-delete"), "an untouched store keeps the warm rule");
-    let long_lived = restore_dockerfile(&mounts, "r:x", (&touched, false));
+    let long_lived = restore_dockerfile(&mounts, "r:x", (&touched, false), &[]);
     assert!(stage(&long_lived, "a").contains("-ge $(( ${saved:-0} / 2 )) ]; then how=warm; else find /sdi-mount"));
+    // A store left to its steps that the stopped step touched is emptied, never filled.
+    let touched = ["a".to_string(), "b".to_string()];
+    let emptied = restore_dockerfile(&mounts, "r:x", (&touched, true), &["b".to_string()]);
+    let b = stage(&emptied, "b");
+    assert!(b.contains("find /sdi-mount -mindepth 1 -maxdepth 1 -exec rm -rf {} +; how=none;"), "{b}");
+    assert!(!b.contains("cp -a"), "{b}");
 }

@@ -20,7 +20,8 @@ pub(super) enum BuildEnd {
     /// Its metadata (when it succeeded), cache hits, and the cache-mount stores of the RUN
     /// steps that ran, with how long those steps took (ms).
     Finished(Option<Value>, Option<CacheHits>, Vec<(String, u64)>),
-    /// Stopped as a step began to use these stores, so that they are restored first.
+    /// Stopped as a step began to use stores to restore first: the stores of every step the
+    /// stop left unfinished (those among them).
     Stopped(Vec<String>),
 }
 
@@ -265,9 +266,22 @@ async fn stream(mut child: tokio::process::Child, signals: &mut Signals, stop: S
         Some(_) => tokio::time::timeout(Duration::from_secs(2), child.wait()).await.ok().and_then(Result::ok),
         None => child.wait().await.ok(),
     };
+    add_interrupted(&mut ended, &progress);
     println!("::{stop_token}::");
     println!("::endgroup::");
     (progress, status, ended)
+}
+
+/// Not only the stores a stop was for: every store a step left unfinished may hold its partial
+/// files (another store of that step, a step running beside it).
+fn add_interrupted(ended: &mut Interrupt, progress: &Progress) {
+    if let Interrupt::Stopped(ids) = ended {
+        for id in progress.stores_interrupted() {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
 }
 
 /// Dockerfile warnings: from the metadata file when buildx wrote one, else from the stream.

@@ -228,8 +228,9 @@ async fn build_with_stores(
         (end, _) => return finished(end).map(|(m, h, ran)| (m, h, ran, mounts::Found { restored_from: None, costs })),
     };
     let started = Instant::now();
+    let helper = mounts::after_stop(mp, &restoring, (&touched, b.fresh));
     let restore =
-        mounts::restore((docker, signals), &restoring, (&b.name, dir), (saved, (&touched, b.fresh)), annotations);
+        mounts::restore((docker, signals), &helper, (&b.name, dir), (saved, (&touched, b.fresh)), annotations);
     let restored = restore.instrument(tracing::debug_span!("cache-mounts restore")).await.map_err(cancelled)?;
     times.restore = Some(started.elapsed());
     for r in restored.statuses {

@@ -254,19 +254,40 @@ pub(super) fn not_restored(plan: &MountsPlan, filled: Filled) -> Restored {
     Restored { statuses, source: None }
 }
 
-/// Fills the stores from `source`; `touched` (with the builder's freshness) are those a stopped
-/// step began to write (see `restore_dockerfile`).
+/// What the restore helper handles after a stop: the stores to restore, and those left to their
+/// steps that a stopped step began to write on a fresh builder (they were empty before it, so
+/// they are emptied again: their steps refill them from nothing, not from partial files). On a
+/// builder that outlives runs such a store may have been whole before: it is left as it is.
+pub(super) fn after_stop(plan: &MountsPlan, restoring: &MountsPlan, (touched, fresh): (&[String], bool)) -> Helper {
+    let restores = |id: &String| restoring.mounts.iter().any(|m| &m.id == id);
+    let emptied: Vec<String> =
+        plan.mounts.iter().map(|m| m.id.clone()).filter(|id| fresh && touched.contains(id) && !restores(id)).collect();
+    let mounts = plan.mounts.iter().filter(|m| restores(&m.id) || emptied.contains(&m.id)).cloned().collect();
+    Helper { plan: MountsPlan { mounts, ..plan.clone() }, emptied }
+}
+
+/// The restore helper's stores (see `after_stop`).
+pub(super) struct Helper {
+    pub plan: MountsPlan,
+    pub emptied: Vec<String>,
+}
+
+/// Fills the stores of `helper` from `source` (and empties its `emptied`); `touched` (with the
+/// builder's freshness) are those a stopped step began to write (see `restore_dockerfile`).
+/// The statuses are of the stores restored: an emptied one keeps its own.
 pub(super) async fn restore(
     (docker, signals): (&mut Docker, &mut Signals),
-    plan: &MountsPlan,
+    helper: &Helper,
     (builder, dir): (&str, &Path),
     (source, touched): (Saved, (&[String], bool)),
     annotations: &mut Vec<Annotation>,
 ) -> Result<Restored, i32> {
+    let plan = &helper.plan;
     let mut out = statuses(plan);
+    out.retain(|s| !helper.emptied.contains(&s.id));
     let file = dir.join("mounts-restore.Dockerfile");
-    let written =
-        std::fs::write(&file, restore_dockerfile(plan, &source.pinned(), touched)).and_then(|()| empty_context(dir));
+    let text = restore_dockerfile(plan, &source.pinned(), touched, &helper.emptied);
+    let written = std::fs::write(&file, text).and_then(|()| empty_context(dir));
     let Ok(context) = written else {
         annotations
             .push(Annotation::warning("Cache mounts were not restored: the helper Dockerfile could not be written."));

@@ -310,6 +310,23 @@ impl Progress {
         ids
     }
 
+    /// Every store of the RUN steps that began to run and did not finish (still running, or
+    /// ended by the stop): each of them may hold a stopped step's partial files.
+    pub fn stores_interrupted(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for v in self.vertices() {
+            if v.started.is_none() || v.cached || (v.completed.is_some() && v.error.is_empty()) {
+                continue;
+            }
+            for id in run_step_stores(&v.name) {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        ids
+    }
+
     /// Seconds spent in RUN steps that executed on a platform other than the builder's native
     /// one (under emulation), by platform. A step's platform is in its name in multi-platform
     /// builds (`[linux/arm64 2/4] RUN …`; `[linux/amd64->arm64 …]` is a cross stage running
@@ -429,6 +446,33 @@ mod tests {
         }
         let ran = [("st-arm64".to_string(), 7500), ("/root/.cache".to_string(), 0)];
         assert_eq!(p.store_step_ms(), ran, "a cached step ran nothing; the time of those that ran");
+    }
+
+    #[test]
+    fn the_stores_a_stop_left_unfinished_are_all_those_of_the_steps_it_cut_short() {
+        let mut p = Progress::default();
+        let t = "2026-01-01T00:00:01Z";
+        for line in [
+            // Cut short by the stop: still running, and cancelled (an error).
+            format!(
+                r#"{{"vertexes":[{{"digest":"sha256:a","name":"[stage-0 2/4] RUN --mount=type=cache,id=pnpm,target=/p --mount=type=cache,id=tools,target=/t pnpm i","started":"{t}"}}]}}"#
+            ),
+            format!(
+                r#"{{"vertexes":[{{"digest":"sha256:b","name":"[linux/arm64 stage-0 2/4] RUN --mount=type=cache,id=pnpm-arm64,target=/p pnpm i","started":"{t}","completed":"{t}","error":"context canceled"}}]}}"#
+            ),
+            // Finished, from cache, or never started: nothing partial.
+            format!(
+                r#"{{"vertexes":[{{"digest":"sha256:c","name":"[stage-0 3/4] RUN --mount=type=cache,id=done,target=/d make","started":"{t}","completed":"{t}"}}]}}"#
+            ),
+            format!(
+                r#"{{"vertexes":[{{"digest":"sha256:d","name":"[stage-0 1/4] RUN --mount=type=cache,id=cached,target=/c x","started":"{t}","completed":"{t}","cached":true}}]}}"#
+            ),
+            r#"{"vertexes":[{"digest":"sha256:e","name":"[stage-0 4/4] RUN --mount=type=cache,id=later,target=/l y"}]}"#.to_string(),
+        ] {
+            p.feed(&line);
+        }
+        assert_eq!(p.stores_interrupted(), ["pnpm", "tools", "pnpm-arm64"]);
+        assert_eq!(p.stores_starting(&["tools".to_string()]), ["tools"], "what the stop is for");
     }
 
     #[test]

@@ -56,7 +56,14 @@ const FINGERPRINT: &str =
 /// they get the saved copy. On a builder that outlives runs they may have been warm: kept only
 /// when they hold at least half the saved copy's size (a stop comes within a moment of the
 /// step's start; a warm store is whole).
-pub fn restore_dockerfile(plan: &MountsPlan, from: &str, (touched, fresh): (&[String], bool)) -> String {
+/// `emptied`: stores of the plan that are only emptied (left to their steps, but a stopped step
+/// began to write them on a fresh builder, where they were empty before).
+pub fn restore_dockerfile(
+    plan: &MountsPlan,
+    from: &str,
+    (touched, fresh): (&[String], bool),
+    emptied: &[String],
+) -> String {
     // No `# syntax=` line: the builder's own frontend reads these, no frontend image is pulled.
     let mut d = format!("FROM {from} AS saved\n");
     for (i, m) in plan.mounts.iter().enumerate() {
@@ -75,6 +82,9 @@ pub fn restore_dockerfile(plan: &MountsPlan, from: &str, (touched, fresh): (&[St
         // saved copy: it is left as it is, unless a stopped step wrote those files.
         let replace = format!("find /sdi-mount -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +; if {copy}");
         let fill = match (touched.contains(&m.id), fresh) {
+            _ if emptied.contains(&m.id) => {
+                "find /sdi-mount -mindepth 1 -maxdepth 1 -exec rm -rf {} +; how=none".into()
+            }
             (true, true) => replace,
             (true, false) => format!(
                 "saved=$(du -sk /sdi-saved/{dir} 2>/dev/null | cut -f1); if [ -n \"$(ls -A /sdi-mount)\" ] && [ $(du -sk /sdi-mount | cut -f1) -ge $(( ${{saved:-0}} / 2 )) ]; then how=warm; else {replace}; fi"

@@ -16,12 +16,19 @@
 //!   (SIGINT stops it earlier, leaving `+partial` in its store).
 //! - `FAKE_DOCKER_COLD_STEP_SECS`: the time such a step reports when its store was empty (5.0;
 //!   1.0 on a filled one).
+//! - `FAKE_DOCKER_SAVE_COSTS`: the costs label a saved stores image carries, whatever the
+//!   save measured (what earlier runs measured, for a test to start from).
+//!
+//! A RUN line that mounts several stores is one step that uses them all (interrupted, each has
+//! begun to be written); a store of a stage that expands its id per platform is a step of its own.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
+
+use sdi::dockerfile::CacheMount;
 
 use super::{BuildArgs, Replay, fake_digest, state_dir};
 
@@ -71,14 +78,16 @@ pub fn step_ran(id: &str) {
     save_stores(s);
 }
 
-/// The build's step mounting `id` runs for `ms` milliseconds unless SIGINT stops it: then it
-/// has begun to write the store (`+partial`), and `true` is returned.
-pub fn step_interrupted(id: &str, ms: u64) -> bool {
+/// The build's step mounting `ids` runs for `ms` milliseconds unless SIGINT stops it: then it
+/// has begun to write each store (`+partial`), and `true` is returned.
+pub fn step_interrupted(ids: &[&str], ms: u64) -> bool {
     let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
     while std::time::Instant::now() < until {
         if super::SIGNAL.load(std::sync::atomic::Ordering::SeqCst) != 0 {
             let mut s = stores();
-            s.insert(id.to_string(), format!("{}+partial {id}", s.get(id).cloned().unwrap_or_default()));
+            for id in ids {
+                s.insert(id.to_string(), format!("{}+partial {id}", s.get(*id).cloned().unwrap_or_default()));
+            }
             save_stores(s);
             return true;
         }
@@ -245,7 +254,8 @@ pub fn push_stores_image(dir: &Path, name: &str, tag: Option<&str>, saved: &[(St
     let dirs: Vec<&str> = saved.iter().map(|(d, _)| d.as_str()).collect();
     let mut label = json!({"config": {"Labels": {sdi::stores_image::LABEL: dirs.join(" ")}}});
     let costs_file = state_dir().join("fake-docker-save-costs");
-    if let Ok(costs) = std::fs::read_to_string(&costs_file).inspect(|_| drop(std::fs::remove_file(&costs_file))) {
+    let measured = std::fs::read_to_string(&costs_file).inspect(|_| drop(std::fs::remove_file(&costs_file)));
+    if let Ok(costs) = std::env::var("FAKE_DOCKER_SAVE_COSTS").or(measured) {
         label["config"]["Labels"][sdi::plan::mount_costs::COSTS_LABEL] = json!(costs);
     }
     let image = sdi::oci::image("linux/amd64", &layers, label);
@@ -307,27 +317,52 @@ pub fn replay_mount_steps(replay: &mut Replay, (args, requested): (&BuildArgs, &
     let platforms: Vec<&str> = if requested.is_empty() { vec!["linux/amd64"] } else { requested.to_vec() };
     let mounts =
         sdi::dockerfile::cache_mounts_for(&main_text, &build_args, (&platforms, "linux/amd64"), args.one("--target"));
-    for (i, m) in mounts.iter().enumerate() {
+    for (i, step) in steps(&main_text, &build_args, &mounts).iter().enumerate() {
         let n = 950 + i;
-        replay.line(&format!("#{n} [stage-0 2/2] RUN --mount=type=cache,id={},target={} install", m.id, m.target));
+        let flags: Vec<String> =
+            step.iter().map(|m| format!("--mount=type=cache,id={},target={}", m.id, m.target)).collect();
+        replay.line(&format!("#{n} [stage-0 2/2] RUN {} install", flags.join(" ")));
         if scenario == "warm" {
             replay.line(&format!("#{n} CACHED"));
             continue;
         }
         replay.start(n as u32);
-        if step_interrupted(&m.id, mount_step_ms()) {
+        let ids: Vec<&str> = step.iter().map(|m| m.id.as_str()).collect();
+        if step_interrupted(&ids, mount_step_ms()) {
             replay.line(&format!("#{n} CANCELED"));
             eprintln!("ERROR: failed to build: failed to solve: Canceled: context canceled");
             return false;
         }
         // On an empty store the step fetches everything: `FAKE_DOCKER_COLD_STEP_SECS` (5.0).
-        let cold = stores().get(&m.id).is_none_or(|c| c.is_empty() || c.starts_with("+partial"));
+        let cold = ids.iter().any(|id| stores().get(*id).is_none_or(|c| c.is_empty() || c.starts_with("+partial")));
         let warm = "1.0".to_string();
         let secs = if cold { std::env::var("FAKE_DOCKER_COLD_STEP_SECS").unwrap_or("5.0".into()) } else { warm };
         replay.line(&format!("#{n} DONE {secs}s"));
-        step_ran(&m.id);
+        for id in ids {
+            step_ran(id);
+        }
     }
     true
+}
+
+/// The build's stores, a step each, but for those a RUN line mounts together (its ids as
+/// written, no per-platform expansion): one step.
+fn steps<'a>(text: &str, build_args: &[(String, String)], mounts: &'a [CacheMount]) -> Vec<Vec<&'a CacheMount>> {
+    let mut steps: Vec<Vec<&CacheMount>> = Vec::new();
+    for m in mounts {
+        let together = text.lines().filter(|l| l.trim_start().starts_with("RUN ")).find_map(|line| {
+            let ids: Vec<String> = sdi::dockerfile::cache_mounts(&format!("FROM scratch\n{line}\n"), build_args)
+                .into_iter()
+                .map(|m| m.id)
+                .collect();
+            (ids.len() > 1 && ids.contains(&m.id)).then_some(ids)
+        });
+        match together.and_then(|ids| steps.iter_mut().find(|s| s.iter().any(|o| ids.contains(&o.id)))) {
+            Some(step) => step.push(m),
+            None => steps.push(vec![m]),
+        }
+    }
+    steps
 }
 
 /// How long a step that mounts a store runs (see `replay_mount_steps`): long (until a
