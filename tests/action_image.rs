@@ -209,15 +209,7 @@ fn the_image_builds_from_the_dockerfile_and_runs_as_the_runner_runs_it() {
         Err(why) => return skip(TEST, &why),
     };
     let action = action_image(&e, &n);
-    let labels = docker(&["buildx", "imagetools", "inspect", "--format", "{{json .Image.Config.Labels}}", &action]);
-    let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
-    assert_eq!(labels[sdi::buildx::own_buildkit::LABEL], sdi::engine::BUILDKIT_VERSION, "{labels}");
-    // What a run never starts is not shipped: buildctl (buildx dials BuildKit's socket).
-    let listing = docker(&["run", "--rm", "--entrypoint", "/bin/ls", &action, "/usr/bin"]);
-    let names: Vec<&str> = listing.lines().collect();
-    assert!(names.contains(&"buildkitd") && names.contains(&"buildkit-runc"), "{listing}");
-    assert!(!names.iter().any(|n| n.starts_with("buildctl")), "{listing}");
-
+    carries_the_pinned_buildkit_only(&action);
     let ws = Workspace::new(&format!(
         "FROM {base}\nARG TARGETPLATFORM\nRUN echo \"{n} on $TARGETPLATFORM, $(uname -m)\" > /built.txt\nCOPY app.txt /app.txt\n",
         base = e.base
@@ -252,8 +244,25 @@ fn the_image_builds_from_the_dockerfile_and_runs_as_the_runner_runs_it() {
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
     on_its_own_buildkit(&multi);
 
-    // A cache-mount store outlives the job's builder: saved by one job, restored into the next
-    // job's new BuildKit.
+    stores_outlive_the_jobs_builder(&e, (&script, &action), (&repo, &n));
+}
+
+/// The image says which BuildKit it carries, and ships nothing a run never starts: buildctl
+/// (buildx dials BuildKit's socket).
+fn carries_the_pinned_buildkit_only(action: &str) {
+    let labels = docker(&["buildx", "imagetools", "inspect", "--format", "{{json .Image.Config.Labels}}", action]);
+    let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(labels[sdi::buildx::own_buildkit::LABEL], sdi::engine::BUILDKIT_VERSION, "{labels}");
+    let listing = docker(&["run", "--rm", "--entrypoint", "/bin/ls", action, "/usr/bin"]);
+    let names: Vec<&str> = listing.lines().collect();
+    assert!(names.contains(&"buildkitd") && names.contains(&"buildkit-runc"), "{listing}");
+    assert!(!names.iter().any(|n| n.starts_with("buildctl")), "{listing}");
+}
+
+/// A cache-mount store outlives the job's builder: saved by one job, restored into the next
+/// job's new BuildKit.
+fn stores_outlive_the_jobs_builder(e: &E2e, (script, action): (&Path, &str), (repo, n): (&str, &str)) {
+    let platform = native(e);
     let stores = Workspace::new(&format!(
         "FROM {base}\nARG RUN_ID\nRUN --mount=type=cache,id=sdi-e2e-{n},target=/cache \\\n    sleep 1; ls /cache | grep -c marker > /count.txt; touch /cache/marker-$RUN_ID\n",
         base = e.base
@@ -269,7 +278,7 @@ fn the_image_builds_from_the_dockerfile_and_runs_as_the_runner_runs_it() {
             ("build-args", args.as_str()),
             ("cache-mounts-image", e.base.as_str()),
         ];
-        let job = job(&script, &action, &stores, "push", "push-default-branch.json", &inputs);
+        let job = job(script, action, &stores, "push", "push-default-branch.json", &inputs);
         assert_eq!(job.code, Some(0), "{}", job.log);
         on_its_own_buildkit(&job);
         assert!(manifest(&e.registry, &mounts_repo, "buildcache-mounts").is_some(), "{}", job.log);

@@ -30,6 +30,18 @@ fn pulled_nothing(run: &Run) {
     }
 }
 
+/// BuildKit's socket directory, as its `docker run` mounts it: the run's own, in RUNNER_TEMP,
+/// bind-mounted from where the host keeps it (the fake daemon's RUNNER_TEMP mount). Its path
+/// below RUNNER_TEMP.
+fn socket_dir(started: &[String]) -> String {
+    let mount = flag_values(started, "--mount").pop().expect("the socket directory is mounted");
+    let host = mount.strip_prefix("type=bind,source=").and_then(|m| m.strip_suffix(",target=/run/buildkit"));
+    let host = host.unwrap_or_else(|| panic!("{mount}"));
+    let sub = host.strip_prefix("/home/runner/work/_temp/").unwrap_or_else(|| panic!("{host}"));
+    assert!(sub.starts_with("sdi-") && sub.ends_with("/buildkit"), "{host}");
+    sub.to_string()
+}
+
 #[test]
 fn in_its_own_image_the_run_starts_buildkit_from_it_and_pulls_nothing() {
     let run = in_action_image(push(), "0.32.2");
@@ -63,14 +75,7 @@ fn in_its_own_image_the_run_starts_buildkit_from_it_and_pulls_nothing() {
     assert_eq!(flag_values(&started, "--pull"), ["never"]);
     assert!(!started.iter().any(|a| a.contains("entitlement")), "nothing granted that the plan did not: {started:?}");
 
-    // Its socket directory: the run's own, in RUNNER_TEMP, bind-mounted from where the host
-    // keeps it (the fake daemon's RUNNER_TEMP mount).
-    let mount = flag_values(&started, "--mount").pop().expect("the socket directory is mounted");
-    let host = mount.strip_prefix("type=bind,source=").and_then(|m| m.strip_suffix(",target=/run/buildkit"));
-    let host = host.unwrap_or_else(|| panic!("{mount}"));
-    let sub = host.strip_prefix("/home/runner/work/_temp/").unwrap_or_else(|| panic!("{host}"));
-    assert!(sub.starts_with("sdi-") && sub.ends_with("/buildkit"), "{host}");
-
+    let sub = socket_dir(&started);
     let create = argv(&run.call(&["buildx", "create"]).unwrap());
     let name = flag_values(&create, "--name").pop().unwrap();
     assert_eq!(container, format!("{name}-buildkit"));

@@ -131,7 +131,10 @@ pub(super) async fn image(docker: &mut Docker, signals: &mut Signals, dir: &Path
         tracing::debug!(%image, %version, "the action's own image does not carry the pinned BuildKit");
         return Ok(None);
     }
-    let mounts: Vec<Mount> = serde_json::from_str(mounts).unwrap_or_default();
+    let mounts: Vec<Mount> = serde_json::from_str(mounts).unwrap_or_else(|e| {
+        tracing::debug!(%e, "the action container's mounts cannot be read");
+        Vec::new()
+    });
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let Some(socket) = SocketDir::under(&mounts, &dir) else {
         tracing::debug!(dir = %dir.display(), "no bind mount of the runner's holds the run's directory: BuildKit's socket cannot be shared");

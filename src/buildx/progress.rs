@@ -296,28 +296,21 @@ impl Progress {
     /// step served from cache as started, completed and cached at once, and one that runs as
     /// started only.
     pub fn stores_starting(&self, wanted: &[String]) -> Vec<String> {
-        let mut ids: Vec<String> = Vec::new();
-        for v in self.vertices() {
-            if v.started.is_none() || v.completed.is_some() || v.cached || !v.error.is_empty() {
-                continue;
-            }
-            for id in run_step_stores(&v.name) {
-                if wanted.contains(&id) && !ids.contains(&id) {
-                    ids.push(id);
-                }
-            }
-        }
-        ids
+        let running = |v: &Vertex| v.completed.is_none() && v.error.is_empty();
+        self.stores_of_steps_run(running).into_iter().filter(|id| wanted.contains(id)).collect()
     }
 
     /// Every store of the RUN steps that began to run and did not finish (still running, or
     /// ended by the stop): each of them may hold a stopped step's partial files.
     pub fn stores_interrupted(&self) -> Vec<String> {
+        self.stores_of_steps_run(|v| v.completed.is_none() || !v.error.is_empty())
+    }
+
+    /// The stores, each once, of the RUN steps that began to run for real (not from cache) and
+    /// that `which` keeps.
+    fn stores_of_steps_run(&self, which: impl Fn(&Vertex) -> bool) -> Vec<String> {
         let mut ids: Vec<String> = Vec::new();
-        for v in self.vertices() {
-            if v.started.is_none() || v.cached || (v.completed.is_some() && v.error.is_empty()) {
-                continue;
-            }
+        for v in self.vertices().filter(|v| v.started.is_some() && !v.cached && which(v)) {
             for id in run_step_stores(&v.name) {
                 if !ids.contains(&id) {
                     ids.push(id);
