@@ -15,7 +15,6 @@ pub mod plan;
 pub mod registry;
 pub mod report;
 pub mod stores_image;
-pub mod stores_tar;
 pub mod trust;
 pub mod verify;
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{env, fixture};
-use sdi::plan::{MountsPlan, SavedCopy, check_dockerfile, restore_dockerfile, save_dockerfile};
+use sdi::plan::{MountsPlan, check_dockerfile, restore_dockerfile, save_dockerfile};
 
 const DOCKERFILE: &str = "# syntax=docker/dockerfile:1\nARG NODE=22\nFROM node:${NODE} AS deps\nARG STORE=pnpm-store\nRUN --mount=type=cache,id=${STORE},target=/pnpm/store,sharing=locked \\\n    --mount=type=cache,target=/root/.cache/node-gyp,uid=1000,gid=1000,mode=0755 \\\n    --mount=type=secret,id=npm_token,env=NPM_TOKEN \\\n    pnpm install --frozen-lockfile\nRUN <<EOF\necho \"RUN --mount=type=cache,id=not-a-store,target=/x\"\nEOF\n";
 
@@ -65,21 +65,13 @@ fn helper_dockerfiles() {
     );
     let m = p.cache_mounts.unwrap();
     assert_eq!(m.max_bytes, 500_000_000);
-    let image = SavedCopy::Image("ghcr.io/codertocat/hello-world:buildcache-mounts");
-    insta::assert_snapshot!("cache-mounts-restore-dockerfile", restore_dockerfile(&m, image, (&[], true), &[]));
-    // Fetched by the action: one tar a store in a named context, unpacked straight into it.
-    let fetched = restore_dockerfile(&m, SavedCopy::Context("sdi-stores"), (&[], true), &[]);
-    insta::assert_snapshot!("cache-mounts-restore-fetched-dockerfile", fetched);
-    assert!(!fetched.contains(" AS saved") && !fetched.contains("cp -a"), "{fetched}");
-    assert_eq!(fetched.matches("--mount=type=bind,from=sdi-stores,target=/sdi-saved").count(), 2);
-    for d in m.mounts.iter().map(|s| sdi::plan::mount_dir(&s.id)) {
-        assert!(fetched.contains(&format!("tar --numeric-owner -xf /sdi-saved/{d}.tar -C /sdi-mount")), "{fetched}");
-        // Both keep each store's listing as restored, for the save.
-        assert!(fetched.contains(&format!("/sdi-list /{d}.list\n")), "{fetched}");
-    }
+    insta::assert_snapshot!(
+        "cache-mounts-restore-dockerfile",
+        restore_dockerfile(&m, "ghcr.io/codertocat/hello-world:buildcache-mounts", (&[], true), &[])
+    );
     let costs = "m-61:cold=30000,warm=4000,restore=9000";
     insta::assert_snapshot!("cache-mounts-save-dockerfile", save_dockerfile(&m, &[0, 1], costs));
-    insta::assert_snapshot!("cache-mounts-check-dockerfile", check_dockerfile(&m, Some("sdi-lists")));
+    insta::assert_snapshot!("cache-mounts-check-dockerfile", check_dockerfile(&m));
     // Each store is copied once, by a RUN of its own: one layer a store, named by the label.
     let save = save_dockerfile(&m, &[0, 1], costs);
     assert_eq!(save.matches("\nRUN --mount=type=cache").count(), 2);
@@ -94,25 +86,18 @@ fn helper_dockerfiles() {
     let one = save_dockerfile(&m, &[1], costs);
     assert!(!one.contains(&format!("id={},", m.mounts[0].id)) && one.contains(&format!("id={},", m.mounts[1].id)));
     assert!(one.contains(&format!("{layers}=\"{}\"", dirs[1])), "{one}");
-    // On top of the image restored: its layers named first, then what changed in each store
-    // since its listing as restored, added by `COPY --link` (the old image is not unpacked: no
-    // step runs on it), nothing copied whole.
+    // On top of the image restored: its layers named first, then the stores brought up to date
+    // (what changed only, nothing copied whole).
     let old = [dirs[0].clone(), dirs[1].clone(), dirs[0].clone()];
     let from = "ghcr.io/codertocat/hello-world:buildcache-mounts@sha256:0123";
-    let top = sdi::plan::save_on_top_dockerfile(&m, &[1], (from, &old, "sdi-lists"), costs);
+    let top = sdi::plan::save_on_top_dockerfile(&m, &[1], (from, &old), costs);
     insta::assert_snapshot!("cache-mounts-save-on-top-dockerfile", top);
-    let after_from = top.split_once(&format!("\nFROM {from}\n")).map(|(_, rest)| rest).unwrap_or_default();
-    assert!(after_from.starts_with("COPY --link --from=d0 /sdi-out/ /\nLABEL "), "{top}");
-    assert!(!top.contains("cp -a") && top.contains(&format!("/sdi-lists/{}.list", dirs[1])), "{top}");
+    assert!(top.starts_with(&format!("FROM {from}\n")) && !top.contains("cp -a"), "{top}");
     assert!(top.contains(&format!("{layers}=\"{} {} {} {}\"", dirs[0], dirs[1], dirs[0], dirs[1])), "{top}");
-    // The check reads fingerprints in parallel stages and copies nothing; with the listings it
-    // counts what the build removed, without them it says it cannot (`-`).
-    let check = check_dockerfile(&m, Some("sdi-lists"));
+    // The check reads fingerprints in parallel stages and copies nothing.
+    let check = check_dockerfile(&m);
     assert_eq!(check.matches(" AS c").count(), 2);
     assert!(check.contains("sdi-mount-fp") && !check.contains("cp -a"), "{check}");
-    assert_eq!(check.matches("--mount=type=bind,from=sdi-lists,target=/sdi-lists").count(), 2);
-    let blind = check_dockerfile(&m, None);
-    assert!(!blind.contains("sdi-lists") && blind.contains("gone=-; "), "{blind}");
 }
 
 #[test]
@@ -145,7 +130,7 @@ fn platform_arguments_give_one_store_per_platform() {
     let ids: Vec<&str> = mounts.mounts.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids, ["sdi-target-amd64", "sdi-target-arm64"]);
     // Both are restored and saved by the helpers, each into its own directory of the image.
-    let restore = restore_dockerfile(&mounts, SavedCopy::Context("sdi-stores"), (&[], true), &[]);
+    let restore = restore_dockerfile(&mounts, "ghcr.io/o/r:buildcache-mounts", (&[], true), &[]);
     let save = save_dockerfile(&mounts, &[0, 1], "");
     for id in ids {
         assert!(restore.contains(&format!("--mount=type=cache,id={id},target=/sdi-mount")), "{restore}");
@@ -166,23 +151,18 @@ fn a_store_a_stopped_step_touched_is_replaced_on_a_fresh_builder_and_kept_only_w
         helper_image: "busybox".into(),
     };
     let touched = ["a".to_string()];
-    let fresh = restore_dockerfile(&mounts, SavedCopy::Image("r:x"), (&touched, true), &[]);
+    let fresh = restore_dockerfile(&mounts, "r:x", (&touched, true), &[]);
     let stage =
         |text: &str, id: &str| text.split("\nFROM ").find(|s| s.contains(&format!("id={id},"))).unwrap().to_string();
     assert!(
         stage(&fresh, "a").contains("find /sdi-mount -mindepth 1 -maxdepth 1 -exec rm -rf {} +; if [ -d /sdi-saved/")
     );
     assert!(!stage(&fresh, "b").contains("-delete"), "an untouched store keeps the warm rule");
-    let long_lived = restore_dockerfile(&mounts, SavedCopy::Image("r:x"), (&touched, false), &[]);
+    let long_lived = restore_dockerfile(&mounts, "r:x", (&touched, false), &[]);
     assert!(stage(&long_lived, "a").contains("-ge $(( ${saved:-0} / 2 )) ]; then how=warm; else find /sdi-mount"));
-    // Fetched, the saved copy's size is its tar's.
-    let fetched = restore_dockerfile(&mounts, SavedCopy::Context("sdi-stores"), (&touched, false), &[]);
-    let a = stage(&fetched, "a");
-    assert!(a.contains("saved=$(du -sk /sdi-saved/m-61.tar 2>/dev/null | cut -f1)"), "{a}");
-    assert!(a.contains("rm -rf {} +; if [ -f /sdi-saved/m-61.tar ]; then tar --numeric-owner -xf"), "{a}");
     // A store left to its steps that the stopped step touched is emptied, never filled.
     let touched = ["a".to_string(), "b".to_string()];
-    let emptied = restore_dockerfile(&mounts, SavedCopy::Image("r:x"), (&touched, true), &["b".to_string()]);
+    let emptied = restore_dockerfile(&mounts, "r:x", (&touched, true), &["b".to_string()]);
     let b = stage(&emptied, "b");
     assert!(b.contains("find /sdi-mount -mindepth 1 -maxdepth 1 -exec rm -rf {} +; how=none;"), "{b}");
     assert!(!b.contains("cp -a"), "{b}");

@@ -152,8 +152,6 @@ fn only_the_store_that_changed_is_pushed_and_the_other_keeps_its_layer() {
     two_stores(&registry, dir.path(), &log).run().assert_success();
     let first = saved_image(dir.path());
     assert_eq!(first.stores.len(), 2);
-    let manifest = std::fs::read(dir.path().join("v2/team/app/manifests/buildcache-mounts")).unwrap();
-    let pinned = format!("FROM {registry}/team/app:buildcache-mounts@{}", sdi::oci::sha256(&manifest));
 
     // On a fresh runner, the step runs again and changes `out` only.
     empty_builder(&log);
@@ -163,15 +161,9 @@ fn only_the_store_that_changed_is_pushed_and_the_other_keeps_its_layer() {
     let save = helper_builds_in(&log).into_iter().next_back().unwrap();
     let text = save["file_text"].as_str().unwrap();
     assert!(text.contains("id=out,") && !text.contains("id=deps,"), "only the changed store is copied: {text}");
-    // The restore was fetched by the action (no image for the builder to pull), and the save
-    // adds what changed to the very image restored, compared with the store as restored.
-    let restore =
-        helper_builds_in(&log).into_iter().find(|b| b["file_text"].as_str().unwrap().contains("sdi-restored "));
-    let restore = restore.unwrap()["file_text"].as_str().unwrap().to_string();
-    assert!(restore.contains("from=sdi-stores") && !restore.contains(" AS saved"), "{restore}");
-    let on_top = format!("\n{pinned}\nCOPY --link --from=d0 /sdi-out/ /\n");
-    assert!(text.contains(&on_top), "on top of the very image restored: {text}");
-    assert!(flag_values(&argv(&save), "--build-context")[0].starts_with("sdi-lists="), "{save}");
+    let restored = helper_builds_in(&log).into_iter().find(|b| b["file_text"].as_str().unwrap().contains(" AS saved"));
+    let pinned = restored.unwrap()["file_text"].as_str().unwrap().lines().next().unwrap().replace(" AS saved", "");
+    assert!(text.starts_with(&format!("{pinned}\n")), "on top of the very image restored: {text}");
     let output = &flag_values(&argv(&save), "--output")[0];
     assert!(output.contains("name=127.0.0.1") && output.contains(":buildcache-mounts,push=true"), "{output}");
     let now = saved_image(dir.path());
@@ -194,30 +186,6 @@ fn only_the_store_that_changed_is_pushed_and_the_other_keeps_its_layer() {
     assert!(stores(state.path()).contains("out install 2"), "{}", stores(state.path()));
 }
 
-/// A layer added on top cannot remove a file: a store the build removed files from (the check
-/// counts the names of its listing as restored that are gone) is written whole, and the other
-/// keeps its layer.
-#[test]
-fn a_store_the_build_removed_files_from_is_written_whole() {
-    let (registry, dir, _state, log) = served();
-    two_stores(&registry, dir.path(), &log).run().assert_success();
-    let first = saved_image(dir.path());
-    empty_builder(&log);
-    let second = two_stores(&registry, dir.path(), &log)
-        .with("FAKE_DOCKER_MOUNT_WRITES", "out")
-        .with("FAKE_DOCKER_MOUNT_REMOVES", "out");
-    second.run().assert_success();
-    let builds = helper_builds_in(&log);
-    let check = builds.iter().find(|b| b["file_text"].as_str().unwrap().contains("sdi-mount-fp ")).unwrap();
-    assert!(flag_values(&argv(check), "--build-context")[0].starts_with("sdi-lists="), "{check}");
-    let save = builds.last().unwrap()["file_text"].as_str().unwrap();
-    assert!(save.starts_with("FROM busybox") && !save.contains("COPY --link"), "written whole: {save}");
-    let now = saved_image(dir.path());
-    assert_eq!(layer_digest(&now, "out").len(), 1, "one layer: the store as it is now");
-    assert_eq!(layer_digest(&now, "deps"), layer_digest(&first, "deps"), "kept");
-    assert!(second.summary().contains("| `out` | 2.1 MB | 2.1 MB |"), "{}", second.summary());
-}
-
 /// Here a store's changes are its whole content again (the fake's layers hold a store whole),
 /// so after one save on top, its changes outweigh half its copy: the next save writes it whole,
 /// and the store that did not change keeps its layer throughout.
@@ -234,7 +202,7 @@ fn a_store_whose_changes_piled_up_is_written_whole_again() {
         saves.push(save["file_text"].as_str().unwrap().to_string());
         assert_eq!(layer_digest(&saved_image(dir.path()), "deps"), layer_digest(&first, "deps"));
     }
-    assert!(saves[0].contains("\nCOPY --link ") && saves[0].contains("sdi-mount-delta"), "{}", saves[0]);
+    assert!(saves[0].starts_with("FROM 127.0.0.1") && saves[0].contains("sdi-mount-delta"), "{}", saves[0]);
     assert!(saves[1].starts_with("FROM busybox") && !saves[1].contains("sdi-mount-delta"), "{}", saves[1]);
     let out = layer_digest(&saved_image(dir.path()), "out");
     assert_eq!(out.len(), 1, "written whole: one layer again");

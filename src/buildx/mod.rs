@@ -15,7 +15,6 @@ pub mod docker;
 mod login;
 pub mod merge;
 pub mod mounts;
-mod mounts_fetch;
 mod mounts_registry;
 mod mounts_save;
 pub mod own_buildkit;

@@ -8,7 +8,7 @@ use std::path::Path;
 use super::Annotation;
 use super::docker::{Docker, Ended, Signals, cause_line, random_token};
 use crate::plan::mount_costs::{self, COSTS_LABEL, Costs, Start, StoreCost};
-use crate::plan::{MountsPlan, SavedCopy, mount_dir, restore_dockerfile};
+use crate::plan::{MountsPlan, mount_dir, restore_dockerfile};
 use crate::stores_image::StoresImage;
 
 /// What happened to one store, for the summary.
@@ -272,17 +272,8 @@ pub(super) struct Helper {
     pub emptied: Vec<String>,
 }
 
-/// The restore's listings of the stores as restored (`<dir>.list`), for the check and the save:
-/// the named context `LISTS` of their builds.
-pub(super) fn lists_dir(dir: &Path) -> std::path::PathBuf {
-    dir.join("mounts-restored")
-}
-
-pub(super) const LISTS: &str = "sdi-lists";
-
 /// Fills the stores of `helper` from `source` (and empties its `emptied`); `touched` (with the
 /// builder's freshness) are those a stopped step began to write (see `restore_dockerfile`).
-/// The stores come fetched by the action when it can read them, else BuildKit pulls the image.
 /// The statuses are of the stores restored: an emptied one keeps its own.
 pub(super) async fn restore(
     (docker, signals): (&mut Docker, &mut Signals),
@@ -294,40 +285,34 @@ pub(super) async fn restore(
     let plan = &helper.plan;
     let mut out = statuses(plan);
     out.retain(|s| !helper.emptied.contains(&s.id));
-    let dirs: Vec<String> = out.iter().map(|s| mount_dir(&s.id)).collect();
-    let fetched = super::mounts_fetch::fetch(dir, &source, &dirs).await;
-    let pinned = source.pinned();
-    let saved = match &fetched {
-        Ok(_) => SavedCopy::Context(super::mounts_fetch::CONTEXT),
-        Err(e) => {
-            tracing::debug!("the saved stores are pulled by the builder: the action could not fetch them ({e})");
-            SavedCopy::Image(&pinned)
-        }
-    };
     let file = dir.join("mounts-restore.Dockerfile");
-    let text = restore_dockerfile(plan, saved, touched, &helper.emptied);
-    let _ = std::fs::remove_dir_all(lists_dir(dir));
+    let text = restore_dockerfile(plan, &source.pinned(), touched, &helper.emptied);
     let written = std::fs::write(&file, text).and_then(|()| empty_context(dir));
     let Ok(context) = written else {
         annotations
             .push(Annotation::warning("Cache mounts were not restored: the helper Dockerfile could not be written."));
         return Ok(Restored { statuses: out, source: None });
     };
-    let (file, lists) = (file.display().to_string(), format!("type=local,dest={}", lists_dir(dir).display()));
+    let file = file.display().to_string();
     let run_arg = format!("SDI_RUN={}", random_token());
-    let mut args = vec!["buildx", "build", "--builder", builder, "--file", &file, "--build-arg", &run_arg];
-    let stores = fetched.as_ref().map(|c| format!("{}={}", super::mounts_fetch::CONTEXT, c.display()));
-    if let Ok(stores) = &stores {
-        args.extend(["--build-context", stores]);
-    }
-    args.extend(["--output", &lists, "--progress", "rawjson", &context]);
-    let ended = docker.output(&args, None, signals).await;
-    if let Ok(fetched) = &fetched {
-        let _ = std::fs::remove_dir_all(fetched);
-    }
-    let restored = match ended {
+    let args = ["buildx", "build", "--builder", builder, "--file", &file, "--build-arg", &run_arg];
+    let args = [&args[..], &["--progress", "rawjson", &context]].concat();
+    let restored = match docker.output(&args, None, signals).await {
         Ok(Ended::Exited { code: 0, stderr, .. }) => {
-            read_restored(&stderr, &mut out);
+            for words in marked_words(&stderr, "sdi-restored ") {
+                if let Some(s) = words.first().and_then(|dir| status_of(&mut out, dir)) {
+                    // `sdi-restored <dir> <kib> <fingerprint> <image|warm|none>`
+                    s.filled = match words.get(3).map(String::as_str) {
+                        Some("image") => Filled::FromImage,
+                        Some("warm") => Filled::Warm,
+                        _ => Filled::Nothing,
+                    };
+                    if s.filled != Filled::Nothing {
+                        s.restored_kib = words.get(1).and_then(|k| k.parse().ok());
+                    }
+                    s.restored_fp = words.get(2).cloned();
+                }
+            }
             true
         }
         Ok(Ended::Exited { stderr, .. }) => {
@@ -346,24 +331,6 @@ pub(super) async fn restore(
         }
     };
     Ok(Restored { statuses: out, source: restored.then_some(source) })
-}
-
-/// What the restore helper said of each store:
-/// `sdi-restored <dir> <kib> <fingerprint> <image|warm|none>`.
-fn read_restored(stderr: &str, out: &mut [MountStatus]) {
-    for words in marked_words(stderr, "sdi-restored ") {
-        if let Some(s) = words.first().and_then(|dir| status_of(out, dir)) {
-            s.filled = match words.get(3).map(String::as_str) {
-                Some("image") => Filled::FromImage,
-                Some("warm") => Filled::Warm,
-                _ => Filled::Nothing,
-            };
-            if s.filled != Filled::Nothing {
-                s.restored_kib = words.get(1).and_then(|k| k.parse().ok());
-            }
-            s.restored_fp = words.get(2).cloned();
-        }
-    }
 }
 
 #[cfg(test)]

@@ -24,15 +24,8 @@ pub(super) struct Helpers<'a> {
 
 const FROM_CACHE: &str = "unchanged: its steps came from cache";
 const AS_RESTORED: &str = "unchanged: its steps left it as restored";
-/// A store as the check read it after the build.
-struct Fingerprint {
-    dir: String,
-    fp: String,
-    /// It holds nothing (`state` `empty`).
-    empty: bool,
-    /// How many names of its listing as restored it no longer has (`None`: no listing).
-    gone: Option<u64>,
-}
+/// A store's `(dir, fingerprint, empty|full)` as the check read it after the build.
+type Fingerprint = (String, String, String);
 
 const EMPTIED: &str = "emptied under the build: the saved copy is kept";
 const REFILLED: &str = "not restored, so not saved: the saved copy is kept";
@@ -43,7 +36,7 @@ fn emptied(out: &[MountStatus], now: &[Fingerprint]) -> Vec<bool> {
     out.iter()
         .map(|s| {
             let had = s.restored_kib.is_some_and(|k| k > 0) && matches!(s.filled, Filled::FromImage | Filled::Warm);
-            had && now.iter().any(|f| f.dir == mount_dir(&s.id) && f.empty)
+            had && now.iter().any(|(d, _, state)| *d == mount_dir(&s.id) && state == "empty")
         })
         .collect()
 }
@@ -80,7 +73,7 @@ pub(super) async fn save_if_used(
         .map(|(s, held)| {
             !held
                 && (s.restored_fp.is_none()
-                    || !now.iter().any(|f| f.dir == mount_dir(&s.id) && s.restored_fp.as_ref() == Some(&f.fp)))
+                    || !now.iter().any(|(d, fp, _)| *d == mount_dir(&s.id) && s.restored_fp.as_ref() == Some(fp)))
         })
         .collect();
     if !changed.contains(&true) {
@@ -97,8 +90,7 @@ pub(super) async fn save_if_used(
         // No helper ran when no store was restored (those left to their steps are not saved).
         return if checked { SaveEnd::Ran } else { SaveEnd::Skipped };
     }
-    let addable = addable(out, &now, h.dir);
-    let (which, base) = what_to_save(out, (&changed, &held, &addable), restored_from, h.plan.save_to.as_deref());
+    let (which, base) = what_to_save(out, (&changed, &held), restored_from, h.plan.save_to.as_deref());
     for i in (0..out.len()).filter(|i| !which.contains(i)) {
         out[i].unchanged.get_or_insert(AS_RESTORED);
     }
@@ -128,27 +120,13 @@ fn held_back(out: &mut [MountStatus], now: &[Fingerprint], annotations: &mut Vec
     (out.iter().zip(emptied).map(|(s, e)| e || matches!(s.filled, Filled::Refill(_))).collect(), pruned)
 }
 
-/// Whether what changed in each store can be saved on top of the saved copy: it was filled
-/// from that copy (or the copy has none of it), the restore's listing of it is here, and the
-/// build removed nothing from it (a layer added with `COPY --link` cannot remove a file).
-fn addable(out: &[MountStatus], now: &[Fingerprint], dir: &Path) -> Vec<bool> {
-    out.iter()
-        .map(|s| {
-            let d = mount_dir(&s.id);
-            let listed = super::mounts::lists_dir(dir).join(format!("{d}.list")).is_file();
-            let kept_all = now.iter().any(|f| f.dir == d && f.gone == Some(0));
-            matches!(s.filled, Filled::FromImage | Filled::Nothing) && listed && kept_all
-        })
-        .collect()
-}
-
 /// Which stores to save (indexes), and on what: on top of the image they were restored from
-/// (what changed in each stale store added), unless a store's changes have piled up or cannot
-/// be added (`addable`); then written whole, a store keeping its layers only if it is them
-/// (filled from them and left so, or held back).
+/// (each stale store brought up to date there), unless a store's changes have piled up; then
+/// written whole, a store keeping its layers only if it is them (filled from them and left so,
+/// or held back).
 fn what_to_save<'a>(
     out: &[MountStatus],
-    (changed, held, addable): (&[bool], &[bool], &[bool]),
+    (changed, held): (&[bool], &[bool]),
     restored_from: Option<&'a Saved>,
     save_to: Option<&str>,
 ) -> (Vec<usize>, Base<'a>) {
@@ -158,7 +136,7 @@ fn what_to_save<'a>(
     let stale: Vec<bool> = (0..out.len()).map(|i| changed[i] || out[i].filled != Filled::FromImage).collect();
     let on_top: Vec<usize> = (0..out.len()).filter(|&i| stale[i] && !held[i]).collect();
     match (old, restored_from) {
-        (Some(old), Some(source)) if !on_top.iter().any(|&i| old.squash_due(&dir(i)) || !addable[i]) => {
+        (Some(old), Some(source)) if !on_top.iter().any(|&i| old.squash_due(&dir(i))) => {
             (on_top, Base::OnTop(source, old))
         }
         (old, _) => {
@@ -197,19 +175,15 @@ async fn save(
         return None;
     };
     // Kept layers are added to a whole save's image before it is tagged.
-    let old = match &base {
-        Base::Whole(old) => old.clone(),
+    let old = match base {
+        Base::Whole(old) => old,
         Base::OnTop(..) => None,
     };
     let by_digest = !secrets.is_empty() || old.is_some();
     let output = save_output(save_to, by_digest);
     let metadata = h.dir.join("mounts-metadata.json");
     let metadata_arg = metadata.display().to_string();
-    let lists = lists_context(h.dir);
-    let mut extra = vec!["--provenance=false", "--metadata-file", &metadata_arg];
-    if let (Base::OnTop(..), Some(lists)) = (&base, &lists) {
-        extra.extend(["--build-context", lists]);
-    }
+    let extra = ["--provenance=false", "--metadata-file", &metadata_arg];
     let args = save_build_args((h.builder, &file, run_arg), &output, &extra, &context);
     let stderr = match h.docker.output(&args, None, h.signals).await {
         Ok(Ended::Exited { code: 0, stderr, .. }) => stderr,
@@ -248,7 +222,7 @@ fn write_save_dockerfile(
         Base::Whole(_) => save_dockerfile(h.plan, which, costs),
         Base::OnTop(source, old) => {
             let dirs: Vec<String> = old.stores.iter().map(|(d, _)| d.clone()).collect();
-            save_on_top_dockerfile(h.plan, which, (&source.pinned(), &dirs, super::mounts::LISTS), costs)
+            save_on_top_dockerfile(h.plan, which, (&source.pinned(), &dirs), costs)
         }
     };
     std::fs::write(&file, text)?;
@@ -295,12 +269,6 @@ fn read_sizes(stderr: &str, plan: &MountsPlan, annotations: &mut Vec<Annotation>
     }
 }
 
-/// `--build-context` value of the restore's listings, when it kept them.
-fn lists_context(dir: &Path) -> Option<String> {
-    let lists = super::mounts::lists_dir(dir);
-    lists.is_dir().then(|| format!("{}={}", super::mounts::LISTS, lists.display()))
-}
-
 /// A save helper's build: the builder, file, run argument and output.
 fn save_build_args<'a>(
     (builder, file, run_arg): (&'a str, &'a str, &'a str),
@@ -319,28 +287,16 @@ fn save_build_args<'a>(
 /// exporting anything; none when the check could not run (every store then counts as changed).
 async fn fingerprints(h: &mut Helpers<'_>, run_arg: &str) -> Result<Vec<Fingerprint>, i32> {
     let file = h.dir.join("mounts-check.Dockerfile");
-    let lists = lists_context(h.dir);
-    let text = check_dockerfile(h.plan, lists.as_ref().map(|_| super::mounts::LISTS));
-    let Ok(context) = std::fs::write(&file, text).and_then(|()| empty_context(h.dir)) else {
+    let Ok(context) = std::fs::write(&file, check_dockerfile(h.plan)).and_then(|()| empty_context(h.dir)) else {
         return Ok(Vec::new());
     };
     let file = file.display().to_string();
-    let extra: Vec<&str> = lists.iter().flat_map(|l| ["--build-context", l.as_str()]).collect();
-    let args = save_build_args((h.builder, &file, run_arg), "type=cacheonly", &extra, &context);
-    // `sdi-mount-fp <dir> <fingerprint> <run> <kib> <empty|full> <gone|->`
-    let read = |w: Vec<String>| {
-        let gone = w.get(5).and_then(|g| g.parse().ok());
-        Some(Fingerprint {
-            dir: w.first()?.clone(),
-            fp: w.get(1)?.clone(),
-            empty: w.get(4).is_some_and(|s| s == "empty"),
-            gone,
-        })
-    };
+    let args = save_build_args((h.builder, &file, run_arg), "type=cacheonly", &[], &context);
     match h.docker.output(&args, None, h.signals).await {
-        Ok(Ended::Exited { code: 0, stderr, .. }) => {
-            Ok(marked_words(&stderr, "sdi-mount-fp ").into_iter().filter_map(read).collect())
-        }
+        Ok(Ended::Exited { code: 0, stderr, .. }) => Ok(marked_words(&stderr, "sdi-mount-fp ")
+            .into_iter()
+            .filter_map(|w| Some((w.first()?.clone(), w.get(1)?.clone(), w.get(4).cloned().unwrap_or_default())))
+            .collect()),
         Ok(Ended::Signalled(sig)) => Err(sig),
         _ => Ok(Vec::new()),
     }

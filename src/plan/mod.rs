@@ -25,7 +25,7 @@ use crate::trust::{ApiFacts, Decision, Lane, Lookup, Trust, Visibility};
 pub use builder::BuilderPlan;
 pub use cache::{CACHE_TAG_MAIN, CACHE_TAG_PR, CacheRef, Cleanup, CleanupVia, Scope};
 pub use mounts::{
-    MOUNTS_TAG_MAIN, MountsPlan, SavedCopy, check_dockerfile, mount_dir, restore_dockerfile, save_dockerfile,
+    MOUNTS_TAG_MAIN, MountsPlan, check_dockerfile, mount_dir, restore_dockerfile, save_dockerfile,
     save_on_top_dockerfile,
 };
 pub use tags::sanitize_tag;

@@ -49,47 +49,8 @@ fn mount_flag(m: &crate::dockerfile::CacheMount, target: &str) -> String {
 const FINGERPRINT: &str =
     "$(find /sdi-mount -mindepth 1 -exec stat -c '%n %s %Y' {} + 2>/dev/null | sort | md5sum | cut -c1-32)";
 
-/// A listing of the store in the current directory: size, time, mode and name of everything
-/// in it, one a line. The restore keeps it for the save, which compares the store with it.
-const LISTING: &str = "find . -mindepth 1 -exec stat -c '%s %Y %f %n' {} +";
-
-/// Where the restore helper finds the saved stores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SavedCopy<'a> {
-    /// The stores image, which BuildKit pulls and unpacks: `/sdi-saved/<dir>/`.
-    Image(&'a str),
-    /// A named build context with one tar a store (`/sdi-saved/<dir>.tar`), fetched by the
-    /// action: each file is written once, straight into the store.
-    Context(&'a str),
-}
-
-impl SavedCopy<'_> {
-    /// `(test, copy into /sdi-mount, what to measure)` for store `dir`.
-    fn commands(&self, dir: &str) -> (String, String, String) {
-        match self {
-            SavedCopy::Image(_) => {
-                let at = format!("/sdi-saved/{dir}");
-                (format!("[ -d {at} ]"), format!("cp -a {at}/. /sdi-mount/"), at)
-            }
-            SavedCopy::Context(_) => {
-                let at = format!("/sdi-saved/{dir}.tar");
-                (format!("[ -f {at} ]"), format!("tar --numeric-owner -xf {at} -C /sdi-mount"), at)
-            }
-        }
-    }
-
-    fn bind(&self) -> String {
-        let from = match self {
-            SavedCopy::Image(_) => "saved",
-            SavedCopy::Context(name) => name,
-        };
-        format!("--mount=type=bind,from={from},target=/sdi-saved")
-    }
-}
-
-/// The helper Dockerfile that copies the saved contents (`saved`) into the stores: one stage a
-/// store, all of them needed by the last stage, so BuildKit fills them in parallel. The last
-/// stage holds each store's listing as restored (`<dir>.list`), for the save.
+/// The helper Dockerfile that copies the saved contents (image `from`) into the stores: one
+/// stage a store, all of them needed by the last stage, so BuildKit fills them in parallel.
 /// `touched`: stores a stopped build step had begun to write. On a builder made for the run
 /// (`fresh`) they were empty before, so what they hold is that step's partial files: emptied,
 /// they get the saved copy. On a builder that outlives runs they may have been warm: kept only
@@ -99,92 +60,64 @@ impl SavedCopy<'_> {
 /// began to write them on a fresh builder, where they were empty before).
 pub fn restore_dockerfile(
     plan: &MountsPlan,
-    saved: SavedCopy<'_>,
+    from: &str,
     (touched, fresh): (&[String], bool),
     emptied: &[String],
 ) -> String {
     // No `# syntax=` line: the builder's own frontend reads these, no frontend image is pulled.
-    let mut d = match saved {
-        SavedCopy::Image(from) => format!("FROM {from} AS saved\n"),
-        SavedCopy::Context(_) => String::new(),
-    };
+    let mut d = format!("FROM {from} AS saved\n");
     for (i, m) in plan.mounts.iter().enumerate() {
         let dir = mount_dir(&m.id);
+        // Saved layers come back owned by root: give a store declared with uid/gid its owner.
+        let chown = match (&m.uid, &m.gid) {
+            (None, None) => String::new(),
+            (uid, gid) => {
+                format!(" && chown -R {}:{} /sdi-mount", uid.as_deref().unwrap_or("0"), gid.as_deref().unwrap_or("0"))
+            }
+        };
+        let copy = format!(
+            "[ -d /sdi-saved/{dir} ]; then cp -a /sdi-saved/{dir}/. /sdi-mount/{chown}; how=image; else how=none; fi"
+        );
+        // A store that already holds files (a builder that outlives runs) is newer than the
+        // saved copy: it is left as it is, unless a stopped step wrote those files.
+        let replace = format!("find /sdi-mount -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +; if {copy}");
         let fill = match (touched.contains(&m.id), fresh) {
             _ if emptied.contains(&m.id) => {
                 "find /sdi-mount -mindepth 1 -maxdepth 1 -exec rm -rf {} +; how=none".into()
             }
-            (true, fresh) => refill(m, &dir, saved, fresh),
-            (false, _) => format!("if [ -n \"$(ls -A /sdi-mount)\" ]; then how=warm; elif {}", copy(m, &dir, saved)),
+            (true, true) => replace,
+            (true, false) => format!(
+                "saved=$(du -sk /sdi-saved/{dir} 2>/dev/null | cut -f1); if [ -n \"$(ls -A /sdi-mount)\" ] && [ $(du -sk /sdi-mount | cut -f1) -ge $(( ${{saved:-0}} / 2 )) ]; then how=warm; else {replace}; fi"
+            ),
+            (false, _) => format!("if [ -n \"$(ls -A /sdi-mount)\" ]; then how=warm; elif {copy}"),
         };
         // `SDI_RUN` (new every run) keeps a builder that outlives runs from serving this step
         // from its cache.
         d.push_str(&format!(
-            "FROM {} AS r{i}\nARG SDI_RUN\nRUN {} {} \\\n    {fill}; \\\n    echo \"sdi-restored {dir} $(du -sk /sdi-mount | cut -f1) {FINGERPRINT} $how\" > /sdi-done; cat /sdi-done; \\\n    (cd /sdi-mount && {LISTING}) > /sdi-list\n",
+            "FROM {} AS r{i}\nARG SDI_RUN\nRUN {} --mount=type=bind,from=saved,target=/sdi-saved \\\n    {fill}; \\\n    echo \"sdi-restored {dir} $(du -sk /sdi-mount | cut -f1) {FINGERPRINT} $how\" > /sdi-done; cat /sdi-done\n",
             plan.helper_image,
-            mount_flag(m, "/sdi-mount"),
-            saved.bind()
+            mount_flag(m, "/sdi-mount")
         ));
     }
     d.push_str("FROM scratch\n");
-    for (i, m) in plan.mounts.iter().enumerate() {
-        d.push_str(&format!(
-            "COPY --from=r{i} /sdi-done /r{i}\nCOPY --from=r{i} /sdi-list /{}.list\n",
-            mount_dir(&m.id)
-        ));
+    for i in 0..plan.mounts.len() {
+        d.push_str(&format!("COPY --from=r{i} /sdi-done /r{i}\n"));
     }
     d
-}
-
-/// `then <copy the saved copy of dir, or say there is none>; fi`, after an `if`/`elif` test.
-fn copy(m: &crate::dockerfile::CacheMount, dir: &str, saved: SavedCopy<'_>) -> String {
-    // Saved layers come back owned by root: give a store declared with uid/gid its owner.
-    let chown = match (&m.uid, &m.gid) {
-        (None, None) => String::new(),
-        (uid, gid) => {
-            format!(" && chown -R {}:{} /sdi-mount", uid.as_deref().unwrap_or("0"), gid.as_deref().unwrap_or("0"))
-        }
-    };
-    let (test, copy, _) = saved.commands(dir);
-    format!("{test}; then {copy}{chown}; how=image; else how=none; fi")
-}
-
-/// A store a stopped step began to write: emptied and filled again (on a fresh builder), or
-/// (on one that outlives runs) kept when it holds at least half the saved copy's size.
-fn refill(m: &crate::dockerfile::CacheMount, dir: &str, saved: SavedCopy<'_>, fresh: bool) -> String {
-    let replace = format!("find /sdi-mount -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +; if {}", copy(m, dir, saved));
-    if fresh {
-        return replace;
-    }
-    let (_, _, at) = saved.commands(dir);
-    format!(
-        "saved=$(du -sk {at} 2>/dev/null | cut -f1); if [ -n \"$(ls -A /sdi-mount)\" ] && [ $(du -sk /sdi-mount | cut -f1) -ge $(( ${{saved:-0}} / 2 )) ]; then how=warm; else {replace}; fi"
-    )
 }
 
 /// The helper Dockerfile that reads each store's fingerprint (in parallel, a stage a store)
 /// after the build, to tell the stores that changed from those left as restored, with its size
 /// and whether it is empty (a prune or garbage collection under the build empties a store).
-/// With the listings the restore kept (named context `lists`), it also counts the names the
-/// build removed from each store (`-` without one): a save of what changed cannot remove them.
 /// `SDI_RUN` changes every run, so the reading is never served from cache.
-pub fn check_dockerfile(plan: &MountsPlan, lists: Option<&str>) -> String {
+pub fn check_dockerfile(plan: &MountsPlan) -> String {
     let mut d = String::new();
     for (i, m) in plan.mounts.iter().enumerate() {
-        let dir = mount_dir(&m.id);
-        let (bind, gone) = match lists {
-            Some(name) => (
-                format!(" --mount=type=bind,from={name},target=/sdi-lists"),
-                format!(
-                    "if [ -f /sdi-lists/{dir}.list ]; then gone=$(cd /sdi-mount && find . -mindepth 1 | awk 'FNR == NR {{ seen[$0] = 1; next }} {{ {NAME}; if (!(n in seen)) g++ }} END {{ print g + 0 }}' - /sdi-lists/{dir}.list); else gone=-; fi; "
-                ),
-            ),
-            None => (String::new(), "gone=-; ".into()),
-        };
         d.push_str(&format!(
-            "FROM {} AS c{i}\nARG SDI_RUN\nRUN {}{bind} \\\n    if [ -n \"$(ls -A /sdi-mount)\" ]; then state=full; else state=empty; fi; {gone}\\\n    echo \"sdi-mount-fp {dir} {FINGERPRINT} $SDI_RUN $(du -sk /sdi-mount | cut -f1) $state $gone\" > /sdi-fp; cat /sdi-fp\n",
+            "FROM {} AS c{i}\nARG SDI_RUN\nRUN {} \\\n    if [ -n \"$(ls -A /sdi-mount)\" ]; then state=full; else state=empty; fi; \\\n    echo \"sdi-mount-fp {} {FINGERPRINT} $SDI_RUN $(du -sk /sdi-mount | cut -f1) $state\" > /sdi-fp; cat /sdi-fp\n",
             plan.helper_image,
             mount_flag(m, "/sdi-mount"),
+            mount_dir(&m.id)
         ));
     }
     d.push_str("FROM scratch\n");
@@ -193,9 +126,6 @@ pub fn check_dockerfile(plan: &MountsPlan, lists: Option<&str>) -> String {
     }
     d
 }
-
-/// awk: the name of a listing line (`size time mode name`) into `n`.
-const NAME: &str = "n = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, \"\", n)";
 
 /// The helper Dockerfile that saves the stores `which` (indexes into the plan's): on top of the
 /// helper image, one `RUN` a store copies it (once) into a directory of its own, so each store
@@ -223,45 +153,41 @@ fn labels(dirs: &[String], costs: &str) -> String {
     format!("LABEL {layers}=\"{}\" {costs_label}=\"{costs}\"\n", dirs.join(" "))
 }
 
-/// A shell script that copies into `/sdi-out/{dir}` what of `/sdi-mount` differs from the
-/// listing the restore kept (names, sizes, times, modes): the files a save on top adds. busybox
-/// has no rsync, comm or `tar -T`: awk compares the two listings, cpio copies the list. Prints
-/// the changed bytes.
-fn delta_script(dir: &str) -> String {
+/// A shell script that makes `/{dir}` (the store as the saved image holds it) equal to
+/// `/sdi-mount`, touching only what differs (names, sizes, times, modes): the step's layer is
+/// then just the changed files and the removals. busybox has no rsync, comm or `tar -T`: awk
+/// compares the two listings, cpio copies the list. Prints the changed bytes. A name that
+/// climbs out (`..`, as a name split by a newline could read) is never removed.
+fn sync_script(dir: &str) -> String {
+    let list = "find . -mindepth 1 -exec stat -c '%s %Y %f %n' {} +";
+    let name = "n = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, \"\", n)";
     format!(
-        "(cd /sdi-mount && {LISTING}) > /tmp/sdi-new && \\\n    awk 'FNR == NR {{ {NAME}; old[n] = $0; next }} {{ {NAME}; if (old[n] != $0) {{ print n; b += $1 }} }} END {{ print int(b / 1024) > \"/tmp/sdi-delta\" }}' /sdi-lists/{dir}.list /tmp/sdi-new > /tmp/sdi-changed && \\\n    (cd /sdi-mount && cpio -o -H newc < /tmp/sdi-changed 2>/dev/null) | (cd /sdi-out/{dir} && cpio -idmu 2>/dev/null) && \\\n    echo \"sdi-mount-delta {dir} $(cat /tmp/sdi-delta)\""
+        "mkdir -p /{dir} && (cd /{dir} && {list}) > /tmp/sdi-old && (cd /sdi-mount && {list}) > /tmp/sdi-new && \\\n    awk 'FNR == NR {{ {name}; old[n] = $0; next }} {{ {name}; seen[n] = 1; if (old[n] != $0) {{ print n; b += $1 }} }} END {{ for (n in old) if (!(n in seen)) print n > \"/tmp/sdi-gone\"; print int(b / 1024) > \"/tmp/sdi-delta\" }}' /tmp/sdi-old /tmp/sdi-new > /tmp/sdi-changed && \\\n    touch /tmp/sdi-gone && (cd /{dir} && while IFS= read -r f; do case \"/$f/\" in */../*) ;; *) rm -rf -- \"./$f\" ;; esac; done < /tmp/sdi-gone) && \\\n    (cd /sdi-mount && cpio -o -H newc < /tmp/sdi-changed 2>/dev/null) | (cd /{dir} && cpio -idmu 2>/dev/null) && \\\n    echo \"sdi-mount-delta {dir} $(cat /tmp/sdi-delta)\""
     )
 }
 
 /// The helper Dockerfile that saves the stores `which` on top of the stores image they were
-/// restored from (`from`, whose layers the label `dirs` names): a stage a store copies what
-/// changed since the restore (its listing, in the named context `lists`), and `COPY --link`
-/// puts each on the image as a layer of its own: BuildKit neither pulls nor unpacks the old
-/// image, and nothing of it is uploaded again. It cannot remove a file: a store the build
-/// removed files from is saved whole (the check counts them).
+/// restored from (`from`, whose layers the label `dirs` names): one `RUN` a store brings its
+/// directory up to date with the store, so its layer holds only what changed, and the label
+/// names it after the others. Nothing of the old image is uploaded again.
 pub fn save_on_top_dockerfile(
     plan: &MountsPlan,
     which: &[usize],
-    (from, dirs, lists): (&str, &[String], &str),
+    (from, dirs): (&str, &[String]),
     costs: &str,
 ) -> String {
     let max_kib = plan.max_bytes / 1024;
-    let mut d = String::new();
+    let mut d = format!("FROM {from}\nARG SDI_RUN\n");
     let mut dirs = dirs.to_vec();
-    let mut stages = Vec::new();
-    for (i, m) in which.iter().filter_map(|&i| plan.mounts.get(i)).enumerate() {
+    for m in which.iter().filter_map(|&i| plan.mounts.get(i)) {
         let dir = mount_dir(&m.id);
         d.push_str(&format!(
-            "FROM {} AS d{i}\nARG SDI_RUN\nRUN {} --mount=type=bind,from={lists},target=/sdi-lists \\\n    kib=$(du -sk /sdi-mount | cut -f1) && echo \"sdi-mount-size {dir} $kib $SDI_RUN\" && mkdir -p /sdi-out/{dir} && \\\n    if [ \"$kib\" -le {max_kib} ]; then {}; else echo \"sdi-mount-too-big {dir}\"; fi\n",
-            plan.helper_image,
+            "RUN {} \\\n    kib=$(du -sk /sdi-mount | cut -f1) && echo \"sdi-mount-size {dir} $kib $SDI_RUN\" && \\\n    if [ \"$kib\" -le {max_kib} ]; then {}; else echo \"sdi-mount-too-big {dir}\"; fi\n",
             mount_flag(m, "/sdi-mount"),
-            delta_script(&dir)
+            sync_script(&dir)
         ));
-        stages.push(format!("COPY --link --from=d{i} /sdi-out/ /\n"));
         dirs.push(dir);
     }
-    d.push_str(&format!("FROM {from}\n"));
-    d.push_str(&stages.concat());
     d.push_str(&labels(&dirs, costs));
     d
 }

@@ -289,7 +289,7 @@ impl<R: Read> Read for Counted<R> {
 }
 
 /// A layer's stream as a tar stream, whatever its compression (by media type, then by magic).
-pub(crate) fn decompressed<'a>(media_type: &str, reader: impl Read + 'a) -> std::io::Result<Box<dyn Read + 'a>> {
+fn decompressed<'a>(media_type: &str, reader: impl Read + 'a) -> std::io::Result<Box<dyn Read + 'a>> {
     let mut buffered = std::io::BufReader::with_capacity(64 * 1024, reader);
     let magic = std::io::BufRead::fill_buf(&mut buffered)?;
     let gzip = media_type.ends_with("gzip") || magic.starts_with(&[0x1f, 0x8b]);

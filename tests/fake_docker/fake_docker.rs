@@ -220,16 +220,16 @@ fn is_type(word: &str) -> bool {
     matches!(word, "string" | "stringArray" | "strings" | "bytes" | "ulimit")
 }
 
-pub(crate) struct BuildArgs {
+struct BuildArgs {
     flags: Vec<(String, Option<String>)>,
     context: String,
 }
 
 impl BuildArgs {
-    pub(crate) fn all(&self, name: &str) -> Vec<&str> {
+    fn all(&self, name: &str) -> Vec<&str> {
         self.flags.iter().filter(|(n, _)| n == name).filter_map(|(_, v)| v.as_deref()).collect()
     }
-    pub(crate) fn one(&self, name: &str) -> Option<&str> {
+    fn one(&self, name: &str) -> Option<&str> {
         self.all(name).last().copied()
     }
     fn has(&self, name: &str) -> bool {
@@ -559,13 +559,7 @@ fn build(mut call: Call, rest: &[&str]) -> ExitCode {
     }
     // A cache-mount helper reads and writes the builder's stores, as its RUN steps would.
     let helper = dockerfile.as_deref().filter(|t| t.contains("/sdi-mount"));
-    if let Some(missing) = helper.and_then(|t| stores::unknown_context(t, &args)) {
-        eprintln!(
-            "ERROR: failed to build: failed to solve: {missing}: failed to resolve source metadata for docker.io/library/{missing}:latest: pull access denied, repository does not exist or may require authorization"
-        );
-        return call.finish(1);
-    }
-    let saved = helper.map(|t| stores::replay_helper(&mut replay, t, &args)).unwrap_or_default();
+    let saved = helper.map(|t| stores::replay_helper(&mut replay, t)).unwrap_or_default();
     let saves = helper.is_some_and(|t| t.contains("sdi-mount-size "));
     for l in &lines {
         replay.line(l);

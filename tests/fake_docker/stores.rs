@@ -74,9 +74,7 @@ pub fn step_ran(id: &str) {
     let mut s = stores();
     let n = s.get(id).map_or(0, |c| c.matches('+').count()) + 1;
     let leak = std::env::var("FAKE_DOCKER_MOUNT_LEAK").unwrap_or_default();
-    let removes = std::env::var("FAKE_DOCKER_MOUNT_REMOVES").is_ok_and(|r| r.split(',').any(|w| w == id));
-    let kept = if removes { String::new() } else { s.get(id).cloned().unwrap_or_default() };
-    s.insert(id.to_string(), format!("{kept}+{id} install {n}{leak}"));
+    s.insert(id.to_string(), format!("{}+{id} install {n}{leak}", s.get(id).cloned().unwrap_or_default()));
     save_stores(s);
 }
 
@@ -120,71 +118,17 @@ fn forced(text: &str, id: &str, content: Option<&String>) -> bool {
     stage.contains("-exec rm -rf") && !(stage.contains("-ge $((") && whole)
 }
 
-/// The build context `name` a helper was given (`--build-context name=dir`).
-fn context_dir(args: &BuildArgs, name: &str) -> Option<PathBuf> {
-    args.all("--build-context").iter().find_map(|c| c.strip_prefix(&format!("{name}=")).map(PathBuf::from))
-}
-
-/// A `from=` of a helper's bind mount that is neither a stage of it nor a build context it was
-/// given: BuildKit would look for an image of that name, and fail.
-pub fn unknown_context(text: &str, args: &BuildArgs) -> Option<String> {
-    let stages: Vec<&str> = text.lines().filter_map(|l| l.split(" AS ").nth(1)).collect();
-    text.split("--mount=type=bind,from=")
-        .skip(1)
-        .filter_map(|r| r.split(',').next())
-        .find(|name| !stages.contains(name) && context_dir(args, name).is_none())
-        .map(str::to_string)
-}
-
-/// What the restore reads of the saved stores: the image it names, or the tars of its
-/// `sdi-stores` context (each the store's files, `content` among them).
-fn restore_source(text: &str, args: &BuildArgs) -> Option<Contents> {
-    if let Some(from) = text.lines().next().and_then(|l| l.strip_prefix("FROM ")?.strip_suffix(" AS saved")) {
-        return Some(saved_contents(from));
-    }
-    let dir = context_dir(args, "sdi-stores").filter(|_| text.contains("from=sdi-stores"))?;
-    let mut contents = Contents::new();
-    for tar in std::fs::read_dir(&dir).ok()?.flatten() {
-        let name = tar.file_name().to_string_lossy().to_string();
-        let Some(store_dir) = name.strip_suffix(".tar") else { continue };
-        let mut archive = tar::Archive::new(std::fs::File::open(tar.path()).ok()?);
-        for entry in archive.entries().ok()? {
-            let mut entry = entry.ok()?;
-            if entry.path().ok()?.as_os_str() == "content" {
-                let mut text = String::new();
-                entry.read_to_string(&mut text).ok()?;
-                contents.insert(store_dir.to_string(), text);
-            }
-        }
-    }
-    Some(contents)
-}
-
-/// The check's count of the names a store lost since its listing as restored: none when what
-/// it holds begins with what it held (the fake's steps append), one otherwise; `-` with no
-/// listing.
-fn gone(args: &BuildArgs, dir: &str, content: &str) -> String {
-    let listed =
-        context_dir(args, "sdi-lists").and_then(|d| std::fs::read_to_string(d.join(format!("{dir}.list"))).ok());
-    match listed {
-        None => "-".into(),
-        Some(l) if content.starts_with(&l) => "0".into(),
-        Some(_) => "1".into(),
-    }
-}
-
 /// Replays a cache-mount helper build (restore, check or save) and returns the stores a save
 /// copied: `(dir, content)` in layer order. Every other build returns nothing.
-pub fn replay_helper(replay: &mut Replay, text: &str, args: &BuildArgs) -> Vec<(String, String)> {
+pub fn replay_helper(replay: &mut Replay, text: &str) -> Vec<(String, String)> {
     let mut s = stores();
     let mut saved = Vec::new();
-    let restores = text.contains("sdi-restored ");
-    let from = restore_source(text, args).unwrap_or_default();
-    let lists = args.all("--output").iter().find_map(|o| o.strip_prefix("type=local,dest=")).map(PathBuf::from);
+    let source = text.lines().next().and_then(|l| l.strip_prefix("FROM ")?.strip_suffix(" AS saved"));
+    let from = source.map(saved_contents).unwrap_or_default();
     let max: Option<u64> = text.split("-le ").nth(1).and_then(|r| r.split(' ').next()).and_then(|m| m.parse().ok());
     for (n, (id, dir)) in (900..).zip(helper_mounts(text)) {
         replay.line(&format!("#{n} [m 2/2] RUN helper {dir}"));
-        if restores {
+        if source.is_some() {
             // A store a stopped step began to write is emptied first; one that already holds
             // files is otherwise left as it is.
             if forced(text, &id, s.get(&id)) {
@@ -198,12 +142,8 @@ pub fn replay_helper(replay: &mut Replay, text: &str, args: &BuildArgs) -> Vec<(
                 }
                 (false, None) => "none",
             };
-            let content = s.get(&id).map_or("", String::as_str);
-            if let Some(lists) = &lists {
-                std::fs::create_dir_all(lists).unwrap();
-                std::fs::write(lists.join(format!("{dir}.list")), content).unwrap();
-            }
-            replay.line(&format!("#{n} 0.100 sdi-restored {dir} {} {} {how}", kib(), fingerprint(content)));
+            let fp = fingerprint(s.get(&id).map_or("", String::as_str));
+            replay.line(&format!("#{n} 0.100 sdi-restored {dir} {} {fp} {how}", kib()));
         } else if text.contains("sdi-mount-size ") {
             replay.line(&format!("#{n} 0.100 sdi-mount-size {dir} {} run", kib()));
             if max.is_some_and(|m| kib() > m) {
@@ -218,20 +158,14 @@ pub fn replay_helper(replay: &mut Replay, text: &str, args: &BuildArgs) -> Vec<(
         } else {
             let content = s.get(&id).map_or("", String::as_str);
             let (kib, state) = if content.is_empty() { (0, "empty") } else { (kib(), "full") };
-            let gone = gone(args, &dir, content);
-            replay.line(&format!("#{n} 0.100 sdi-mount-fp {dir} {} run {kib} {state} {gone}", fingerprint(content)));
+            replay.line(&format!("#{n} 0.100 sdi-mount-fp {dir} {} run {kib} {state}", fingerprint(content)));
         }
         replay.line(&format!("#{n} DONE 0.1s"));
     }
     save_stores(s);
-    // A save of what changed builds on the image the stores were restored from: the `FROM`
-    // the layers are added to.
-    let on_top = text
-        .lines()
-        .zip(text.lines().skip(1))
-        .find(|(_, next)| next.starts_with("COPY --link "))
-        .and_then(|(l, _)| l.strip_prefix("FROM "))
-        .filter(|_| text.contains("sdi-mount-delta "));
+    // A save of what changed builds on the image the stores were restored from.
+    let on_top =
+        text.lines().next().and_then(|l| l.strip_prefix("FROM ")).filter(|_| text.contains("sdi-mount-delta "));
     if let Some(base) = on_top {
         std::fs::write(state_dir().join("fake-docker-save-on-top"), base).unwrap();
     }
@@ -445,7 +379,7 @@ fn mount_step_ms() -> u64 {
         argv.contains("imagetools") && argv.contains("buildcache-mounts") && c["exit"] == 0
     });
     let restored_since =
-        |i: usize| calls[i..].iter().any(|c| c["file_text"].as_str().is_some_and(|t| t.contains("sdi-restored ")));
+        |i: usize| calls[i..].iter().any(|c| c["file_text"].as_str().is_some_and(|t| t.contains(" AS saved")));
     match found {
         Some(i) if !restored_since(i) => 10_000,
         _ => 0,
