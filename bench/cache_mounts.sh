@@ -29,19 +29,12 @@ COPY app.txt /app.txt
 DOCKERFILE
 image="$SDI_E2E_REGISTRY/sdi-bench/mounts-$(date +%s)"
 run() { # $1 = cache-mounts, $2 = lockfile stamp, $3 = app; prints the whole run's seconds
-  local start end tag=${RUN_IMAGE:+baseline-}
+  local tag=${RUN_IMAGE:+baseline-}
   printf '%s\n' "$3" > "$work/app.txt"
-  empty_builder
-  start=$(date +%s.%N)
-  action push "$push_event" refs/heads/master GITHUB_STEP_SUMMARY="$work/summary-$start-$tag$1-$2-$3" \
-    INPUT_IMAGE="${RUN_IMAGE:-$image}" INPUT_PLATFORMS=linux/amd64 INPUT_CACHE-MOUNTS="$1" \
-    INPUT_CACHE-MOUNTS-IMAGE="$SDI_E2E_BASE_IMAGE" INPUT_BUILD-ARGS="LOCK=$2" >"$work/out" 2>&1 ||
-    { cat "$work/out" >&2; exit 1; }
-  end=$(since "$start")
+  timed_push "$tag$1-$2-$3" INPUT_IMAGE="${RUN_IMAGE:-$image}" INPUT_PLATFORMS=linux/amd64 \
+    INPUT_CACHE-MOUNTS="$1" INPUT_CACHE-MOUNTS-IMAGE="$SDI_E2E_BASE_IMAGE" INPUT_BUILD-ARGS="LOCK=$2"
   # The action pushes again once when the registry refuses a push in BuildKit's push race.
   if grep -q "The registry refused a push" "$work/out"; then echo "note: run ($tag$1 $2 $3) pushed twice" >&2; fi
-  cp "$work/out" "$work/out-$tag$1-$2-$3"
-  echo "$end"
 }
 pull() { # the saved store image pulled and unpacked once, on an emptied builder
   empty_builder

@@ -59,7 +59,6 @@ lockfiles
 store="pnpm-bench-$(date +%s)"
 image="$SDI_E2E_REGISTRY/sdi-bench/pnpm-$(date +%s)"
 run() { # $1 = cache-mounts, $2 = lockfile (seed or a round), $3 = app; prints the whole run's seconds
-  local start end
   cp "$work/lock-$2/package.json" "$work/lock-$2/pnpm-lock.yaml" "$work/"
   printf '%s\n' "$3" > "$work/app.txt"
   cat > "$work/Dockerfile" <<DOCKERFILE
@@ -69,14 +68,8 @@ COPY package.json pnpm-lock.yaml ./
 RUN --mount=type=cache,id=$store,target=/pnpm/store pnpm install --frozen-lockfile --store-dir /pnpm/store
 COPY app.txt ./
 DOCKERFILE
-  empty_builder
-  start=$(date +%s.%N)
-  action push "$push_event" refs/heads/master GITHUB_STEP_SUMMARY="$work/summary-$start-$1-$2-$3" \
-    INPUT_IMAGE="$image" INPUT_PLATFORMS=linux/amd64 INPUT_CACHE-MOUNTS="$1" \
-    INPUT_CACHE-MOUNTS-IMAGE="$SDI_E2E_BASE_IMAGE" >"$work/out" 2>&1 || { cat "$work/out" >&2; exit 1; }
-  end=$(since "$start")
-  cp "$work/out" "$work/out-$1-$2-$3"
-  echo "$end"
+  timed_push "$1-$2-$3" INPUT_IMAGE="$image" INPUT_PLATFORMS=linux/amd64 INPUT_CACHE-MOUNTS="$1" \
+    INPUT_CACHE-MOUNTS-IMAGE="$SDI_E2E_BASE_IMAGE"
 }
 last_store() { # the store's row in the last run's summary (summaries sort by start time)
   local summaries=("$work"/summary-*)

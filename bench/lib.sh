@@ -28,6 +28,22 @@ action() {
   (cd "$work" && exec "${cmd[@]}")
 }
 
+# timed_push NAME [NAME=VALUE…]: on an emptied builder, the action on a push to the default
+# branch with these variables, its summary in $work/summary-<start>-NAME (what helper_times
+# reads) and its output in $work/out and $work/out-NAME; prints the whole run's seconds. A failed
+# run prints its output and ends the script.
+timed_push() {
+  local name=$1 start end
+  shift
+  empty_builder
+  start=$(date +%s.%N)
+  action push "$push_event" refs/heads/master GITHUB_STEP_SUMMARY="$work/summary-$start-$name" "$@" \
+    >"$work/out" 2>&1 || { cat "$work/out" >&2; exit 1; }
+  end=$(since "$start")
+  cp "$work/out" "$work/out-$name"
+  echo "$end"
+}
+
 # The payload of a push to the default branch (for the scripts that source this file).
 # shellcheck disable=SC2034
 push_event="$repo/tests/fixtures/events/push-default-branch.json"

@@ -29,16 +29,8 @@ RUN --mount=type=cache,id=$store,target=/store \\
 DOCKERFILE
 image="$SDI_E2E_REGISTRY/sdi-bench/restore-$(date +%s)"
 run() { # $1 = name, $2 = lockfile stamp; prints the whole run's seconds
-  local start end
-  empty_builder
-  start=$(date +%s.%N)
-  action push "$push_event" refs/heads/master GITHUB_STEP_SUMMARY="$work/summary-$start-auto-$1-$2" \
-    INPUT_IMAGE="${RUN_IMAGE:-$image}" INPUT_PLATFORMS=linux/amd64 \
-    INPUT_CACHE-MOUNTS-IMAGE="$SDI_E2E_BASE_IMAGE" INPUT_BUILD-ARGS="LOCK=$2" >"$work/out" 2>&1 ||
-    { cat "$work/out" >&2; exit 1; }
-  end=$(since "$start")
-  cp "$work/out" "$work/out-$1-$2"
-  echo "$end"
+  timed_push "auto-$1-$2" INPUT_IMAGE="${RUN_IMAGE:-$image}" INPUT_PLATFORMS=linux/amd64 \
+    INPUT_CACHE-MOUNTS-IMAGE="$SDI_E2E_BASE_IMAGE" INPUT_BUILD-ARGS="LOCK=$2"
 }
 base="${SDI_BENCH_BASELINE:-}"
 baseline() { RUN_BIN="$base" RUN_IMAGE="$image-baseline" run baseline "$@"; }
