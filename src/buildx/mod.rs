@@ -229,8 +229,7 @@ async fn build_with_stores(
     };
     let started = Instant::now();
     let helper = mounts::after_stop(mp, &restoring, (&touched, b.fresh));
-    let restore =
-        mounts::restore((docker, signals), &helper, (&b.name, dir), (saved, (&touched, b.fresh)), annotations);
+    let restore = mounts::restore((docker, signals), &helper, (&b.name, dir), saved, annotations);
     let restored = restore.instrument(tracing::debug_span!("cache-mounts restore")).await.map_err(cancelled)?;
     times.restore = Some(started.elapsed());
     for r in restored.statuses {

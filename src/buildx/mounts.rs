@@ -263,29 +263,33 @@ pub(super) fn after_stop(plan: &MountsPlan, restoring: &MountsPlan, (touched, fr
     let emptied: Vec<String> =
         plan.mounts.iter().map(|m| m.id.clone()).filter(|id| fresh && touched.contains(id) && !restores(id)).collect();
     let mounts = plan.mounts.iter().filter(|m| restores(&m.id) || emptied.contains(&m.id)).cloned().collect();
-    Helper { plan: MountsPlan { mounts, ..plan.clone() }, emptied }
+    Helper { plan: MountsPlan { mounts, ..plan.clone() }, emptied, touched: touched.to_vec(), fresh }
 }
 
-/// The restore helper's stores (see `after_stop`).
+/// The restore helper's stores (see `after_stop`), and what the stop left: the stores a
+/// stopped step began to write, on a builder made for the run (`fresh`) or not.
 pub(super) struct Helper {
     pub plan: MountsPlan,
     pub emptied: Vec<String>,
+    pub touched: Vec<String>,
+    pub fresh: bool,
 }
 
-/// Fills the stores of `helper` from `source` (and empties its `emptied`); `touched` (with the
-/// builder's freshness) are those a stopped step began to write (see `restore_dockerfile`).
-/// The statuses are of the stores restored: an emptied one keeps its own.
+/// Fills the stores of `helper` from `source` (and empties its `emptied`; see
+/// `restore_dockerfile` for the stores a stopped step touched). The statuses are of the stores
+/// restored: an emptied one keeps its own.
 pub(super) async fn restore(
     (docker, signals): (&mut Docker, &mut Signals),
     helper: &Helper,
     (builder, dir): (&str, &Path),
-    (source, touched): (Saved, (&[String], bool)),
+    source: Saved,
     annotations: &mut Vec<Annotation>,
 ) -> Result<Restored, i32> {
     let plan = &helper.plan;
     let mut out = statuses(plan);
     out.retain(|s| !helper.emptied.contains(&s.id));
     let file = dir.join("mounts-restore.Dockerfile");
+    let touched = (helper.touched.as_slice(), helper.fresh);
     let text = restore_dockerfile(plan, &source.pinned(), touched, &helper.emptied);
     let written = std::fs::write(&file, text).and_then(|()| empty_context(dir));
     let Ok(context) = written else {
