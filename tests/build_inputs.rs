@@ -120,6 +120,15 @@ fn load_and_push_are_one_build() {
 
 #[test]
 fn loading_several_platforms_asks_the_daemon_first() {
+    loads_several_platforms_only_into_the_containerd_store(push);
+}
+
+#[test]
+fn loading_several_platforms_asks_the_daemon_through_its_api_without_the_docker_cli() {
+    loads_several_platforms_only_into_the_containerd_store(|| push().via_engine_api());
+}
+
+fn loads_several_platforms_only_into_the_containerd_store(push: impl Fn() -> Run) {
     let several = push().with("INPUT_LOAD", "true").with("INPUT_PLATFORMS", "linux/amd64,linux/arm64");
     let done = several.run();
     assert_eq!(done.output.status.code(), Some(1), "{}", done.stdout);
@@ -142,15 +151,28 @@ const HUB_PASSWORD: &str = "dckr_pat_HubSecretValue_9c1e";
 
 #[test]
 fn a_second_registry_is_logged_in_with_its_own_credentials_and_the_password_goes_nowhere_else() {
-    let run = push()
+    logs_in_to_a_second_registry(push());
+}
+
+#[test]
+fn through_the_engine_api_a_second_registry_is_kept_where_buildx_finds_it_and_nowhere_else() {
+    let run = logs_in_to_a_second_registry(push().via_engine_api());
+    let build = run.call(&["buildx", "build"]).unwrap();
+    assert_eq!(build["auths"], serde_json::json!(["ghcr.io", "https://index.docker.io/v1/"]), "{build}");
+}
+
+fn logs_in_to_a_second_registry(run: Run) -> Run {
+    let run = run
         .with("INPUT_IMAGES", "ghcr.io/codertocat/hello-world\nacme/app")
         .with("INPUT_LOGINS", "registry=docker.io,username=acme-bot,password-env=DOCKERHUB_TOKEN")
         .with("DOCKERHUB_TOKEN", HUB_PASSWORD)
         .with("INPUT_PLATFORMS", native());
     let done = run.run();
     done.assert_success();
-    let hub = run.call(&["login", "docker.io"]).expect("a login to Docker Hub");
-    assert_eq!(argv(&hub), ["login", "docker.io", "--username", "acme-bot", "--password-stdin"]);
+    // The CLI is given Docker Hub's name; the API its historical address, as the CLI sends it.
+    let hub = run.call(&["login", "docker.io"]).or_else(|| run.call(&["login", "https://index.docker.io/v1/"]));
+    let hub = hub.expect("a login to Docker Hub");
+    assert_eq!(argv(&hub)[2..], ["--username", "acme-bot", "--password-stdin"]);
     assert_eq!(hub["stdin_bytes"], HUB_PASSWORD.len());
     let ghcr = run.call(&["login", "ghcr.io"]).expect("GHCR with the token");
     assert_eq!(ghcr["stdin_bytes"], TOKEN.len());
@@ -178,6 +200,7 @@ fn a_second_registry_is_logged_in_with_its_own_credentials_and_the_password_goes
     fork.run().assert_success();
     assert!(fork.call(&["login"]).is_none());
     assert!(fork.calls().iter().all(|c| !env_names(c).contains(&"DOCKERHUB_TOKEN".to_string())));
+    run
 }
 
 #[test]

@@ -34,6 +34,16 @@ fn login() {
 }
 
 #[test]
+fn login_through_the_engine_api() {
+    let line = the_error(&push().with("FAKE_DOCKER_FAIL_LOGIN", "1").via_engine_api());
+    says(
+        &line,
+        "docker login to ghcr.io failed (Error response from daemon: Get \"https://ghcr.io/v2/\": denied: denied)",
+        &[],
+    );
+}
+
+#[test]
 fn builder_create() {
     let line = the_error(&push().with("FAKE_DOCKER_FAIL", "create"));
     says(

@@ -44,11 +44,38 @@ fn socket_dir(started: &[String]) -> String {
 
 #[test]
 fn in_its_own_image_the_run_starts_buildkit_from_it_and_pulls_nothing() {
-    let run = in_action_image(push(), "0.32.2");
+    starts_buildkit_from_its_image(&in_action_image(push(), "0.32.2"));
+}
+
+/// The action's image carries no docker CLI: buildx runs on its own, and the daemon is asked
+/// through its API for the same things, with the same answers.
+#[test]
+fn without_the_docker_cli_the_daemon_is_asked_through_its_api_for_the_same_run() {
+    let run = in_action_image(push(), "0.32.2").via_engine_api();
+    starts_buildkit_from_its_image(&run);
+    for call in run.calls() {
+        let (words, env) = (argv(&call), env_names(&call));
+        if words[0] == "buildx" {
+            assert_eq!(call["program"], "buildx", "{words:?}");
+        } else {
+            assert!(env.contains(&"FAKE_DOCKER_VIA".to_string()), "asked through the Engine API: {words:?}");
+        }
+    }
+    let login = run.call(&["login"]).unwrap();
+    assert_eq!(login["stdin_bytes"], TOKEN.len(), "the daemon was given the token to check");
+    let build = run.call(&["buildx", "build"]).unwrap();
+    assert_eq!(build["auths"], serde_json::json!(["ghcr.io"]), "buildx finds the login the action kept");
+    for call in run.calls() {
+        assert!(!call.to_string().contains(TOKEN));
+    }
+}
+
+/// The run in the action's image: BuildKit started from it, attached, built on, removed.
+fn starts_buildkit_from_its_image(run: &Run) {
     let done = run.run();
     done.assert_success();
     assert_eq!(
-        words(&run),
+        words(run),
         [
             "login ghcr.io",
             "container inspect",
@@ -88,7 +115,7 @@ fn in_its_own_image_the_run_starts_buildkit_from_it_and_pulls_nothing() {
     assert_eq!(build["builder_endpoint"], endpoint.as_str(), "the build ran on the BuildKit from the action's image");
     assert_eq!(argv(&run.call(&["buildx", "rm"]).unwrap()), ["buildx", "rm", name.as_str()]);
     assert_eq!(argv(&run.call(&["rm"]).unwrap()), ["rm", "--force", "--volumes", container.as_str()]);
-    pulled_nothing(&run);
+    pulled_nothing(run);
     let left = std::fs::read_to_string(run.path("fake-docker-containers.json")).unwrap();
     assert_eq!(left.trim(), "[]", "the BuildKit container is gone");
     let temp_left: Vec<_> = std::fs::read_dir(&temp).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -221,4 +248,65 @@ fn a_job_cancelled_while_the_daemon_is_asked_for_the_image_stops_there() {
     assert_eq!(status.code(), Some(128 + libc::SIGTERM));
     assert_eq!(run.call(&["container", "inspect"]).unwrap()["signal"], libc::SIGTERM);
     assert_eq!(words(&run), ["login ghcr.io", "container inspect"], "nothing after the cancel");
+}
+
+#[test]
+fn through_the_api_a_buildkit_that_does_not_start_fails_by_the_daemons_words_and_leaves_nothing() {
+    let run = in_action_image(push(), "0.32.2").with("FAKE_DOCKER_FAIL", "run-buildkit").via_engine_api();
+    let done = run.run();
+    assert_eq!(done.output.status.code(), Some(1), "{}", done.stdout);
+    assert!(
+        done.stdout.contains("::error::could not start BuildKit from the action's own image: Error response from daemon: failed to create task for container"),
+        "{}",
+        done.stdout
+    );
+    assert!(run.call(&["buildx", "build"]).is_none());
+    assert!(run.call(&["rm", "--force"]).is_some(), "whatever the daemon kept of it is removed");
+}
+
+#[test]
+fn through_the_api_qemu_is_registered_from_its_image_pulled_first() {
+    let dockerfile = "FROM busybox\nRUN echo hi\n";
+    let mips = || {
+        in_action_image(push(), "0.32.2")
+            .with("INPUT_PLATFORMS", "linux/amd64,linux/mips64le")
+            .with_dockerfile(dockerfile)
+            .via_engine_api()
+    };
+    let run = mips();
+    run.run().assert_success();
+    let binfmt = argv(&run.call(&["run", "--privileged"]).expect("QEMU registered"));
+    assert_eq!(binfmt[..3], ["run", "--privileged", "--rm"], "{binfmt:?}");
+    assert_eq!(binfmt[3], sdi::buildx::BINFMT_IMAGE);
+    assert_eq!(binfmt[4..], ["--install", "mips64le"]);
+    // Its image cannot be pulled: the run says why, by the daemon's words.
+    let failing = mips().with("FAKE_DOCKER_FAIL", "binfmt");
+    let done = failing.run();
+    assert_eq!(done.output.status.code(), Some(1), "{}", done.stdout);
+    assert!(
+        done.stdout.contains(
+            "could not register QEMU for linux/mips64le: Error response from daemon: Get \"https://registry-1.docker.io/v2/\""
+        ),
+        "{}",
+        done.stdout
+    );
+    assert!(failing.call(&["run", "--privileged"]).is_none(), "nothing ran without its image");
+}
+
+#[test]
+fn through_the_api_a_job_cancelled_while_the_daemon_is_asked_stops_there() {
+    let run = in_action_image(push(), "0.32.2").with("FAKE_DOCKER_SCENARIO", "cancel-inspect").via_engine_api();
+    let stamp = run.path("stamp");
+    let run = run.with("FAKE_DOCKER_STAMP", stamp.to_str().unwrap());
+    let mut child = run.command().stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let waited = Instant::now();
+    while !stamp.exists() {
+        assert!(waited.elapsed() < Duration::from_secs(20), "the daemon was never asked");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let asked = Instant::now();
+    let status = sigterm_and_wait(&mut child);
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+    assert!(asked.elapsed() < Duration::from_secs(10), "the request was dropped, not waited for");
+    assert_eq!(words(&run), ["login ghcr.io"], "nothing after the cancel (the unanswered question is never logged)");
 }

@@ -147,16 +147,15 @@ async fn reach_container(
     name: &str,
     container: &str,
 ) -> Result<(), Outcome> {
-    let inspect = ["container", "inspect", "--format", "{{.State.Running}}", container];
-    let running = docker.run(&inspect, None, signals).await.map_err(|f| {
+    let running = super::containers::running(docker, signals, container).await.map_err(|f| {
         failed(f, |cause| {
             format!(
                 "builder '{name}' cannot be used: the action sees no record of it (looked for buildx/instances/{name} in the docker configuration, from $DOCKER_CONFIG or $HOME/.docker), and the Docker daemon has no container {container} to attach to ({cause}). Create the builder in this job (docker/setup-buildx-action, or `docker buildx create --name {name} --driver docker-container`), or set builder to `default` or to a BuildKit endpoint (tcp://, unix://, docker-container://)."
             )
         })
     })?;
-    if running.trim() != "true" {
-        docker.run(&["start", container], None, signals).await.map_err(|f| {
+    if !running {
+        super::containers::start(docker, signals, container).await.map_err(|f| {
             failed(f, |c| {
                 format!("builder '{name}': its container {container} is stopped and could not be started: {c}")
             })

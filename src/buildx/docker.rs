@@ -1,5 +1,7 @@
 //! The docker CLI as the run calls it: a private `DOCKER_CONFIG`, a sanitized environment,
-//! signals forwarded, and a failure reported by its cause line.
+//! signals forwarded, and a failure reported by its cause line. Where no docker CLI is installed
+//! (the action's image), buildx runs on its own and the daemon is asked through its API
+//! (`daemon`).
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -54,17 +56,22 @@ pub struct Docker {
     program: PathBuf,
     env: Vec<(String, String)>,
     config: PathBuf,
+    /// The daemon's API, when no docker CLI is installed: `program` is then buildx itself.
+    pub(super) api: Option<super::daemon::EngineApi>,
     pub(super) calls: usize,
 }
 
 impl Docker {
     /// `dir` holds the private `DOCKER_CONFIG`; `trusted` decides whether the variables named
     /// by `secret-envs` stay visible. Those `logins` names never do.
-    pub fn new(ctx: &Context, plan: &BuildPlan, dir: &Path) -> std::io::Result<Self> {
+    /// `Err`: what keeps the run from calling docker, worded for the log.
+    pub fn new(ctx: &Context, plan: &BuildPlan, dir: &Path) -> Result<Self, String> {
         let config = dir.join("docker-config");
-        std::fs::DirBuilder::new().mode(0o700).create(&config)?;
+        let no_config =
+            |e: std::io::Error| format!("cannot create the private DOCKER_CONFIG under {}: {e}", dir.display());
+        std::fs::DirBuilder::new().mode(0o700).create(&config).map_err(no_config)?;
         if let Some(user) = user_docker_config() {
-            share_user_config(&user, &config, ctx.inputs.builder.as_ref().and_then(|b| b.name()))?;
+            share_user_config(&user, &config, ctx.inputs.builder.as_ref().and_then(|b| b.name())).map_err(no_config)?;
         }
         // Registry passwords travel only on `docker login`'s stdin, never in a child's environment.
         let passwords = ctx.inputs.logins.iter().map(|l| l.password_env.as_str());
@@ -95,7 +102,21 @@ impl Docker {
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .filter(|(k, _)| keep(k))
             .collect();
-        Ok(Docker { program: PathBuf::from("docker"), env, config, calls: 0 })
+        let (program, api) = match find_program("docker") {
+            Some(docker) => (docker, None),
+            None => {
+                let buildx = find_program("buildx")
+                    .ok_or("neither the docker CLI nor buildx is installed: looked for docker and buildx on PATH")?;
+                let host = std::env::var("DOCKER_HOST").ok();
+                (buildx, Some(super::daemon::EngineApi::new(host.as_deref())?))
+            }
+        };
+        Ok(Docker { program, env, config, api, calls: 0 })
+    }
+
+    /// The private configuration's directory (`DOCKER_CONFIG` of every call).
+    pub(super) fn config_dir(&self) -> &Path {
+        &self.config
     }
 
     /// Whether buildx has a record of this builder in the run's configuration (copied from the
@@ -108,6 +129,11 @@ impl Docker {
         self.calls += 1;
         tracing::debug!("docker {}", shlex::try_join(args.iter().copied()).unwrap_or_else(|_| args.join(" ")));
         let mut cmd = Command::new(&self.program);
+        // buildx on its own takes the plugin's arguments without the leading `buildx`.
+        let args = match (&self.api, args) {
+            (Some(_), ["buildx", rest @ ..]) => rest,
+            _ => args,
+        };
         cmd.args(args)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -127,6 +153,12 @@ impl Docker {
         signals: &mut Signals,
     ) -> std::io::Result<Ended> {
         let started = Instant::now();
+        if self.api.is_some() && args.first() != Some(&"buildx") {
+            return Err(std::io::Error::other(format!(
+                "`docker {}` needs the docker CLI, which is not installed",
+                args[0]
+            )));
+        }
         let mut cmd = self.command(args);
         if stdin.is_some() {
             cmd.stdin(Stdio::piped());
@@ -214,6 +246,15 @@ pub fn cause_line(text: &str) -> &str {
         .or(lines.last())
         .copied()
         .unwrap_or("it printed nothing")
+}
+
+/// An executable named `name` in a directory of `PATH`.
+fn find_program(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }
 
 /// The docker configuration the user's own commands use (`$DOCKER_CONFIG`, else `~/.docker`).

@@ -1,6 +1,7 @@
 //! Registry login: the plan lists registries only for trusted runs — those it writes to, with
 //! `github-token`, and those of `logins`, with their own credentials. A password travels only
-//! on `docker login`'s stdin into the private configuration.
+//! on `docker login`'s stdin (or in the Engine API's login request) into the private
+//! configuration.
 
 use super::docker::{Docker, Failure, Signals};
 use super::{Annotation, Outcome};
@@ -16,8 +17,7 @@ async fn one(
     annotations: &mut Vec<Annotation>,
     hint: &str,
 ) -> Result<(), Outcome> {
-    let args = ["login", registry, "--username", user, "--password-stdin"];
-    match docker.run(&args, Some(password.as_bytes()), signals).await {
+    match super::containers::login(docker, signals, registry, user, password).await {
         Ok(_) => Ok(()),
         Err(Failure::Cancelled(sig)) => Err(Outcome::Cancelled { signal: sig }),
         Err(Failure::Failed(why)) if plan.push => {

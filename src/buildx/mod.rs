@@ -11,6 +11,8 @@
 
 mod build;
 pub mod builder;
+mod containers;
+pub mod daemon;
 pub mod docker;
 mod login;
 pub mod merge;
@@ -139,8 +141,7 @@ pub async fn execute(ctx: &Context, plan: &BuildPlan, dir: &Path, signals: &mut 
     let mut annotations = Vec::new();
     let mut docker = match Docker::new(ctx, plan, dir) {
         Ok(d) => d,
-        Err(e) => {
-            let message = format!("cannot create the private DOCKER_CONFIG under {}: {e}", dir.display());
+        Err(message) => {
             return Execution::without_docker(Outcome::SetupFailed(message), annotations, started.elapsed());
         }
     };
@@ -186,8 +187,7 @@ async fn remove_builder(docker: &mut Docker, signals: &mut Signals, b: &Builder,
         let record = docker.output(&["buildx", "rm", b.name.as_str()], None, signals).await;
         let record = matches!(record, Ok(Ended::Exited { code: 0, .. }));
         let Some(container) = &b.container else { return record };
-        let container = docker.output(&["rm", "--force", "--volumes", container.as_str()], None, signals).await;
-        record && matches!(container, Ok(Ended::Exited { code: 0, .. }))
+        containers::remove(docker, signals, container).await && record
     };
     let rm = rm.instrument(tracing::debug_span!("cleanup"));
     tokio::time::timeout(limit, rm).await.unwrap_or(false)

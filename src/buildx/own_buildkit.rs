@@ -114,24 +114,19 @@ pub(super) struct Own {
 /// `Err`: the job was cancelled while the daemon was asked.
 pub(super) async fn image(docker: &mut Docker, signals: &mut Signals, dir: &Path) -> Result<Option<Own>, i32> {
     let Some(container) = own_container() else { return Ok(None) };
-    let format = format!("{{{{.Image}}}}|{{{{index .Config.Labels \"{LABEL}\"}}}}|{{{{json .Mounts}}}}");
-    let out = match docker.run(&["container", "inspect", "--format", &format, &container], None, signals).await {
-        Ok(out) => out,
+    let (image, version, mounts) = match super::containers::own_facts(docker, signals, &container, LABEL).await {
+        Ok(facts) => facts,
         Err(Failure::Failed(cause)) => {
             tracing::debug!(%container, %cause, "the action's own container cannot be inspected");
             return Ok(None);
         }
         Err(Failure::Cancelled(sig)) => return Err(sig),
     };
-    let mut fields = out.trim().splitn(3, '|');
-    let (Some(image), Some(version), Some(mounts)) = (fields.next(), fields.next(), fields.next()) else {
-        return Ok(None);
-    };
     if version != crate::engine::BUILDKIT_VERSION || !image.starts_with("sha256:") {
         tracing::debug!(%image, %version, "the action's own image does not carry the pinned BuildKit");
         return Ok(None);
     }
-    let mounts: Vec<Mount> = serde_json::from_str(mounts).unwrap_or_else(|e| {
+    let mounts: Vec<Mount> = serde_json::from_str(&mounts).unwrap_or_else(|e| {
         tracing::debug!(%e, "the action container's mounts cannot be read");
         Vec::new()
     });
@@ -140,7 +135,7 @@ pub(super) async fn image(docker: &mut Docker, signals: &mut Signals, dir: &Path
         tracing::debug!(dir = %dir.display(), "no bind mount of the runner's holds the run's directory: BuildKit's socket cannot be shared");
         return Ok(None);
     };
-    Ok(Some(Own { image: image.to_string(), socket }))
+    Ok(Some(Own { image, socket }))
 }
 
 /// `docker run` of BuildKit from `image` as `container`: privileged and through the BuildKit
@@ -175,9 +170,29 @@ pub(super) async fn start(
         .mode(0o700)
         .create(&own.socket.ours)
         .map_err(|e| Failure::Failed(format!("cannot create {}: {e}", own.socket.ours.display())))?;
+    if docker.api.is_some() {
+        let body = create_body(&own.image, &own.socket.host, entitlements);
+        return super::containers::create_and_start(docker, signals, container, &body).await;
+    }
     let args = run_args(&own.image, container, &own.socket.host, entitlements);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     docker.run(&args, None, signals).await.map(drop)
+}
+
+/// `run_args` as the Engine API takes it: the same container, created then started.
+pub fn create_body(image: &str, socket_host: &Path, flags: &[String]) -> serde_json::Value {
+    let cmd: Vec<&str> = flags.iter().flat_map(|e| ["--allow-insecure-entitlement", e.as_str()]).collect();
+    serde_json::json!({
+        "Image": image,
+        "Entrypoint": [crate::engine::BUILDKIT_ENTRYPOINT],
+        "Cmd": cmd,
+        "Volumes": {STATE_DIR: {}},
+        "HostConfig": {
+            "Privileged": true,
+            "Init": true,
+            "Mounts": [{"Type": "bind", "Source": socket_host, "Target": SOCKET_DIR}],
+        },
+    })
 }
 
 #[cfg(test)]
@@ -234,6 +249,27 @@ mod tests {
         // A host path with a comma stays one field of --mount's CSV.
         let odd = run_args("sha256:abc", "c", Path::new("/srv/a,b"), &[]);
         assert!(odd.contains(&"type=bind,\"source=/srv/a,b\",target=/run/buildkit".to_string()), "{odd:?}");
+    }
+
+    #[test]
+    fn the_engine_api_creates_the_same_container_as_docker_run() {
+        let host = Path::new("/home/runner/work/_temp/sdi-Ab1/buildkit");
+        let body = create_body("sha256:abc", host, &["security.insecure".to_string()]);
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "Image": "sha256:abc",
+                "Entrypoint": ["/usr/bin/buildkitd-entrypoint"],
+                "Cmd": ["--allow-insecure-entitlement", "security.insecure"],
+                "Volumes": {"/var/lib/buildkit": {}},
+                "HostConfig": {
+                    "Privileged": true,
+                    "Init": true,
+                    "Mounts": [{"Type": "bind", "Source": "/home/runner/work/_temp/sdi-Ab1/buildkit", "Target": "/run/buildkit"}]
+                }
+            })
+        );
+        assert_eq!(create_body("sha256:abc", host, &[])["Cmd"], serde_json::json!([]));
     }
 
     /// The mounts of a container action as the runner starts it (`docker inspect`, abridged).

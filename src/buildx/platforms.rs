@@ -197,12 +197,10 @@ pub(super) async fn check_load(plan: &BuildPlan, docker: &mut Docker, signals: &
     if !plan.load || plan.platforms.len() < 2 {
         return Ok(());
     }
-    let args = ["info", "--format", "{{json .DriverStatus}}"];
-    let status = docker
-        .run(&args, None, signals)
+    let containerd = super::containers::containerd_store(docker, signals)
         .await
         .map_err(|f| failed(f, |c| format!("load: the Docker daemon cannot be asked how it stores images: {c}")))?;
-    if status.contains("io.containerd.snapshotter") {
+    if containerd {
         return Ok(());
     }
     Err(setup_failed(format!(
@@ -232,9 +230,7 @@ async fn register_qemu(
         "Registering QEMU emulation for {} (emulated steps are much slower than native runners).",
         names.join(", ")
     )));
-    let args = ["run", "--privileged", "--rm", BINFMT_IMAGE, "--install", archs.as_str()];
-    docker
-        .run(&args, None, signals)
+    super::containers::run_privileged(docker, signals, BINFMT_IMAGE, &["--install", archs.as_str()])
         .await
         .map_err(|f| failed(f, |c| format!("could not register QEMU for {}: {c}", names.join(", "))))?;
     Ok(())

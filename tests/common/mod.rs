@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod e2e;
+pub mod engine;
 pub mod run;
 
 use std::collections::HashMap;

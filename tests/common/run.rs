@@ -16,6 +16,9 @@ pub const ENV_SECRET: &str = "env-secret-value-77aa11";
 pub struct Run {
     pub dir: tempfile::TempDir,
     pub env: Vec<(String, String)>,
+    /// Set: no docker CLI on `PATH`, buildx alone, and the daemon's API at this fake's address
+    /// (tests/common/engine.rs), started with the first command.
+    engine_api: Option<std::sync::OnceLock<String>>,
 }
 
 pub struct Done {
@@ -65,7 +68,7 @@ impl Run {
             // Not in a container, wherever the tests run; a test names one to be in.
             ("SDI_OWN_CONTAINER", String::new()),
         ];
-        let mut run = Run { dir, env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect() };
+        let mut run = Run { dir, env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), engine_api: None };
         if event == "push" {
             run = run.with("GITHUB_REF", "refs/heads/master");
         }
@@ -80,6 +83,15 @@ impl Run {
         let instance = serde_json::json!({"Name": name, "Driver": driver, "Nodes": [{"Name": format!("{name}0"), "Endpoint": "tcp://buildkitd:1234"}]});
         std::fs::write(dir.join(name), instance.to_string()).unwrap();
         self.with("INPUT_BUILDER", name).with("FAKE_DOCKER_ENDPOINTS", "tcp://buildkitd:1234")
+    }
+
+    /// As in the action's image: buildx without the docker CLI, the daemon asked through its API.
+    pub fn via_engine_api(mut self) -> Run {
+        let bin = self.path("bin-api");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_fake-docker"), bin.join("buildx")).unwrap();
+        self.engine_api = Some(std::sync::OnceLock::new());
+        self
     }
 
     pub fn with_dockerfile(self, text: &str) -> Run {
@@ -100,6 +112,10 @@ impl Run {
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_secure-docker-images"));
         cmd.env_clear().envs(self.env.iter().map(|(k, v)| (k, v))).current_dir(self.dir.path());
+        if let Some(address) = &self.engine_api {
+            let address = address.get_or_init(|| super::engine::start(self.env.clone()));
+            cmd.env("PATH", self.path("bin-api")).env("DOCKER_HOST", address);
+        }
         for (k, v) in std::env::vars() {
             if k.starts_with("LLVM_PROFILE") {
                 cmd.env(k, v);

@@ -7,7 +7,9 @@
 //!
 //! Driven by the environment:
 //! - `FAKE_DOCKER_LOG` (required): file to which one JSON record per call is appended: argv,
-//!   the *names* of the environment, `DOCKER_CONFIG` and its mode, stdin length.
+//!   the *names* of the environment, `DOCKER_CONFIG` and its mode, stdin length, the program
+//!   called (`docker`, or `buildx` on its own: then argv is recorded as `buildx …`), and for
+//!   buildx the registries it has credentials for.
 //! - `FAKE_DOCKER_SCENARIO`: `success` (default), `warm`, `cache-denied`, `dockerfile-error`,
 //!   `cancel`.
 //! - builders, containers and injected failures of their calls: see `builders.rs`; the
@@ -96,8 +98,19 @@ fn state_dir() -> PathBuf {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let call = Call::new(&args);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    // Called as `buildx` (buildx on its own, without the docker CLI): its arguments are the
+    // plugin's, recorded as `docker buildx …` with the program's name beside them.
+    let program = std::env::args().next().unwrap_or_default();
+    let standalone = Path::new(&program).file_name().is_some_and(|n| n == "buildx");
+    if standalone {
+        args.insert(0, "buildx".into());
+    }
+    let mut call = Call::new(&args);
+    call.set("program", json!(if standalone { "buildx" } else { "docker" }));
+    if args.first().is_some_and(|a| a == "buildx") {
+        call.set("auths", json!(logged_in()));
+    }
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     match words.as_slice() {
         ["login", rest @ ..] => login(call, rest),
@@ -134,6 +147,17 @@ fn info(call: Call) -> ExitCode {
         );
     }
     call.finish(0)
+}
+
+/// The registries buildx finds credentials for in `DOCKER_CONFIG/config.json` (what a login
+/// left there, whoever wrote it).
+fn logged_in() -> Vec<String> {
+    let Ok(dir) = std::env::var("DOCKER_CONFIG") else { return Vec::new() };
+    let config: Value = std::fs::read(Path::new(&dir).join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    config["auths"].as_object().map(|a| a.keys().cloned().collect()).unwrap_or_default()
 }
 
 fn login(mut call: Call, rest: &[&str]) -> ExitCode {

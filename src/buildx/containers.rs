@@ -1,0 +1,276 @@
+//! What the run asks of the Docker daemon besides buildx, a function a question: through the
+//! docker CLI where one is installed (it honours the user's contexts), through the Engine API
+//! where none is (the action's image). Both give the same answers, so the phases never ask which.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::daemon::{demux_log, encode};
+use super::docker::{Docker, Ended, Failure, Signals, cause_line};
+
+/// An Engine API call that a signal stops, counted with the run's docker calls.
+async fn call(
+    docker: &mut Docker,
+    signals: &mut Signals,
+    (method, path): (Method, &str),
+    body: Option<&Value>,
+) -> Result<Value, Failure> {
+    docker.calls += 1;
+    let Some(api) = docker.api.as_ref() else { return Err(Failure::Failed("no Engine API".into())) };
+    tokio::select! {
+        r = api.call(method, path, body) => r.map_err(|e| Failure::Failed(e.message)),
+        sig = signals.recv() => Err(Failure::Cancelled(sig)),
+    }
+}
+
+/// A container as the daemon describes it (`docker container inspect`).
+async fn inspect(docker: &mut Docker, signals: &mut Signals, container: &str) -> Result<Value, Failure> {
+    call(docker, signals, (Method::GET, &format!("/containers/{}/json", encode(container))), None).await
+}
+
+/// What the action's own container says of it: its image's ID, the value of `label` on it
+/// (empty when absent), and its mounts (JSON, as `docker inspect` lists them).
+pub(super) async fn own_facts(
+    docker: &mut Docker,
+    signals: &mut Signals,
+    container: &str,
+    label: &str,
+) -> Result<(String, String, String), Failure> {
+    if docker.api.is_none() {
+        let format = format!("{{{{.Image}}}}|{{{{index .Config.Labels \"{label}\"}}}}|{{{{json .Mounts}}}}");
+        let out = docker.run(&["container", "inspect", "--format", &format, container], None, signals).await?;
+        let mut fields = out.trim().splitn(3, '|').map(str::to_string);
+        return match (fields.next(), fields.next(), fields.next()) {
+            (Some(image), Some(value), Some(mounts)) => Ok((image, value, mounts)),
+            _ => Err(Failure::Failed(format!("unexpected answer: {}", out.trim()))),
+        };
+    }
+    let v = inspect(docker, signals, container).await?;
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    Ok((text(&v["Image"]), text(&v["Config"]["Labels"][label]), v["Mounts"].to_string()))
+}
+
+/// Whether a container runs.
+pub(super) async fn running(docker: &mut Docker, signals: &mut Signals, container: &str) -> Result<bool, Failure> {
+    if docker.api.is_none() {
+        let args = ["container", "inspect", "--format", "{{.State.Running}}", container];
+        return Ok(docker.run(&args, None, signals).await?.trim() == "true");
+    }
+    Ok(inspect(docker, signals, container).await?["State"]["Running"] == json!(true))
+}
+
+/// Starts a created or stopped container.
+pub(super) async fn start(docker: &mut Docker, signals: &mut Signals, container: &str) -> Result<(), Failure> {
+    if docker.api.is_none() {
+        return docker.run(&["start", container], None, signals).await.map(drop);
+    }
+    call(docker, signals, (Method::POST, &format!("/containers/{}/start", encode(container))), None).await.map(drop)
+}
+
+/// Removes a container and its anonymous volumes, running or not; one already gone is removed.
+pub(super) async fn remove(docker: &mut Docker, signals: &mut Signals, container: &str) -> bool {
+    if docker.api.is_none() {
+        let out = docker.output(&["rm", "--force", "--volumes", container], None, signals).await;
+        return matches!(out, Ok(Ended::Exited { code: 0, .. }));
+    }
+    let path = format!("/containers/{}?force=1&v=1", encode(container));
+    match call(docker, signals, (Method::DELETE, &path), None).await {
+        Ok(_) => true,
+        Err(Failure::Failed(why)) => why.contains("No such container"),
+        Err(Failure::Cancelled(_)) => false,
+    }
+}
+
+/// Creates `name` from `body` (the API's container configuration) and starts it: what
+/// `docker run --detach` does, the image never pulled.
+pub(super) async fn create_and_start(
+    docker: &mut Docker,
+    signals: &mut Signals,
+    name: &str,
+    body: &Value,
+) -> Result<(), Failure> {
+    call(docker, signals, (Method::POST, &format!("/containers/create?name={}", encode(name))), Some(body)).await?;
+    start(docker, signals, name).await
+}
+
+/// `docker run --privileged --rm IMAGE ARGS…` to its end: the image pulled when the daemon lacks
+/// it, the container removed whatever happens; a non-zero exit is a failure with its log's cause.
+pub(super) async fn run_privileged(
+    docker: &mut Docker,
+    signals: &mut Signals,
+    image: &str,
+    args: &[&str],
+) -> Result<(), Failure> {
+    if docker.api.is_none() {
+        let mut argv = vec!["run", "--privileged", "--rm", image];
+        argv.extend(args);
+        return docker.run(&argv, None, signals).await.map(drop);
+    }
+    pull(docker, signals, image).await?;
+    let body = json!({"Image": image, "Cmd": args, "HostConfig": {"Privileged": true}});
+    let created = call(docker, signals, (Method::POST, "/containers/create"), Some(&body)).await?;
+    let id = created["Id"].as_str().unwrap_or_default().to_string();
+    let ran = wait_for(docker, signals, &id).await;
+    remove(docker, signals, &id).await;
+    ran
+}
+
+/// Starts a created container and waits for its exit; its log's cause when it fails.
+async fn wait_for(docker: &mut Docker, signals: &mut Signals, id: &str) -> Result<(), Failure> {
+    start(docker, signals, id).await?;
+    let waited = call(docker, signals, (Method::POST, &format!("/containers/{id}/wait")), None).await?;
+    match waited["StatusCode"].as_i64() {
+        Some(0) => Ok(()),
+        code => {
+            let logs = format!("/containers/{id}/logs?stdout=1&stderr=1");
+            docker.calls += 1;
+            let raw = docker.api.as_ref().map(|api| api.call_raw(Method::GET, &logs, None));
+            let text = match raw {
+                Some(raw) => raw.await.map(|b| demux_log(&b)).unwrap_or_default(),
+                None => String::new(),
+            };
+            let cause = if text.trim().is_empty() { "it printed nothing" } else { cause_line(&text) };
+            Err(Failure::Failed(format!("exited with status {}: {cause}", code.unwrap_or(-1))))
+        }
+    }
+}
+
+/// Pulls `image` (`name[:tag][@digest]`; the digest wins, as the CLI sends it), reading the
+/// daemon's progress stream for the error it ends with.
+async fn pull(docker: &mut Docker, signals: &mut Signals, image: &str) -> Result<(), Failure> {
+    let (name, reference) = split_reference(image);
+    let path = format!("/images/create?fromImage={}&tag={}", encode(name), encode(reference));
+    docker.calls += 1;
+    let Some(api) = docker.api.as_ref() else { return Err(Failure::Failed("no Engine API".into())) };
+    let raw = tokio::select! {
+        r = api.call_raw(Method::POST, &path, None) => r.map_err(|e| Failure::Failed(e.message))?,
+        sig = signals.recv() => return Err(Failure::Cancelled(sig)),
+    };
+    let failed = String::from_utf8_lossy(&raw)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find_map(|v| v.get("error").and_then(Value::as_str).map(str::to_string));
+    match failed {
+        Some(why) => Err(Failure::Failed(format!("Error response from daemon: {why}"))),
+        None => Ok(()),
+    }
+}
+
+/// `name:tag@digest` → (`name`, `digest`); `name:tag` → (`name`, `tag`); `name` → `latest`.
+pub fn split_reference(image: &str) -> (&str, &str) {
+    if let Some((name, digest)) = image.split_once('@') {
+        let name = match name.rsplit_once(':') {
+            Some((n, tag)) if !tag.contains('/') => n,
+            _ => name,
+        };
+        return (name, digest);
+    }
+    match image.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, tag),
+        _ => (image, "latest"),
+    }
+}
+
+/// Whether the daemon keeps images in the containerd image store (`docker info`'s driver
+/// status names its snapshotter).
+pub(super) async fn containerd_store(docker: &mut Docker, signals: &mut Signals) -> Result<bool, Failure> {
+    let status = if docker.api.is_none() {
+        docker.run(&["info", "--format", "{{json .DriverStatus}}"], None, signals).await?
+    } else {
+        call(docker, signals, (Method::GET, "/info"), None).await?["DriverStatus"].to_string()
+    };
+    Ok(status.contains("io.containerd.snapshotter"))
+}
+
+/// Logs in to `registry` as the CLI does: the daemon checks the credentials (`/auth`), then
+/// they are kept in the private configuration only, where buildx reads them. The password is
+/// on `docker login`'s stdin, or in the request's body: never in an argument or a log line.
+pub(super) async fn login(
+    docker: &mut Docker,
+    signals: &mut Signals,
+    registry: &str,
+    user: &str,
+    password: &str,
+) -> Result<(), Failure> {
+    if docker.api.is_none() {
+        let args = ["login", registry, "--username", user, "--password-stdin"];
+        return docker.run(&args, Some(password.as_bytes()), signals).await.map(drop);
+    }
+    let server = auth_key(registry);
+    let body = json!({"username": user, "password": password, "serveraddress": server});
+    let answer = call(docker, signals, (Method::POST, "/auth"), Some(&body)).await?;
+    let token = answer["IdentityToken"].as_str().filter(|t| !t.is_empty());
+    let path = docker.config_dir().join("config.json");
+    store_auth(&path, &server, user, token.map_or(Secret::Password(password), Secret::IdentityToken))
+        .map_err(|e| Failure::Failed(format!("cannot keep the login in {}: {e}", path.display())))
+}
+
+/// The key a login is kept under: Docker Hub's historical address, else the host as given.
+pub fn auth_key(registry: &str) -> String {
+    match registry {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" => "https://index.docker.io/v1/".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// What a login keeps: the password, or the identity token the registry gave in its place.
+pub enum Secret<'a> {
+    Password(&'a str),
+    IdentityToken(&'a str),
+}
+
+/// Adds a login to a docker `config.json` (created 0600; the rest of it kept), as the CLI writes
+/// one without a credential helper: `auth` is base64 of `user:password` (of `user:` beside an
+/// identity token).
+pub fn store_auth(path: &std::path::Path, server: &str, user: &str, secret: Secret) -> std::io::Result<()> {
+    use base64::Engine;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut config: Value = std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(json!({}));
+    let entry = match secret {
+        Secret::Password(p) => json!({"auth": base64::engine::general_purpose::STANDARD.encode(format!("{user}:{p}"))}),
+        Secret::IdentityToken(t) => json!({
+            "auth": base64::engine::general_purpose::STANDARD.encode(format!("{user}:")),
+            "identitytoken": t,
+        }),
+    };
+    if !config["auths"].is_object() {
+        config["auths"] = json!({});
+    }
+    config["auths"][server] = entry;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    f.write_all(config.to_string().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pull_names_the_repository_and_the_digest_before_the_tag() {
+        let pinned = "tonistiigi/binfmt:qemu-v10.2.3@sha256:400a";
+        assert_eq!(split_reference(pinned), ("tonistiigi/binfmt", "sha256:400a"));
+        assert_eq!(split_reference("localhost:5000/binfmt:v1"), ("localhost:5000/binfmt", "v1"));
+        assert_eq!(split_reference("localhost:5000/binfmt"), ("localhost:5000/binfmt", "latest"));
+        assert_eq!(split_reference("localhost:5000/binfmt@sha256:ab"), ("localhost:5000/binfmt", "sha256:ab"));
+    }
+
+    #[test]
+    fn a_login_is_kept_as_the_cli_keeps_it_beside_the_rest_of_the_configuration() {
+        use base64::Engine;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, r#"{"currentContext":"ci"}"#).unwrap();
+        store_auth(&path, &auth_key("ghcr.io"), "octo", Secret::Password("s3cret:x")).unwrap();
+        store_auth(&path, &auth_key("docker.io"), "me", Secret::IdentityToken("tok")).unwrap();
+        let config: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(config["currentContext"], "ci");
+        let auth = config["auths"]["ghcr.io"]["auth"].as_str().unwrap();
+        assert_eq!(base64::engine::general_purpose::STANDARD.decode(auth).unwrap(), b"octo:s3cret:x");
+        let hub = &config["auths"]["https://index.docker.io/v1/"];
+        assert_eq!((hub["auth"].as_str(), hub["identitytoken"].as_str()), (Some("bWU6"), Some("tok")));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}

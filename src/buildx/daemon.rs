@@ -1,0 +1,181 @@
+//! The Docker Engine API, for a run with no docker CLI installed: the action's image carries
+//! none (10 MB of every job's pull), and asks the daemon itself for the few things that are not
+//! buildx's (its own container, BuildKit's container, a login, QEMU). The daemon is the one
+//! `DOCKER_HOST` names (`unix://` or `tcp://`), else `/var/run/docker.sock`, as the CLI finds
+//! it; paths carry no API version, so the daemon answers in its own.
+
+use serde_json::Value;
+
+/// Where the daemon listens when `DOCKER_HOST` is unset (the runner mounts it there).
+const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+
+/// The daemon's HTTP API, over its socket.
+pub struct EngineApi {
+    client: reqwest::Client,
+    base: String,
+    /// `DOCKER_HOST` as given, for messages.
+    host: String,
+}
+
+/// Why a call did not succeed: the daemon's own words (`{"message": …}`), or why it could not
+/// be reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl EngineApi {
+    /// The API at `docker_host` (`DOCKER_HOST`'s value; unset or empty: the default socket).
+    /// Any other scheme (`ssh://`, a TLS daemon) needs the docker CLI, which says so.
+    pub fn new(docker_host: Option<&str>) -> Result<EngineApi, String> {
+        let host = docker_host.filter(|h| !h.is_empty()).unwrap_or("unix:///var/run/docker.sock");
+        // reqwest builds its TLS settings even for plain HTTP: the provider the registry client uses.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let builder = reqwest::Client::builder().no_proxy();
+        let (client, base) = if let Some(path) = host.strip_prefix("unix://") {
+            let path = if path.is_empty() { DEFAULT_SOCKET } else { path };
+            (builder.unix_socket(path), "http://docker".to_string())
+        } else if let Some(addr) = host.strip_prefix("tcp://") {
+            if std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty()) {
+                return Err(tls_unsupported(host));
+            }
+            (builder, format!("http://{}", addr.trim_end_matches('/')))
+        } else {
+            return Err(format!(
+                "DOCKER_HOST={host}: without the docker CLI the action reaches the Docker daemon at a unix:// or tcp:// address only; install the docker CLI or point DOCKER_HOST at the daemon's socket"
+            ));
+        };
+        let client = client.build().map_err(|e| format!("cannot set up a client for DOCKER_HOST={host}: {e}"))?;
+        Ok(EngineApi { client, base, host: host.to_string() })
+    }
+
+    /// One call; its body parsed as JSON (`Null` when empty), or the daemon's reason.
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value, ApiError> {
+        let bytes = self.call_raw(method, path, body).await?;
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ApiError {
+            status: None,
+            message: format!("the Docker daemon's answer to {path} is not JSON: {e}"),
+        })
+    }
+
+    /// One call; its body as sent (a stream such as a pull's progress or a log, read whole).
+    pub async fn call_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Vec<u8>, ApiError> {
+        tracing::debug!("engine API {method} {}", path.split('?').next().unwrap_or(path));
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.header("Content-Type", "application/json").body(body.to_string());
+        }
+        let unreachable = |e: reqwest::Error| ApiError {
+            status: None,
+            message: format!("cannot reach the Docker daemon at {}: {e}", self.host),
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(unreachable)?;
+        if status.is_success() {
+            return Ok(bytes.to_vec());
+        }
+        Err(ApiError { status: Some(status.as_u16()), message: daemon_message(status.as_u16(), &bytes) })
+    }
+}
+
+fn tls_unsupported(host: &str) -> String {
+    format!(
+        "DOCKER_HOST={host} with DOCKER_TLS_VERIFY: without the docker CLI the action speaks to the Docker daemon without TLS only; install the docker CLI, or use the daemon's unix socket"
+    )
+}
+
+/// The daemon's reason for an error status, worded as the CLI prints it.
+pub fn daemon_message(status: u16, body: &[u8]) -> String {
+    let message = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("message")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
+    if message.is_empty() {
+        format!("Error response from daemon: status {status}")
+    } else {
+        format!("Error response from daemon: {message}")
+    }
+}
+
+/// A path segment or query value as the API takes it (names here are `[A-Za-z0-9_.-]`, image
+/// references add `/:@`).
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The frames of a container's log as the API sends it for a container without a TTY (an
+/// 8-byte header: stream, three zero bytes, big-endian length), joined into text.
+pub fn demux_log(mut raw: &[u8]) -> String {
+    let mut out = Vec::new();
+    while raw.len() >= 8 {
+        let len = u32::from_be_bytes([raw[4], raw[5], raw[6], raw[7]]) as usize;
+        let end = (8 + len).min(raw.len());
+        out.extend_from_slice(&raw[8..end]);
+        raw = &raw[end..];
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_daemon_is_reached_where_docker_host_says_and_nowhere_the_action_cannot_follow() {
+        assert_eq!(EngineApi::new(None).unwrap().base, "http://docker");
+        assert_eq!(EngineApi::new(Some("")).unwrap().host, "unix:///var/run/docker.sock");
+        assert_eq!(EngineApi::new(Some("unix:///run/user/1000/docker.sock")).unwrap().base, "http://docker");
+        assert_eq!(EngineApi::new(Some("tcp://127.0.0.1:2375/")).unwrap().base, "http://127.0.0.1:2375");
+        let ssh = EngineApi::new(Some("ssh://me@host")).err().unwrap();
+        assert!(ssh.contains("DOCKER_HOST=ssh://me@host") && ssh.contains("install the docker CLI"), "{ssh}");
+        assert!(tls_unsupported("tcp://h:2376").contains("DOCKER_TLS_VERIFY"));
+    }
+
+    #[test]
+    fn an_error_is_the_daemons_message_as_the_cli_words_it() {
+        let body = br#"{"message":"No such container: sdi-1-buildkit"}"#;
+        assert_eq!(daemon_message(404, body), "Error response from daemon: No such container: sdi-1-buildkit");
+        assert_eq!(daemon_message(500, b"page not found\n"), "Error response from daemon: page not found");
+        assert_eq!(daemon_message(502, b""), "Error response from daemon: status 502");
+    }
+
+    #[test]
+    fn names_and_references_are_encoded_for_a_path_or_a_query() {
+        assert_eq!(encode("sdi-4242-ab_c.1"), "sdi-4242-ab_c.1");
+        assert_eq!(encode("tonistiigi/binfmt:qemu@sha256:40"), "tonistiigi%2Fbinfmt%3Aqemu%40sha256%3A40");
+    }
+
+    #[test]
+    fn a_log_without_a_tty_is_read_through_its_frame_headers() {
+        let mut raw = vec![1, 0, 0, 0, 0, 0, 0, 3];
+        raw.extend_from_slice(b"ok\n");
+        raw.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 6]);
+        raw.extend_from_slice(b"error\n");
+        raw.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 9, b'c', b'u', b't']);
+        assert_eq!(demux_log(&raw), "ok\nerror\ncut");
+    }
+}

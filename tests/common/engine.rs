@@ -1,0 +1,223 @@
+//! The Docker Engine API in CI, for a run with no docker CLI (the action's image): a local
+//! server that answers each API call by making the same request of the fake `docker` CLI
+//! (tests/fake_docker), as a daemon would carry it out. The fake's state (containers, BuildKit's
+//! socket, logins refused, QEMU) and its call log are shared with the CLI's tests, so the
+//! same assertions hold whichever way the action asked. Calls made this way carry
+//! `FAKE_DOCKER_VIA` among their environment's names.
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use serde_json::{Value, json};
+use wiremock::{Request, Respond, ResponseTemplate};
+
+/// The label the action's image carries (src/buildx/own_buildkit.rs).
+const LABEL: &str = "dev.sdi.buildkit.version";
+
+/// Starts the server with the fake's settings from the run's environment (the daemon sees
+/// nothing else of it); its `tcp://` address.
+pub fn start(env: Vec<(String, String)>) -> String {
+    let daemon = ["PATH", "HOME", "RUNNER_TEMP"];
+    let env: Vec<(String, String)> =
+        env.into_iter().filter(|(k, _)| k.starts_with("FAKE_") || daemon.contains(&k.as_str())).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let server = wiremock::MockServer::start().await;
+            let engine = FakeEngine { env, created: Mutex::new(HashMap::new()), exited: Mutex::new(HashMap::new()) };
+            wiremock::Mock::given(wiremock::matchers::any()).respond_with(engine).mount(&server).await;
+            tx.send(server.address().to_string()).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    format!("tcp://{}", rx.recv().unwrap())
+}
+
+struct FakeEngine {
+    env: Vec<(String, String)>,
+    /// Containers created and not yet started: name or ID → the create request's body.
+    created: Mutex<HashMap<String, Value>>,
+    /// Containers run to their end: ID → (exit status, what they printed).
+    exited: Mutex<HashMap<String, (i64, String)>>,
+}
+
+/// What the fake CLI did: exit status, stdout, stderr.
+type Ran = (i32, String, String);
+
+impl FakeEngine {
+    fn docker(&self, args: &[&str], stdin: Option<&str>) -> Ran {
+        let config = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fake-docker"));
+        cmd.args(args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("FAKE_DOCKER_VIA", "engine-api")
+            // The daemon's own login check: nothing lands in the client's configuration.
+            .env("DOCKER_CONFIG", config.path())
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            std::io::Write::write_all(&mut pipe, text.as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code().unwrap_or(1), text(&out.stdout), text(&out.stderr))
+    }
+
+    fn var(&self, key: &str) -> Option<&str> {
+        self.env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The daemon's error answer for what the CLI printed.
+fn error(status: u16, stderr: &str) -> ResponseTemplate {
+    let line =
+        stderr.lines().map(str::trim).find(|l| l.contains("Error response from daemon:")).unwrap_or(stderr.trim());
+    let message = line.split_once("Error response from daemon: ").map_or(line, |(_, m)| m);
+    ResponseTemplate::new(status).set_body_json(json!({ "message": message }))
+}
+
+impl Respond for FakeEngine {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let path = req.url.path().to_string();
+        let query: HashMap<String, String> = req.url.query_pairs().map(|(k, v)| (k.into(), v.into())).collect();
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match (req.method.as_str(), parts.as_slice()) {
+            ("GET", ["containers", name, "json"]) => self.inspect(name),
+            ("POST", ["containers", "create"]) => self.create(query.get("name"), body),
+            ("POST", ["containers", id, "start"]) => self.start(id),
+            ("POST", ["containers", id, "wait"]) => match self.exited.lock().unwrap().get(*id) {
+                Some((code, _)) => ResponseTemplate::new(200).set_body_json(json!({ "StatusCode": code })),
+                None => error(404, &format!("No such container: {id}")),
+            },
+            ("GET", ["containers", id, "logs"]) => {
+                let text = self.exited.lock().unwrap().get(*id).map(|(_, t)| t.clone()).unwrap_or_default();
+                let mut framed = vec![2, 0, 0, 0];
+                framed.extend_from_slice(&(text.len() as u32).to_be_bytes());
+                framed.extend_from_slice(text.as_bytes());
+                ResponseTemplate::new(200).set_body_bytes(framed)
+            }
+            ("DELETE", ["containers", id]) => {
+                if self.exited.lock().unwrap().remove(*id).is_none() {
+                    self.docker(&["rm", "--force", "--volumes", id], None);
+                }
+                ResponseTemplate::new(204)
+            }
+            ("POST", ["images", "create"]) => self.pull(&query),
+            ("POST", ["auth"]) => self.login(&body),
+            ("GET", ["info"]) => match self.docker(&["info", "--format", "{{json .DriverStatus}}"], None) {
+                (0, out, _) => ResponseTemplate::new(200)
+                    .set_body_json(json!({ "DriverStatus": serde_json::from_str::<Value>(&out).unwrap() })),
+                (_, _, err) => error(500, &err),
+            },
+            _ => error(404, "page not found"),
+        }
+    }
+}
+
+impl FakeEngine {
+    fn inspect(&self, name: &str) -> ResponseTemplate {
+        let own = self.var("FAKE_DOCKER_ACTION_CONTAINER").and_then(|v| v.split_once('=')).map(|(n, _)| n);
+        if own == Some(name) {
+            let format = format!("{{{{.Image}}}}|{{{{index .Config.Labels \"{LABEL}\"}}}}|{{{{json .Mounts}}}}");
+            return match self.docker(&["container", "inspect", "--format", &format, name], None) {
+                (0, out, _) => {
+                    let mut f = out.trim().splitn(3, '|');
+                    let (image, label, mounts) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+                    let labels = if label.is_empty() { json!({}) } else { json!({ LABEL: label }) };
+                    let mounts: Value = serde_json::from_str(mounts).unwrap();
+                    ResponseTemplate::new(200)
+                        .set_body_json(json!({"Image": image, "Config": {"Labels": labels}, "Mounts": mounts}))
+                }
+                (_, _, err) => error(404, &err),
+            };
+        }
+        match self.docker(&["container", "inspect", "--format", "{{.State.Running}}", name], None) {
+            (0, out, _) => {
+                ResponseTemplate::new(200).set_body_json(json!({"State": {"Running": out.trim() == "true"}}))
+            }
+            (_, _, err) => error(404, &err),
+        }
+    }
+
+    fn create(&self, name: Option<&String>, body: Value) -> ResponseTemplate {
+        let mut created = self.created.lock().unwrap();
+        let id = name.cloned().unwrap_or_else(|| format!("{:064x}", created.len() + 1));
+        created.insert(id.clone(), body);
+        ResponseTemplate::new(201).set_body_json(json!({ "Id": id, "Warnings": [] }))
+    }
+
+    /// A created container runs as `docker run` would have run it; any other starts.
+    fn start(&self, id: &str) -> ResponseTemplate {
+        let Some(body) = self.created.lock().unwrap().remove(id) else {
+            return match self.docker(&["start", id], None) {
+                (0, ..) => ResponseTemplate::new(204),
+                (_, _, err) => error(500, &err),
+            };
+        };
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let mut args: Vec<String> = vec!["run".into()];
+        let detached = !body["Entrypoint"].is_null();
+        if detached {
+            args.push("--detach".into());
+        }
+        if body["HostConfig"]["Privileged"] == json!(true) {
+            args.push("--privileged".into());
+        }
+        if detached {
+            if body["HostConfig"]["Init"] == json!(true) {
+                args.push("--init".into());
+            }
+            args.extend(["--pull".into(), "never".into(), "--name".into(), id.to_string()]);
+            for volume in body["Volumes"].as_object().into_iter().flat_map(|v| v.keys()) {
+                args.extend(["--volume".into(), volume.clone()]);
+            }
+            for m in body["HostConfig"]["Mounts"].as_array().into_iter().flatten() {
+                let (kind, source, target) = (text(&m["Type"]), text(&m["Source"]), text(&m["Target"]));
+                args.extend(["--mount".into(), format!("type={kind},source={source},target={target}")]);
+            }
+            for e in body["Entrypoint"].as_array().into_iter().flatten() {
+                args.extend(["--entrypoint".into(), text(e)]);
+            }
+        } else {
+            args.push("--rm".into());
+        }
+        args.push(text(&body["Image"]));
+        args.extend(body["Cmd"].as_array().into_iter().flatten().map(text));
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, err) = self.docker(&argv, None);
+        if detached {
+            return if code == 0 { ResponseTemplate::new(204) } else { error(500, &err) };
+        }
+        self.exited.lock().unwrap().insert(id.to_string(), (code as i64, err));
+        ResponseTemplate::new(204)
+    }
+
+    /// A pull: the fake's registry is always reachable but when QEMU's image is made to fail.
+    fn pull(&self, query: &HashMap<String, String>) -> ResponseTemplate {
+        let image = query.get("fromImage").cloned().unwrap_or_default();
+        let failing = self.var("FAKE_DOCKER_FAIL").is_some_and(|f| f.split(',').any(|f| f == "binfmt"));
+        let line = if failing && image.contains("binfmt") {
+            json!({"errorDetail": {"message": "Get \"https://registry-1.docker.io/v2/\": net/http: request canceled"}, "error": "Get \"https://registry-1.docker.io/v2/\": net/http: request canceled"})
+        } else {
+            json!({"status": format!("Status: Image is up to date for {image}")})
+        };
+        ResponseTemplate::new(200).set_body_string(format!("{line}\r\n"))
+    }
+
+    fn login(&self, body: &Value) -> ResponseTemplate {
+        let field = |k: &str| body[k].as_str().unwrap_or_default().to_string();
+        let (server, user) = (field("serveraddress"), field("username"));
+        match self.docker(&["login", &server, "--username", &user, "--password-stdin"], Some(&field("password"))) {
+            (0, ..) => {
+                ResponseTemplate::new(200).set_body_json(json!({"Status": "Login Succeeded", "IdentityToken": ""}))
+            }
+            (_, _, err) => error(401, &err),
+        }
+    }
+}
