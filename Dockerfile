@@ -1,24 +1,21 @@
 # syntax=docker/dockerfile:1
 # The action image: the pinned BuildKit taken from moby/buildkit (its userland, buildkitd, runc and
-# the QEMU emulators of the platforms people build), with a static secure-docker-images binary, the
-# docker CLI and the buildx plugin. The runner pulls this one image; a run starts its builder from
-# it (src/buildx/own_buildkit.rs), so nothing else is pulled, and the label tells the binary which
-# BuildKit it carries.
+# the QEMU emulators of the platforms people build), with a static secure-docker-images binary and
+# buildx. The runner pulls this one image; a run starts its builder from it
+# (src/buildx/own_buildkit.rs), so nothing else is pulled, and the label tells the binary which
+# BuildKit it carries. No docker CLI (10 MB of every pull): buildx runs on its own, and the binary
+# asks the daemon through its Engine API for the rest (src/buildx/containers.rs).
 #
 # The binary is cross-compiled on the build platform for each target (cargo-zigbuild: zig links
 # musl and compiles ring's C for either architecture), so an arm64 image costs no emulation.
 #   docker buildx build --platform linux/amd64,linux/arm64 -t secure-docker-images .
 
 ARG RUST_IMAGE=rust:1.91-bookworm@sha256:c1e5f19e773b7878c3f7a805dd00a495e747acbdc76fb2337a4ebf0418896b33
-# docker 28.4.0 ships the docker CLI as a static binary.
-ARG DOCKER_IMAGE=docker:28.4.0@sha256:831644212c5bdd0b3362b5855c87b980ea39a83c9e9adcef2ce03eced99a737a
 # The buildx plugin: the release src/engine.rs pins (a test keeps the two equal), the one the
 # real-engine suite runs.
 ARG BUILDX_IMAGE=docker/buildx-bin:0.36.1
 # The BuildKit the image carries and runs a user's build on: the release src/engine.rs pins.
 ARG BUILDKIT_IMAGE=moby/buildkit:v0.32.2
-
-FROM ${DOCKER_IMAGE} AS docker
 
 FROM ${BUILDX_IMAGE} AS buildx
 
@@ -35,17 +32,16 @@ RUN apt-get update \
  && pip3 install --no-cache-dir --break-system-packages ziglang==0.13.0.post1 cargo-zigbuild==0.19.8 \
  && rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl
 ARG TARGETARCH
-# buildkitd, runc and the docker CLI ship with their symbol tables and DWARF, which nothing in a
-# run reads (a Go panic's trace comes from the pclntab, which stays): stripped, buildkitd's
-# compressed layer is half as big (37 -> 19 MB). buildx-bin's is built stripped already.
+# buildkitd and runc ship with their symbol tables and DWARF, which nothing in a run reads (a Go
+# panic's trace comes from the pclntab, which stays): stripped, buildkitd's compressed layer is
+# half as big (37 -> 19 MB). buildx-bin's is built stripped already.
 COPY --from=buildkit /usr/bin/buildkitd /usr/bin/buildkit-runc /engine/
-COPY --from=docker /usr/local/bin/docker /engine/
 RUN case "${TARGETARCH}" in \
       amd64) strip=x86_64-linux-gnu-strip ;; \
       arm64) strip=aarch64-linux-gnu-strip ;; \
       *) echo "unsupported architecture ${TARGETARCH}" >&2; exit 1 ;; \
     esac \
- && "${strip}" --strip-all /engine/buildkitd /engine/buildkit-runc /engine/docker
+ && "${strip}" --strip-all /engine/buildkitd /engine/buildkit-runc
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY src ./src
@@ -80,7 +76,6 @@ ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin BUILDKIT_S
 LABEL dev.sdi.buildkit.version=0.32.2
 # The CA bundle the binary's registry clients read, whatever the base carries.
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-COPY --from=build /engine/docker /usr/local/bin/docker
-COPY --from=buildx /buildx /usr/local/libexec/docker/cli-plugins/docker-buildx
+COPY --from=buildx /buildx /usr/local/bin/buildx
 COPY --from=build /secure-docker-images /usr/local/bin/secure-docker-images
 ENTRYPOINT ["/usr/local/bin/secure-docker-images"]

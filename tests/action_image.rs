@@ -6,10 +6,9 @@
 //! answers, and skips saying why otherwise.
 //!
 //! Stand-ins. Every base image of the `Dockerfile` is a `*_IMAGE` build argument; a loopback
-//! engine passes local ones: `SDI_E2E_DOCKER_IMAGE` (`/usr/local/bin/docker`, a static docker
-//! CLI), `SDI_E2E_BUILDX_IMAGE` (`/buildx`), `SDI_E2E_BUILDKIT_IMAGE` (moby/buildkit's layout;
-//! default `$SDI_E2E_REGISTRY/moby/buildkit:buildx-stable-1`, the harness's). The first two
-//! default to images made here from this machine's docker CLI and buildx plugin. The compiled
+//! engine passes local ones: `SDI_E2E_BUILDX_IMAGE` (`/buildx`; default: an image made here
+//! from this machine's buildx plugin), `SDI_E2E_BUILDKIT_IMAGE` (moby/buildkit's layout;
+//! default `$SDI_E2E_REGISTRY/moby/buildkit:buildx-stable-1`, the harness's). The compiled
 //! binary is this test build's own, given as the `build` stage (`--build-context build=…`):
 //! the release build cross-compiles it with cargo-zigbuild from crates and toolchains a
 //! loopback engine cannot reach. This build is linked against glibc, so the BuildKit stand-in
@@ -70,12 +69,6 @@ fn libraries(binary: &str) -> Vec<PathBuf> {
 /// The `*_IMAGE` build arguments of the stand-ins, made where no variable names one.
 fn stand_ins(e: &E2e, n: &str) -> Vec<(String, String)> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let docker_cli = var("SDI_E2E_DOCKER_IMAGE").unwrap_or_else(|| {
-        let tag = format!("{}/sdi-e2e/standin-docker:{n}", e.registry);
-        let cli = first_file(&[PathBuf::from("/usr/local/bin/docker"), PathBuf::from("/usr/bin/docker")]);
-        push_image(&e.builder, &tag, "FROM scratch\nCOPY docker /usr/local/bin/docker\n", &[("docker", &cli)]);
-        tag
-    });
     let buildx = var("SDI_E2E_BUILDX_IMAGE").unwrap_or_else(|| {
         let tag = format!("{}/sdi-e2e/standin-buildx:{n}", e.registry);
         let home = std::env::var("HOME").unwrap_or_default();
@@ -117,24 +110,22 @@ fn stand_ins(e: &E2e, n: &str) -> Vec<(String, String)> {
     let layout = if own.contains(entrypoint) { "" } else { layout.as_str() };
     let with_libs = format!("{}/sdi-e2e/standin-buildkit:{n}", e.registry);
     push_image(&e.builder, &with_libs, &format!("FROM {buildkit}\n{copies}{layout}"), &files);
-    vec![("DOCKER_IMAGE".into(), docker_cli), ("BUILDX_IMAGE".into(), buildx), ("BUILDKIT_IMAGE".into(), with_libs)]
+    vec![("BUILDX_IMAGE".into(), buildx), ("BUILDKIT_IMAGE".into(), with_libs)]
 }
 
 /// What the `build` stage makes of the engine's binaries: buildkitd and runc from the BuildKit
-/// image, the docker CLI from its image, stripped (this machine's `strip`: the test image is
-/// this machine's platform).
+/// image, stripped (this machine's `strip`: the test image is this machine's platform).
 fn engine_binaries(e: &E2e, images: &[(String, String)], dest: &Path) {
     let image = |name: &str| images.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap();
     let dockerfile = format!(
-        "FROM {} AS buildkit\nFROM {} AS docker\nFROM scratch\nCOPY --from=buildkit /usr/bin/buildkitd /usr/bin/buildkit-runc /\nCOPY --from=docker /usr/local/bin/docker /\n",
-        image("BUILDKIT_IMAGE"),
-        image("DOCKER_IMAGE")
+        "FROM {} AS buildkit\nFROM scratch\nCOPY --from=buildkit /usr/bin/buildkitd /usr/bin/buildkit-runc /\n",
+        image("BUILDKIT_IMAGE")
     );
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
     let output = format!("type=local,dest={}", dest.display());
     docker(&["buildx", "build", "--builder", &e.builder, "--output", &output, dir.path().to_str().unwrap()]);
-    for name in ["buildkitd", "buildkit-runc", "docker"] {
+    for name in ["buildkitd", "buildkit-runc"] {
         let status = Command::new("strip").arg("--strip-all").arg(dest.join(name)).status().unwrap();
         assert!(status.success(), "strip {name}");
     }
@@ -175,7 +166,20 @@ fn run_id() -> &'static str {
 
 /// One job step: the runner pulls the image (if it is not there) and runs it.
 fn job(script: &Path, image: &str, ws: &Workspace, event: &str, fixture: &str, inputs: &[(&str, &str)]) -> Job {
+    job_with_env(script, image, ws, (event, fixture), inputs, "")
+}
+
+/// `job`, with the step's `env:` (shell-quoted `K=V` words).
+fn job_with_env(
+    script: &Path,
+    image: &str,
+    ws: &Workspace,
+    (event, fixture): (&str, &str),
+    inputs: &[(&str, &str)],
+    step_env: &str,
+) -> Job {
     let mut cmd = Command::new(script);
+    cmd.env("GHR_STEP_ENV", step_env);
     cmd.args([image, ws.dir.path().to_str().unwrap(), event, event_path(fixture).to_str().unwrap()]);
     cmd.args(inputs.iter().map(|(k, v)| format!("{k}={v}")));
     cmd.env("GHR_ACTION_YML", Path::new(MANIFEST_DIR).join("action.yml")).env("GHR_RUN_ID", run_id());
@@ -245,10 +249,41 @@ fn the_image_builds_from_the_dockerfile_and_runs_as_the_runner_runs_it() {
     on_its_own_buildkit(&multi);
 
     stores_outlive_the_jobs_builder(&e, (&script, &action), (&repo, &n));
+    logs_in_through_the_daemon(&e, (&script, &action), &n);
+}
+
+/// A registry that needs a login (`SDI_E2E_AUTH_REGISTRY=user:password@host:port`, e.g. the
+/// harness's `harness:harnesspw@127.0.0.1:5002`): the daemon checks the credentials (the image
+/// has no docker CLI), buildx pushes with them, and the password is printed nowhere.
+fn logs_in_through_the_daemon(e: &E2e, (script, action): (&Path, &str), n: &str) {
+    const TEST: &str = "the_image_builds_from_the_dockerfile_and_runs_as_the_runner_runs_it (login)";
+    let Some(auth) = std::env::var("SDI_E2E_AUTH_REGISTRY").ok().filter(|v| !v.is_empty()) else {
+        return skip(TEST, "set SDI_E2E_AUTH_REGISTRY=user:password@host:port to push where a login is needed");
+    };
+    let (credentials, registry) = auth.rsplit_once('@').expect("user:password@host:port");
+    let (user, password) = credentials.split_once(':').expect("user:password");
+    let ws = Workspace::new(&format!("FROM {base}\nCOPY app.txt /app.txt\n", base = e.base));
+    let image = format!("{registry}/sdi-e2e/login-{n}");
+    let logins = format!("registry={registry},username={user},password-env=SDI_REGISTRY_PASSWORD");
+    let platform = native(e);
+    let inputs = [("image", image.as_str()), ("platforms", platform.as_str()), ("github-token", ""), ("logins", &logins)];
+    let step_env = format!("SDI_REGISTRY_PASSWORD={password}");
+    let refused = format!("SDI_REGISTRY_PASSWORD={password}-wrong");
+    let bad = job_with_env(script, action, &ws, ("push", "push-default-branch.json"), &inputs, &refused);
+    assert_eq!(bad.code, Some(1), "{}", bad.log);
+    assert!(bad.log.contains(&format!("::error::docker login to {registry} failed (Error response from daemon:")), "{}", bad.log);
+    let good = job_with_env(script, action, &ws, ("push", "push-default-branch.json"), &inputs, &step_env);
+    assert_eq!(good.code, Some(0), "{}", good.log);
+    assert_eq!(good.outputs["pushed"], "true", "{}", good.log);
+    on_its_own_buildkit(&good);
+    for log in [&good.log, &bad.log] {
+        let shown = log.lines().filter(|l| !l.starts_with("::add-mask::")).filter(|l| l.contains(password));
+        assert_eq!(shown.count(), 0, "the password is printed: {log}");
+    }
 }
 
 /// The image says which BuildKit it carries, and ships nothing a run never starts: buildctl
-/// (buildx dials BuildKit's socket).
+/// (buildx dials BuildKit's socket), the docker CLI.
 fn carries_the_pinned_buildkit_only(action: &str) {
     let labels = docker(&["buildx", "imagetools", "inspect", "--format", "{{json .Image.Config.Labels}}", action]);
     let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
@@ -257,6 +292,10 @@ fn carries_the_pinned_buildkit_only(action: &str) {
     let names: Vec<&str> = listing.lines().collect();
     assert!(names.contains(&"buildkitd") && names.contains(&"buildkit-runc"), "{listing}");
     assert!(!names.iter().any(|n| n.starts_with("buildctl")), "{listing}");
+    // No docker CLI: buildx runs on its own and the binary speaks to the daemon's API.
+    let local = docker(&["run", "--rm", "--entrypoint", "/bin/ls", action, "/usr/local/bin"]);
+    assert!(local.lines().any(|l| l == "buildx") && local.lines().any(|l| l == "secure-docker-images"), "{local}");
+    assert!(!local.lines().chain(names).any(|l| l == "docker"), "{local}");
 }
 
 /// A cache-mount store outlives the job's builder: saved by one job, restored into the next
