@@ -113,8 +113,8 @@ def standin_buildkit(builder, registry, n, d, libs):
 
 def action_images(registry, builder):
     """The image from the top-level Dockerfile with this machine's stand-ins (tests/action_image.rs
-    says why), its binaries stripped as release builds are; and, as the image was before it
-    carried BuildKit, one with only the docker CLI, buildx and the binary (the libraries the
+    says why), its binaries stripped as release builds are (no docker CLI); and, as the image was
+    before it carried BuildKit, one with only the docker CLI, buildx and the binary (the libraries the
     stand-in binary needs as its base), whose builder pulls moby/buildkit. BENCH_ACTION_IMAGE and
     BENCH_PULLING_IMAGE name them instead."""
     if os.environ.get("BENCH_ACTION_IMAGE"):
@@ -147,7 +147,6 @@ def action_images(registry, builder):
             sh("strip", "--strip-all", f"{stage}/engine/{name}")
         own = f"{registry}/bench-job/action-buildkit:{n}"
         sh("docker", "buildx", "build", "--builder", builder, "--provenance=false", "--push", "-t", own,
-           "--build-arg", f"DOCKER_IMAGE={docker_image}",
            "--build-arg", f"BUILDX_IMAGE={registry}/bench-job/standin-buildx:{n}",
            "--build-arg", f"BUILDKIT_IMAGE={buildkit}",
            "--build-context", f"build={stage}", REPO)

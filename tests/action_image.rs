@@ -266,12 +266,17 @@ fn logs_in_through_the_daemon(e: &E2e, (script, action): (&Path, &str), n: &str)
     let image = format!("{registry}/sdi-e2e/login-{n}");
     let logins = format!("registry={registry},username={user},password-env=SDI_REGISTRY_PASSWORD");
     let platform = native(e);
-    let inputs = [("image", image.as_str()), ("platforms", platform.as_str()), ("github-token", ""), ("logins", &logins)];
+    let inputs =
+        [("image", image.as_str()), ("platforms", platform.as_str()), ("github-token", ""), ("logins", &logins)];
     let step_env = format!("SDI_REGISTRY_PASSWORD={password}");
     let refused = format!("SDI_REGISTRY_PASSWORD={password}-wrong");
     let bad = job_with_env(script, action, &ws, ("push", "push-default-branch.json"), &inputs, &refused);
     assert_eq!(bad.code, Some(1), "{}", bad.log);
-    assert!(bad.log.contains(&format!("::error::docker login to {registry} failed (Error response from daemon:")), "{}", bad.log);
+    assert!(
+        bad.log.contains(&format!("::error::docker login to {registry} failed (Error response from daemon:")),
+        "{}",
+        bad.log
+    );
     let good = job_with_env(script, action, &ws, ("push", "push-default-branch.json"), &inputs, &step_env);
     assert_eq!(good.code, Some(0), "{}", good.log);
     assert_eq!(good.outputs["pushed"], "true", "{}", good.log);

@@ -172,11 +172,36 @@ pub(super) async fn start(
         .map_err(|e| Failure::Failed(format!("cannot create {}: {e}", own.socket.ours.display())))?;
     if docker.api.is_some() {
         let body = create_body(&own.image, &own.socket.host, entitlements);
-        return super::containers::create_and_start(docker, signals, container, &body).await;
+        super::containers::create_and_start(docker, signals, container, &body).await?;
+    } else {
+        let args = run_args(&own.image, container, &own.socket.host, entitlements);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        docker.run(&args, None, signals).await?;
     }
-    let args = run_args(&own.image, container, &own.socket.host, entitlements);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    docker.run(&args, None, signals).await.map(drop)
+    listening(signals, &own.socket.ours.join(SOCKET)).await
+}
+
+/// How long BuildKit gets to listen before buildx is left to say why it does not (buildx's
+/// own wait is 20 s).
+const LISTEN_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Waits until BuildKit listens: its socket appears in the run's new directory when it does
+/// (Go's `net.Listen` binds and listens at once). buildx's bootstrap polls a BuildKit that is
+/// not up yet once a second (BuildKit's `Client.Wait`): a container just started costs a whole
+/// second there, where BuildKit itself needs a fraction of one.
+async fn listening(signals: &mut Signals, socket: &Path) -> Result<(), Failure> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < LISTEN_WAIT {
+        if socket.exists() {
+            tracing::debug!("BuildKit listens after {:.2} s", started.elapsed().as_secs_f64());
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(10)) => {}
+            sig = signals.recv() => return Err(Failure::Cancelled(sig)),
+        }
+    }
+    Ok(())
 }
 
 /// `run_args` as the Engine API takes it: the same container, created then started.
