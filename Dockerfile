@@ -54,8 +54,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
       arm64) target=aarch64-unknown-linux-musl ;; \
       *) echo "unsupported architecture ${TARGETARCH}" >&2; exit 1 ;; \
     esac \
- && cargo zigbuild --locked --release --bin secure-docker-images --target "${target}" \
- && cp "target/${target}/release/secure-docker-images" /secure-docker-images
+ && cargo zigbuild --locked --profile dist --bin secure-docker-images --target "${target}" \
+ && cp "target/${target}/dist/secure-docker-images" /secure-docker-images
 
 # moby/buildkit's userland (Alpine with git, ssh, pigz, xz, unshare for its entrypoint) without
 # what a run never starts: buildctl (buildx dials BuildKit's socket itself, no `buildctl

@@ -322,9 +322,20 @@ fn refused_login_only_warns_when_nothing_is_pushed() {
 
 #[test]
 fn no_secret_value_leaks_anywhere() {
+    leaks_no_secret_value(|run| run);
+}
+
+/// As in the action's image: the login through the daemon's API, kept in the private
+/// configuration for buildx (base64 there, gone with it); and the debug log on.
+#[test]
+fn without_the_docker_cli_no_secret_value_leaks_anywhere() {
+    leaks_no_secret_value(|run| run.via_engine_api().with("RUNNER_DEBUG", "1"));
+}
+
+fn leaks_no_secret_value(way: impl Fn(Run) -> Run) {
     // The whole path: login, build, scan of the pushed image, tagging.
     let (registry, dir) = common::dir_registry();
-    let run = Run::new("push", "push-default-branch.json")
+    let run = way(Run::new("push", "push-default-branch.json"))
         .with("INPUT_IMAGE", &format!("{registry}/team/app"))
         .with("FAKE_DOCKER_REGISTRY_DIR", dir.path().to_str().unwrap())
         .with("INPUT_SECRETS", &format!("npm={SECRET}\nmulti=first-line-secret"))

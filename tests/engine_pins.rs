@@ -86,3 +86,14 @@ fn the_image_keeps_buildkits_daemon_and_the_emulators_the_binary_counts_on_and_n
     // moby/buildkit's environment goes with its files.
     assert!(stage.iter().any(|l| l.starts_with("ENV ") && l.contains("BUILDKIT_SETUP_CGROUPV2_ROOT=1")), "{stage:?}");
 }
+
+#[test]
+fn the_images_binary_is_built_whole_program_optimised_at_full_speed() {
+    let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
+    assert!(dockerfile.contains("cargo zigbuild --locked --profile dist "), "{dockerfile}");
+    assert!(dockerfile.contains("\"target/${target}/dist/secure-docker-images\""), "{dockerfile}");
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let dist = manifest.split("[profile.dist]\n").nth(1).expect("[profile.dist]");
+    let dist: Vec<&str> = dist.lines().take_while(|l| !l.is_empty()).collect();
+    assert_eq!(dist, ["inherits = \"release\"", "lto = \"fat\"", "codegen-units = 1"]);
+}
