@@ -8,19 +8,36 @@ use serde_json::{Value, json};
 use super::daemon::{demux_log, encode};
 use super::docker::{Docker, Ended, Failure, Signals, cause_line};
 
-/// An Engine API call that a signal stops, counted with the run's docker calls.
-async fn call(
+/// An Engine API call that a signal stops, counted with the run's docker calls: its answer's
+/// body as sent (a pull's progress stream, a log).
+async fn raw(
     docker: &mut Docker,
     signals: &mut Signals,
     (method, path): (Method, &str),
     body: Option<&Value>,
-) -> Result<Value, Failure> {
+) -> Result<Vec<u8>, Failure> {
     docker.calls += 1;
     let Some(api) = docker.api.as_ref() else { return Err(Failure::Failed("no Engine API".into())) };
     tokio::select! {
-        r = api.call(method, path, body) => r.map_err(|e| Failure::Failed(e.message)),
+        r = api.send(method, path, body) => r.map_err(|e| Failure::Failed(e.message)),
         sig = signals.recv() => Err(Failure::Cancelled(sig)),
     }
+}
+
+/// `raw`, its answer JSON (`Null` when empty).
+pub(super) async fn call(
+    docker: &mut Docker,
+    signals: &mut Signals,
+    request: (Method, &str),
+    body: Option<&Value>,
+) -> Result<Value, Failure> {
+    let path = request.1.to_string();
+    let bytes = raw(docker, signals, request, body).await?;
+    if bytes.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Failure::Failed(format!("the Docker daemon's answer to {path} is not JSON: {e}")))
 }
 
 /// A container as the daemon describes it (`docker container inspect`).
@@ -123,11 +140,10 @@ async fn wait_for(docker: &mut Docker, signals: &mut Signals, id: &str) -> Resul
         Some(0) => Ok(()),
         code => {
             let logs = format!("/containers/{id}/logs?stdout=1&stderr=1");
-            docker.calls += 1;
-            let raw = docker.api.as_ref().map(|api| api.call_raw(Method::GET, &logs, None));
-            let text = match raw {
-                Some(raw) => raw.await.map(|b| demux_log(&b)).unwrap_or_default(),
-                None => String::new(),
+            let text = match raw(docker, signals, (Method::GET, &logs), None).await {
+                Ok(framed) => demux_log(&framed),
+                Err(Failure::Cancelled(sig)) => return Err(Failure::Cancelled(sig)),
+                Err(Failure::Failed(_)) => String::new(),
             };
             let cause = if text.trim().is_empty() { "it printed nothing" } else { cause_line(&text) };
             Err(Failure::Failed(format!("exited with status {}: {cause}", code.unwrap_or(-1))))
@@ -140,13 +156,8 @@ async fn wait_for(docker: &mut Docker, signals: &mut Signals, id: &str) -> Resul
 async fn pull(docker: &mut Docker, signals: &mut Signals, image: &str) -> Result<(), Failure> {
     let (name, reference) = split_reference(image);
     let path = format!("/images/create?fromImage={}&tag={}", encode(name), encode(reference));
-    docker.calls += 1;
-    let Some(api) = docker.api.as_ref() else { return Err(Failure::Failed("no Engine API".into())) };
-    let raw = tokio::select! {
-        r = api.call_raw(Method::POST, &path, None) => r.map_err(|e| Failure::Failed(e.message))?,
-        sig = signals.recv() => return Err(Failure::Cancelled(sig)),
-    };
-    let failed = String::from_utf8_lossy(&raw)
+    let progress = raw(docker, signals, (Method::POST, &path), None).await?;
+    let failed = String::from_utf8_lossy(&progress)
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find_map(|v| v.get("error").and_then(Value::as_str).map(str::to_string));
@@ -182,67 +193,6 @@ pub(super) async fn containerd_store(docker: &mut Docker, signals: &mut Signals)
     Ok(status.contains("io.containerd.snapshotter"))
 }
 
-/// Logs in to `registry` as the CLI does: the daemon checks the credentials (`/auth`), then
-/// they are kept in the private configuration only, where buildx reads them. The password is
-/// on `docker login`'s stdin, or in the request's body: never in an argument or a log line.
-pub(super) async fn login(
-    docker: &mut Docker,
-    signals: &mut Signals,
-    registry: &str,
-    user: &str,
-    password: &str,
-) -> Result<(), Failure> {
-    if docker.api.is_none() {
-        let args = ["login", registry, "--username", user, "--password-stdin"];
-        return docker.run(&args, Some(password.as_bytes()), signals).await.map(drop);
-    }
-    let server = auth_key(registry);
-    let body = json!({"username": user, "password": password, "serveraddress": server});
-    let answer = call(docker, signals, (Method::POST, "/auth"), Some(&body)).await?;
-    let token = answer["IdentityToken"].as_str().filter(|t| !t.is_empty());
-    let path = docker.config_dir().join("config.json");
-    store_auth(&path, &server, user, token.map_or(Secret::Password(password), Secret::IdentityToken))
-        .map_err(|e| Failure::Failed(format!("cannot keep the login in {}: {e}", path.display())))
-}
-
-/// The key a login is kept under: Docker Hub's historical address, else the host as given.
-pub fn auth_key(registry: &str) -> String {
-    match registry {
-        "docker.io" | "index.docker.io" | "registry-1.docker.io" => "https://index.docker.io/v1/".to_string(),
-        other => other.to_string(),
-    }
-}
-
-/// What a login keeps: the password, or the identity token the registry gave in its place.
-pub enum Secret<'a> {
-    Password(&'a str),
-    IdentityToken(&'a str),
-}
-
-/// Adds a login to a docker `config.json` (created 0600; the rest of it kept), as the CLI writes
-/// one without a credential helper: `auth` is base64 of `user:password` (of `user:` beside an
-/// identity token).
-pub fn store_auth(path: &std::path::Path, server: &str, user: &str, secret: Secret) -> std::io::Result<()> {
-    use base64::Engine;
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut config: Value = std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(json!({}));
-    let entry = match secret {
-        Secret::Password(p) => json!({"auth": base64::engine::general_purpose::STANDARD.encode(format!("{user}:{p}"))}),
-        Secret::IdentityToken(t) => json!({
-            "auth": base64::engine::general_purpose::STANDARD.encode(format!("{user}:")),
-            "identitytoken": t,
-        }),
-    };
-    if !config["auths"].is_object() {
-        config["auths"] = json!({});
-    }
-    config["auths"][server] = entry;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    f.write_all(config.to_string().as_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,23 +204,5 @@ mod tests {
         assert_eq!(split_reference("localhost:5000/binfmt:v1"), ("localhost:5000/binfmt", "v1"));
         assert_eq!(split_reference("localhost:5000/binfmt"), ("localhost:5000/binfmt", "latest"));
         assert_eq!(split_reference("localhost:5000/binfmt@sha256:ab"), ("localhost:5000/binfmt", "sha256:ab"));
-    }
-
-    #[test]
-    fn a_login_is_kept_as_the_cli_keeps_it_beside_the_rest_of_the_configuration() {
-        use base64::Engine;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.json");
-        std::fs::write(&path, r#"{"currentContext":"ci"}"#).unwrap();
-        store_auth(&path, &auth_key("ghcr.io"), "octo", Secret::Password("s3cret:x")).unwrap();
-        store_auth(&path, &auth_key("docker.io"), "me", Secret::IdentityToken("tok")).unwrap();
-        let config: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        assert_eq!(config["currentContext"], "ci");
-        let auth = config["auths"]["ghcr.io"]["auth"].as_str().unwrap();
-        assert_eq!(base64::engine::general_purpose::STANDARD.decode(auth).unwrap(), b"octo:s3cret:x");
-        let hub = &config["auths"]["https://index.docker.io/v1/"];
-        assert_eq!((hub["auth"].as_str(), hub["identitytoken"].as_str()), (Some("bWU6"), Some("tok")));
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 }

@@ -56,25 +56,8 @@ impl EngineApi {
         Ok(EngineApi { client, base, host: host.to_string() })
     }
 
-    /// One call; its body parsed as JSON (`Null` when empty), or the daemon's reason.
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value, ApiError> {
-        let bytes = self.call_raw(method, path, body).await?;
-        if bytes.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&bytes).map_err(|e| ApiError {
-            status: None,
-            message: format!("the Docker daemon's answer to {path} is not JSON: {e}"),
-        })
-    }
-
-    /// One call; its body as sent (a stream such as a pull's progress or a log, read whole).
-    pub async fn call_raw(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Vec<u8>, ApiError> {
+    /// One call; its answer's body as sent (read whole), or the daemon's reason.
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Vec<u8>, ApiError> {
         tracing::debug!("engine API {method} {}", path.split('?').next().unwrap_or(path));
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
