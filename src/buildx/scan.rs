@@ -54,14 +54,7 @@ pub(super) async fn verify_image(
 ) -> Result<Option<Registry>, Outcome> {
     let Some(mode) = plan.verify else { return Ok(None) };
     let started = Instant::now();
-    let needles = crate::verify::Needles::new(&secret_values(ctx, plan));
-    if !needles.skipped.is_empty() {
-        annotations.push(Annotation::notice(format!(
-            "Not scanned for, being shorter than {} bytes: {}.",
-            crate::verify::MIN_SCAN_LEN,
-            needles.skipped.join(", ")
-        )));
-    }
+    let needles = needles(ctx, plan, annotations);
     if needles.is_empty() {
         return Ok(None);
     }
@@ -106,18 +99,36 @@ pub(super) async fn verify_image(
     if let Some((registry, Some(ledger))) = client.as_mut() {
         proofs.record(registry, ledger, &report.scanned, &plan.image, annotations).await;
     }
+    annotations.push(clean(&report, started));
+    Ok(client.map(|(r, _)| r))
+}
+
+/// What the scan looks for; the values too short to be told from chance are said in a notice.
+fn needles(ctx: &Context, plan: &BuildPlan, annotations: &mut Vec<Annotation>) -> crate::verify::Needles {
+    let needles = crate::verify::Needles::new(&secret_values(ctx, plan));
+    if !needles.skipped.is_empty() {
+        annotations.push(Annotation::notice(format!(
+            "Not scanned for, being shorter than {} bytes: {}.",
+            crate::verify::MIN_SCAN_LEN,
+            needles.skipped.join(", ")
+        )));
+    }
+    needles
+}
+
+/// The notice of a clean image: what was read, of which platforms, in how long.
+fn clean(report: &crate::verify::Report, started: Instant) -> Annotation {
     let scope = if report.platforms.is_empty() { "the image".to_string() } else { report.platforms.join(", ") };
     let proven = match report.proven {
         0 => String::new(),
         n => format!("; {n} layer(s) already proven clean of these values were not read again"),
     };
-    annotations.push(Annotation::notice(format!(
+    Annotation::notice(format!(
         "No secret value in the image: {} layers ({:.1} MB) of {scope} checked in {:.1} s{proven}.",
         report.layers,
         report.bytes as f64 / 1e6,
         started.elapsed().as_secs_f64()
-    )));
-    Ok(client.map(|(r, _)| r))
+    ))
 }
 
 /// What proofs are bound to: the key, and the values the scan looked for.

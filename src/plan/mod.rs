@@ -248,6 +248,26 @@ fn push_unless_call(push: bool, options: &BuildOptions, warnings: &mut Vec<Strin
     push
 }
 
+/// The registries a run logs in to, and with which credentials: only a trusted run, to those it
+/// pushes to or writes (an `outputs` registry, the cache image's when a cache or a store is
+/// saved) and those of `logins`.
+fn logins_for(
+    ctx: &Context,
+    trusted: bool,
+    (mode, push, tags): (Mode, bool, &[String]),
+    (options, writes_cache): (&BuildOptions, bool),
+    warnings: &mut Vec<String>,
+) -> (Vec<String>, Vec<RegistryLogin>) {
+    if !trusted {
+        return (Vec::new(), Vec::new());
+    }
+    let mut written = options::written_registries(options);
+    if writes_cache {
+        written.insert(0, ctx.inputs.cache_image.registry().to_string());
+    }
+    login::logins(ctx, (mode, push, tags), written, warnings)
+}
+
 /// Builds the plan. Fails only for inputs whose problem depends on trust (a secret or a
 /// registry password that a trusted run needs but that is empty or missing).
 pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<BuildPlan, InputError> {
@@ -279,16 +299,9 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
     let push = push_for(ctx, decision, mode, &tags, &mut warnings);
     let push = push_unless_call(push, &options, &mut warnings);
     let verify = secrets::verify_for(ctx, builds && !secrets.is_empty(), push, &mut warnings);
-    let (login, credentials) = if trusted {
-        let saves_mounts = cache_mounts.as_ref().is_some_and(|m| m.save_to.is_some());
-        let mut written = options::written_registries(&options);
-        if writes_registry_cache || saves_mounts {
-            written.insert(0, inputs.cache_image.registry().to_string());
-        }
-        login::logins(ctx, (mode, push, &tags), written, &mut warnings)
-    } else {
-        (Vec::new(), Vec::new())
-    };
+    let saves_mounts = cache_mounts.as_ref().is_some_and(|m| m.save_to.is_some());
+    let writes_cache = writes_registry_cache || saves_mounts;
+    let (login, credentials) = logins_for(ctx, trusted, (mode, push, &tags), (&options, writes_cache), &mut warnings);
     let merge_sources: Vec<String> =
         inputs.merge_digests.iter().map(|d| format!("{}@{}", inputs.image, d.as_str())).collect();
     warn_merge(mode, push, trusted, &mut warnings);
