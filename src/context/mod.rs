@@ -318,55 +318,12 @@ impl Context {
     pub fn with_event(env: &ProcessEnv, flags: &Overrides, event: Event) -> Result<Context, InputError> {
         let runner: RawRunner = envy::from_iter(env.vars.iter().map(|(k, v)| (k.clone(), v.clone())))
             .map_err(|e| InputError::new("environment", format!("cannot read runner variables: {e}")))?;
-        let event_name = nonempty(flags.event_name.clone().or(runner.github_event_name)).ok_or_else(|| {
+        let event_name = nonempty(flags.event_name.clone().or(runner.github_event_name.clone())).ok_or_else(|| {
             InputError::new("GITHUB_EVENT_NAME", "is not set: run inside GitHub Actions or pass --event-name")
         })?;
 
-        let repository = match nonempty(flags.repository.clone()) {
-            Some(r) => repo_name(&r, "--repository")?,
-            None => match nonempty(runner.github_repository) {
-                Some(r) => repo_name(&r, "GITHUB_REPOSITORY")?,
-                None => {
-                    let from_payload = event.repository.as_ref().and_then(|r| r.full_name.clone());
-                    let full = from_payload.ok_or_else(|| {
-                        InputError::new(
-                            "GITHUB_REPOSITORY",
-                            "is not set and the payload names no repository: pass --repository owner/repo",
-                        )
-                    })?;
-                    repo_name(&full, "repository.full_name")?
-                }
-            },
-        };
-        if let Some(owner) = nonempty(runner.github_repository_owner)
-            && !owner.eq_ignore_ascii_case(&repository.owner)
-        {
-            return Err(InputError::new(
-                "GITHUB_REPOSITORY_OWNER",
-                format!("'{owner}' is not the owner of '{}'", repository.full()),
-            ));
-        }
-
-        let mut raw_inputs: HashMap<String, String> = env
-            .vars
-            .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix("INPUT_")?.to_ascii_lowercase(), v.clone())))
-            .collect();
-        for (name, value) in &flags.inputs {
-            let name = name.trim().to_ascii_lowercase();
-            if !inputs::INPUT_NAMES.contains(&name.as_str()) {
-                return Err(InputError::new(
-                    "--input",
-                    format!(
-                        "'{name}' is not an input of this action: known inputs are {}",
-                        inputs::INPUT_NAMES.join(", ")
-                    ),
-                ));
-            }
-            raw_inputs.insert(name, value.clone());
-        }
-        let raw: RawInputs = envy::from_iter(raw_inputs)
-            .map_err(|e| InputError::new("inputs", format!("cannot read the action's inputs: {e}")))?;
+        let repository = repository_of(flags, &runner, &event)?;
+        let raw = raw_inputs(env, flags)?;
         let (inputs, secret_values) = raw.lower(&repository.full(), env)?;
         let dockerfile = std::fs::read_to_string(inputs.dockerfile_path()).ok();
         let masks = masks(&inputs, &secret_values, &env.vars);
@@ -398,6 +355,57 @@ impl Context {
             dockerfile,
         })
     }
+}
+
+/// The repository the run is for: `--repository`, else `GITHUB_REPOSITORY`, else the payload's;
+/// its owner must be `GITHUB_REPOSITORY_OWNER` when that is set.
+fn repository_of(flags: &Overrides, runner: &RawRunner, event: &Event) -> Result<RepoName, InputError> {
+    let repository = match nonempty(flags.repository.clone()) {
+        Some(r) => repo_name(&r, "--repository")?,
+        None => match nonempty(runner.github_repository.clone()) {
+            Some(r) => repo_name(&r, "GITHUB_REPOSITORY")?,
+            None => {
+                let from_payload = event.repository.as_ref().and_then(|r| r.full_name.clone());
+                let full = from_payload.ok_or_else(|| {
+                    InputError::new(
+                        "GITHUB_REPOSITORY",
+                        "is not set and the payload names no repository: pass --repository owner/repo",
+                    )
+                })?;
+                repo_name(&full, "repository.full_name")?
+            }
+        },
+    };
+    if let Some(owner) = nonempty(runner.github_repository_owner.clone())
+        && !owner.eq_ignore_ascii_case(&repository.owner)
+    {
+        return Err(InputError::new(
+            "GITHUB_REPOSITORY_OWNER",
+            format!("'{owner}' is not the owner of '{}'", repository.full()),
+        ));
+    }
+    Ok(repository)
+}
+
+/// The action's inputs as given: `INPUT_*` (names lowercased, dashes kept), then `--input`s of
+/// the local CLI over them, each of which must be an input of the action.
+fn raw_inputs(env: &ProcessEnv, flags: &Overrides) -> Result<RawInputs, InputError> {
+    let mut raw: HashMap<String, String> = env
+        .vars
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("INPUT_")?.to_ascii_lowercase(), v.clone())))
+        .collect();
+    for (name, value) in &flags.inputs {
+        let name = name.trim().to_ascii_lowercase();
+        if !inputs::INPUT_NAMES.contains(&name.as_str()) {
+            return Err(InputError::new(
+                "--input",
+                format!("'{name}' is not an input of this action: known inputs are {}", inputs::INPUT_NAMES.join(", ")),
+            ));
+        }
+        raw.insert(name, value.clone());
+    }
+    envy::from_iter(raw).map_err(|e| InputError::new("inputs", format!("cannot read the action's inputs: {e}")))
 }
 
 #[cfg(test)]
