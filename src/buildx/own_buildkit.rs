@@ -181,9 +181,9 @@ pub(super) async fn start(
     listening(signals, &own.socket.ours.join(SOCKET)).await
 }
 
-/// How long BuildKit gets to listen before buildx is left to say why it does not (buildx's
-/// own wait is 20 s).
-const LISTEN_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long BuildKit gets to listen before buildx's own wait (20 s) takes over, to say why it
+/// does not: it listens within a few hundredths of a second here.
+const LISTEN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Waits until BuildKit listens: its socket appears in the run's new directory when it does
 /// (Go's `net.Listen` binds and listens at once). buildx's bootstrap polls a BuildKit that is
