@@ -307,3 +307,15 @@ fn cancelled_while_its_container_is_asked(run: Run) -> Run {
     assert!(asked.elapsed() < Duration::from_secs(10), "the question was dropped, not waited for");
     run
 }
+
+/// The daemon starts BuildKit's container and answers before buildkitd listens; buildx,
+/// asked then, would poll it once a second. It is asked once BuildKit listens.
+#[test]
+fn buildx_attaches_the_images_buildkit_once_it_listens() {
+    for way in [|run: Run| run, |run: Run| run.via_engine_api()] {
+        let run = way(in_action_image(push(), "0.32.2").with("FAKE_DOCKER_BUILDKIT_LISTENS_MS", "300"));
+        run.run().assert_success();
+        let create = run.call(&["buildx", "create"]).unwrap();
+        assert_eq!(create["endpoint_listening"], true, "{create}");
+    }
+}

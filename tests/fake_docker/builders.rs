@@ -164,7 +164,7 @@ fn remote_options(opts: &[String]) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
-pub fn create(call: Call, rest: &[&str]) -> ExitCode {
+pub fn create(mut call: Call, rest: &[&str]) -> ExitCode {
     let (mut name, mut driver, mut opts, mut endpoint) = (None, "docker-container".to_string(), Vec::new(), None);
     let mut i = 0;
     while i < rest.len() {
@@ -210,6 +210,11 @@ pub fn create(call: Call, rest: &[&str]) -> ExitCode {
             if let Err(e) = remote_options(&opts) {
                 eprintln!("ERROR: {e}");
                 return call.finish(1);
+            }
+            // Whether BuildKit listened when buildx was asked (its bootstrap would otherwise
+            // poll once a second).
+            if let Some(path) = ep.strip_prefix("unix://") {
+                call.set("endpoint_listening", json!(Path::new(path).exists()));
             }
             ep
         }

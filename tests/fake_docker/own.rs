@@ -9,6 +9,7 @@
 //!   BuildKit's socket appears at the path its container's `/run/buildkit` bind mount has in the
 //!   action's container, and goes with its container.
 //! - `FAKE_DOCKER_FAIL=run-buildkit`: its BuildKit does not start.
+//! - `FAKE_DOCKER_BUILDKIT_LISTENS_MS`: its socket appears that long after the container started.
 //! - `FAKE_DOCKER_SCENARIO=cancel-inspect`: asking for the action's container hangs until the
 //!   job is cancelled (it writes `FAKE_DOCKER_STAMP` first).
 
@@ -135,13 +136,33 @@ pub fn run_buildkit(call: Call, rest: &[&str]) -> ExitCode {
     // Its socket, where the action's container sees the host directory (if it does).
     if let Some(dir) = in_action_container(socket_dir).filter(|d| d.is_dir()) {
         let socket = dir.join("buildkitd.sock");
-        std::fs::write(&socket, "").unwrap();
+        listen(&socket);
         let mut sockets = sockets();
         sockets.insert(name.to_string(), json!(socket));
         save_sockets(&sockets);
     }
     println!("{}", "4e".repeat(32));
     call.finish(0)
+}
+
+/// BuildKit's socket appears when it listens: at once, or `FAKE_DOCKER_BUILDKIT_LISTENS_MS`
+/// after the container started (as a real buildkitd, which the daemon does not wait for).
+#[expect(
+    clippy::zombie_processes,
+    reason = "this fake exits at once: the delayed writer is reparented, not left a zombie"
+)]
+fn listen(socket: &Path) {
+    match std::env::var("FAKE_DOCKER_BUILDKIT_LISTENS_MS").ok().and_then(|ms| ms.parse::<u64>().ok()) {
+        Some(ms) => {
+            let script = format!("sleep {}; : > \"$0\"", ms as f64 / 1000.0);
+            // Detached from the CLI's output, which its caller reads to the end.
+            let null = std::process::Stdio::null;
+            let mut sh = std::process::Command::new("sh");
+            sh.args(["-c", &script]).arg(socket).stdin(null()).stdout(null()).stderr(null());
+            sh.spawn().unwrap();
+        }
+        None => std::fs::write(socket, "").unwrap(),
+    }
 }
 
 /// `docker rm --force --volumes NAME`: gone, and no error for one already gone.
