@@ -267,6 +267,18 @@ fn through_the_api_qemu_is_registered_from_its_image_pulled_first() {
     run.run().assert_success();
     let binfmt = argv(&run.call(&["run", "--privileged"]).expect("QEMU registered"));
     assert_eq!(binfmt[..3], ["run", "--privileged", "--rm"], "{binfmt:?}");
+    let pulls = std::fs::read_to_string(run.path("engine-pulls.jsonl")).unwrap();
+    assert_eq!(pulls.trim(), r#"{"image":"tonistiigi/binfmt","server":null,"user":null}"#, "no login, no credentials");
+    // Logged in to Docker Hub: the pull carries that login, as the CLI's would.
+    let hub = mips()
+        .with("INPUT_LOGINS", "registry=docker.io,username=acme-bot,password-env=HUB_TOKEN")
+        .with("HUB_TOKEN", "dckr_pat_pull_limits_0123");
+    hub.run().assert_success();
+    let pulls = std::fs::read_to_string(hub.path("engine-pulls.jsonl")).unwrap();
+    assert_eq!(
+        pulls.trim(),
+        r#"{"image":"tonistiigi/binfmt","server":"https://index.docker.io/v1/","user":"acme-bot"}"#
+    );
     assert_eq!(binfmt[3], sdi::buildx::BINFMT_IMAGE);
     assert_eq!(binfmt[4..], ["--install", "mips64le"]);
     // Its image cannot be pulled: the run says why, by the daemon's words.

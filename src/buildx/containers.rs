@@ -13,13 +13,13 @@ use super::docker::{Docker, Ended, Failure, Signals, cause_line};
 async fn raw(
     docker: &mut Docker,
     signals: &mut Signals,
-    (method, path): (Method, &str),
-    body: Option<&Value>,
+    request: (Method, &str),
+    (body, registry_auth): (Option<&Value>, Option<&str>),
 ) -> Result<Vec<u8>, Failure> {
     docker.calls += 1;
     let Some(api) = docker.api.as_ref() else { return Err(Failure::Failed("no Engine API".into())) };
     tokio::select! {
-        r = api.send(method, path, body) => r.map_err(|e| Failure::Failed(e.message)),
+        r = api.send(request, body, registry_auth) => r.map_err(|e| Failure::Failed(e.message)),
         sig = signals.recv() => Err(Failure::Cancelled(sig)),
     }
 }
@@ -32,7 +32,7 @@ pub(super) async fn call(
     body: Option<&Value>,
 ) -> Result<Value, Failure> {
     let path = request.1.to_string();
-    let bytes = raw(docker, signals, request, body).await?;
+    let bytes = raw(docker, signals, request, (body, None)).await?;
     if bytes.is_empty() {
         return Ok(Value::Null);
     }
@@ -140,7 +140,7 @@ async fn wait_for(docker: &mut Docker, signals: &mut Signals, id: &str) -> Resul
         Some(0) => Ok(()),
         code => {
             let logs = format!("/containers/{id}/logs?stdout=1&stderr=1");
-            let text = match raw(docker, signals, (Method::GET, &logs), None).await {
+            let text = match raw(docker, signals, (Method::GET, &logs), (None, None)).await {
                 Ok(framed) => demux_log(&framed),
                 Err(Failure::Cancelled(sig)) => return Err(Failure::Cancelled(sig)),
                 Err(Failure::Failed(_)) => String::new(),
@@ -156,7 +156,12 @@ async fn wait_for(docker: &mut Docker, signals: &mut Signals, id: &str) -> Resul
 async fn pull(docker: &mut Docker, signals: &mut Signals, image: &str) -> Result<(), Failure> {
     let (name, reference) = split_reference(image);
     let path = format!("/images/create?fromImage={}&tag={}", encode(name), encode(reference));
-    let progress = raw(docker, signals, (Method::POST, &path), None).await?;
+    // The run's login to the image's registry, if any (Docker Hub's pull limits).
+    let host = crate::context::inputs::registry_of(image);
+    let config = std::fs::read_to_string(docker.config_dir().join("config.json")).unwrap_or_default();
+    let auth = crate::verify::stored_auth(&config, host)
+        .map(|(user, password)| super::daemon::registry_auth(&user, &password, &super::login::auth_key(host)));
+    let progress = raw(docker, signals, (Method::POST, &path), (None, auth.as_deref())).await?;
     let failed = String::from_utf8_lossy(&progress)
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

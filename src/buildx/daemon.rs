@@ -57,11 +57,21 @@ impl EngineApi {
     }
 
     /// One call; its answer's body as sent (read whole), or the daemon's reason.
-    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Vec<u8>, ApiError> {
+    /// `registry_auth`: a pull's `X-Registry-Auth` (see `registry_auth`), the credentials the
+    /// CLI would send for the image's registry.
+    pub async fn send(
+        &self,
+        (method, path): (reqwest::Method, &str),
+        body: Option<&Value>,
+        registry_auth: Option<&str>,
+    ) -> Result<Vec<u8>, ApiError> {
         tracing::debug!("engine API {method} {}", path.split('?').next().unwrap_or(path));
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
             request = request.header("Content-Type", "application/json").body(body.to_string());
+        }
+        if let Some(auth) = registry_auth {
+            request = request.header("X-Registry-Auth", auth);
         }
         let unreachable = |e: reqwest::Error| ApiError {
             status: None,
@@ -94,6 +104,13 @@ pub fn daemon_message(status: u16, body: &[u8]) -> String {
     } else {
         format!("Error response from daemon: {message}")
     }
+}
+
+/// The `X-Registry-Auth` header's value for a login: base64url of its JSON, as the CLI encodes it.
+pub fn registry_auth(user: &str, password: &str, server: &str) -> String {
+    use base64::Engine;
+    let json = serde_json::json!({"username": user, "password": password, "serveraddress": server});
+    base64::engine::general_purpose::URL_SAFE.encode(json.to_string())
 }
 
 /// A path segment or query value as the API takes it (names here are `[A-Za-z0-9_.-]`, image
@@ -150,6 +167,19 @@ mod tests {
     fn names_and_references_are_encoded_for_a_path_or_a_query() {
         assert_eq!(encode("sdi-4242-ab_c.1"), "sdi-4242-ab_c.1");
         assert_eq!(encode("tonistiigi/binfmt:qemu@sha256:40"), "tonistiigi%2Fbinfmt%3Aqemu%40sha256%3A40");
+    }
+
+    #[test]
+    fn a_pulls_credentials_are_sent_as_the_cli_encodes_them() {
+        use base64::Engine;
+        let header = registry_auth("me", "pa/ss+?", "https://index.docker.io/v1/");
+        let json = base64::engine::general_purpose::URL_SAFE.decode(&header).unwrap();
+        let v: Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"username": "me", "password": "pa/ss+?", "serveraddress": "https://index.docker.io/v1/"})
+        );
+        assert!(!header.contains('+') && !header.contains('/'), "base64url: {header}");
     }
 
     #[test]

@@ -108,7 +108,7 @@ impl Respond for FakeEngine {
                 }
                 ResponseTemplate::new(204)
             }
-            ("POST", ["images", "create"]) => self.pull(&query),
+            ("POST", ["images", "create"]) => self.pull(&query, req.headers.get("X-Registry-Auth")),
             ("POST", ["auth"]) => self.login(&body),
             ("GET", ["info"]) => match self.docker(&["info", "--format", "{{json .DriverStatus}}"], None) {
                 (0, out, _) => ResponseTemplate::new(200)
@@ -199,8 +199,18 @@ impl FakeEngine {
     }
 
     /// A pull: the fake's registry is always reachable but when QEMU's image is made to fail.
-    fn pull(&self, query: &HashMap<String, String>) -> ResponseTemplate {
+    /// Each is recorded in `engine-pulls.jsonl` beside the call log: the image, and the user
+    /// its credentials name (`X-Registry-Auth`), if any.
+    fn pull(&self, query: &HashMap<String, String>, auth: Option<&wiremock::http::HeaderValue>) -> ResponseTemplate {
+        use base64::Engine;
         let image = query.get("fromImage").cloned().unwrap_or_default();
+        let auth: Option<Value> = auth
+            .and_then(|h| base64::engine::general_purpose::URL_SAFE.decode(h.as_bytes()).ok())
+            .and_then(|json| serde_json::from_slice(&json).ok());
+        let log = std::path::Path::new(self.var("FAKE_DOCKER_LOG").unwrap()).with_file_name("engine-pulls.jsonl");
+        let record = json!({"image": image, "user": auth.as_ref().map(|a| a["username"].clone()), "server": auth.as_ref().map(|a| a["serveraddress"].clone())});
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        std::io::Write::write_all(&mut f, format!("{record}\n").as_bytes()).unwrap();
         let failing = self.var("FAKE_DOCKER_FAIL").is_some_and(|f| f.split(',').any(|f| f == "binfmt"));
         let line = if failing && image.contains("binfmt") {
             json!({"errorDetail": {"message": "Get \"https://registry-1.docker.io/v2/\": net/http: request canceled"}, "error": "Get \"https://registry-1.docker.io/v2/\": net/http: request canceled"})
