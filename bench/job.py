@@ -21,6 +21,8 @@ a Docker daemon (the harness's); node; BENCH_ACTIONS, a folder with the four act
 (setup-buildx-action, login-action, metadata-action, build-push-action), or BENCH_ACTIONS_GIT,
 a folder of bare repositories docker+<name>/repo to export the tags below from;
 BENCH_ACTION_IMAGE, the action image (else built here as tests/action_image.rs builds it);
+BENCH_BASELINE_IMAGE, another build of the action image (the bench of an older commit prints its
+tag), run as "baseline" exactly as "action" is, in the same rounds;
 BENCH_ROUNDS (default 5). Run from anywhere: python3 bench/job.py
 """
 
@@ -321,8 +323,8 @@ def job(way, tmp, args, image):
         shutil.rmtree(os.path.join(tmp, d), ignore_errors=True)
         os.makedirs(os.path.join(tmp, d))
     start = time.monotonic()
-    if way in ("action", "pulling"):
-        ours(args["runner"], args[way], image, args["platform"], tmp, own_buildkit=way == "action")
+    if way in ("action", "baseline", "pulling"):
+        ours(args["runner"], args[way], image, args["platform"], tmp, own_buildkit=way != "pulling")
     elif way == "four":
         four(args["actions"], image, args["registry"], tmp, args["api"])
     else:
@@ -349,7 +351,9 @@ def main():
     own, pulling = action_images(registry, builder)
     args = {"runner": runner, "action": own, "pulling": pulling, "actions": actions_dir(tmp),
             "registry": registry, "api": f"http://127.0.0.1:{server.server_port}", "platform": platform}
-    ways = ("action", "pulling", "four", "bare")
+    baseline = os.environ.get("BENCH_BASELINE_IMAGE")
+    args["baseline"] = baseline
+    ways = ("action",) + (("baseline",) if baseline else ()) + ("pulling", "four", "bare")
     # "pulling" pulls the pinned moby/buildkit, which a loopback registry has as a copy of its
     # buildx-stable-1 stand-in.
     pinned = f"{registry}/moby/buildkit:v{BUILDKIT_VERSION}"
@@ -374,7 +378,7 @@ def main():
           f" ({med[('action', w)] / med[('bare', w)]:.2f} x); action <= 0.4 x four: "
           f"{'met' if med[('action', w)] <= 0.4 * med[('four', w)] else 'NOT met'}"
           f" ({med[('action', w)] / med[('four', w)]:.2f} x)")
-    for way in ("action", "pulling"):
+    for way in [w for w in ("action", "baseline", "pulling") if args[w]]:
         pull = statistics.median(PULLS[args[way]])
         sizes = layer_sizes(args[way])
         print(f"{way} image: {args[way]}, {sum(sizes) / 1e6:.1f} MB compressed "
