@@ -156,12 +156,10 @@ fn a_second_registry_is_logged_in_with_its_own_credentials_and_the_password_goes
 
 #[test]
 fn through_the_engine_api_a_second_registry_is_kept_where_buildx_finds_it_and_nowhere_else() {
-    let run = logs_in_to_a_second_registry(push().via_engine_api());
-    let build = run.call(&["buildx", "build"]).unwrap();
-    assert_eq!(build["auths"], serde_json::json!(["ghcr.io", "https://index.docker.io/v1/"]), "{build}");
+    logs_in_to_a_second_registry(push().via_engine_api());
 }
 
-fn logs_in_to_a_second_registry(run: Run) -> Run {
+fn logs_in_to_a_second_registry(run: Run) {
     let run = run
         .with("INPUT_IMAGES", "ghcr.io/codertocat/hello-world\nacme/app")
         .with("INPUT_LOGINS", "registry=docker.io,username=acme-bot,password-env=DOCKERHUB_TOKEN")
@@ -176,7 +174,10 @@ fn logs_in_to_a_second_registry(run: Run) -> Run {
     assert_eq!(hub["stdin_bytes"], HUB_PASSWORD.len());
     let ghcr = run.call(&["login", "ghcr.io"]).expect("GHCR with the token");
     assert_eq!(ghcr["stdin_bytes"], TOKEN.len());
-    let build = argv(&run.call(&["buildx", "build"]).unwrap());
+    // buildx finds both logins where the CLI keeps them (Docker Hub under its historical address).
+    let build = run.call(&["buildx", "build"]).unwrap();
+    assert_eq!(build["auths"], serde_json::json!(["ghcr.io", "https://index.docker.io/v1/"]), "{build}");
+    let build = argv(&build);
     assert!(build.contains(&"acme/app:latest".to_string()), "{build:?}");
     for call in run.calls() {
         assert!(!call.to_string().contains(HUB_PASSWORD), "in a docker call: {call}");
@@ -200,7 +201,6 @@ fn logs_in_to_a_second_registry(run: Run) -> Run {
     fork.run().assert_success();
     assert!(fork.call(&["login"]).is_none());
     assert!(fork.calls().iter().all(|c| !env_names(c).contains(&"DOCKERHUB_TOKEN".to_string())));
-    run
 }
 
 #[test]

@@ -186,14 +186,19 @@ fn elsewhere_the_builder_is_buildxs_on_the_pinned_buildkit() {
 
 #[test]
 fn a_buildkit_that_does_not_start_fails_the_run_by_its_cause_and_leaves_nothing() {
-    let run = in_action_image(push(), "0.32.2").with("FAKE_DOCKER_FAIL", "run-buildkit");
+    fails_to_start_buildkit(in_action_image(push(), "0.32.2"), "docker: Error response from daemon:");
+}
+
+/// BuildKit's container does not start: the run fails by the daemon's words (as the CLI or the
+/// API words them: `said`), builds nothing, and removes whatever the daemon kept of it.
+fn fails_to_start_buildkit(run: Run, said: &str) {
+    let run = run.with("FAKE_DOCKER_FAIL", "run-buildkit");
     let done = run.run();
     assert_eq!(done.output.status.code(), Some(1), "{}", done.stdout);
-    assert!(
-        done.stdout.contains("::error::could not start BuildKit from the action's own image: docker: Error response from daemon: failed to create task for container"),
-        "{}",
-        done.stdout
+    let cause = format!(
+        "::error::could not start BuildKit from the action's own image: {said} failed to create task for container"
     );
+    assert!(done.stdout.contains(&cause), "{}", done.stdout);
     assert!(done.stdout.contains("no space left on device"), "{}", done.stdout);
     assert!(run.call(&["buildx", "build"]).is_none());
     assert!(run.call(&["rm", "--force"]).is_some(), "whatever the daemon kept of it is removed");
@@ -242,16 +247,7 @@ fn a_job_cancelled_while_the_daemon_is_asked_for_the_image_stops_there() {
 
 #[test]
 fn through_the_api_a_buildkit_that_does_not_start_fails_by_the_daemons_words_and_leaves_nothing() {
-    let run = in_action_image(push(), "0.32.2").with("FAKE_DOCKER_FAIL", "run-buildkit").via_engine_api();
-    let done = run.run();
-    assert_eq!(done.output.status.code(), Some(1), "{}", done.stdout);
-    assert!(
-        done.stdout.contains("::error::could not start BuildKit from the action's own image: Error response from daemon: failed to create task for container"),
-        "{}",
-        done.stdout
-    );
-    assert!(run.call(&["buildx", "build"]).is_none());
-    assert!(run.call(&["rm", "--force"]).is_some(), "whatever the daemon kept of it is removed");
+    fails_to_start_buildkit(in_action_image(push(), "0.32.2").via_engine_api(), "Error response from daemon:");
 }
 
 #[test]

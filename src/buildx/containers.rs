@@ -19,7 +19,7 @@ async fn raw(
     docker.calls += 1;
     let Some(api) = docker.api.as_ref() else { return Err(Failure::Failed("no Engine API".into())) };
     tokio::select! {
-        r = api.send(request, body, registry_auth) => r.map_err(|e| Failure::Failed(e.message)),
+        r = api.send(request, body, registry_auth) => r.map_err(Failure::Failed),
         sig = signals.recv() => Err(Failure::Cancelled(sig)),
     }
 }
@@ -158,9 +158,8 @@ async fn pull(docker: &mut Docker, signals: &mut Signals, image: &str) -> Result
     let path = format!("/images/create?fromImage={}&tag={}", encode(name), encode(reference));
     // The run's login to the image's registry, if any (Docker Hub's pull limits).
     let host = crate::context::inputs::registry_of(image);
-    let config = std::fs::read_to_string(docker.config_dir().join("config.json")).unwrap_or_default();
-    let auth = crate::verify::stored_auth(&config, host)
-        .map(|(user, password)| super::daemon::registry_auth(&user, &password, &super::login::auth_key(host)));
+    let auth = super::credentials::stored(docker.config_dir(), host)
+        .map(|(user, password)| super::daemon::registry_auth(&user, &password, &super::credentials::auth_key(host)));
     let progress = raw(docker, signals, (Method::POST, &path), (None, auth.as_deref())).await?;
     let failed = String::from_utf8_lossy(&progress)
         .lines()

@@ -17,20 +17,6 @@ pub struct EngineApi {
     host: String,
 }
 
-/// Why a call did not succeed: the daemon's own words (`{"message": …}`), or why it could not
-/// be reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub status: Option<u16>,
-    pub message: String,
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
 impl EngineApi {
     /// The API at `docker_host` (`DOCKER_HOST`'s value; unset or empty: the default socket).
     /// Any other scheme (`ssh://`, a TLS daemon) needs the docker CLI, which says so.
@@ -56,7 +42,8 @@ impl EngineApi {
         Ok(EngineApi { client, base, host: host.to_string() })
     }
 
-    /// One call; its answer's body as sent (read whole), or the daemon's reason.
+    /// One call; its answer's body as sent (read whole), or why not: the daemon's own words
+    /// (`{"message": …}`, as the CLI prints them), or why it could not be reached.
     /// `registry_auth`: a pull's `X-Registry-Auth` (see `registry_auth`), the credentials the
     /// CLI would send for the image's registry.
     pub async fn send(
@@ -64,7 +51,7 @@ impl EngineApi {
         (method, path): (reqwest::Method, &str),
         body: Option<&Value>,
         registry_auth: Option<&str>,
-    ) -> Result<Vec<u8>, ApiError> {
+    ) -> Result<Vec<u8>, String> {
         tracing::debug!("engine API {method} {}", path.split('?').next().unwrap_or(path));
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
@@ -73,17 +60,14 @@ impl EngineApi {
         if let Some(auth) = registry_auth {
             request = request.header("X-Registry-Auth", auth);
         }
-        let unreachable = |e: reqwest::Error| ApiError {
-            status: None,
-            message: format!("cannot reach the Docker daemon at {}: {e}", self.host),
-        };
+        let unreachable = |e: reqwest::Error| format!("cannot reach the Docker daemon at {}: {e}", self.host);
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(unreachable)?;
         if status.is_success() {
             return Ok(bytes.to_vec());
         }
-        Err(ApiError { status: Some(status.as_u16()), message: daemon_message(status.as_u16(), &bytes) })
+        Err(daemon_message(status.as_u16(), &bytes))
     }
 }
 

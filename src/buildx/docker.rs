@@ -66,7 +66,7 @@ impl Docker {
     /// by `secret-envs` stay visible. Those `logins` names never do.
     /// `Err`: what keeps the run from calling docker, worded for the log.
     pub fn new(ctx: &Context, plan: &BuildPlan, dir: &Path) -> Result<Self, String> {
-        let config = dir.join("docker-config");
+        let config = super::credentials::private_config(dir);
         let no_config =
             |e: std::io::Error| format!("cannot create the private DOCKER_CONFIG under {}: {e}", dir.display());
         std::fs::DirBuilder::new().mode(0o700).create(&config).map_err(no_config)?;

@@ -4,8 +4,9 @@
 //! configuration.
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
+use super::credentials::{self, Secret};
 use super::docker::{Docker, Failure, Signals};
 use super::{Annotation, Outcome};
 use crate::context::Context;
@@ -72,72 +73,11 @@ async fn through_the_daemon(
         let args = ["login", registry, "--username", user, "--password-stdin"];
         return docker.run(&args, Some(password.as_bytes()), signals).await.map(drop);
     }
-    let server = auth_key(registry);
+    let server = credentials::auth_key(registry);
     let body = json!({"username": user, "password": password, "serveraddress": server});
     let answer = super::containers::call(docker, signals, (Method::POST, "/auth"), Some(&body)).await?;
     let token = answer["IdentityToken"].as_str().filter(|t| !t.is_empty());
-    let path = docker.config_dir().join("config.json");
-    store_auth(&path, &server, user, token.map_or(Secret::Password(password), Secret::IdentityToken))
-        .map_err(|e| Failure::Failed(format!("cannot keep the login in {}: {e}", path.display())))
-}
-
-/// The key a login is kept under: Docker Hub's historical address, else the host as given.
-pub fn auth_key(registry: &str) -> String {
-    match registry {
-        "docker.io" | "index.docker.io" | "registry-1.docker.io" => "https://index.docker.io/v1/".to_string(),
-        other => other.to_string(),
-    }
-}
-
-/// What a login keeps: the password, or the identity token the registry gave in its place.
-pub enum Secret<'a> {
-    Password(&'a str),
-    IdentityToken(&'a str),
-}
-
-/// Adds a login to a docker `config.json` (created 0600; the rest of it kept), as the CLI writes
-/// one without a credential helper: `auth` is base64 of `user:password` (of `user:` beside an
-/// identity token).
-pub fn store_auth(path: &std::path::Path, server: &str, user: &str, secret: Secret) -> std::io::Result<()> {
-    use base64::Engine;
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut config: Value = std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(json!({}));
-    let entry = match secret {
-        Secret::Password(p) => json!({"auth": base64::engine::general_purpose::STANDARD.encode(format!("{user}:{p}"))}),
-        Secret::IdentityToken(t) => json!({
-            "auth": base64::engine::general_purpose::STANDARD.encode(format!("{user}:")),
-            "identitytoken": t,
-        }),
-    };
-    if !config["auths"].is_object() {
-        config["auths"] = json!({});
-    }
-    config["auths"][server] = entry;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    f.write_all(config.to_string().as_bytes())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_login_is_kept_as_the_cli_keeps_it_beside_the_rest_of_the_configuration() {
-        use base64::Engine;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.json");
-        std::fs::write(&path, r#"{"currentContext":"ci"}"#).unwrap();
-        store_auth(&path, &auth_key("ghcr.io"), "octo", Secret::Password("s3cret:x")).unwrap();
-        store_auth(&path, &auth_key("docker.io"), "me", Secret::IdentityToken("tok")).unwrap();
-        let config: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        assert_eq!(config["currentContext"], "ci");
-        let auth = config["auths"]["ghcr.io"]["auth"].as_str().unwrap();
-        assert_eq!(base64::engine::general_purpose::STANDARD.decode(auth).unwrap(), b"octo:s3cret:x");
-        let hub = &config["auths"]["https://index.docker.io/v1/"];
-        assert_eq!((hub["auth"].as_str(), hub["identitytoken"].as_str()), (Some("bWU6"), Some("tok")));
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-    }
+    let config = docker.config_dir();
+    credentials::store(config, registry, user, token.map_or(Secret::Password(password), Secret::IdentityToken))
+        .map_err(|e| Failure::Failed(format!("cannot keep the login in {}: {e}", config.display())))
 }

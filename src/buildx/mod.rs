@@ -12,7 +12,8 @@
 mod build;
 pub mod builder;
 mod containers;
-pub mod daemon;
+mod credentials;
+mod daemon;
 pub mod docker;
 mod login;
 pub mod merge;

@@ -36,12 +36,6 @@ pub(super) fn secret_values(ctx: &Context, plan: &BuildPlan) -> Vec<(String, Vec
     out
 }
 
-/// The credentials `docker login` left in the private configuration, for reading `registry`.
-fn run_credentials(dir: &Path, registry: &str) -> Option<(String, String)> {
-    let config = std::fs::read_to_string(dir.join("docker-config").join("config.json")).ok()?;
-    crate::verify::stored_auth(&config, registry)
-}
-
 /// Scans the built image for the build's secrets. `Err` is the outcome that ends the run: a
 /// leak, or an image that could not be read (no proof, no tag).
 pub(super) async fn verify_image(
@@ -212,7 +206,8 @@ pub(super) fn prepare_registry(plan: &BuildPlan) -> Option<RegistryHandle> {
 
 /// The credentials the run logged in to `image`'s registry with, if any.
 fn credentials_for(image: &str, dir: &Path) -> Option<(String, String)> {
-    run_credentials(dir, image.split('/').next().unwrap_or_default())
+    let registry = image.split('/').next().unwrap_or_default();
+    super::credentials::stored(&super::credentials::private_config(dir), registry)
 }
 
 /// A client for `image`'s registry, with the credentials the run logged in with.

@@ -15,7 +15,7 @@ use std::io::Read;
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use base64::Engine;
 use serde_json::Value;
-pub use sources::{Blobs, ChannelReader, LayerReader, Layout, Registry, scan_layout, stored_auth};
+pub use sources::{Blobs, ChannelReader, LayerReader, Layout, Registry, scan_layout};
 
 /// Shorter values match too much by chance to mean anything.
 pub const MIN_SCAN_LEN: usize = 8;

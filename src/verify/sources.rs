@@ -5,7 +5,6 @@
 use std::io::Read;
 use std::path::Path;
 
-use base64::Engine;
 use futures_util::StreamExt;
 use serde_json::Value;
 
@@ -298,31 +297,5 @@ impl Read for ChannelReader {
         let n = buf.len().min(self.current.len());
         buf[..n].copy_from_slice(&self.current.split_to(n));
         Ok(n)
-    }
-}
-
-/// The `user:password` a `docker login` stored for `registry` in a docker `config.json`.
-pub fn stored_auth(config_json: &str, registry: &str) -> Option<(String, String)> {
-    let v: Value = serde_json::from_str(config_json).ok()?;
-    // A login to Docker Hub is kept under its historical address, whatever name it was given.
-    let hub = ["docker.io", "index.docker.io", "registry-1.docker.io"].contains(&registry);
-    let key = if hub { "https://index.docker.io/v1/" } else { registry };
-    let auth = v.get("auths")?.get(key)?.get("auth")?.as_str()?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(auth).ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, password) = text.split_once(':')?;
-    Some((user.to_string(), password.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::stored_auth;
-
-    #[test]
-    fn a_login_is_found_under_the_key_the_cli_keeps_it_under() {
-        let config = r#"{"auths":{"ghcr.io":{"auth":"b2N0bzpzM2NyZXQ6eA=="},"https://index.docker.io/v1/":{"auth":"bWU6aHVi"}}}"#;
-        assert_eq!(stored_auth(config, "ghcr.io"), Some(("octo".into(), "s3cret:x".into())));
-        assert_eq!(stored_auth(config, "docker.io"), Some(("me".into(), "hub".into())));
-        assert_eq!(stored_auth(config, "quay.io"), None);
     }
 }

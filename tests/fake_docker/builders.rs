@@ -196,29 +196,15 @@ pub fn create(mut call: Call, rest: &[&str]) -> ExitCode {
         eprintln!("ERROR: existing instance for \"{name}\" but no append mode");
         return call.finish(1);
     }
-    let endpoint = match (driver.as_str(), endpoint) {
-        ("remote", None) => {
-            eprintln!("ERROR: remote driver requires an endpoint");
-            return call.finish(1);
-        }
-        ("remote", Some(ep)) => {
-            let scheme = ep.split_once("://").map(|(s, _)| s).unwrap_or_default();
-            if !["docker-container", "kube-pod", "npipe", "ssh", "tcp", "unix"].contains(&scheme) {
-                eprintln!("ERROR: failed to find driver \"remote\": unrecognized url scheme {scheme}");
+    let endpoint = match driver.as_str() {
+        "remote" => match remote_endpoint(&mut call, endpoint, &opts) {
+            Ok(ep) => ep,
+            Err(why) => {
+                eprintln!("ERROR: {why}");
                 return call.finish(1);
             }
-            if let Err(e) = remote_options(&opts) {
-                eprintln!("ERROR: {e}");
-                return call.finish(1);
-            }
-            // Whether BuildKit listened when buildx was asked (its bootstrap would otherwise
-            // poll once a second).
-            if let Some(path) = ep.strip_prefix("unix://") {
-                call.set("endpoint_listening", json!(Path::new(path).exists()));
-            }
-            ep
-        }
-        (_, _) => "unix:///var/run/docker.sock".to_string(),
+        },
+        _ => "unix:///var/run/docker.sock".to_string(),
     };
     if failing("create") {
         eprintln!("#1 [internal] booting buildkit");
@@ -233,6 +219,22 @@ pub fn create(mut call: Call, rest: &[&str]) -> ExitCode {
     std::fs::write(instances_dir().join(&name), instance.to_string()).unwrap();
     println!("{name}");
     call.finish(0)
+}
+
+/// A remote builder's endpoint as buildx's remote factory checks it, with its options; for a
+/// socket, whether BuildKit listened when buildx was asked (its bootstrap would otherwise poll
+/// once a second).
+fn remote_endpoint(call: &mut Call, endpoint: Option<String>, opts: &[String]) -> Result<String, String> {
+    let ep = endpoint.ok_or("remote driver requires an endpoint")?;
+    let scheme = ep.split_once("://").map(|(s, _)| s).unwrap_or_default();
+    if !["docker-container", "kube-pod", "npipe", "ssh", "tcp", "unix"].contains(&scheme) {
+        return Err(format!("failed to find driver \"remote\": unrecognized url scheme {scheme}"));
+    }
+    remote_options(opts)?;
+    if let Some(path) = ep.strip_prefix("unix://") {
+        call.set("endpoint_listening", json!(Path::new(path).exists()));
+    }
+    Ok(ep)
 }
 
 /// Why a remote builder's BuildKit cannot be reached, as buildx words it; `None` if it can.

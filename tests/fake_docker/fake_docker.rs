@@ -209,7 +209,12 @@ fn login(mut call: Call, rest: &[&str]) -> ExitCode {
     let mut config: Value =
         std::fs::read_to_string(&file).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(json!({}));
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    config["auths"][registry] = json!({ "auth": auth });
+    // Docker Hub under its historical address, as the CLI keeps it.
+    let key = match registry {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" => "https://index.docker.io/v1/",
+        other => other,
+    };
+    config["auths"][key] = json!({ "auth": auth });
     std::fs::write(&file, serde_json::to_string_pretty(&config).unwrap()).unwrap();
     println!("Login Succeeded");
     call.finish(0)
