@@ -13,8 +13,9 @@ use http::{HeaderMap, Method, StatusCode};
 use octocrab::Octocrab;
 use serde::Deserialize;
 
-use crate::context::{Context, ImageName, Masked};
+use crate::context::{Context, ImageName, Masked, Repository};
 use crate::plan::cache::scope_pr;
+use crate::plan::meta::{self, Wanted};
 use crate::trust::{ApiFacts, Lookup, PrFacts, RunFacts, Trigger, Visibility, classify};
 
 /// How patient the client is.
@@ -233,6 +234,35 @@ impl GitHub {
         })
     }
 
+    /// The repository as metadata-action reads it (`GET /repos/{owner}/{repo}`): the same
+    /// fields, read the same way, as a payload's `repository`.
+    pub async fn repository(&self, owner: &str, repo: &str) -> Result<Repository, ApiError> {
+        Ok(self.get_json(&format!("/repos/{owner}/{repo}")).await?.0)
+    }
+
+    /// A commit's committer date, as metadata-action takes it for `{{commit_date}}`.
+    pub async fn commit_date(&self, owner: &str, repo: &str, sha: &str) -> Result<String, ApiError> {
+        #[derive(Deserialize)]
+        struct Person {
+            date: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Commit {
+            committer: Option<Person>,
+        }
+        #[derive(Deserialize)]
+        struct Answer {
+            commit: Commit,
+        }
+        let path = format!("/repos/{owner}/{repo}/commits/{sha}");
+        let (answer, _): (Answer, _) = self.get_json(&path).await?;
+        answer
+            .commit
+            .committer
+            .and_then(|c| c.date)
+            .ok_or_else(|| ApiError::Malformed(format!("{path}: no committer date")))
+    }
+
     /// The container package's endpoint: under `/orgs/` or `/users/`. When the owner's kind
     /// is unknown, the organisation route is tried first.
     async fn package_base(&self, package: &Package) -> Result<String, ApiError> {
@@ -401,28 +431,48 @@ async fn closed_pr_scopes<'a>(
         .collect()
 }
 
-/// Looks up what trust needs and the payload does not say; then, for untrusted runs, whether
-/// the cache package is public. No token: no call, and the facts say why.
+/// Looks up what trust needs and the payload does not say; then what the metadata needs and
+/// the payload does not say (`plan::meta::wanted`); then, for untrusted runs, whether the
+/// cache package is public. No token: no call, and the facts say why.
 pub async fn gather(ctx: &Context, config: &ApiConfig) -> ApiFacts {
+    let client = match &ctx.inputs.github_token {
+        Some(token) => GitHub::new(config.clone(), token).map(GitHub::sharing_one_budget),
+        None => Err(ApiError::Unreachable(NO_TOKEN.into())),
+    };
     let mut facts = ApiFacts::default();
+    trust_lookups(ctx, &client, &mut facts).await;
+    let decision = classify(&Trigger::of(ctx, &facts));
+    let built = decision.pinned_sha.as_deref().or(ctx.sha.as_deref());
+    metadata_lookups(ctx, &client, &meta::wanted(ctx, built), &mut facts).await;
+    // An untrusted run reads the registry cache anonymously: only a public package allows it.
+    if !decision.trust.trusted
+        && ctx.inputs.fork_cache != crate::context::ForkCache::None
+        && let (Ok(gh), Some(package)) = (&client, Package::of(&ctx.inputs.cache_image, ctx))
+    {
+        facts.package_visibility = Some(Lookup::of(gh.package_visibility(&package).await));
+    }
+    facts
+}
+
+const NO_TOKEN: &str = "no github-token was given";
+
+/// The pull request behind an `issue_comment`, the run behind a `workflow_run` without
+/// `head_repository`: a failure is a warning, and the run goes on as untrusted.
+async fn trust_lookups(ctx: &Context, client: &Result<GitHub, ApiError>, facts: &mut ApiFacts) {
     let event = &ctx.event;
     let needs_pr = ctx.event_name == "issue_comment" && event.issue.as_ref().is_some_and(|i| i.pull_request.is_some());
     let run_id = event.workflow_run.as_ref().filter(|r| r.head_repository.is_none()).and_then(|r| r.id);
     let needs_run = ctx.event_name == "workflow_run" && run_id.is_some();
-    let client = match &ctx.inputs.github_token {
-        Some(token) => GitHub::new(config.clone(), token).map(GitHub::sharing_one_budget),
-        None => Err(ApiError::Unreachable("no github-token was given".into())),
-    };
     let (owner, repo) = (&ctx.repository.owner, &ctx.repository.name);
     let failed = |what: &str, e: &ApiError, warnings: &mut Vec<String>| {
         let message = format!("the GitHub API lookup of {what} failed: {e}");
-        if !matches!(e, ApiError::Unreachable(m) if m.starts_with("no github-token")) {
+        if !matches!(e, ApiError::Unreachable(m) if m == NO_TOKEN) {
             warnings.push(format!("{}; the run goes on as untrusted.", capitalize(&message)));
         }
         message
     };
     if needs_pr && let Some(number) = event.pr_number() {
-        facts.pull_request = Some(match &client {
+        facts.pull_request = Some(match client {
             Ok(gh) => match gh.pull_request(owner, repo, number).await {
                 Ok(pr) => Lookup::Found(pr),
                 Err(e) => Lookup::Failed(failed(&format!("pull request #{number}"), &e, &mut facts.warnings)),
@@ -431,7 +481,7 @@ pub async fn gather(ctx: &Context, config: &ApiConfig) -> ApiFacts {
         });
     }
     if needs_run && let Some(id) = run_id {
-        facts.workflow_run = Some(match &client {
+        facts.workflow_run = Some(match client {
             Ok(gh) => match gh.workflow_run(owner, repo, id).await {
                 Ok(run) => Lookup::Found(run),
                 Err(e) => Lookup::Failed(failed(&format!("workflow run {id}"), &e, &mut facts.warnings)),
@@ -439,18 +489,35 @@ pub async fn gather(ctx: &Context, config: &ApiConfig) -> ApiFacts {
             Err(e) => Lookup::Failed(failed(&format!("workflow run {id}"), e, &mut facts.warnings)),
         });
     }
-    // An untrusted run reads the registry cache anonymously: only a public package allows it.
-    let decision = classify(&Trigger::of(ctx, &facts));
-    if !decision.trust.trusted
-        && ctx.inputs.fork_cache != crate::context::ForkCache::None
-        && let (Ok(gh), Some(package)) = (&client, Package::of(&ctx.inputs.cache_image, ctx))
-    {
-        facts.package_visibility = Some(match gh.package_visibility(&package).await {
-            Ok(v) => Lookup::Found(v),
-            Err(e) => Lookup::Failed(e.to_string()),
-        });
-    }
-    facts
+}
+
+/// The repository and the commit date, each asked once and only when wanted, side by side.
+/// A failure is said by the plan, which names what it left out.
+async fn metadata_lookups(ctx: &Context, client: &Result<GitHub, ApiError>, wanted: &Wanted, facts: &mut ApiFacts) {
+    let (owner, repo) = (&ctx.repository.owner, &ctx.repository.name);
+    let gh = match client {
+        Ok(gh) => gh,
+        Err(e) => {
+            facts.repository = wanted.repository.then(|| Lookup::Failed(e.to_string()));
+            facts.commit_date = wanted.commit_date_of.as_ref().map(|_| Lookup::Failed(e.to_string()));
+            return;
+        }
+    };
+    let repository = async {
+        match wanted.repository {
+            true => Some(gh.repository(owner, repo).await),
+            false => None,
+        }
+    };
+    let commit_date = async {
+        match &wanted.commit_date_of {
+            Some(sha) => Some(gh.commit_date(owner, repo, sha).await),
+            None => None,
+        }
+    };
+    let (repository, commit_date) = tokio::join!(repository, commit_date);
+    facts.repository = repository.map(Lookup::of);
+    facts.commit_date = commit_date.map(Lookup::of);
 }
 
 fn capitalize(s: &str) -> String {

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::context::{Context, Event};
+use crate::context::{Context, Event, Repository};
 
 /// `main` (default branch, tags, releases) writes `:buildcache`; `pr` (everything else)
 /// writes `:buildcache-pr` and never pollutes the production cache.
@@ -49,6 +49,15 @@ pub enum Lookup<T> {
     Failed(String),
 }
 
+impl<T> Lookup<T> {
+    pub fn of<E: std::fmt::Display>(answer: Result<T, E>) -> Self {
+        match answer {
+            Ok(v) => Lookup::Found(v),
+            Err(e) => Lookup::Failed(e.to_string()),
+        }
+    }
+}
+
 /// A pull request as the API returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrFacts {
@@ -84,6 +93,12 @@ pub struct ApiFacts {
     pub pull_request: Option<Lookup<PrFacts>>,
     pub workflow_run: Option<Lookup<RunFacts>>,
     pub package_visibility: Option<Lookup<Visibility>>,
+    /// metadata-action's repository facts (labels, `type=edge`), when the payload has no
+    /// repository (a `schedule` run): `GET /repos/{owner}/{repo}`, read as the payload's is.
+    pub repository: Option<Lookup<Repository>>,
+    /// The built commit's committer date (RFC 3339), when `{{commit_date}}` is used and the
+    /// payload does not date that commit.
+    pub commit_date: Option<Lookup<String>>,
     /// Failures worth a `::warning::`.
     pub warnings: Vec<String>,
 }

@@ -8,7 +8,8 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use sdi::context::{Context, Event, Overrides, ProcessEnv};
+use sdi::context::{Context, Event, Overrides, ProcessEnv, Repository};
+use sdi::trust::{ApiFacts, Lookup};
 use serde_json::Value;
 
 fn dir() -> PathBuf {
@@ -19,8 +20,9 @@ fn read_json(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir().join(name)).unwrap()).unwrap()
 }
 
-/// The payload as metadata-action's test sees it: the repository facts its mocked API gives,
-/// and no commit timestamps (its mocked clock answers every date with the frozen instant).
+/// The payload as metadata-action's test sees it: a repository in the payload carries the
+/// facts its mocked API gives (metadata-action reads them from the API even then), and no
+/// commit timestamps (its mocked API dates every commit at the frozen instant).
 fn payload(env: &HashMap<String, String>) -> Value {
     let path = env.get("GITHUB_EVENT_PATH").filter(|p| !p.is_empty());
     let mut payload = match path {
@@ -31,14 +33,23 @@ fn payload(env: &HashMap<String, String>) -> Value {
     let obj = payload.as_object_mut().unwrap();
     obj.remove("commits");
     obj.remove("head_commit");
-    let target = obj.entry("repository").or_insert_with(|| serde_json::json!({}));
-    if target.is_null() {
-        *target = serde_json::json!({});
-    }
-    for key in ["name", "description", "html_url", "license"] {
-        target[key] = repo[key].clone();
+    if let Some(target) = obj.get_mut("repository").filter(|r| r.is_object()) {
+        for key in ["name", "description", "html_url", "license"] {
+            target[key] = repo[key].clone();
+        }
     }
     payload
+}
+
+/// What its mocked GitHub API answers (`repo.json`, every commit at the frozen instant): where
+/// the payload has no repository (`schedule`, `release` here), the plan reads it from these.
+fn api_facts() -> ApiFacts {
+    let repo: Repository = serde_json::from_value(read_json("repo.json")).unwrap();
+    ApiFacts {
+        repository: Some(Lookup::Found(repo)),
+        commit_date: Some(Lookup::Found("2020-01-10T00:30:00Z".into())),
+        ..ApiFacts::default()
+    }
 }
 
 fn dotenv(name: &str) -> HashMap<String, String> {
@@ -79,7 +90,7 @@ fn plan_for(case: &Value) -> Result<sdi::plan::BuildPlan, String> {
     let event = Event::parse(&payload(&vars).to_string()).unwrap();
     let flags = Overrides { event_name: Some(event_name), ..Default::default() };
     let ctx = Context::with_event(&ProcessEnv::new(vars), &flags, event).map_err(|e| e.to_string())?;
-    sdi::decide(&ctx, &sdi::trust::ApiFacts::default()).map_err(|e| e.to_string())
+    sdi::decide(&ctx, &api_facts()).map_err(|e| e.to_string())
 }
 
 fn strings(v: &Value) -> Vec<String> {

@@ -32,7 +32,7 @@ pub struct Event {
     pub action: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct Account {
     pub login: Option<String>,
@@ -42,7 +42,7 @@ pub struct Account {
     pub kind: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct Repository {
     pub id: Option<u64>,
@@ -58,7 +58,7 @@ pub struct Repository {
     pub fork: Option<bool>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct License {
     pub spdx_id: Option<String>,

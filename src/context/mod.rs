@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-pub use event::Event;
+pub use event::{Event, Repository};
 pub use inputs::{
     CacheMode, Digest, ForkCache, ImageName, Inputs, Masked, Platform, PrCache, PushPolicy, RawInputs, SecretSource,
     SecretSpec, SecretValues,

@@ -146,9 +146,9 @@ fn mode_of(ctx: &Context) -> Mode {
 
 /// metadata-action's outputs for this run: the rules of `tags` (this action's own tags when it
 /// has none), for each image.
-fn metadata_for(ctx: &Context, built: Option<&str>, mode: Mode) -> Result<meta::Metadata, InputError> {
+fn metadata_for(ctx: &Context, built: Option<&str>, mode: Mode, api: &ApiFacts) -> Result<meta::Metadata, InputError> {
     let defaults = if mode == Mode::Cleanup { Vec::new() } else { tags::default_tags(ctx, built) };
-    let mut m = meta::evaluate(ctx, built, defaults)?;
+    let mut m = meta::evaluate(ctx, built, defaults, api)?;
     if mode == Mode::Cleanup {
         m.tags.clear();
     }
@@ -293,7 +293,7 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
     // The commit built: the one trust was decided for, else the run's.
     let built = decision.pinned_sha.as_deref().or(ctx.sha.as_deref());
     warn_workspace(decision, ctx, &mut warnings);
-    let metadata = metadata_for(ctx, built, mode)?;
+    let metadata = metadata_for(ctx, built, mode, api)?;
     warnings.extend(metadata.warnings.iter().cloned());
     let tags = metadata.tags.clone();
     let push = push_for(ctx, decision, mode, &tags, &mut warnings);

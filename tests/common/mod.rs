@@ -57,9 +57,16 @@ pub fn plan(event_name: &str, payload: &Value, env: &ProcessEnv) -> Result<Build
     sdi::decide(&context(event_name, payload, env)?, &sdi::trust::ApiFacts::default())
 }
 
+/// An answer of the GitHub REST API, from `tests/fixtures/github-api`.
+pub fn api_body(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/github-api").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"))).unwrap()
+}
+
 /// A local stand-in for the GitHub API, shared by the tests of one binary: every container
-/// package is public, and pull request #1 of Codertocat/Hello-World comes from the
-/// repository itself. Returns its base URL, for GITHUB_API_URL.
+/// package is public, pull request #1 of Codertocat/Hello-World comes from the repository
+/// itself, the repository and its commit `ec26c3e…` are described as the REST API describes
+/// them. Returns its base URL, for GITHUB_API_URL.
 pub fn github_mock() -> &'static str {
     use std::sync::OnceLock;
     static URL: OnceLock<String> = OnceLock::new();
@@ -79,6 +86,16 @@ pub fn github_mock() -> &'static str {
                 Mock::given(method("GET"))
                     .and(path("/repos/Codertocat/Hello-World/pulls/1"))
                     .respond_with(ResponseTemplate::new(200).set_body_json(pull_request_body(1, 186853002, 186853002)))
+                    .mount(&server)
+                    .await;
+                Mock::given(method("GET"))
+                    .and(path("/repos/Codertocat/Hello-World"))
+                    .respond_with(ResponseTemplate::new(200).set_body_json(api_body("repos-Codertocat-Hello-World.json")))
+                    .mount(&server)
+                    .await;
+                Mock::given(method("GET"))
+                    .and(path("/repos/Codertocat/Hello-World/commits/ec26c3e57ca3a959ca5aad62de7213c562f8c821"))
+                    .respond_with(ResponseTemplate::new(200).set_body_json(api_body("commits-ec26c3e.json")))
                     .mount(&server)
                     .await;
                 tx.send(server.uri()).unwrap();

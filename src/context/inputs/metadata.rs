@@ -80,6 +80,25 @@ pub struct TagRule {
     pub line: String,
 }
 
+impl TagRule {
+    /// Every expression template of the rule; its prefix and suffix are the flavor's unless
+    /// it has its own.
+    pub fn templates<'a>(&'a self, flavor: &'a Flavor) -> Vec<&'a Template> {
+        let mut out = vec![&self.enable];
+        out.push(self.prefix.as_ref().unwrap_or(&flavor.prefix));
+        out.push(self.suffix.as_ref().unwrap_or(&flavor.suffix));
+        match &self.kind {
+            RuleKind::Schedule { pattern } => out.push(pattern),
+            RuleKind::Semver { value, .. } | RuleKind::Pep440 { value, .. } | RuleKind::Match { value, .. } => {
+                out.push(value)
+            }
+            RuleKind::Raw { value } => out.push(value),
+            RuleKind::Edge { .. } | RuleKind::Ref { .. } | RuleKind::Sha { .. } => {}
+        }
+        out
+    }
+}
+
 /// `flavor`: what every rule-made tag gets, and when `latest` is added.
 #[derive(Debug, Clone)]
 pub struct Flavor {

@@ -77,6 +77,11 @@ impl Template {
         matches!(self.parts.as_slice(), [Part::Expr(e)] if e.name == "raw" && e.params.is_empty() && e.hash.is_empty())
     }
 
+    /// Whether an expression of this name appears (`commit_date`: the API may be asked for it).
+    pub fn uses(&self, name: &str) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Expr(e) if e.name == name))
+    }
+
     /// Renders with `lookup`, which answers a name (with its params and hash) or `None` for a
     /// name it does not know (rendered empty, as handlebars renders a missing value).
     pub fn render(&self, lookup: &dyn Fn(&Expr) -> Result<Option<String>, String>) -> Result<String, String> {
@@ -228,6 +233,14 @@ mod tests {
         assert_eq!(render("{{amp}}|{{{amp}}}"), "a&amp;b|a&b");
         assert_eq!(render("{{{date 'YYYY MM' tz=\"Asia/Tokyo\"}}}"), "[Some(\"YYYY MM\")][(\"tz\", \"Asia/Tokyo\")]");
         assert_eq!(render("{{{date YYYY-MM}}}"), "[None][]");
+    }
+
+    #[test]
+    fn knows_which_expressions_it_uses() {
+        let t = Template::parse("v{{commit_date 'YYYYMMDD'}}-\\{{branch}}{{! commit_date }}").unwrap();
+        assert!(t.uses("commit_date"));
+        assert!(!t.uses("branch"), "an escaped {{{{ is text");
+        assert!(!Template::parse("commit_date-{{date 'YYYY'}}").unwrap().uses("commit_date"));
     }
 
     #[test]

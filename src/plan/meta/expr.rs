@@ -6,14 +6,33 @@ use chrono::{DateTime, Utc};
 
 use super::moment;
 use crate::context::inputs::{Expr, Template};
-use crate::context::{Context, Event};
+use crate::context::{Context, Event, Repository};
+use crate::trust::{ApiFacts, Lookup};
 
-/// The repository fields the default labels carry.
+/// The repository fields the default labels carry. `None`: neither the payload nor the API
+/// said, and the label is left out rather than guessed.
 pub struct Repo {
     pub name: String,
-    pub description: String,
     pub html_url: String,
-    pub license: String,
+    pub description: Option<String>,
+    pub license: Option<String>,
+}
+
+pub const COMMIT_DATE: &str = "the commit date";
+pub const REPOSITORY: &str = "the repository's facts";
+
+/// Why a template gave no text: a mistake in the input, or a fact the payload lacks and the
+/// API did not give (then the tag or label is left out, never guessed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotRendered {
+    Input(String),
+    Unknown { fact: &'static str, why: String },
+}
+
+impl From<String> for NotRendered {
+    fn from(e: String) -> Self {
+        NotRendered::Input(e)
+    }
 }
 
 pub struct Facts<'a> {
@@ -23,26 +42,60 @@ pub struct Facts<'a> {
     pub sha: Option<String>,
     pub event: &'a Event,
     pub now: DateTime<Utc>,
-    pub commit_date: DateTime<Utc>,
+    /// The built commit's date, or why it is not known.
+    pub commit_date: Result<DateTime<Utc>, String>,
+    /// The payload's repository, else the API's, or why neither is there.
+    repository: Result<Repository, String>,
     short_sha_length: usize,
     ctx: &'a Context,
 }
 
+/// The commit metadata-action describes: the one built, or with `DOCKER_METADATA_PR_HEAD_SHA=true`
+/// a pull request event's head.
+pub fn metadata_sha(ctx: &Context, built: Option<&str>) -> Option<String> {
+    let pr_head = ctx.event.pull_request.as_ref().and_then(|pr| pr.head.as_ref()?.sha.clone());
+    match pr_head {
+        Some(head) if ctx.meta.pr_head_sha && ctx.event_name.contains("pull_request") => Some(head),
+        _ => built.map(str::to_string),
+    }
+}
+
+/// A payload's repository object always carries its page; a `schedule` payload has none.
+pub fn payload_repository(event: &Event) -> Option<&Repository> {
+    event.repository.as_ref().filter(|r| r.html_url.is_some())
+}
+
+/// What the payload says, else what the API answered, else why there is no answer.
+fn from_api<T: Clone>(lookup: &Option<Lookup<T>>) -> Result<T, String> {
+    match lookup {
+        Some(Lookup::Found(v)) => Ok(v.clone()),
+        Some(Lookup::Failed(why)) => Err(why.clone()),
+        None => Err("the GitHub API was not asked".into()),
+    }
+}
+
 impl<'a> Facts<'a> {
-    /// `sha`: the commit built. With `DOCKER_METADATA_PR_HEAD_SHA=true`, a pull request event
-    /// names its head commit instead.
-    pub fn of(ctx: &'a Context, sha: Option<&str>) -> Facts<'a> {
+    /// `sha`: the commit built.
+    pub fn of(ctx: &'a Context, sha: Option<&str>, api: &ApiFacts) -> Facts<'a> {
         let event = &ctx.event;
         let mut git_ref = ctx.git_ref.clone().unwrap_or_default();
         if ctx.event_name.contains("pull_request_target") {
             git_ref = format!("refs/pull/{}/merge", event.number.map(|n| n.to_string()).unwrap_or_default());
         }
-        let pr_head = event.pull_request.as_ref().and_then(|pr| pr.head.as_ref()?.sha.clone());
-        let sha = match pr_head {
-            Some(head) if ctx.meta.pr_head_sha && ctx.event_name.contains("pull_request") => Some(head),
-            _ => sha.map(str::to_string),
+        let sha = metadata_sha(ctx, sha);
+        let commit_date = match payload_commit_date(event, sha.as_deref()) {
+            Some(date) => Ok(date),
+            None if sha.is_none() => Err("the run names no commit".into()),
+            None => from_api(&api.commit_date).and_then(|d| {
+                DateTime::parse_from_rfc3339(&d)
+                    .map(|d| d.with_timezone(&Utc))
+                    .map_err(|e| format!("the API's date '{d}' does not parse: {e}"))
+            }),
         };
-        let commit_date = commit_date(event, sha.as_deref()).unwrap_or(ctx.meta.now);
+        let repository = match payload_repository(event) {
+            Some(r) => Ok(r.clone()),
+            None => from_api(&api.repository),
+        };
         Facts {
             event_name: &ctx.event_name,
             git_ref,
@@ -50,19 +103,39 @@ impl<'a> Facts<'a> {
             event,
             now: ctx.meta.now,
             commit_date,
+            repository,
             short_sha_length: ctx.meta.short_sha_length,
             ctx,
         }
     }
 
+    /// Title and URL fall back to the runner's `GITHUB_REPOSITORY` and `GITHUB_SERVER_URL`
+    /// (GitHub's `html_url` is exactly that); description and license have no such source.
     pub fn repo(&self) -> Repo {
-        let repo = self.event.repository.clone().unwrap_or_default();
+        let known = self.repository.as_ref().ok();
         let fallback = format!("{}/{}", self.ctx.server_url.trim_end_matches('/'), self.ctx.repository.full());
         Repo {
-            name: repo.name.unwrap_or_else(|| self.ctx.repository.name.clone()),
-            description: repo.description.unwrap_or_default(),
-            html_url: repo.html_url.unwrap_or(fallback),
-            license: repo.license.and_then(|l| l.spdx_id).unwrap_or_default(),
+            name: known.and_then(|r| r.name.clone()).unwrap_or_else(|| self.ctx.repository.name.clone()),
+            html_url: known.and_then(|r| r.html_url.clone()).unwrap_or(fallback),
+            description: known.map(|r| r.description.clone().unwrap_or_default()),
+            license: known.map(|r| r.license.as_ref().and_then(|l| l.spdx_id.clone()).unwrap_or_default()),
+        }
+    }
+
+    /// Why the repository's facts are not known, when they are not.
+    pub fn repository_unknown(&self) -> Option<&str> {
+        self.repository.as_ref().err().map(String::as_str)
+    }
+
+    pub fn default_branch(&self) -> Option<&str> {
+        self.repository.as_ref().ok()?.default_branch.as_deref()
+    }
+
+    /// Whether `t` reads a fact nobody gave: then what is made of it is left out.
+    pub fn unknown_in(&self, t: &Template) -> Result<(), NotRendered> {
+        match &self.commit_date {
+            Err(why) if t.uses("commit_date") => Err(NotRendered::Unknown { fact: COMMIT_DATE, why: why.clone() }),
+            _ => Ok(()),
         }
     }
 
@@ -84,7 +157,7 @@ impl<'a> Facts<'a> {
         if branch.is_empty() {
             return false;
         }
-        if self.event.default_branch() == Some(branch) {
+        if self.default_branch() == Some(branch) {
             return true;
         }
         // These events always run for the default branch's last commit.
@@ -102,6 +175,11 @@ impl<'a> Facts<'a> {
             Some(base) if self.git_ref.starts_with("refs/pull/") => base,
             _ => String::new(),
         }
+    }
+
+    /// Callers leave out what reads an unknown date (`unknown_in`): this is the last guard.
+    pub fn known_commit_date(&self) -> Result<DateTime<Utc>, String> {
+        self.commit_date.clone().map_err(|why| format!("the commit date is not known ({why})"))
     }
 
     /// `{{date …}}` and `{{commit_date …}}`.
@@ -129,20 +207,21 @@ impl<'a> Facts<'a> {
             "is_default_branch" => self.is_default_branch().to_string(),
             "is_not_default_branch" => (!self.is_default_branch()).to_string(),
             "date" => self.date(e, self.now)?,
-            "commit_date" => self.date(e, self.commit_date)?,
+            "commit_date" => self.date(e, self.known_commit_date()?)?,
             _ => return Ok(None),
         }))
     }
 
     /// Renders a template with the global expressions (metadata-action's `setGlobalExp`).
-    pub fn global(&self, t: &Template) -> Result<String, String> {
-        t.render(&|e| self.lookup(e))
+    pub fn global(&self, t: &Template) -> Result<String, NotRendered> {
+        self.unknown_in(t)?;
+        Ok(t.render(&|e| self.lookup(e))?)
     }
 }
 
 /// The built commit's date as the payload gives it: a push's commit with that id, else the
 /// head commit when it is that commit.
-fn commit_date(event: &Event, sha: Option<&str>) -> Option<DateTime<Utc>> {
+pub fn payload_commit_date(event: &Event, sha: Option<&str>) -> Option<DateTime<Utc>> {
     let sha = sha?;
     let from_commits = event.commits.as_ref().and_then(|c| c.iter().find(|c| c.id.as_deref() == Some(sha)));
     let commit = from_commits.or(event.head_commit.as_ref().filter(|c| c.id.as_deref() == Some(sha)))?;

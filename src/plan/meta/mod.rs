@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 
 use crate::context::inputs::{Flavor, ImageEntry};
 use crate::context::{Context, InputError};
-pub use expr::Facts;
+use crate::trust::ApiFacts;
+pub use expr::{Facts, metadata_sha, payload_commit_date, payload_repository};
+use expr::{NotRendered, REPOSITORY};
 
 /// metadata-action's `version`: the first value a rule made (`main`), the others, and whether
 /// `latest` is added.
@@ -20,6 +22,59 @@ pub struct Version {
     pub main: Option<String>,
     pub partial: Vec<String>,
     pub latest: bool,
+}
+
+/// A tag rule or label this run cannot make: it reads a fact the event payload lacks and the
+/// GitHub API did not give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    pub what: String,
+    pub fact: &'static str,
+    pub why: String,
+}
+
+/// One warning for everything left out, by the fact it lacked and why.
+fn left_out_warning(left_out: &[LeftOut]) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for l in left_out {
+        if seen.contains(&(l.fact, l.why.as_str())) {
+            continue;
+        }
+        seen.push((l.fact, &l.why));
+        let what: Vec<&str> =
+            left_out.iter().filter(|o| o.fact == l.fact && o.why == l.why).map(|o| o.what.as_str()).collect();
+        let why = &l.why;
+        parts.push(format!(
+            "{} (they need {}, which the event payload lacks and the GitHub API did not give: {why})",
+            what.join(", "),
+            l.fact
+        ));
+    }
+    (!parts.is_empty()).then(|| format!("Left out of this run's metadata: {}.", parts.join("; ")))
+}
+
+/// What this run's metadata needs the GitHub API for: the repository when the payload has
+/// none (a `schedule` run), and the date of the commit described when a template reads
+/// `{{commit_date}}` and the payload does not date it. Nothing else is asked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wanted {
+    pub repository: bool,
+    pub commit_date_of: Option<String>,
+}
+
+/// `built`: the commit built (the plan's).
+pub fn wanted(ctx: &Context, built: Option<&str>) -> Wanted {
+    let inputs = &ctx.inputs;
+    let rules = inputs.tags.rules.iter().flat_map(|r| r.templates(&inputs.flavor));
+    let mut templates = rules.chain(&inputs.labels).chain(&inputs.annotations.unlevelled);
+    let sha = metadata_sha(ctx, built);
+    let dated = sha.as_deref().and_then(|s| payload_commit_date(&ctx.event, Some(s))).is_some();
+    let reads_date = templates.any(|t| t.uses("commit_date"));
+    Wanted {
+        repository: payload_repository(&ctx.event).is_none(),
+        commit_date_of: sha.filter(|_| reads_date && !dated),
+    }
 }
 
 /// Everything metadata-action outputs, for one run.
@@ -82,15 +137,23 @@ fn names(version: &Version, flavor: &Flavor) -> Vec<String> {
 
 /// Evaluates the rules for this run. `sha` is the commit built; `default_names` are this
 /// action's own tags, used when `tags` holds no rule and no reference.
-pub fn evaluate(ctx: &Context, sha: Option<&str>, default_names: Vec<String>) -> Result<Metadata, InputError> {
-    let facts = Facts::of(ctx, sha);
+/// `api`: what the GitHub API said of the repository and the commit, where the payload is
+/// silent.
+pub fn evaluate(
+    ctx: &Context,
+    sha: Option<&str>,
+    default_names: Vec<String>,
+    api: &ApiFacts,
+) -> Result<Metadata, InputError> {
+    let facts = Facts::of(ctx, sha, api);
     let inputs = &ctx.inputs;
     let mut warnings = Vec::new();
+    let mut left_out = Vec::new();
     let version = if inputs.tags.rules.is_empty() && inputs.tags.full.is_empty() {
         let mut names = default_names.into_iter();
         Version { main: names.next(), partial: names.collect(), latest: false }
     } else {
-        rules::version(&facts, &inputs.tags.rules, &inputs.flavor, &mut warnings)?
+        rules::version(&facts, &inputs.tags.rules, &inputs.flavor, (&mut warnings, &mut left_out))?
     };
     let tag_names = names(&version, &inputs.flavor);
     let mut tags: Vec<String> = Vec::new();
@@ -102,46 +165,68 @@ pub fn evaluate(ctx: &Context, sha: Option<&str>, default_names: Vec<String>) ->
         (None, Some(full)) => Version { main: full.rsplit_once(':').map(|(_, t)| t.to_string()), ..version },
         _ => version,
     };
-    let labels = annotations(&facts, &version, &inputs.labels, "labels", &mut warnings)?;
-    let annotations = annotations(&facts, &version, &inputs.annotations.unlevelled, "annotations", &mut warnings)?;
+    let notes = (&mut warnings, &mut left_out);
+    let labels = annotations(&facts, &version, &inputs.labels, "label", notes)?;
+    let notes = (&mut warnings, &mut left_out);
+    let annotations = annotations(&facts, &version, &inputs.annotations.unlevelled, "annotation", notes)?;
+    warnings.extend(left_out_warning(&left_out));
     Ok(Metadata { version, tags, tag_names, labels, annotations, warnings })
 }
 
 /// metadata-action's default OCI keys, then each line of `extra` (expressions rendered), by
-/// key (the last wins), sorted by key as `localeCompare` sorts them.
+/// key (the last wins), sorted by key as `localeCompare` sorts them. A default whose fact is
+/// not known, and a line that reads one, are left out.
 fn annotations(
     facts: &Facts,
     version: &Version,
     extra: &[crate::context::inputs::Template],
-    input: &str,
-    warnings: &mut Vec<String>,
+    kind: &str,
+    (warnings, left_out): (&mut Vec<String>, &mut Vec<LeftOut>),
 ) -> Result<Vec<(String, String)>, InputError> {
     const P: &str = "org.opencontainers.image";
+    let input = format!("{kind}s");
     let repo = facts.repo();
-    let mut pairs: Vec<(String, String)> = vec![
-        (format!("{P}.title"), repo.name),
+    let mut pairs: Vec<(String, Option<String>)> = vec![
+        (format!("{P}.title"), Some(repo.name)),
         (format!("{P}.description"), repo.description),
-        (format!("{P}.url"), repo.html_url.clone()),
-        (format!("{P}.source"), repo.html_url),
-        (format!("{P}.version"), version.main.clone().unwrap_or_default()),
-        (format!("{P}.created"), iso(facts.now)),
-        (format!("{P}.revision"), facts.sha.clone().unwrap_or_default()),
+        (format!("{P}.url"), Some(repo.html_url.clone())),
+        (format!("{P}.source"), Some(repo.html_url)),
+        (format!("{P}.version"), Some(version.main.clone().unwrap_or_default())),
+        (format!("{P}.created"), Some(iso(facts.now))),
+        (format!("{P}.revision"), Some(facts.sha.clone().unwrap_or_default())),
         (format!("{P}.licenses"), repo.license),
     ];
     for line in extra {
-        let text = facts.global(line).map_err(|e| InputError::new(input, e))?;
+        let text = match facts.global(line) {
+            Ok(text) => text,
+            Err(NotRendered::Unknown { fact, why }) => {
+                left_out.push(LeftOut { what: format!("the {kind} '{}'", line.source), fact, why });
+                continue;
+            }
+            Err(NotRendered::Input(e)) => return Err(InputError::new(&input, e)),
+        };
         match text.split_once('=') {
-            Some((k, v)) => pairs.push((k.to_string(), v.to_string())),
+            Some((k, v)) => pairs.push((k.to_string(), Some(v.to_string()))),
             None => warnings.push(format!("{input}: '{text}' has no '=' and is left out (write key=value)")),
         }
     }
-    let mut merged: Vec<(String, String)> = Vec::new();
+    let mut merged: Vec<(String, Option<String>)> = Vec::new();
     for (k, v) in pairs {
         match merged.iter_mut().find(|(key, _)| *key == k) {
             Some(slot) => slot.1 = v,
             None => merged.push((k, v)),
         }
     }
+    let why = facts.repository_unknown().unwrap_or_default();
+    for (key, _) in merged.iter().filter(|(_, v)| v.is_none()) {
+        // The defaults are the same for both: said once.
+        let label = format!("the label {key}");
+        match left_out.iter_mut().find(|l| l.what == label) {
+            Some(l) if kind == "annotation" => l.what = format!("the label and annotation {key}"),
+            _ => left_out.push(LeftOut { what: format!("the {kind} {key}"), fact: REPOSITORY, why: why.to_string() }),
+        }
+    }
+    let mut merged: Vec<(String, String)> = merged.into_iter().filter_map(|(k, v)| Some((k, v?))).collect();
     merged.sort_by(|a, b| locale_order(&a.0, &b.0));
     Ok(merged)
 }

@@ -1,8 +1,8 @@
 //! Each rule's value for this run, in priority order, folded into metadata-action's `version`.
 
-use super::Version;
-use super::expr::Facts;
+use super::expr::{Facts, NotRendered, REPOSITORY};
 use super::versions::{Pep440, Semver};
+use super::{LeftOut, Version};
 use crate::context::InputError;
 use crate::context::inputs::{Flavor, JsRegex, Latest, RefEvent, RuleKind, ShaFormat, TagRule, Template};
 
@@ -20,7 +20,7 @@ fn latest(flavor: &Flavor, auto: bool) -> bool {
 }
 
 /// The rule's own prefix and suffix, else the flavor's (expressions rendered).
-fn set_value(facts: &Facts, rule: &TagRule, flavor: &Flavor, val: &str) -> Result<String, String> {
+fn set_value(facts: &Facts, rule: &TagRule, flavor: &Flavor, val: &str) -> Result<String, NotRendered> {
     let prefix = match &rule.prefix {
         Some(p) => facts.global(p)?,
         None if !flavor.prefix.source.is_empty() => facts.global(&flavor.prefix)?,
@@ -50,7 +50,7 @@ fn set_version(version: &mut Version, latest_wish: &mut Option<bool>, val: Strin
 
 /// The text a semver, pep440 or match rule reads: its `value=`, else the git tag. `None`
 /// when neither applies (the rule makes nothing).
-fn version_source(facts: &Facts, value: &Template) -> Result<Option<String>, String> {
+fn version_source(facts: &Facts, value: &Template) -> Result<Option<String>, NotRendered> {
     if !value.source.is_empty() {
         return facts.global(value).map(Some);
     }
@@ -91,21 +91,26 @@ fn value(
     rule: &TagRule,
     flavor: &Flavor,
     warnings: &mut Vec<String>,
-) -> Result<Option<(String, bool)>, String> {
+) -> Result<Option<(String, bool)>, NotRendered> {
     let Some((text, auto)) = bare_value(facts, rule, warnings)? else { return Ok(None) };
     Ok(Some((set_value(facts, rule, flavor, &text)?, latest(flavor, auto))))
 }
 
 /// A rule's value before prefix and suffix, and whether `latest=auto` adds `latest` for it.
-fn bare_value(facts: &Facts, rule: &TagRule, warnings: &mut Vec<String>) -> Result<Option<(String, bool)>, String> {
+fn bare_value(
+    facts: &Facts,
+    rule: &TagRule,
+    warnings: &mut Vec<String>,
+) -> Result<Option<(String, bool)>, NotRendered> {
     Ok(match &rule.kind {
         RuleKind::Schedule { pattern } => {
             if !facts.event_name.contains("schedule") {
                 return Ok(None);
             }
+            facts.unknown_in(pattern)?;
             let text = pattern.render(&|e| match e.name.as_str() {
                 "date" => facts.date(e, facts.now).map(Some),
-                "commit_date" => facts.date(e, facts.commit_date).map(Some),
+                "commit_date" => facts.date(e, facts.known_commit_date()?).map(Some),
                 _ => Ok(None),
             })?;
             Some((text, false))
@@ -134,8 +139,13 @@ fn bare_value(facts: &Facts, rule: &TagRule, warnings: &mut Vec<String>) -> Resu
         }
         RuleKind::Ref { event } => reference(facts, *event),
         RuleKind::Edge { branch } => {
-            let wanted = if branch.is_empty() { facts.event.default_branch().unwrap_or_default() } else { branch };
-            (facts.branch() == Some(wanted)).then(|| ("edge".to_string(), false))
+            let Some(built) = facts.branch() else { return Ok(None) };
+            let wanted = match (branch.is_empty(), facts.repository_unknown()) {
+                (false, _) => branch.as_str(),
+                (true, None) => facts.default_branch().unwrap_or_default(),
+                (true, Some(why)) => return Err(NotRendered::Unknown { fact: REPOSITORY, why: why.to_string() }),
+            };
+            (built == wanted).then(|| ("edge".to_string(), false))
         }
         RuleKind::Raw { value } => Some((facts.global(value)?, false)),
         RuleKind::Sha { format } => facts.sha.as_ref().map(|sha| match format {
@@ -203,21 +213,23 @@ pub(super) fn version(
     facts: &Facts,
     rules: &[TagRule],
     flavor: &Flavor,
-    warnings: &mut Vec<String>,
+    (warnings, left_out): (&mut Vec<String>, &mut Vec<LeftOut>),
 ) -> Result<Version, InputError> {
     let mut version = Version::default();
     let mut latest_wish = None;
     for rule in rules {
-        let enabled = facts.global(&rule.enable).map_err(|e| tags_err(rule, e))?;
-        match enabled.as_str() {
-            "true" => {}
-            "false" => continue,
-            other => {
-                return Err(tags_err(rule, format!("enable= must render true or false, not '{other}'")));
+        let made = facts.global(&rule.enable).and_then(|enabled| match enabled.as_str() {
+            "true" => value(facts, rule, flavor, warnings),
+            "false" => Ok(None),
+            other => Err(NotRendered::Input(format!("enable= must render true or false, not '{other}'"))),
+        });
+        match made {
+            Ok(Some((val, wants_latest))) => set_version(&mut version, &mut latest_wish, val, wants_latest),
+            Ok(None) => {}
+            Err(NotRendered::Unknown { fact, why }) => {
+                left_out.push(LeftOut { what: format!("the tags of '{}'", rule.line), fact, why })
             }
-        }
-        if let Some((val, wants_latest)) = value(facts, rule, flavor, warnings).map_err(|e| tags_err(rule, e))? {
-            set_version(&mut version, &mut latest_wish, val, wants_latest);
+            Err(NotRendered::Input(e)) => return Err(tags_err(rule, e)),
         }
     }
     let mut seen = std::collections::HashSet::new();
