@@ -24,6 +24,16 @@ async fn raw(
     }
 }
 
+/// Without a docker CLI, the Engine API version is agreed on before anything is asked, so a
+/// daemon the action cannot speak to is said on its own, naming both versions.
+pub(super) async fn agree_on_version(docker: &mut Docker, signals: &mut Signals) -> Result<(), Failure> {
+    let Some(api) = docker.api.as_ref() else { return Ok(()) };
+    tokio::select! {
+        v = api.version() => v.map(drop).map_err(Failure::Failed),
+        sig = signals.recv() => Err(Failure::Cancelled(sig)),
+    }
+}
+
 /// `raw`, its answer JSON (`Null` when empty).
 pub(super) async fn call(
     docker: &mut Docker,
@@ -38,6 +48,15 @@ pub(super) async fn call(
     }
     serde_json::from_slice(&bytes)
         .map_err(|e| Failure::Failed(format!("the Docker daemon's answer to {path} is not JSON: {e}")))
+}
+
+/// A field the run needs from an answer (a JSON pointer): unknown fields are passed over, and
+/// a needed one that is missing is named, not read as empty.
+fn needed<'a>(answer: &'a Value, pointer: &str, path: &str) -> Result<&'a Value, Failure> {
+    answer.pointer(pointer).ok_or_else(|| {
+        let field = pointer.trim_start_matches('/').replace('/', ".");
+        Failure::Failed(format!("the Docker daemon's answer to {path} has no {field}, which the action needs"))
+    })
 }
 
 /// A container as the daemon describes it (`docker container inspect`).
@@ -63,8 +82,10 @@ pub(super) async fn own_facts(
         };
     }
     let v = inspect(docker, signals, container).await?;
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    Ok((text(&v["Image"]), text(&v["Config"]["Labels"][label]), v["Mounts"].to_string()))
+    let path = format!("/containers/{container}/json");
+    let image = needed(&v, "/Image", &path)?.as_str().unwrap_or_default().to_string();
+    let value = needed(&v, "/Config", &path)?["Labels"][label].as_str().unwrap_or_default().to_string();
+    Ok((image, value, needed(&v, "/Mounts", &path)?.to_string()))
 }
 
 /// Whether a container runs.
@@ -73,7 +94,8 @@ pub(super) async fn running(docker: &mut Docker, signals: &mut Signals, containe
         let args = ["container", "inspect", "--format", "{{.State.Running}}", container];
         return Ok(docker.run(&args, None, signals).await?.trim() == "true");
     }
-    Ok(inspect(docker, signals, container).await?["State"]["Running"] == json!(true))
+    let v = inspect(docker, signals, container).await?;
+    Ok(needed(&v, "/State/Running", &format!("/containers/{container}/json"))? == &json!(true))
 }
 
 /// Starts a created or stopped container.
@@ -126,7 +148,7 @@ pub(super) async fn run_privileged(
     pull(docker, signals, image).await?;
     let body = json!({"Image": image, "Cmd": args, "HostConfig": {"Privileged": true}});
     let created = call(docker, signals, (Method::POST, "/containers/create"), Some(&body)).await?;
-    let id = created["Id"].as_str().unwrap_or_default().to_string();
+    let id = needed(&created, "/Id", "/containers/create")?.as_str().unwrap_or_default().to_string();
     let ran = wait_for(docker, signals, &id).await;
     remove(docker, signals, &id).await;
     ran
@@ -135,8 +157,9 @@ pub(super) async fn run_privileged(
 /// Starts a created container and waits for its exit; its log's cause when it fails.
 async fn wait_for(docker: &mut Docker, signals: &mut Signals, id: &str) -> Result<(), Failure> {
     start(docker, signals, id).await?;
-    let waited = call(docker, signals, (Method::POST, &format!("/containers/{id}/wait")), None).await?;
-    match waited["StatusCode"].as_i64() {
+    let path = format!("/containers/{id}/wait");
+    let waited = call(docker, signals, (Method::POST, &path), None).await?;
+    match needed(&waited, "/StatusCode", &path)?.as_i64() {
         Some(0) => Ok(()),
         code => {
             let logs = format!("/containers/{id}/logs?stdout=1&stderr=1");
@@ -192,7 +215,7 @@ pub(super) async fn containerd_store(docker: &mut Docker, signals: &mut Signals)
     let status = if docker.api.is_none() {
         docker.run(&["info", "--format", "{{json .DriverStatus}}"], None, signals).await?
     } else {
-        call(docker, signals, (Method::GET, "/info"), None).await?["DriverStatus"].to_string()
+        needed(&call(docker, signals, (Method::GET, "/info"), None).await?, "/DriverStatus", "/info")?.to_string()
     };
     Ok(status.contains("io.containerd.snapshotter"))
 }
@@ -200,6 +223,19 @@ pub(super) async fn containerd_store(docker: &mut Docker, signals: &mut Signals)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_is_read_for_what_the_run_needs_and_a_missing_field_is_named() {
+        let answer = json!({"State": {"Running": true, "Health": {"Status": "new in a later API"}}, "Extra": 1});
+        assert_eq!(needed(&answer, "/State/Running", "/containers/x/json").ok(), Some(&json!(true)));
+        let Err(Failure::Failed(why)) = needed(&json!({"State": {}}), "/State/Running", "/containers/x/json") else {
+            panic!("a missing field is an error")
+        };
+        assert_eq!(
+            why,
+            "the Docker daemon's answer to /containers/x/json has no State.Running, which the action needs"
+        );
+    }
 
     #[test]
     fn a_pull_names_the_repository_and_the_digest_before_the_tag() {

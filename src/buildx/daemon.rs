@@ -2,12 +2,65 @@
 //! none (10 MB of every job's pull), and asks the daemon itself for the few things that are not
 //! buildx's (its own container, BuildKit's container, a login, QEMU). The daemon is the one
 //! `DOCKER_HOST` names (`unix://` or `tcp://`), else `/var/run/docker.sock`, as the CLI finds
-//! it; paths carry no API version, so the daemon answers in its own.
+//! it. The version is negotiated as the CLI negotiates it: `/_ping` once, then every path under
+//! `/v<version>/`, the lower of the daemon's and the one this client is written against, so a
+//! newer daemon answers in the shape this client reads.
+
+use std::fmt;
 
 use serde_json::Value;
 
 /// Where the daemon listens when `DOCKER_HOST` is unset (the runner mounts it there).
 const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+
+/// An Engine API version, `1.48`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApiVersion(pub u32, pub u32);
+
+impl ApiVersion {
+    pub fn parse(text: &str) -> Option<ApiVersion> {
+        let (major, minor) = text.trim().split_once('.')?;
+        Some(ApiVersion(major.parse().ok()?, minor.parse().ok()?))
+    }
+}
+
+impl fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
+/// The version this client is written against and its answers were captured in
+/// (tests/fixtures/engine): Docker 28.0's, the hosted runners' daemon.
+pub const CLIENT_API: ApiVersion = ApiVersion(1, 48);
+/// The oldest daemon it works with, and is tested on: Docker 20.10.
+pub const MIN_API: ApiVersion = ApiVersion(1, 41);
+
+/// The version to speak with a daemon whose `/_ping` says `daemon`: the lower of the two, or
+/// why there is none.
+pub fn negotiate(daemon: Option<&str>, host: &str) -> Result<ApiVersion, String> {
+    let Some(theirs) = daemon.and_then(ApiVersion::parse) else {
+        return Err(format!(
+            "the Docker daemon at {host} did not say its Engine API version (its /_ping answer has no API-Version header): this action needs Docker 20.10 (API {MIN_API}) or later"
+        ));
+    };
+    if theirs < MIN_API {
+        return Err(format!(
+            "the Docker daemon at {host} speaks Engine API {theirs}, older than this action's oldest, {MIN_API} (Docker 20.10): update Docker on the runner"
+        ));
+    }
+    Ok(theirs.min(CLIENT_API))
+}
+
+/// A daemon whose oldest accepted version is newer than this client's says so in its own words
+/// (`client version 1.48 is too old. Minimum supported API version is 1.50, …`): named both.
+fn too_new(message: &str, host: &str, spoken: ApiVersion) -> Option<String> {
+    let (_, rest) = message.split_once("Minimum supported API version is ")?;
+    let minimum = rest.split([',', ' ']).next().filter(|m| ApiVersion::parse(m).is_some())?;
+    Some(format!(
+        "the Docker daemon at {host} accepts Engine API {minimum} or later, and this action speaks {MIN_API} to {spoken}: it is too old for that daemon; update the action (or, for now, set the daemon's DOCKER_MIN_API_VERSION={spoken})"
+    ))
+}
 
 /// The daemon's HTTP API, over its socket.
 pub struct EngineApi {
@@ -15,6 +68,8 @@ pub struct EngineApi {
     base: String,
     /// `DOCKER_HOST` as given, for messages.
     host: String,
+    /// Negotiated at the first call.
+    version: tokio::sync::OnceCell<ApiVersion>,
 }
 
 impl EngineApi {
@@ -39,7 +94,31 @@ impl EngineApi {
             ));
         };
         let client = client.build().map_err(|e| format!("cannot set up a client for DOCKER_HOST={host}: {e}"))?;
-        Ok(EngineApi { client, base, host: host.to_string() })
+        Ok(EngineApi { client, base, host: host.to_string(), version: tokio::sync::OnceCell::new() })
+    }
+
+    /// The version both speak, asked of the daemon once: its `/_ping`, then `/version` at the
+    /// version chosen, which a daemon that no longer accepts it refuses before anything is done.
+    pub async fn version(&self) -> Result<ApiVersion, String> {
+        let agree = || async {
+            let unreachable = |e: reqwest::Error| format!("cannot reach the Docker daemon at {}: {e}", self.host);
+            let response = self.client.get(format!("{}/_ping", self.base)).send().await.map_err(unreachable)?;
+            let header = response.headers().get("api-version").and_then(|v| v.to_str().ok()).map(str::to_string);
+            let version = negotiate(header.as_deref(), &self.host)?;
+            let check =
+                self.client.get(format!("{}/v{version}/version", self.base)).send().await.map_err(unreachable)?;
+            let status = check.status();
+            if !status.is_success() {
+                let message = daemon_message(status.as_u16(), &check.bytes().await.unwrap_or_default());
+                return Err(too_new(&message, &self.host, version).unwrap_or(message));
+            }
+            tracing::debug!(
+                "engine API: the daemon speaks {}, this client {CLIENT_API}: {version}",
+                header.unwrap_or_default()
+            );
+            Ok(version)
+        };
+        self.version.get_or_try_init(agree).await.copied()
     }
 
     /// One call; its answer's body as sent (read whole), or why not: the daemon's own words
@@ -52,8 +131,9 @@ impl EngineApi {
         body: Option<&Value>,
         registry_auth: Option<&str>,
     ) -> Result<Vec<u8>, String> {
+        let version = self.version().await?;
         tracing::debug!("engine API {method} {}", path.split('?').next().unwrap_or(path));
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        let mut request = self.client.request(method, format!("{}/v{version}{path}", self.base));
         if let Some(body) = body {
             request = request.header("Content-Type", "application/json").body(body.to_string());
         }
@@ -67,7 +147,8 @@ impl EngineApi {
         if status.is_success() {
             return Ok(bytes.to_vec());
         }
-        Err(daemon_message(status.as_u16(), &bytes))
+        let message = daemon_message(status.as_u16(), &bytes);
+        Err(too_new(&message, &self.host, version).unwrap_or(message))
     }
 }
 
@@ -137,6 +218,28 @@ mod tests {
         let ssh = EngineApi::new(Some("ssh://me@host")).err().unwrap();
         assert!(ssh.contains("DOCKER_HOST=ssh://me@host") && ssh.contains("install the docker CLI"), "{ssh}");
         assert!(tls_unsupported("tcp://h:2376").contains("DOCKER_TLS_VERIFY"));
+    }
+
+    #[test]
+    fn the_version_spoken_is_the_lower_of_the_daemons_and_this_clients() {
+        let host = "unix:///var/run/docker.sock";
+        assert_eq!(negotiate(Some("1.41"), host), Ok(ApiVersion(1, 41)), "Docker 20.10");
+        assert_eq!(negotiate(Some("1.48"), host), Ok(ApiVersion(1, 48)), "Docker 28.0");
+        assert_eq!(negotiate(Some("1.52"), host), Ok(CLIENT_API), "a newer daemon answers as 28.0 does");
+        assert_eq!(negotiate(Some("2.0"), host), Ok(CLIENT_API));
+        let old = negotiate(Some("1.40"), host).unwrap_err();
+        assert!(old.contains("Engine API 1.40") && old.contains("oldest, 1.41 (Docker 20.10)"), "{old}");
+        let silent = negotiate(None, host).unwrap_err();
+        assert!(silent.contains("no API-Version header"), "{silent}");
+        assert!(negotiate(Some("one.two"), host).is_err());
+    }
+
+    #[test]
+    fn a_daemon_that_refuses_this_clients_version_is_named_with_both() {
+        let refused = "Error response from daemon: client version 1.48 is too old. Minimum supported API version is 1.50, please upgrade your client to a newer version";
+        let why = too_new(refused, "tcp://h:2375", CLIENT_API).unwrap();
+        assert!(why.contains("accepts Engine API 1.50 or later") && why.contains("speaks 1.41 to 1.48"), "{why}");
+        assert_eq!(too_new("Error response from daemon: No such container: x", "h", CLIENT_API), None);
     }
 
     #[test]
