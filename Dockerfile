@@ -2,19 +2,19 @@
 # The action image: the pinned BuildKit taken from moby/buildkit (its userland, buildkitd, runc and
 # the QEMU emulators of the platforms people build), with a static secure-docker-images binary and
 # buildx. The runner pulls this one image; a run starts its builder from it
-# (src/buildx/own_buildkit.rs), so nothing else is pulled, and the label tells the binary which
+# (src/engine/own_buildkit.rs), so nothing else is pulled, and the label tells the binary which
 # BuildKit it carries. No docker CLI (10 MB of every pull): buildx runs on its own, and the binary
-# asks the daemon through its Engine API for the rest (src/buildx/containers.rs).
+# asks the daemon through its Engine API for the rest (src/engine/containers.rs).
 #
 # The binary is cross-compiled on the build platform for each target (cargo-zigbuild: zig links
 # musl and compiles ring's C for either architecture), so an arm64 image costs no emulation.
 #   docker buildx build --platform linux/amd64,linux/arm64 -t secure-docker-images .
 
 ARG RUST_IMAGE=rust:1.91-bookworm@sha256:c1e5f19e773b7878c3f7a805dd00a495e747acbdc76fb2337a4ebf0418896b33
-# The buildx plugin: the release src/engine.rs pins (a test keeps the two equal), the one the
+# The buildx plugin: the release src/pins.rs pins (a test keeps the two equal), the one the
 # real-engine suite runs.
 ARG BUILDX_IMAGE=docker/buildx-bin:0.36.1
-# The BuildKit the image carries and runs a user's build on: the release src/engine.rs pins.
+# The BuildKit the image carries and runs a user's build on: the release src/pins.rs pins.
 ARG BUILDKIT_IMAGE=moby/buildkit:v0.32.2
 
 FROM ${BUILDX_IMAGE} AS buildx
@@ -66,7 +66,7 @@ FROM scratch
 COPY --from=buildkit --exclude=usr/bin/buildctl* --exclude=usr/bin/buildkit* / /
 # BuildKit itself (stripped), and the emulators of amd64, arm64 and arm/v6/v7 (each image lacks
 # its own architecture's): a platform of another architecture (riscv64, ppc64le, s390x, 386) gets
-# QEMU registered on the host at run time, as buildx's own builders do (src/engine.rs keeps the
+# QEMU registered on the host at run time, as buildx's own builders do (src/pins.rs keeps the
 # list).
 COPY --from=build /engine/buildkitd /engine/buildkit-runc /usr/bin/
 COPY --from=buildkit /usr/bin/buildkitd-entrypoint /usr/bin/buildkit-qemu-aarch64* /usr/bin/buildkit-qemu-arm* \

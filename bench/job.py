@@ -44,7 +44,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TAGS = {"setup-buildx-action": "v3.12.0", "login-action": "v3.7.0", "metadata-action": "v5.5.1",
         "build-push-action": "v6.19.2"}
 BUILDKIT = "moby/buildkit:buildx-stable-1"  # what setup-buildx-action and `buildx create` pull
-BUILDKIT_VERSION = "0.32.2"  # src/engine.rs
+BUILDKIT_VERSION = "0.32.2"  # src/pins.rs
 ENTRY = "COPY --chmod=755 buildkitd-entrypoint /usr/bin/buildkitd-entrypoint\n"  # BUILDKIT_ENTRYPOINT
 EVENT = os.path.join(REPO, "tests/fixtures/events/push-default-branch.json")
 SHA = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"

@@ -1,20 +1,30 @@
 //! secure-docker-images: builds OCI images with Docker Buildx and decides by itself how far
 //! to trust the code it builds.
 //!
-//! The pipeline (DESIGN.md): `context` (read) → `trust` (pure) → `plan` (pure) → effects.
+//! The pipeline (DESIGN.md): `context` (read) → `trust` (pure) → `plan` (pure) → effects, a
+//! room per thing they talk to: `github` (the GitHub API), `engine` (the Docker daemon: its
+//! Engine API, or its CLI where one is installed), `buildx` (builder, build, merge, tag), `log`
+//! (BuildKit's progress as buildx's plain text), `mounts` (the cache-mount stores), `verify`
+//! (the secret proof of the pushed image); `report` last. What several rooms share sits a floor
+//! below them: `step` (a phase's annotations and outcome), `credentials` (the run's registry
+//! logins), `registry` and `oci` (registry access, descriptors), `pins` (the engine pinned).
 
 pub mod buildx;
 pub mod cleanup;
 pub mod context;
+pub mod credentials;
 pub mod dockerfile;
 pub mod engine;
 pub mod github;
+pub mod log;
+pub mod mounts;
 #[doc(hidden)]
 pub mod oci;
+pub mod pins;
 pub mod plan;
 pub mod registry;
 pub mod report;
-pub mod stores_image;
+pub mod step;
 pub mod trust;
 pub mod verify;
 

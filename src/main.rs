@@ -8,11 +8,13 @@ use std::time::SystemTime;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use sdi::buildx::{self, Annotation, Level, Outcome, Signals};
+use sdi::buildx;
 use sdi::context::{Context, Event, Overrides, ProcessEnv};
+use sdi::engine::{Signals, random_token};
 use sdi::github::{self, ApiConfig};
 use sdi::plan::BuildPlan;
 use sdi::report;
+use sdi::step::{Annotation, Level, Outcome};
 use sdi::trust::ApiFacts;
 
 #[derive(Parser)]
@@ -152,7 +154,7 @@ fn env_path(name: &str) -> Option<PathBuf> {
 fn publish(plan: &BuildPlan, exec: Option<&buildx::Execution>) -> bool {
     let mut ok = true;
     if let Some(path) = env_path("GITHUB_OUTPUT") {
-        let delimiter = format!("ghadelimiter_{}", buildx::random_token());
+        let delimiter = format!("ghadelimiter_{}", random_token());
         if let Err(e) = report::write_outputs(&path, &report::outputs(plan, exec), &delimiter) {
             println!("::error title=Outputs::cannot write GITHUB_OUTPUT: {}", report::escape_data(&e.to_string()));
             ok = false;

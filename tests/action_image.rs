@@ -94,7 +94,7 @@ fn stand_ins(e: &E2e, n: &str) -> Vec<(String, String)> {
     std::fs::write(shim.path(), "#!/bin/sh\nexec /usr/bin/buildkitd \"$@\"\n").unwrap();
     let mut files = files;
     files.push(("buildkitd-entrypoint", shim.path()));
-    let entrypoint = sdi::engine::BUILDKIT_ENTRYPOINT;
+    let entrypoint = sdi::pins::BUILDKIT_ENTRYPOINT;
     let shim_copy = format!("COPY --chmod=755 buildkitd-entrypoint {entrypoint}\n");
     let own = docker(&["buildx", "imagetools", "inspect", "--format", "{{json .Image.Config.Entrypoint}}", &buildkit]);
     // Nor does it carry moby/buildkit's runc name or its emulators: runc goes by that name,
@@ -198,7 +198,7 @@ fn on_its_own_buildkit(job: &Job) {
     let summary = job.log.split("===== GITHUB_STEP_SUMMARY =====").nth(1).unwrap_or_default();
     assert!(summary.contains("from the action's own image (nothing pulled)"), "{}", job.log);
     let images = docker(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
-    let pinned = sdi::engine::BUILDKIT_IMAGE;
+    let pinned = sdi::pins::BUILDKIT_IMAGE;
     assert!(!images.lines().any(|i| i.ends_with(pinned) || i.contains("binfmt")), "pulled: {images}");
     let left = docker(&["ps", "--all", "--filter", &format!("name=sdi-{}-", run_id()), "--format", "{{.Names}}"]);
     assert_eq!(left.trim(), "", "BuildKit containers left on the daemon");
@@ -292,7 +292,7 @@ fn logs_in_through_the_daemon(e: &E2e, (script, action): (&Path, &str), n: &str)
 fn carries_the_pinned_buildkit_only(action: &str) {
     let labels = docker(&["buildx", "imagetools", "inspect", "--format", "{{json .Image.Config.Labels}}", action]);
     let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
-    assert_eq!(labels[sdi::buildx::own_buildkit::LABEL], sdi::engine::BUILDKIT_VERSION, "{labels}");
+    assert_eq!(labels[sdi::engine::own_buildkit::LABEL], sdi::pins::BUILDKIT_VERSION, "{labels}");
     let listing = docker(&["run", "--rm", "--entrypoint", "/bin/ls", action, "/usr/bin"]);
     let names: Vec<&str> = listing.lines().collect();
     assert!(names.contains(&"buildkitd") && names.contains(&"buildkit-runc"), "{listing}");

@@ -79,7 +79,7 @@ fn helper_dockerfiles() {
     assert!(!save.contains("COPY"), "no second copy: {save}");
     assert!(save.contains("-le 488281 ]"), "500 MB in KiB");
     let dirs: Vec<String> = m.mounts.iter().map(|s| sdi::plan::mount_dir(&s.id)).collect();
-    let (layers, costs_label) = (sdi::stores_image::LABEL, sdi::plan::mount_costs::COSTS_LABEL);
+    let (layers, costs_label) = (sdi::mounts::image::LABEL, sdi::plan::mount_costs::COSTS_LABEL);
     let labels = format!("LABEL {layers}=\"{}\" {costs_label}=\"{costs}\"\n", dirs.join(" "));
     assert!(save.ends_with(&labels), "{save}");
     // Only the stores asked for.

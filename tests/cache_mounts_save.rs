@@ -131,16 +131,16 @@ fn served() -> (String, tempfile::TempDir, tempfile::TempDir, std::path::PathBuf
 }
 
 /// The stores image `team/app:buildcache-mounts` in a test registry's directory.
-fn saved_image(dir: &std::path::Path) -> sdi::stores_image::StoresImage {
+fn saved_image(dir: &std::path::Path) -> sdi::mounts::image::StoresImage {
     let repo = dir.join("v2/team/app");
     let manifest = std::fs::read(repo.join("manifests/buildcache-mounts")).unwrap();
     let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
     let config = std::fs::read(repo.join("blobs").join(m["config"]["digest"].as_str().unwrap())).unwrap();
-    sdi::stores_image::StoresImage::read(&manifest, &config).expect("a stores image")
+    sdi::mounts::image::StoresImage::read(&manifest, &config).expect("a stores image")
 }
 
 /// A store's layers in the image (its whole copy, then what later saves changed), by digest.
-fn layer_digest(image: &sdi::stores_image::StoresImage, id: &str) -> Vec<String> {
+fn layer_digest(image: &sdi::mounts::image::StoresImage, id: &str) -> Vec<String> {
     let layers = image.layers_of(&sdi::plan::mount_dir(id));
     assert!(!layers.is_empty(), "store {id} has layers");
     layers.iter().map(|l| l.descriptor["digest"].as_str().unwrap().to_string()).collect()
@@ -222,7 +222,7 @@ fn an_unchanged_restore_keeps_its_measurements_on_the_same_layers() {
     let (registry, dir, _state, log) = served();
     two_stores(&registry, dir.path(), &log).run().assert_success();
     let first = saved_image(dir.path());
-    let costs = |i: &sdi::stores_image::StoresImage| {
+    let costs = |i: &sdi::mounts::image::StoresImage| {
         sdi::plan::mount_costs::parse(i.label(sdi::plan::mount_costs::COSTS_LABEL).unwrap_or_default())
     };
     let deps = sdi::plan::mount_dir("deps");

@@ -1,11 +1,11 @@
-//! What ships is what is tested: the engine pinned in `src/engine.rs` is the one the top-level
+//! What ships is what is tested: the engine pinned in `src/pins.rs` is the one the top-level
 //! `Dockerfile` takes by default and the one its names say.
 
 #[test]
 fn the_dockerfile_takes_the_pinned_buildx() {
     let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
     let default = dockerfile.lines().find_map(|l| l.strip_prefix("ARG BUILDX_IMAGE=")).expect("ARG BUILDX_IMAGE");
-    assert_eq!(default, sdi::engine::BUILDX_IMAGE);
+    assert_eq!(default, sdi::pins::BUILDX_IMAGE);
     assert!(dockerfile.contains("FROM ${BUILDX_IMAGE} AS buildx"), "{dockerfile}");
     // buildx on its own, on PATH: the image has no docker CLI to be a plugin of.
     assert!(dockerfile.contains("COPY --from=buildx /buildx /usr/local/bin/buildx"));
@@ -15,7 +15,7 @@ fn the_dockerfile_takes_the_pinned_buildx() {
 
 #[test]
 fn the_pinned_images_name_the_pinned_versions() {
-    use sdi::engine::*;
+    use sdi::pins::*;
     assert_eq!(BUILDX_IMAGE.rsplit_once(':').unwrap().1, BUILDX_VERSION);
     assert_eq!(BUILDKIT_IMAGE.rsplit_once(':').unwrap().1, format!("v{BUILDKIT_VERSION}"));
 }
@@ -24,13 +24,13 @@ fn the_pinned_images_name_the_pinned_versions() {
 fn the_image_carries_the_pinned_buildkit_and_says_so() {
     let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
     let default = dockerfile.lines().find_map(|l| l.strip_prefix("ARG BUILDKIT_IMAGE=")).expect("ARG BUILDKIT_IMAGE");
-    assert_eq!(default, sdi::engine::BUILDKIT_IMAGE);
+    assert_eq!(default, sdi::pins::BUILDKIT_IMAGE);
     // The final stage is made of BuildKit's image, and its label is what the binary checks
     // before it starts a builder from the image it runs in.
     assert!(dockerfile.lines().any(|l| l == "FROM ${BUILDKIT_IMAGE} AS buildkit"), "{dockerfile}");
     let last_from = dockerfile.lines().rfind(|l| l.starts_with("FROM ")).unwrap();
     assert_eq!(last_from, "FROM scratch");
-    let label = format!("LABEL {}={}", sdi::buildx::own_buildkit::LABEL, sdi::engine::BUILDKIT_VERSION);
+    let label = format!("LABEL {}={}", sdi::engine::own_buildkit::LABEL, sdi::pins::BUILDKIT_VERSION);
     assert!(dockerfile.lines().any(|l| l == label), "{label} in {dockerfile}");
 }
 
@@ -54,7 +54,7 @@ fn the_image_keeps_buildkits_daemon_and_the_emulators_the_binary_counts_on_and_n
     let from_build = copied("build");
     let userland = stage.iter().find(|l| l.ends_with(" / /")).expect("BuildKit's userland");
     assert!(userland.contains("--exclude=usr/bin/buildctl*") && userland.contains("--exclude=usr/bin/buildkit*"));
-    assert!(from_buildkit.iter().any(|s| s == sdi::engine::BUILDKIT_ENTRYPOINT), "{from_buildkit:?}");
+    assert!(from_buildkit.iter().any(|s| s == sdi::pins::BUILDKIT_ENTRYPOINT), "{from_buildkit:?}");
     for needed in ["/engine/buildkitd", "/engine/buildkit-runc"] {
         assert!(from_build.iter().any(|s| s == needed), "{needed} in {from_build:?}");
     }
@@ -65,7 +65,7 @@ fn the_image_keeps_buildkits_daemon_and_the_emulators_the_binary_counts_on_and_n
     for engine in from_build.iter().filter(|s| s.starts_with("/engine/")) {
         assert!(strip.split_whitespace().any(|w| w == engine), "{engine} not stripped: {strip}");
     }
-    // Each emulator the image keeps is an architecture src/engine.rs counts as emulated by the
+    // Each emulator the image keeps is an architecture src/pins.rs counts as emulated by the
     // image, and each of those is kept.
     let qemu: Vec<&str> = from_buildkit
         .iter()
@@ -80,7 +80,7 @@ fn the_image_keeps_buildkits_daemon_and_the_emulators_the_binary_counts_on_and_n
         .collect();
     let mut kept = qemu.clone();
     kept.sort();
-    let mut counted = sdi::engine::BUILDKIT_EMULATED_ARCHS.to_vec();
+    let mut counted = sdi::pins::BUILDKIT_EMULATED_ARCHS.to_vec();
     counted.sort();
     assert_eq!(kept, counted);
     // moby/buildkit's environment goes with its files.

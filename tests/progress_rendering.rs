@@ -12,7 +12,7 @@ fn fixture(name: &str) -> String {
 }
 
 fn rendered(raw: &str) -> Vec<String> {
-    let mut p = sdi::buildx::progress::Progress::default();
+    let mut p = sdi::log::progress::Progress::default();
     let mut lines: Vec<String> = raw.lines().flat_map(|l| p.feed(l)).collect();
     lines.extend(p.finish());
     lines

@@ -9,14 +9,14 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::builder::Builder;
-use super::docker::{Docker, GRACE, Signals, random_token};
-use super::progress::{self, CacheHits, Progress};
-use super::{Annotation, Level, Outcome};
 use crate::context::Context;
+use crate::engine::docker::{Docker, GRACE, Signals, random_token};
+use crate::log::progress::{self, CacheHits, Progress};
 use crate::plan::{BuildPlan, Verify};
+use crate::step::{Annotation, Level, Outcome};
 
 /// How a build ended when it did not end the run.
-pub(super) enum BuildEnd {
+pub(crate) enum BuildEnd {
     /// Its metadata (when it succeeded), cache hits, and the cache-mount stores of the RUN
     /// steps that ran, with how long those steps took (ms).
     Finished(Option<Value>, Option<CacheHits>, Vec<(String, u64)>),
@@ -26,10 +26,10 @@ pub(super) enum BuildEnd {
 }
 
 /// `Err` is the outcome that ends the run, with the hits known so far.
-pub(super) type Built = Result<BuildEnd, (Outcome, Option<CacheHits>)>;
+pub(crate) type Built = Result<BuildEnd, (Outcome, Option<CacheHits>)>;
 
 /// The stores whose first real use stops the build (empty: never stopped).
-pub(super) type StopFor<'a> = &'a [String];
+pub(crate) type StopFor<'a> = &'a [String];
 
 /// The argv to run: the plan's, on this run's builder, with its metadata file and progress.
 fn argv(plan: &BuildPlan, builder: &Builder, dir: &Path, metadata_file: &Path) -> Vec<String> {
@@ -72,7 +72,7 @@ fn secret_env(ctx: &Context, plan: &BuildPlan) -> Vec<(String, String)> {
         .collect()
 }
 
-pub(super) async fn build(
+pub(crate) async fn build(
     ctx: &Context,
     plan: &BuildPlan,
     (builder, stop): (&Builder, StopFor<'_>),
@@ -286,7 +286,7 @@ fn add_interrupted(ended: &mut Interrupt, progress: &Progress) {
 
 /// Dockerfile warnings: from the metadata file when buildx wrote one, else from the stream.
 fn warnings(plan: &BuildPlan, metadata: Option<&Value>, progress: &Progress, annotations: &mut Vec<Annotation>) {
-    let warnings: Vec<progress::VertexWarning> = metadata
+    let warnings: Vec<crate::log::status::VertexWarning> = metadata
         .and_then(|m| m.get("buildx.build.warnings"))
         .and_then(|w| serde_json::from_value(w.clone()).ok())
         .unwrap_or_else(|| progress.warnings.clone());

@@ -5,14 +5,14 @@
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use super::Outcome;
-use super::docker::{Docker, Failure, Signals, random_hex};
 use crate::context::Context;
 use crate::context::builder::{BuilderSpec, BuilderTls, Endpoint, Pem};
+use crate::engine::docker::{Docker, Failure, Signals, random_hex};
 use crate::plan::{BuildPlan, BuilderPlan};
+use crate::step::Outcome;
 
 /// The builder the build runs on.
-pub(super) struct Builder {
+pub(crate) struct Builder {
     pub name: String,
     /// A record this run made: removed at the end. For an attached BuildKit that removes the
     /// record only, never the user's BuildKit.
@@ -35,11 +35,11 @@ impl Builder {
     }
 }
 
-pub(super) fn setup_failed(message: String) -> Outcome {
+pub(crate) fn setup_failed(message: String) -> Outcome {
     Outcome::SetupFailed(message)
 }
 
-pub(super) fn failed(f: Failure, word: impl FnOnce(String) -> String) -> Outcome {
+pub(crate) fn failed(f: Failure, word: impl FnOnce(String) -> String) -> Outcome {
     match f {
         Failure::Cancelled(sig) => Outcome::Cancelled { signal: sig },
         Failure::Failed(cause) => setup_failed(word(cause)),
@@ -48,7 +48,7 @@ pub(super) fn failed(f: Failure, word: impl FnOnce(String) -> String) -> Outcome
 
 /// Makes the plan's builder usable: `slot` holds it as soon as a record exists, so that the
 /// caller removes it whatever happens next.
-pub(super) async fn prepare(
+pub(crate) async fn prepare(
     ctx: &Context,
     plan: &BuildPlan,
     docker: &mut Docker,
@@ -63,7 +63,7 @@ pub(super) async fn prepare(
             // `allow` needs BuildKit started with the entitlement (the plan gives it to trusted code only).
             let entitlements: Vec<String> =
                 crate::plan::options::insecure_entitlements(&plan.options).iter().map(|e| e.to_string()).collect();
-            let own = super::own_buildkit::image(docker, signals, dir).await;
+            let own = crate::engine::own_buildkit::image(docker, signals, dir).await;
             match own.map_err(|signal| Outcome::Cancelled { signal })? {
                 Some(own) => from_own_image(docker, signals, (&own, &entitlements), name, slot).await?,
                 None => docker_container(docker, signals, &entitlements, name, slot).await?,
@@ -99,7 +99,7 @@ async fn docker_container(
     slot: &mut Option<Builder>,
 ) -> Result<(), Outcome> {
     *slot = Some(Builder::new(name.clone(), true, true));
-    let image = format!("image={}", crate::engine::BUILDKIT_IMAGE);
+    let image = format!("image={}", crate::pins::BUILDKIT_IMAGE);
     let mut args = vec!["buildx", "create", "--name", name.as_str(), "--driver", "docker-container"];
     args.extend(["--driver-opt", image.as_str()]);
     let flags: Vec<String> = entitlements.iter().map(|e| format!("--allow-insecure-entitlement {e}")).collect();
@@ -120,7 +120,7 @@ async fn docker_container(
 async fn from_own_image(
     docker: &mut Docker,
     signals: &mut Signals,
-    (own, entitlements): (&super::own_buildkit::Own, &[String]),
+    (own, entitlements): (&crate::engine::own_buildkit::Own, &[String]),
     name: String,
     slot: &mut Option<Builder>,
 ) -> Result<(), Outcome> {
@@ -128,7 +128,7 @@ async fn from_own_image(
     let mut builder = Builder::new(name.clone(), true, true);
     builder.container = Some(container.clone());
     *slot = Some(builder);
-    super::own_buildkit::start(docker, signals, own, &container, entitlements)
+    crate::engine::own_buildkit::start(docker, signals, own, &container, entitlements)
         .await
         .map_err(|f| failed(f, |c| format!("could not start BuildKit from the action's own image: {c}")))?;
     let endpoint = own.socket.endpoint();
@@ -147,7 +147,7 @@ async fn reach_container(
     name: &str,
     container: &str,
 ) -> Result<(), Outcome> {
-    let running = super::containers::running(docker, signals, container).await.map_err(|f| {
+    let running = crate::engine::containers::running(docker, signals, container).await.map_err(|f| {
         failed(f, |cause| {
             format!(
                 "builder '{name}' cannot be used: the action sees no record of it (looked for buildx/instances/{name} in the docker configuration, from $DOCKER_CONFIG or $HOME/.docker), and the Docker daemon has no container {container} to attach to ({cause}). Create the builder in this job (docker/setup-buildx-action, or `docker buildx create --name {name} --driver docker-container`), or set builder to `default` or to a BuildKit endpoint (tcp://, unix://, docker-container://)."
@@ -155,7 +155,7 @@ async fn reach_container(
         })
     })?;
     if !running {
-        super::containers::start(docker, signals, container).await.map_err(|f| {
+        crate::engine::containers::start(docker, signals, container).await.map_err(|f| {
             failed(f, |c| {
                 format!("builder '{name}': its container {container} is stopped and could not be started: {c}")
             })

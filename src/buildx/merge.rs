@@ -3,10 +3,11 @@
 
 use serde_json::Value;
 
-use super::docker::{Docker, Failure, Signals};
+use super::RunResult;
 use super::tag::{failed, push_tags};
-use super::{Annotation, Outcome, RunResult};
+use crate::engine::docker::{Docker, Failure, Signals};
 use crate::plan::BuildPlan;
+use crate::step::{Annotation, Outcome};
 
 /// `os/arch[/variant]` of an index entry; `None` for attestation manifests (`unknown/unknown`).
 fn entry_platform(m: &Value) -> Option<String> {
@@ -38,7 +39,7 @@ pub fn duplicate_platform(index: &Value) -> Option<(String, String, String)> {
 
 /// `imagetools create` over the plan's sources; `builder` only when its record is visible
 /// (it lends its registry configuration, nothing else).
-pub(super) async fn merge(
+pub(crate) async fn merge(
     plan: &BuildPlan,
     docker: &mut Docker,
     signals: &mut Signals,

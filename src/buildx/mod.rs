@@ -11,20 +11,8 @@
 
 mod build;
 pub mod builder;
-mod containers;
-mod credentials;
-mod daemon;
-pub mod docker;
-mod login;
 pub mod merge;
-pub mod mounts;
-mod mounts_registry;
-mod mounts_save;
-pub mod own_buildkit;
 pub mod platforms;
-pub mod progress;
-mod render;
-mod scan;
 mod tag;
 
 use std::path::Path;
@@ -34,13 +22,16 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::context::Context;
+use crate::engine::docker::{Docker, Ended, Signals};
+use crate::engine::{containers, login};
+use crate::log::progress::CacheHits;
+use crate::mounts;
 use crate::plan::{BuildPlan, Mode, Verify};
+use crate::step::{Annotation, Outcome};
+use crate::verify::pushed as scan;
 use builder::Builder;
-use docker::Ended;
-pub use docker::{Docker, Signals, cause_line, random_token};
 pub use merge::duplicate_platform;
 pub use platforms::{BINFMT_IMAGE, binfmt_archs, inspected_platforms, missing_platforms};
-use progress::{BuildError, CacheHits};
 
 /// How the run's builder came to be ready.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,51 +40,6 @@ pub struct BuilderReady {
     pub own_image: bool,
     /// From the first builder call to the builder checked and ready.
     pub took: Duration,
-}
-
-/// A message for the run's log and annotations.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Annotation {
-    pub level: Level,
-    pub message: String,
-    /// `(path in the repository, line)`.
-    pub location: Option<(String, u32)>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Notice,
-    Warning,
-    Error,
-}
-
-impl Annotation {
-    fn warning(message: impl Into<String>) -> Self {
-        Annotation { level: Level::Warning, message: message.into(), location: None }
-    }
-    fn notice(message: impl Into<String>) -> Self {
-        Annotation { level: Level::Notice, message: message.into(), location: None }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Succeeded,
-    /// Before the build: login, builder or platform check. The message says what to fix.
-    SetupFailed(String),
-    /// buildx exited non-zero.
-    Failed {
-        code: i32,
-        error: Option<BuildError>,
-    },
-    /// The job was cancelled: the signal was forwarded to the child.
-    Cancelled {
-        signal: i32,
-    },
-    /// Secret values were found in the built image; nothing was tagged.
-    SecretsLeaked {
-        hits: usize,
-    },
 }
 
 /// What the shell did and learnt.
@@ -262,9 +208,9 @@ async fn save_stores(
     let started = Instant::now();
     let needles = crate::verify::Needles::new(&scan::secret_values(ctx, plan));
     let costs = mounts::measure(found.costs, statuses, &ran, times.restore);
-    let helpers = mounts_save::Helpers { docker, signals, plan: mp, builder, dir };
+    let helpers = mounts::save::Helpers { docker, signals, plan: mp, builder, dir };
     let from = (found.restored_from.as_ref(), &costs);
-    let save = mounts_save::save_if_used(helpers, (&needles, ran.as_slice()), from, annotations, statuses);
+    let save = mounts::save::save_if_used(helpers, (&needles, ran.as_slice()), from, annotations, statuses);
     match save.instrument(tracing::debug_span!("cache-mounts save")).await {
         mounts::SaveEnd::Cancelled(sig) => return Err(sig),
         mounts::SaveEnd::Ran => times.save = Some(started.elapsed()),

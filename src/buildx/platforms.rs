@@ -3,10 +3,10 @@
 //! several platforms.
 
 use super::builder::{Builder, failed, setup_failed};
-use super::docker::{Docker, Signals};
-use super::{Annotation, Outcome};
 use crate::context::{Context, Platform};
+use crate::engine::docker::{Docker, Signals};
 use crate::plan::{BuildPlan, BuilderPlan};
+use crate::step::{Annotation, Outcome};
 
 /// QEMU registration runs privileged on the host: pinned by digest.
 pub const BINFMT_IMAGE: &str =
@@ -81,7 +81,7 @@ fn native_platforms() -> &'static [&'static str] {
 /// A builder made here on this host runs its native platforms for sure; any other builder, or
 /// request, is inspected. A missing platform matters only if a RUN step executes on it: then
 /// QEMU is registered (docker-container builders) or the run fails naming it.
-pub(super) async fn check(
+pub(crate) async fn check(
     ctx: &Context,
     plan: &BuildPlan,
     docker: &mut Docker,
@@ -188,16 +188,16 @@ fn without_image_emulators<'a>(
 fn emulated_by_image(platform: &str) -> bool {
     let mut parts = platform.split('/').skip(1);
     let (arch, variant) = (parts.next().unwrap_or_default(), parts.next());
-    crate::engine::BUILDKIT_EMULATED_ARCHS.contains(&arch) && !(arch == "amd64" && variant.is_some_and(|v| v != "v2"))
+    crate::pins::BUILDKIT_EMULATED_ARCHS.contains(&arch) && !(arch == "amd64" && variant.is_some_and(|v| v != "v2"))
 }
 
 /// `load` of several platforms: only a daemon with the containerd image store holds an image of
 /// several platforms; any other refuses it at the end of the build. Asked before it.
-pub(super) async fn check_load(plan: &BuildPlan, docker: &mut Docker, signals: &mut Signals) -> Result<(), Outcome> {
+pub(crate) async fn check_load(plan: &BuildPlan, docker: &mut Docker, signals: &mut Signals) -> Result<(), Outcome> {
     if !plan.load || plan.platforms.len() < 2 {
         return Ok(());
     }
-    let containerd = super::containers::containerd_store(docker, signals)
+    let containerd = crate::engine::containers::containerd_store(docker, signals)
         .await
         .map_err(|f| failed(f, |c| format!("load: the Docker daemon cannot be asked how it stores images: {c}")))?;
     if containerd {
@@ -230,7 +230,7 @@ async fn register_qemu(
         "Registering QEMU emulation for {} (emulated steps are much slower than native runners).",
         names.join(", ")
     )));
-    super::containers::run_privileged(docker, signals, BINFMT_IMAGE, &["--install", archs.as_str()])
+    crate::engine::containers::run_privileged(docker, signals, BINFMT_IMAGE, &["--install", archs.as_str()])
         .await
         .map_err(|f| failed(f, |c| format!("could not register QEMU for {}: {c}", names.join(", "))))?;
     Ok(())

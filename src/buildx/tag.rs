@@ -3,17 +3,17 @@
 
 use serde_json::Value;
 
-use super::Outcome;
-use super::docker::{Docker, Failure, Signals};
-use super::progress::BuildError;
+use crate::engine::docker::{Docker, Failure, Signals};
+use crate::step::BuildError;
+use crate::step::Outcome;
 
-pub(super) fn failed(message: String) -> Outcome {
+pub(crate) fn failed(message: String) -> Outcome {
     Outcome::Failed { code: 1, error: Some(BuildError { message, location: None }) }
 }
 
 /// Runs `imagetools create` (tags over sources) and reads the digest the first tag now names
 /// back from the registry.
-pub(super) async fn push_tags(
+pub(crate) async fn push_tags(
     docker: &mut Docker,
     create: &[&str],
     tags: &[String],
@@ -42,14 +42,14 @@ pub(super) async fn push_tags(
 /// After a clean scan: the plan's tags onto the pushed digest; the metadata then names them.
 /// Tags of the image's own repository are PUT straight onto the scanned manifest (a request
 /// each); tags elsewhere go through `imagetools create`, which copies the blobs there.
-pub(super) async fn tag_scanned(
+pub(crate) async fn tag_scanned(
     plan: &crate::plan::BuildPlan,
     docker: &mut Docker,
     signals: &mut Signals,
     builder: &str,
     (dir, client): (&std::path::Path, Option<crate::verify::Registry>),
     metadata: &mut Option<Value>,
-    annotations: &mut Vec<super::Annotation>,
+    annotations: &mut Vec<crate::step::Annotation>,
 ) -> Result<(), Outcome> {
     let digest = metadata.as_ref().and_then(|m| m.get("containerimage.digest")).and_then(Value::as_str);
     let digest = digest.unwrap_or_default().to_string();
@@ -60,7 +60,7 @@ pub(super) async fn tag_scanned(
         let put = async {
             let mut registry = match client {
                 Some(r) => r,
-                None => super::scan::registry_for(&plan.image, dir)?,
+                None => crate::verify::pushed::registry_for(&plan.image, dir)?,
             };
             registry.put_tags(&digest, &names).await
         };
@@ -79,8 +79,9 @@ pub(super) async fn tag_scanned(
         create.push(&source);
         let others: Vec<String> = elsewhere.iter().map(|t| t.to_string()).collect();
         if push_tags(docker, &create, &others, Some(builder), signals).await?.is_none() {
-            annotations
-                .push(super::Annotation::warning("The tags were pushed, but their digest could not be read back."));
+            annotations.push(crate::step::Annotation::warning(
+                "The tags were pushed, but their digest could not be read back.",
+            ));
         }
     }
     if let Some(m) = metadata.as_mut() {

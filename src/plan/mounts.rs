@@ -149,7 +149,7 @@ pub fn save_dockerfile(plan: &MountsPlan, which: &[usize], costs: &str) -> Strin
 
 /// The stores image's labels: which store each layer holds, and what restoring them cost.
 fn labels(dirs: &[String], costs: &str) -> String {
-    let (layers, costs_label) = (crate::stores_image::LABEL, super::mount_costs::COSTS_LABEL);
+    let (layers, costs_label) = (crate::mounts::image::LABEL, super::mount_costs::COSTS_LABEL);
     format!("LABEL {layers}=\"{}\" {costs_label}=\"{costs}\"\n", dirs.join(" "))
 }
 

@@ -9,9 +9,10 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::buildx::{Annotation, Execution, Level, Outcome};
+use crate::buildx::Execution;
 use crate::context::InputError;
 use crate::plan::{BuildPlan, Mode};
+use crate::step::{Annotation, Level, Outcome};
 
 /// Escapes a workflow command's message so that no input can end the line and start
 /// another command.
@@ -246,10 +247,10 @@ fn mounts_table(s: &mut String, e: &Execution) {
             },
         };
         let restored = match m.filled {
-            crate::buildx::mounts::Filled::Warm => format!("no (already warm: {})", size(m.restored_kib)),
-            crate::buildx::mounts::Filled::NotNeeded => "no (its steps came from cache)".to_string(),
-            crate::buildx::mounts::Filled::Refill(cost) => {
-                format!("no ({})", crate::buildx::mounts::refill_reason(&cost))
+            crate::mounts::Filled::Warm => format!("no (already warm: {})", size(m.restored_kib)),
+            crate::mounts::Filled::NotNeeded => "no (its steps came from cache)".to_string(),
+            crate::mounts::Filled::Refill(cost) => {
+                format!("no ({})", crate::mounts::refill_reason(&cost))
             }
             _ => size(m.restored_kib),
         };
@@ -369,10 +370,10 @@ fn builder_row(builder: &crate::plan::BuilderPlan, ready: Option<crate::buildx::
     let what = match builder {
         crate::plan::BuilderPlan::New if ready.own_image => format!(
             "a builder made for this run, on BuildKit {} from the action's own image (nothing pulled)",
-            crate::engine::BUILDKIT_VERSION
+            crate::pins::BUILDKIT_VERSION
         ),
         crate::plan::BuilderPlan::New => {
-            format!("a docker-container builder made for this run, on {}", crate::engine::BUILDKIT_IMAGE)
+            format!("a docker-container builder made for this run, on {}", crate::pins::BUILDKIT_IMAGE)
         }
         other => builder_text(other),
     };

@@ -7,6 +7,7 @@
 //! secret id, the layer digest and the path, never the value.
 
 pub mod proofs;
+pub mod pushed;
 mod sources;
 
 use std::fmt;

@@ -39,7 +39,7 @@ pub fn e2e(test: &str) -> Option<E2e> {
 /// Whether the engine is the pinned one, checked once for the whole suite.
 static ENGINE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
 
-/// The suite runs on the buildx and BuildKit that `src/engine.rs` pins (what ships is what is
+/// The suite runs on the buildx and BuildKit that `src/pins.rs` pins (what ships is what is
 /// tested); `SDI_E2E_ANY_ENGINE=1` runs it on another one anyway.
 fn pinned_engine(builder: &str) -> Result<(), String> {
     if std::env::var("SDI_E2E_ANY_ENGINE").is_ok_and(|v| v == "1") {
@@ -49,12 +49,12 @@ fn pinned_engine(builder: &str) -> Result<(), String> {
     let buildkit = docker(&["buildx", "inspect", "--bootstrap", builder]);
     let buildkit = buildkit.lines().find_map(|l| l.strip_prefix("BuildKit version:")).unwrap_or("unknown").trim();
     let buildx = buildx.split_whitespace().nth(1).unwrap_or("unknown").to_string();
-    let (want_buildx, want_buildkit) = (sdi::engine::BUILDX_VERSION, sdi::engine::BUILDKIT_VERSION);
+    let (want_buildx, want_buildkit) = (sdi::pins::BUILDX_VERSION, sdi::pins::BUILDKIT_VERSION);
     if buildx == format!("v{want_buildx}") && buildkit == format!("v{want_buildkit}") {
         return Ok(());
     }
     Err(format!(
-        "the real-engine suite runs on the engine src/engine.rs pins, buildx v{want_buildx} and BuildKit v{want_buildkit}; this one is buildx {buildx} and BuildKit {buildkit} (builder {builder}). Use the pinned engine (../shared/harness), or set SDI_E2E_ANY_ENGINE=1 to run on this one anyway."
+        "the real-engine suite runs on the engine src/pins.rs pins, buildx v{want_buildx} and BuildKit v{want_buildkit}; this one is buildx {buildx} and BuildKit {buildkit} (builder {builder}). Use the pinned engine (../shared/harness), or set SDI_E2E_ANY_ENGINE=1 to run on this one anyway."
     ))
 }
 
@@ -380,7 +380,7 @@ pub fn cache_records(builder: &str) -> usize {
 pub fn store_layer(registry: &str, repo: &str, id: &str) -> Vec<String> {
     let (_, m) = manifest(registry, repo, "buildcache-mounts").expect("a saved stores image");
     let config = blob(registry, repo, m["config"]["digest"].as_str().unwrap());
-    let image = sdi::stores_image::StoresImage::read(&serde_json::to_vec(&m).unwrap(), &config).expect("labelled");
+    let image = sdi::mounts::image::StoresImage::read(&serde_json::to_vec(&m).unwrap(), &config).expect("labelled");
     let layers = image.layers_of(&sdi::plan::mount_dir(id));
     assert!(!layers.is_empty(), "store {id} has layers");
     layers.iter().map(|l| l.descriptor["digest"].as_str().unwrap().to_string()).collect()

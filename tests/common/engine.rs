@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use serde_json::{Value, json};
 use wiremock::{Request, Respond, ResponseTemplate};
 
-/// The label the action's image carries (src/buildx/own_buildkit.rs).
+/// The label the action's image carries (src/engine/own_buildkit.rs).
 const LABEL: &str = "dev.sdi.buildkit.version";
 
 /// Starts the server with the fake's settings from the run's environment (the daemon sees

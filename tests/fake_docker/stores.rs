@@ -214,12 +214,12 @@ fn read_layers(dir: &Path, reference: &str, digest: Option<&str>) -> Option<Vec<
     let (name, tag) = reference.rsplit_once(':')?;
     let repo = dir.join("v2").join(name.split_once('/')?.1);
     let mut manifest = std::fs::read(repo.join("manifests").join(digest.unwrap_or(tag))).ok()?;
-    if let Some(image) = sdi::stores_image::image_in_index(&manifest) {
+    if let Some(image) = sdi::mounts::image::image_in_index(&manifest) {
         manifest = std::fs::read(repo.join("manifests").join(image)).ok()?;
     }
     let m: serde_json::Value = serde_json::from_slice(&manifest).ok()?;
     let config = std::fs::read(repo.join("blobs").join(m.pointer("/config/digest")?.as_str()?)).ok()?;
-    let image = sdi::stores_image::StoresImage::read(&manifest, &config)?;
+    let image = sdi::mounts::image::StoresImage::read(&manifest, &config)?;
     let mut out = Vec::new();
     for (store_dir, layer) in &image.stores {
         let blob = std::fs::read(repo.join("blobs").join(layer.descriptor["digest"].as_str()?)).ok()?;
@@ -252,7 +252,7 @@ pub fn push_stores_image(dir: &Path, name: &str, tag: Option<&str>, saved: &[(St
         layers.push(Layer { files, compression: Compression::Zstd });
     }
     let dirs: Vec<&str> = saved.iter().map(|(d, _)| d.as_str()).collect();
-    let mut label = json!({"config": {"Labels": {sdi::stores_image::LABEL: dirs.join(" ")}}});
+    let mut label = json!({"config": {"Labels": {sdi::mounts::image::LABEL: dirs.join(" ")}}});
     let costs_file = state_dir().join("fake-docker-save-costs");
     let measured = std::fs::read_to_string(&costs_file).inspect(|_| drop(std::fs::remove_file(&costs_file)));
     if let Ok(costs) = std::env::var("FAKE_DOCKER_SAVE_COSTS").or(measured) {

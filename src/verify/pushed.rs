@@ -6,16 +6,15 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::progress::BuildError;
-use super::{Annotation, Level, Outcome};
+use super::Registry;
+use super::proofs::Ledger;
 use crate::context::{Context, SecretSource};
 use crate::plan::{BuildPlan, Verify};
-use crate::verify::Registry;
-use crate::verify::proofs::Ledger;
+use crate::step::{Annotation, BuildError, Level, Outcome};
 
 /// The values of the secrets the build was given, by id, in memory only. A multi-line value
 /// (an `.npmrc`, a key file) is also searched for line by line.
-pub(super) fn secret_values(ctx: &Context, plan: &BuildPlan) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn secret_values(ctx: &Context, plan: &BuildPlan) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for spec in ctx.inputs.secrets.iter().filter(|s| plan.secrets.contains(&s.id)) {
         let value: Option<Vec<u8>> = match &spec.source {
@@ -27,7 +26,7 @@ pub(super) fn secret_values(ctx: &Context, plan: &BuildPlan) -> Vec<(String, Vec
         };
         let Some(value) = value else { continue };
         let text = String::from_utf8_lossy(&value).into_owned();
-        let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| l.len() >= crate::verify::MIN_SCAN_LEN).collect();
+        let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| l.len() >= super::MIN_SCAN_LEN).collect();
         if lines.len() > 1 {
             out.extend(lines.iter().map(|l| (spec.id.clone(), l.as_bytes().to_vec())));
         }
@@ -38,7 +37,7 @@ pub(super) fn secret_values(ctx: &Context, plan: &BuildPlan) -> Vec<(String, Vec
 
 /// Scans the built image for the build's secrets. `Err` is the outcome that ends the run: a
 /// leak, or an image that could not be read (no proof, no tag).
-pub(super) async fn verify_image(
+pub(crate) async fn verify_image(
     ctx: &Context,
     plan: &BuildPlan,
     dir: &Path,
@@ -64,7 +63,7 @@ pub(super) async fn verify_image(
     let proofs = Proofs { key: key.as_deref(), values: &values };
     let mut client = None;
     let report = match mode {
-        Verify::Layout => crate::verify::scan_layout(&dir.join("oci"), &needles).await,
+        Verify::Layout => super::scan_layout(&dir.join("oci"), &needles).await,
         Verify::Registry => {
             let digest = metadata.and_then(|m| m.get("containerimage.digest")).and_then(Value::as_str);
             let Some(digest) = digest else { return Err(no_proof("buildx reported no digest".into())) };
@@ -98,12 +97,12 @@ pub(super) async fn verify_image(
 }
 
 /// What the scan looks for; the values too short to be told from chance are said in a notice.
-fn needles(ctx: &Context, plan: &BuildPlan, annotations: &mut Vec<Annotation>) -> crate::verify::Needles {
-    let needles = crate::verify::Needles::new(&secret_values(ctx, plan));
+fn needles(ctx: &Context, plan: &BuildPlan, annotations: &mut Vec<Annotation>) -> super::Needles {
+    let needles = super::Needles::new(&secret_values(ctx, plan));
     if !needles.skipped.is_empty() {
         annotations.push(Annotation::notice(format!(
             "Not scanned for, being shorter than {} bytes: {}.",
-            crate::verify::MIN_SCAN_LEN,
+            super::MIN_SCAN_LEN,
             needles.skipped.join(", ")
         )));
     }
@@ -111,7 +110,7 @@ fn needles(ctx: &Context, plan: &BuildPlan, annotations: &mut Vec<Annotation>) -
 }
 
 /// The notice of a clean image: what was read, of which platforms, in how long.
-fn clean(report: &crate::verify::Report, started: Instant) -> Annotation {
+fn clean(report: &super::Report, started: Instant) -> Annotation {
     let scope = if report.platforms.is_empty() { "the image".to_string() } else { report.platforms.join(", ") };
     let proven = match report.proven {
         0 => String::new(),
@@ -156,7 +155,7 @@ impl Proofs<'_> {
         if added && let Err(e) = registry.push_ledger(ledger.to_json()).await {
             annotations.push(Annotation::warning(format!(
                 "The proof ledger ({image}:{}) was not updated ({e}): the next run scans these layers again.",
-                crate::verify::proofs::LEDGER_TAG
+                super::proofs::LEDGER_TAG
             )));
         }
     }
@@ -168,10 +167,10 @@ async fn scan_registry(
     (plan, dir): (&BuildPlan, &Path),
     digest: &str,
     prepared: Option<RegistryHandle>,
-    needles: &crate::verify::Needles,
+    needles: &super::Needles,
     proofs: &Proofs<'_>,
     annotations: &mut Vec<Annotation>,
-) -> std::io::Result<(crate::verify::Report, Registry, Option<Ledger>)> {
+) -> std::io::Result<(super::Report, Registry, Option<Ledger>)> {
     let mut r = match prepared {
         // Made before the login: its credentials are set now.
         Some(handle) => {
@@ -186,18 +185,17 @@ async fn scan_registry(
         None => None,
     };
     tracing::debug!("proof ledger: {} entries", ledger.as_ref().map_or(0, Ledger::len));
-    let report =
-        crate::verify::scan_skipping(&mut r, digest, needles, |layer| proofs.proves(ledger.as_ref(), layer)).await?;
+    let report = super::scan_skipping(&mut r, digest, needles, |layer| proofs.proves(ledger.as_ref(), layer)).await?;
     Ok((report, r, ledger))
 }
 
 /// A registry client being made on a blocking thread.
-pub(super) type RegistryHandle = tokio::task::JoinHandle<std::io::Result<Registry>>;
+pub(crate) type RegistryHandle = tokio::task::JoinHandle<std::io::Result<Registry>>;
 
 /// The client the scan and the tags use, made while login, builder and build run: building
 /// its TLS configuration (the system's roots) takes tens of milliseconds of CPU. Credentials
 /// are set when it is used, after the login.
-pub(super) fn prepare_registry(plan: &BuildPlan) -> Option<RegistryHandle> {
+pub(crate) fn prepare_registry(plan: &BuildPlan) -> Option<RegistryHandle> {
     (plan.verify == Some(Verify::Registry)).then(|| {
         let image = plan.image.clone();
         tokio::task::spawn_blocking(move || Registry::new(&image, None))
@@ -207,11 +205,11 @@ pub(super) fn prepare_registry(plan: &BuildPlan) -> Option<RegistryHandle> {
 /// The credentials the run logged in to `image`'s registry with, if any.
 fn credentials_for(image: &str, dir: &Path) -> Option<(String, String)> {
     let registry = image.split('/').next().unwrap_or_default();
-    super::credentials::stored(&super::credentials::private_config(dir), registry)
+    crate::credentials::stored(&crate::credentials::private_config(dir), registry)
 }
 
 /// A client for `image`'s registry, with the credentials the run logged in with.
-pub(super) fn registry_for(image: &str, dir: &Path) -> std::io::Result<Registry> {
+pub(crate) fn registry_for(image: &str, dir: &Path) -> std::io::Result<Registry> {
     Registry::new(image, credentials_for(image, dir))
 }
 
@@ -232,7 +230,7 @@ async fn read_ledger(registry: &mut Registry, annotations: &mut Vec<Annotation>)
 /// The values the scan looks for (long enough to mean anything): what a proof is bound to.
 fn scanned_values(ctx: &Context, plan: &BuildPlan) -> Vec<(String, Vec<u8>)> {
     let mut values: Vec<(String, Vec<u8>)> =
-        secret_values(ctx, plan).into_iter().filter(|(_, v)| v.len() >= crate::verify::MIN_SCAN_LEN).collect();
+        secret_values(ctx, plan).into_iter().filter(|(_, v)| v.len() >= super::MIN_SCAN_LEN).collect();
     values.sort();
     values.dedup();
     values

@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use super::progress::{Vertex, VertexLog, VertexStatus, seconds_between};
+use super::status::{Vertex, VertexLog, VertexStatus, seconds_between};
 
 /// How many of a step's last output lines buildx repeats under its error (progressui's
 /// `logsBufferSize`).

@@ -27,7 +27,7 @@ impl Signals {
     pub fn install() -> std::io::Result<Self> {
         Ok(Signals { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
     }
-    pub(super) async fn recv(&mut self) -> i32 {
+    pub(crate) async fn recv(&mut self) -> i32 {
         tokio::select! {
             _ = self.int.recv() => libc::SIGINT,
             _ = self.term.recv() => libc::SIGTERM,
@@ -36,15 +36,15 @@ impl Signals {
 }
 
 /// How long a cancelled child gets to stop before it is killed.
-pub(super) const GRACE: Duration = Duration::from_secs(7);
+pub(crate) const GRACE: Duration = Duration::from_secs(7);
 
-pub(super) enum Ended {
+pub enum Ended {
     Exited { code: i32, stdout: String, stderr: String },
     Signalled(i32),
 }
 
 /// Why a short docker call did not succeed, for the caller to word.
-pub(super) enum Failure {
+pub enum Failure {
     /// The job was cancelled while it ran.
     Cancelled(i32),
     /// It ran and failed: the cause line of its output.
@@ -57,8 +57,8 @@ pub struct Docker {
     env: Vec<(String, String)>,
     config: PathBuf,
     /// The daemon's API, when no docker CLI is installed: `program` is then buildx itself.
-    pub(super) api: Option<super::daemon::EngineApi>,
-    pub(super) calls: usize,
+    pub(crate) api: Option<super::api::EngineApi>,
+    pub(crate) calls: usize,
 }
 
 impl Docker {
@@ -66,7 +66,7 @@ impl Docker {
     /// by `secret-envs` stay visible. Those `logins` names never do.
     /// `Err`: what keeps the run from calling docker, worded for the log.
     pub fn new(ctx: &Context, plan: &BuildPlan, dir: &Path) -> Result<Self, String> {
-        let config = super::credentials::private_config(dir);
+        let config = crate::credentials::private_config(dir);
         let no_config =
             |e: std::io::Error| format!("cannot create the private DOCKER_CONFIG under {}: {e}", dir.display());
         std::fs::DirBuilder::new().mode(0o700).create(&config).map_err(no_config)?;
@@ -108,24 +108,24 @@ impl Docker {
                 let buildx = find_program("buildx")
                     .ok_or("neither the docker CLI nor buildx is installed: looked for docker and buildx on PATH")?;
                 let host = std::env::var("DOCKER_HOST").ok();
-                (buildx, Some(super::daemon::EngineApi::new(host.as_deref())?))
+                (buildx, Some(super::api::EngineApi::new(host.as_deref())?))
             }
         };
         Ok(Docker { program, env, config, api, calls: 0 })
     }
 
     /// The private configuration's directory (`DOCKER_CONFIG` of every call).
-    pub(super) fn config_dir(&self) -> &Path {
+    pub(crate) fn config_dir(&self) -> &Path {
         &self.config
     }
 
     /// Whether buildx has a record of this builder in the run's configuration (copied from the
     /// user's when visible there).
-    pub(super) fn has_builder_record(&self, name: &str) -> bool {
+    pub(crate) fn has_builder_record(&self, name: &str) -> bool {
         self.config.join("buildx").join("instances").join(name).is_file()
     }
 
-    pub(super) fn command(&mut self, args: &[&str]) -> Command {
+    pub(crate) fn command(&mut self, args: &[&str]) -> Command {
         self.calls += 1;
         tracing::debug!("docker {}", shlex::try_join(args.iter().copied()).unwrap_or_else(|_| args.join(" ")));
         let mut cmd = Command::new(&self.program);
@@ -146,7 +146,7 @@ impl Docker {
     }
 
     /// Runs a short command to completion, capturing its output; a signal stops it.
-    pub(super) async fn output(
+    pub(crate) async fn output(
         &mut self,
         args: &[&str],
         stdin: Option<&[u8]>,
@@ -204,7 +204,7 @@ impl Docker {
 
     /// Runs a short command that must succeed: its stdout, or why not (a failure that could
     /// not even start docker is worded as such).
-    pub(super) async fn run(
+    pub(crate) async fn run(
         &mut self,
         args: &[&str],
         stdin: Option<&[u8]>,
@@ -258,7 +258,7 @@ fn find_program(name: &str) -> Option<PathBuf> {
 }
 
 /// The docker configuration the user's own commands use (`$DOCKER_CONFIG`, else `~/.docker`).
-pub(super) fn user_docker_config() -> Option<PathBuf> {
+pub(crate) fn user_docker_config() -> Option<PathBuf> {
     match std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
         Some(dir) => Some(PathBuf::from(dir)),
         None => Some(Path::new(&std::env::var_os("HOME")?).join(".docker")),
@@ -292,7 +292,7 @@ fn share_user_config(user: &Path, private: &Path, builder: Option<&str>) -> std:
 }
 
 /// Forwards the signal, waits up to `GRACE`, then kills.
-pub(super) async fn stop(child: &mut Child, sig: i32) {
+pub(crate) async fn stop(child: &mut Child, sig: i32) {
     if let Some(pid) = child.id() {
         // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
         unsafe {
@@ -304,7 +304,7 @@ pub(super) async fn stop(child: &mut Child, sig: i32) {
     }
 }
 
-pub(super) fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
         let _ = std::io::Read::read_exact(&mut f, &mut buf);

@@ -4,104 +4,13 @@
 
 use std::collections::HashMap;
 
-use base64::Engine;
-use serde::Deserialize;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct SolveStatus {
-    pub vertexes: Vec<Vertex>,
-    pub statuses: Vec<VertexStatus>,
-    pub logs: Vec<VertexLog>,
-    pub warnings: Vec<VertexWarning>,
-}
-
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default)]
-pub struct Vertex {
-    pub digest: String,
-    pub name: String,
-    pub started: Option<String>,
-    pub completed: Option<String>,
-    pub cached: bool,
-    pub error: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct VertexStatus {
-    pub id: String,
-    pub vertex: String,
-    pub current: i64,
-    pub total: i64,
-    pub timestamp: Option<String>,
-    pub started: Option<String>,
-    pub completed: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct VertexLog {
-    pub vertex: String,
-    /// Base64, as Go marshals `[]byte`.
-    pub data: String,
-    pub timestamp: Option<String>,
-}
-
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default)]
-pub struct VertexWarning {
-    pub vertex: String,
-    pub level: i64,
-    /// Base64.
-    pub short: String,
-    pub url: String,
-    #[serde(rename = "sourceInfo")]
-    pub source_info: Option<SourceInfo>,
-    pub range: Vec<Range>,
-}
-
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default)]
-pub struct SourceInfo {
-    pub filename: String,
-}
-
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default)]
-pub struct Range {
-    pub start: Position,
-}
-
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default)]
-pub struct Position {
-    pub line: u32,
-}
-
-impl VertexWarning {
-    pub fn message(&self) -> String {
-        decode(&self.short).trim().to_string()
-    }
-    /// `(file name as BuildKit knows it, line)`, when the warning points into the Dockerfile.
-    pub fn location(&self) -> Option<(&str, u32)> {
-        let file = self.source_info.as_ref()?.filename.as_str();
-        let line = self.range.first()?.start.line;
-        (!file.is_empty() && line > 0).then_some((file, line))
-    }
-}
-
-fn decode(b64: &str) -> String {
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
-}
+use super::status::{SolveStatus, Vertex, VertexWarning, decode, seconds_between};
+use crate::step::BuildError;
 
 /// What the steps of a build printed, line by line, from its rawjson stream: each step's
 /// output joined across messages before it is split, and nothing of the steps' names, which
 /// quote their commands (a helper's marker is in its command too).
-pub(super) fn step_output(stderr: &str) -> Vec<String> {
+pub(crate) fn step_output(stderr: &str) -> Vec<String> {
     let mut order: Vec<String> = Vec::new();
     let mut text: HashMap<String, String> = HashMap::new();
     for line in stderr.lines().map(str::trim_start).filter(|l| l.starts_with('{')) {
@@ -114,22 +23,6 @@ pub(super) fn step_output(stderr: &str) -> Vec<String> {
         }
     }
     order.iter().flat_map(|v| text[v].lines().map(str::to_string).collect::<Vec<_>>()).collect()
-}
-
-/// Seconds between two RFC 3339 timestamps of the same day and offset, as BuildKit writes them.
-pub(super) fn seconds_between(start: &str, end: &str) -> Option<f64> {
-    fn secs(t: &str) -> Option<f64> {
-        let time = t.split_once('T')?.1;
-        let time = time.trim_end_matches('Z');
-        let time = time.split(['+', '-']).next()?;
-        let mut parts = time.split(':');
-        let h: f64 = parts.next()?.parse().ok()?;
-        let m: f64 = parts.next()?.parse().ok()?;
-        let s: f64 = parts.next()?.parse().ok()?;
-        Some(h * 3600.0 + m * 60.0 + s)
-    }
-    let d = secs(end)? - secs(start)?;
-    Some(if d < 0.0 { d + 86400.0 } else { d })
 }
 
 /// A Dockerfile step (`[2/3] RUN …`, `[stage 2/5] COPY …`, `[linux/arm64 builder 1/4] …`),
@@ -377,14 +270,6 @@ impl Progress {
     }
 }
 
-/// A failed build's message and, when buildx printed the Dockerfile excerpt, where it points.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildError {
-    pub message: String,
-    /// `(file name as buildx printed it, line)`.
-    pub location: Option<(String, u32)>,
-}
-
 /// Reads buildx's plain stderr lines (those that are not JSON) after a failure: the
 /// `Dockerfile:12` + `----` excerpt that `printError` writes, then `ERROR: …`.
 pub fn build_error(lines: &[String]) -> Option<BuildError> {
@@ -403,6 +288,7 @@ pub fn build_error(lines: &[String]) -> Option<BuildError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     fn b64(s: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(s)

@@ -5,8 +5,8 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::daemon::{demux_log, encode};
-use super::docker::{Docker, Ended, Failure, Signals, cause_line};
+use super::api::{demux_log, encode};
+use crate::engine::docker::{Docker, Ended, Failure, Signals, cause_line};
 
 /// An Engine API call that a signal stops, counted with the run's docker calls: its answer's
 /// body as sent (a pull's progress stream, a log).
@@ -26,7 +26,7 @@ async fn raw(
 
 /// Without a docker CLI, the Engine API version is agreed on before anything is asked, so a
 /// daemon the action cannot speak to is said on its own, naming both versions.
-pub(super) async fn agree_on_version(docker: &mut Docker, signals: &mut Signals) -> Result<(), Failure> {
+pub(crate) async fn agree_on_version(docker: &mut Docker, signals: &mut Signals) -> Result<(), Failure> {
     let Some(api) = docker.api.as_ref() else { return Ok(()) };
     tokio::select! {
         v = api.version() => v.map(drop).map_err(Failure::Failed),
@@ -35,7 +35,7 @@ pub(super) async fn agree_on_version(docker: &mut Docker, signals: &mut Signals)
 }
 
 /// `raw`, its answer JSON (`Null` when empty).
-pub(super) async fn call(
+pub(crate) async fn call(
     docker: &mut Docker,
     signals: &mut Signals,
     request: (Method, &str),
@@ -66,7 +66,7 @@ async fn inspect(docker: &mut Docker, signals: &mut Signals, container: &str) ->
 
 /// What the action's own container says of it: its image's ID, the value of `label` on it
 /// (empty when absent), and its mounts (JSON, as `docker inspect` lists them).
-pub(super) async fn own_facts(
+pub(crate) async fn own_facts(
     docker: &mut Docker,
     signals: &mut Signals,
     container: &str,
@@ -89,7 +89,7 @@ pub(super) async fn own_facts(
 }
 
 /// Whether a container runs.
-pub(super) async fn running(docker: &mut Docker, signals: &mut Signals, container: &str) -> Result<bool, Failure> {
+pub(crate) async fn running(docker: &mut Docker, signals: &mut Signals, container: &str) -> Result<bool, Failure> {
     if docker.api.is_none() {
         let args = ["container", "inspect", "--format", "{{.State.Running}}", container];
         return Ok(docker.run(&args, None, signals).await?.trim() == "true");
@@ -99,7 +99,7 @@ pub(super) async fn running(docker: &mut Docker, signals: &mut Signals, containe
 }
 
 /// Starts a created or stopped container.
-pub(super) async fn start(docker: &mut Docker, signals: &mut Signals, container: &str) -> Result<(), Failure> {
+pub(crate) async fn start(docker: &mut Docker, signals: &mut Signals, container: &str) -> Result<(), Failure> {
     if docker.api.is_none() {
         return docker.run(&["start", container], None, signals).await.map(drop);
     }
@@ -107,7 +107,7 @@ pub(super) async fn start(docker: &mut Docker, signals: &mut Signals, container:
 }
 
 /// Removes a container and its anonymous volumes, running or not; one already gone is removed.
-pub(super) async fn remove(docker: &mut Docker, signals: &mut Signals, container: &str) -> bool {
+pub(crate) async fn remove(docker: &mut Docker, signals: &mut Signals, container: &str) -> bool {
     if docker.api.is_none() {
         let out = docker.output(&["rm", "--force", "--volumes", container], None, signals).await;
         return matches!(out, Ok(Ended::Exited { code: 0, .. }));
@@ -122,7 +122,7 @@ pub(super) async fn remove(docker: &mut Docker, signals: &mut Signals, container
 
 /// Creates `name` from `body` (the API's container configuration) and starts it: what
 /// `docker run --detach` does, the image never pulled.
-pub(super) async fn create_and_start(
+pub(crate) async fn create_and_start(
     docker: &mut Docker,
     signals: &mut Signals,
     name: &str,
@@ -134,7 +134,7 @@ pub(super) async fn create_and_start(
 
 /// `docker run --privileged --rm IMAGE ARGS…` to its end: the image pulled when the daemon lacks
 /// it, the container removed whatever happens; a non-zero exit is a failure with its log's cause.
-pub(super) async fn run_privileged(
+pub(crate) async fn run_privileged(
     docker: &mut Docker,
     signals: &mut Signals,
     image: &str,
@@ -181,8 +181,8 @@ async fn pull(docker: &mut Docker, signals: &mut Signals, image: &str) -> Result
     let path = format!("/images/create?fromImage={}&tag={}", encode(name), encode(reference));
     // The run's login to the image's registry, if any (Docker Hub's pull limits).
     let host = crate::context::inputs::registry_of(image);
-    let auth = super::credentials::stored(docker.config_dir(), host)
-        .map(|(user, password)| super::daemon::registry_auth(&user, &password, &super::credentials::auth_key(host)));
+    let auth = crate::credentials::stored(docker.config_dir(), host)
+        .map(|(user, password)| super::api::registry_auth(&user, &password, &crate::credentials::auth_key(host)));
     let progress = raw(docker, signals, (Method::POST, &path), (None, auth.as_deref())).await?;
     let failed = String::from_utf8_lossy(&progress)
         .lines()
@@ -211,7 +211,7 @@ pub fn split_reference(image: &str) -> (&str, &str) {
 
 /// Whether the daemon keeps images in the containerd image store (`docker info`'s driver
 /// status names its snapshotter).
-pub(super) async fn containerd_store(docker: &mut Docker, signals: &mut Signals) -> Result<bool, Failure> {
+pub(crate) async fn containerd_store(docker: &mut Docker, signals: &mut Signals) -> Result<bool, Failure> {
     let status = if docker.api.is_none() {
         docker.run(&["info", "--format", "{{json .DriverStatus}}"], None, signals).await?
     } else {

@@ -6,15 +6,39 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::Annotation;
-use super::mounts::Saved;
-use crate::plan::mount_costs::{self, Costs};
-use crate::stores_image::{StoresImage, image_in_index};
+use crate::mounts::image::{StoresImage, image_in_index};
+use crate::plan::mount_costs::{self, COSTS_LABEL, Costs};
+use crate::step::Annotation;
 use crate::verify::{Blobs, Needles, Registry};
+
+/// A saved stores image: its tag, and the digest that tag named when it was read (the restore
+/// and the save's kept layers use that very image, even if the tag moves meanwhile).
+#[derive(Debug, Clone)]
+pub(crate) struct Saved {
+    pub reference: String,
+    pub digest: Option<String>,
+    /// The image itself (its stores' layers, what restoring them cost), when it could be read.
+    pub image: Option<StoresImage>,
+}
+
+impl Saved {
+    /// What earlier runs measured of restoring and refilling each store.
+    pub(crate) fn costs(&self) -> Costs {
+        self.image.as_ref().and_then(|i| i.label(COSTS_LABEL)).map(mount_costs::parse).unwrap_or_default()
+    }
+
+    /// The reference to pull: pinned by digest when known.
+    pub(crate) fn pinned(&self) -> String {
+        match &self.digest {
+            Some(d) => format!("{}@{d}", self.reference),
+            None => self.reference.clone(),
+        }
+    }
+}
 
 /// Points the saved tag at the image the stores were restored from, with `costs` as its
 /// measurements, when they differ from what it says: no layer is pushed.
-pub(super) async fn relabel(
+pub(crate) async fn relabel(
     dir: &Path,
     source: &Saved,
     save_to: Option<&str>,
@@ -28,7 +52,7 @@ pub(super) async fn relabel(
     }
     let (repository, tag) = repository_and_tag(save_to);
     let pushed = async {
-        let mut registry = super::scan::registry_for(repository, dir)?;
+        let mut registry = crate::verify::pushed::registry_for(repository, dir)?;
         // Another job's save since the restore is newer than this image: it stays.
         let now = crate::oci::sha256(&registry.manifest_named(tag).await?);
         if source.digest.as_deref() != Some(now.as_str()) {
@@ -42,20 +66,20 @@ pub(super) async fn relabel(
 }
 
 /// `(repository, tag)` of a stores image reference (the plan always writes `<image>:<tag>`).
-pub(super) fn repository_and_tag(reference: &str) -> (&str, &str) {
+pub(crate) fn repository_and_tag(reference: &str) -> (&str, &str) {
     reference.rsplit_once(':').unwrap_or((reference, "latest"))
 }
 
 /// The saved stores image the stores were restored from, as read when it was found, if it is
 /// in the repository the stores are saved to (its layers can then be reused).
-pub(super) fn stores_image_of(source: &Saved, save_to: Option<&str>) -> Option<StoresImage> {
+pub(crate) fn stores_image_of(source: &Saved, save_to: Option<&str>) -> Option<StoresImage> {
     let (repository, _) = repository_and_tag(&source.reference);
     (save_to.map(|s| repository_and_tag(s).0) == Some(repository)).then(|| source.image.clone())?
 }
 
 /// The stores pushed by digest: add the kept stores' layers, prove the image clean when there
 /// are secrets, then point `save_to` at it. `Err`: why nothing was tagged.
-pub(super) async fn finish(
+pub(crate) async fn finish(
     (dir, metadata): (&Path, &Path),
     save_to: &str,
     old: Option<&StoresImage>,
@@ -69,7 +93,7 @@ pub(super) async fn finish(
         .and_then(|m| m.get("containerimage.digest")?.as_str().map(str::to_string))
         .ok_or_else(|| failed("buildx reported no digest".into()))?;
     let (repository, tag) = repository_and_tag(save_to);
-    let mut registry = super::scan::registry_for(repository, dir).map_err(|e| failed(e.to_string()))?;
+    let mut registry = crate::verify::pushed::registry_for(repository, dir).map_err(|e| failed(e.to_string()))?;
     // With kept stores, the image to tag is made here: scanned from memory, then pushed.
     let staged = match old {
         None => None,
@@ -129,10 +153,10 @@ impl Blobs for Staged<'_> {
 
 /// A saved stores image through the registry, by digest when known; `None` (said in the debug
 /// log) when it cannot be read: every store is then restored, and saved whole.
-pub(super) async fn read_saved(dir: &Path, reference: &str, digest: Option<&str>) -> Option<StoresImage> {
+pub(crate) async fn read_saved(dir: &Path, reference: &str, digest: Option<&str>) -> Option<StoresImage> {
     let (repository, tag) = repository_and_tag(reference);
     let read = async {
-        let mut registry = super::scan::registry_for(repository, dir)?;
+        let mut registry = crate::verify::pushed::registry_for(repository, dir)?;
         read_stores_image(&mut registry, digest.unwrap_or(tag)).await
     };
     read.await.unwrap_or_else(|e| {
@@ -142,7 +166,7 @@ pub(super) async fn read_saved(dir: &Path, reference: &str, digest: Option<&str>
 }
 
 /// A stores image by tag or digest (an index is followed to its image).
-pub(super) async fn read_stores_image(registry: &mut Registry, name: &str) -> std::io::Result<Option<StoresImage>> {
+pub(crate) async fn read_stores_image(registry: &mut Registry, name: &str) -> std::io::Result<Option<StoresImage>> {
     let mut manifest = registry.manifest_named(name).await?;
     if let Some(image) = image_in_index(&manifest) {
         manifest = registry.manifest_named(&image).await?;

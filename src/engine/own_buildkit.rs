@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::docker::{Docker, Failure, Signals};
+use crate::engine::docker::{Docker, Failure, Signals};
 
 /// The label the action image carries: the BuildKit release inside it (`Dockerfile`).
 pub const LABEL: &str = "dev.sdi.buildkit.version";
@@ -103,7 +103,7 @@ impl SocketDir {
 }
 
 /// The action's own image, by ID, and the directory its BuildKit's socket is shared through.
-pub(super) struct Own {
+pub(crate) struct Own {
     pub image: String,
     pub socket: SocketDir,
 }
@@ -112,9 +112,10 @@ pub(super) struct Own {
 /// directory) is on a bind mount of the runner's. Every miss falls back to the pinned
 /// `moby/buildkit`, said in the debug log only: the build runs either way.
 /// `Err`: the job was cancelled while the daemon was asked.
-pub(super) async fn image(docker: &mut Docker, signals: &mut Signals, dir: &Path) -> Result<Option<Own>, i32> {
+pub(crate) async fn image(docker: &mut Docker, signals: &mut Signals, dir: &Path) -> Result<Option<Own>, i32> {
     let Some(container) = own_container() else { return Ok(None) };
-    let (image, version, mounts) = match super::containers::own_facts(docker, signals, &container, LABEL).await {
+    let (image, version, mounts) = match crate::engine::containers::own_facts(docker, signals, &container, LABEL).await
+    {
         Ok(facts) => facts,
         Err(Failure::Failed(cause)) => {
             tracing::debug!(%container, %cause, "the action's own container cannot be inspected");
@@ -122,7 +123,7 @@ pub(super) async fn image(docker: &mut Docker, signals: &mut Signals, dir: &Path
         }
         Err(Failure::Cancelled(sig)) => return Err(sig),
     };
-    if version != crate::engine::BUILDKIT_VERSION || !image.starts_with("sha256:") {
+    if version != crate::pins::BUILDKIT_VERSION || !image.starts_with("sha256:") {
         tracing::debug!(%image, %version, "the action's own image does not carry the pinned BuildKit");
         return Ok(None);
     }
@@ -149,7 +150,7 @@ pub fn run_args(image: &str, container: &str, socket_host: &Path, flags: &[Strin
         .to_vec();
     args.extend(["--volume", STATE_DIR, "--mount"].map(String::from));
     args.push(format!("type=bind,{bind},target={SOCKET_DIR}"));
-    args.extend(["--entrypoint", crate::engine::BUILDKIT_ENTRYPOINT, image].map(String::from));
+    args.extend(["--entrypoint", crate::pins::BUILDKIT_ENTRYPOINT, image].map(String::from));
     for e in flags {
         args.extend(["--allow-insecure-entitlement".to_string(), e.clone()]);
     }
@@ -158,7 +159,7 @@ pub fn run_args(image: &str, container: &str, socket_host: &Path, flags: &[Strin
 
 /// Starts BuildKit from the action's image in `container`, its socket in a directory of the
 /// run's own (0700: nobody else on the runner dials it).
-pub(super) async fn start(
+pub(crate) async fn start(
     docker: &mut Docker,
     signals: &mut Signals,
     own: &Own,
@@ -172,7 +173,7 @@ pub(super) async fn start(
         .map_err(|e| Failure::Failed(format!("cannot create {}: {e}", own.socket.ours.display())))?;
     if docker.api.is_some() {
         let body = create_body(&own.image, &own.socket.host, entitlements);
-        super::containers::create_and_start(docker, signals, container, &body).await?;
+        crate::engine::containers::create_and_start(docker, signals, container, &body).await?;
     } else {
         let args = run_args(&own.image, container, &own.socket.host, entitlements);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -209,7 +210,7 @@ pub fn create_body(image: &str, socket_host: &Path, flags: &[String]) -> serde_j
     let cmd: Vec<&str> = flags.iter().flat_map(|e| ["--allow-insecure-entitlement", e.as_str()]).collect();
     serde_json::json!({
         "Image": image,
-        "Entrypoint": [crate::engine::BUILDKIT_ENTRYPOINT],
+        "Entrypoint": [crate::pins::BUILDKIT_ENTRYPOINT],
         "Cmd": cmd,
         "Volumes": {STATE_DIR: {}},
         "HostConfig": {

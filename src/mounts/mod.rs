@@ -5,11 +5,15 @@
 
 use std::path::Path;
 
-use super::Annotation;
-use super::docker::{Docker, Ended, Signals, cause_line, random_token};
-use crate::plan::mount_costs::{self, COSTS_LABEL, Costs, Start, StoreCost};
+pub mod image;
+mod registry;
+pub mod save;
+
+use crate::engine::docker::{Docker, Ended, Signals, cause_line, random_token};
+use crate::plan::mount_costs::{self, Costs, Start, StoreCost};
 use crate::plan::{MountsPlan, mount_dir, restore_dockerfile};
-use crate::stores_image::StoresImage;
+use crate::step::Annotation;
+pub(crate) use registry::Saved;
 
 /// What happened to one store, for the summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +52,7 @@ pub enum Filled {
 
 /// How the save after a build ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum SaveEnd {
+pub(crate) enum SaveEnd {
     /// No helper ran: no step that uses the stores ran.
     Skipped,
     /// A helper ran (the check, and the save when something changed).
@@ -66,15 +70,15 @@ pub struct MountTimes {
 
 /// The words after `<marker>` of every line a helper's step printed starting with it (never
 /// the step's command, which holds the marker too).
-pub(super) fn marked_words(stderr: &str, marker: &str) -> Vec<Vec<String>> {
-    super::progress::step_output(stderr)
+pub(crate) fn marked_words(stderr: &str, marker: &str) -> Vec<Vec<String>> {
+    crate::log::progress::step_output(stderr)
         .iter()
         .filter_map(|l| Some(l.strip_prefix(marker)?.split_whitespace().map(str::to_string).collect()))
         .collect()
 }
 
 /// `(dir, kib)` of every `<marker> <dir> <kib>` line the helper printed.
-pub(super) fn marked(stderr: &str, marker: &str) -> Vec<(String, u64)> {
+pub(crate) fn marked(stderr: &str, marker: &str) -> Vec<(String, u64)> {
     marked_words(stderr, marker)
         .into_iter()
         .filter_map(|w| Some((w.first()?.clone(), w.get(1)?.parse().ok()?)))
@@ -97,19 +101,19 @@ fn statuses(plan: &MountsPlan) -> Vec<MountStatus> {
         .collect()
 }
 
-pub(super) fn status_of<'a>(statuses: &'a mut [MountStatus], dir: &str) -> Option<&'a mut MountStatus> {
+pub(crate) fn status_of<'a>(statuses: &'a mut [MountStatus], dir: &str) -> Option<&'a mut MountStatus> {
     statuses.iter_mut().find(|s| mount_dir(&s.id) == dir)
 }
 
 /// The empty build context the helper builds use.
-pub(super) fn empty_context(dir: &Path) -> std::io::Result<String> {
+pub(crate) fn empty_context(dir: &Path) -> std::io::Result<String> {
     let context = dir.join("mounts-context");
     std::fs::create_dir_all(&context)?;
     Ok(context.display().to_string())
 }
 
 /// What the restore left: each store's status, and the image they were restored from.
-pub(super) struct Restored {
+pub(crate) struct Restored {
     pub statuses: Vec<MountStatus>,
     pub source: Option<Saved>,
 }
@@ -117,39 +121,14 @@ pub(super) struct Restored {
 /// What the run found of the saved stores: the image it restored them from, if it did, and
 /// what earlier runs measured of each store.
 #[derive(Debug, Default)]
-pub(super) struct Found {
+pub(crate) struct Found {
     pub restored_from: Option<Saved>,
     pub costs: Costs,
 }
 
-/// A saved stores image: its tag, and the digest that tag named when it was read (the restore
-/// and the save's kept layers use that very image, even if the tag moves meanwhile).
-#[derive(Debug, Clone)]
-pub(super) struct Saved {
-    pub reference: String,
-    pub digest: Option<String>,
-    /// The image itself (its stores' layers, what restoring them cost), when it could be read.
-    pub image: Option<StoresImage>,
-}
-
-impl Saved {
-    /// What earlier runs measured of restoring and refilling each store.
-    pub(super) fn costs(&self) -> Costs {
-        self.image.as_ref().and_then(|i| i.label(COSTS_LABEL)).map(mount_costs::parse).unwrap_or_default()
-    }
-
-    /// The reference to pull: pinned by digest when known.
-    pub(super) fn pinned(&self) -> String {
-        match &self.digest {
-            Some(d) => format!("{}@{d}", self.reference),
-            None => self.reference.clone(),
-        }
-    }
-}
-
 /// The first saved stores image that exists, pinned to the digest its tag names now, and read
 /// (its layers, its measurements). `None` (with a notice) when there is none yet.
-pub(super) async fn find_saved(
+pub(crate) async fn find_saved(
     (docker, signals): (&mut Docker, &mut Signals),
     plan: &MountsPlan,
     (builder, dir): (&str, &Path),
@@ -165,7 +144,7 @@ pub(super) async fn find_saved(
                     .map(str::trim)
                     .filter(|d| crate::context::inputs::Digest::parse(d).is_some())
                     .map(str::to_string);
-                let image = super::mounts_registry::read_saved(dir, candidate, digest.as_deref()).await;
+                let image = registry::read_saved(dir, candidate, digest.as_deref()).await;
                 return Ok(Some(Saved { reference: candidate.clone(), digest, image }));
             }
             Ok(Ended::Signalled(sig)) => return Err(sig),
@@ -183,7 +162,7 @@ pub(super) async fn find_saved(
 
 /// Marks the stores that earlier runs found not worth restoring (a notice each) and returns
 /// the plan of those left to restore.
-pub(super) fn leave_to_steps(
+pub(crate) fn leave_to_steps(
     plan: &MountsPlan,
     costs: &Costs,
     statuses: &mut [MountStatus],
@@ -218,7 +197,7 @@ pub fn refill_reason(cost: &StoreCost) -> String {
 /// What restoring and refilling each store cost, as the saved image said (`old`) and as this
 /// run measured it: the time of the steps that mount a store, on an empty or a restored store,
 /// and a restored store's share (by size) of the restore's time.
-pub(super) fn measure(
+pub(crate) fn measure(
     old: Costs,
     statuses: &[MountStatus],
     ran: &[(String, u64)],
@@ -246,7 +225,7 @@ pub(super) fn measure(
 }
 
 /// Nothing restored: no saved image, or no step that mounts a store ran (`Filled::NotNeeded`).
-pub(super) fn not_restored(plan: &MountsPlan, filled: Filled) -> Restored {
+pub(crate) fn not_restored(plan: &MountsPlan, filled: Filled) -> Restored {
     let mut statuses = statuses(plan);
     for s in &mut statuses {
         s.filled = filled;
@@ -258,7 +237,7 @@ pub(super) fn not_restored(plan: &MountsPlan, filled: Filled) -> Restored {
 /// steps that a stopped step began to write on a fresh builder (they were empty before it, so
 /// they are emptied again: their steps refill them from nothing, not from partial files). On a
 /// builder that outlives runs such a store may have been whole before: it is left as it is.
-pub(super) fn after_stop(plan: &MountsPlan, restoring: &MountsPlan, (touched, fresh): (&[String], bool)) -> Helper {
+pub(crate) fn after_stop(plan: &MountsPlan, restoring: &MountsPlan, (touched, fresh): (&[String], bool)) -> Helper {
     let restores = |id: &String| restoring.mounts.iter().any(|m| &m.id == id);
     let emptied: Vec<String> =
         plan.mounts.iter().map(|m| m.id.clone()).filter(|id| fresh && touched.contains(id) && !restores(id)).collect();
@@ -268,7 +247,7 @@ pub(super) fn after_stop(plan: &MountsPlan, restoring: &MountsPlan, (touched, fr
 
 /// The restore helper's stores (see `after_stop`), and what the stop left: the stores a
 /// stopped step began to write, on a builder made for the run (`fresh`) or not.
-pub(super) struct Helper {
+pub(crate) struct Helper {
     pub plan: MountsPlan,
     pub emptied: Vec<String>,
     pub touched: Vec<String>,
@@ -278,7 +257,7 @@ pub(super) struct Helper {
 /// Fills the stores of `helper` from `source` (and empties its `emptied`; see
 /// `restore_dockerfile` for the stores a stopped step touched). The statuses are of the stores
 /// restored: an emptied one keeps its own.
-pub(super) async fn restore(
+pub(crate) async fn restore(
     (docker, signals): (&mut Docker, &mut Signals),
     helper: &Helper,
     (builder, dir): (&str, &Path),

@@ -4,17 +4,17 @@
 
 use std::path::Path;
 
-use super::Annotation;
-use super::docker::{Docker, Ended, Signals, cause_line, random_token};
-use super::mounts::{Filled, MountStatus, SaveEnd, Saved, empty_context, marked, marked_words, status_of};
-use super::mounts_registry::{finish, relabel, repository_and_tag, stores_image_of};
+use super::registry::{finish, relabel, repository_and_tag, stores_image_of};
+use super::{Filled, MountStatus, SaveEnd, Saved, empty_context, marked, marked_words, status_of};
+use crate::engine::docker::{Docker, Ended, Signals, cause_line, random_token};
+use crate::mounts::image::StoresImage;
 use crate::plan::mount_costs::{self, Costs};
 use crate::plan::{MountsPlan, check_dockerfile, mount_dir, save_dockerfile, save_on_top_dockerfile};
-use crate::stores_image::StoresImage;
+use crate::step::Annotation;
 use crate::verify::Needles;
 
 /// What every helper build needs.
-pub(super) struct Helpers<'a> {
+pub(crate) struct Helpers<'a> {
     pub docker: &'a mut Docker,
     pub signals: &'a mut Signals,
     pub plan: &'a MountsPlan,
@@ -43,7 +43,7 @@ fn emptied(out: &[MountStatus], now: &[Fingerprint]) -> Vec<bool> {
 
 /// Saves the stores that changed: none when no step that mounts one ran, or when the steps
 /// that ran left every store as it was restored (same names, sizes and times).
-pub(super) async fn save_if_used(
+pub(crate) async fn save_if_used(
     mut h: Helpers<'_>,
     (secrets, ran): (&Needles, &[(String, u64)]),
     (restored_from, costs): (Option<&Saved>, &Costs),
