@@ -23,6 +23,9 @@ a folder of bare repositories docker+<name>/repo to export the tags below from;
 BENCH_ACTION_IMAGE, the action image (else built here as tests/action_image.rs builds it);
 BENCH_BASELINE_IMAGE, another build of the action image (the bench of an older commit prints its
 tag), run as "baseline" exactly as "action" is, in the same rounds;
+BENCH_ZSTD, zstd levels (e.g. "3,19"): for each, the action image's layers recompressed with zstd
+at that level (nothing else changed), run as "zstd-<level>" exactly as "action" is, in the same
+rounds (Docker 23 and later pull zstd layers; 20.10 does not);
 BENCH_ROUNDS (default 5). Run from anywhere: python3 bench/job.py
 """
 
@@ -166,6 +169,18 @@ def action_images(registry, builder):
                                                              "secure-docker-images")]
                    + [("buildx", f"{d}/buildx")])
     return own, pulling
+
+
+def zstd_copy(builder, ref, level):
+    """`ref` with every layer recompressed with zstd at `level`: the same files, the same config."""
+    tag = f"{ref}-zstd{level}"
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "Dockerfile"), "w") as f:
+            f.write(f"FROM {ref}\n")
+        sh("docker", "buildx", "build", "--builder", builder, "--provenance=false", "--output",
+           f"type=image,name={tag},push=true,oci-mediatypes=true,compression=zstd,"
+           f"compression-level={level},force-compression=true", d)
+    return tag
 
 
 def layer_sizes(ref):
@@ -323,7 +338,7 @@ def job(way, tmp, args, image):
         shutil.rmtree(os.path.join(tmp, d), ignore_errors=True)
         os.makedirs(os.path.join(tmp, d))
     start = time.monotonic()
-    if way in ("action", "baseline", "pulling"):
+    if way in ("action", "baseline", "pulling") or way.startswith("zstd-"):
         ours(args["runner"], args[way], image, args["platform"], tmp, own_buildkit=way != "pulling")
     elif way == "four":
         four(args["actions"], image, args["registry"], tmp, args["api"])
@@ -353,7 +368,11 @@ def main():
             "registry": registry, "api": f"http://127.0.0.1:{server.server_port}", "platform": platform}
     baseline = os.environ.get("BENCH_BASELINE_IMAGE")
     args["baseline"] = baseline
-    ways = ("action",) + (("baseline",) if baseline else ()) + ("pulling", "four", "bare")
+    levels = [lv.strip() for lv in os.environ.get("BENCH_ZSTD", "").split(",") if lv.strip()]
+    for level in levels:
+        args[f"zstd-{level}"] = zstd_copy(builder, own, level)
+    ways = (("action",) + tuple(f"zstd-{lv}" for lv in levels) + (("baseline",) if baseline else ())
+            + ("pulling", "four", "bare"))
     # "pulling" pulls the pinned moby/buildkit, which a loopback registry has as a copy of its
     # buildx-stable-1 stand-in.
     pinned = f"{registry}/moby/buildkit:v{BUILDKIT_VERSION}"
@@ -373,12 +392,14 @@ def main():
     print(f"\nmedians over {rounds} rounds (whole job, fresh runner):")
     for c in ("warm", "cold"):
         print(f"  {c}: " + ", ".join(f"{w} {med[(w, c)]:.2f} s" for w in ways))
+    for z in [w for w in ways if w.startswith("zstd-")]:
+        print(f"  {z}: " + ", ".join(f"{c} {med[(z, c)] / med[('bare', c)]:.2f} x bare" for c in ("warm", "cold")))
     w = "warm"
     print(f"targets (warm): action <= bare: {'met' if med[('action', w)] <= med[('bare', w)] else 'NOT met'}"
           f" ({med[('action', w)] / med[('bare', w)]:.2f} x); action <= 0.4 x four: "
           f"{'met' if med[('action', w)] <= 0.4 * med[('four', w)] else 'NOT met'}"
           f" ({med[('action', w)] / med[('four', w)]:.2f} x)")
-    for way in [w for w in ("action", "baseline", "pulling") if args[w]]:
+    for way in [w for w in ways if w not in ("four", "bare") and args[w]]:
         pull = statistics.median(PULLS[args[way]])
         sizes = layer_sizes(args[way])
         print(f"{way} image: {args[way]}, {sum(sizes) / 1e6:.1f} MB compressed "

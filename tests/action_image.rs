@@ -166,17 +166,18 @@ fn run_id() -> &'static str {
 
 /// One job step: the runner pulls the image (if it is not there) and runs it.
 fn job(script: &Path, image: &str, ws: &Workspace, event: &str, fixture: &str, inputs: &[(&str, &str)]) -> Job {
-    job_with_env(script, image, ws, (event, fixture), inputs, "")
+    job_with_env(script, image, ws, (event, fixture), inputs, ("", true))
 }
 
-/// `job`, with the step's `env:` (shell-quoted `K=V` words).
+/// `job`, with the step's `env:` (shell-quoted `K=V` words), on a runner that mounts its temp
+/// folder at `/github/runner_temp` (v2.329.0 and later) or one that does not.
 fn job_with_env(
     script: &Path,
     image: &str,
     ws: &Workspace,
     (event, fixture): (&str, &str),
     inputs: &[(&str, &str)],
-    step_env: &str,
+    (step_env, runner_temp_mounted): (&str, bool),
 ) -> Job {
     let mut cmd = Command::new(script);
     cmd.env("GHR_STEP_ENV", step_env);
@@ -185,7 +186,7 @@ fn job_with_env(
     cmd.env("GHR_ACTION_YML", Path::new(MANIFEST_DIR).join("action.yml")).env("GHR_RUN_ID", run_id());
     // RUNNER_TEMP bind-mounted from the host, as the runner mounts it: BuildKit's socket is
     // shared through it.
-    cmd.env("GHR_RUNNER_TEMP_MOUNT", "1");
+    cmd.env("GHR_RUNNER_TEMP_MOUNT", if runner_temp_mounted { "1" } else { "0" });
     let out = cmd.output().expect("the runner simulation runs");
     let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let section = log.split("===== GITHUB_OUTPUT =====\n").nth(1).unwrap_or_default();
@@ -212,6 +213,7 @@ fn the_image_builds_from_the_dockerfile_and_runs_as_the_runner_runs_it() {
         Ok(s) => s,
         Err(why) => return skip(TEST, &why),
     };
+    let _leaves_nothing = LeavesNothing::now();
     let action = action_image(&e, &n);
     carries_the_pinned_buildkit_only(&action);
     let ws = Workspace::new(&format!(
@@ -250,6 +252,48 @@ fn the_image_builds_from_the_dockerfile_and_runs_as_the_runner_runs_it() {
 
     stores_outlive_the_jobs_builder(&e, (&script, &action), (&repo, &n));
     logs_in_through_the_daemon(&e, (&script, &action), &n);
+
+    // A runner older than v2.329.0 passes its temp folder's host path, unmounted: the run
+    // goes on with a private directory of its own and a builder buildx makes.
+    let older = job_with_env(&script, &action, &ws, ("push", "push-default-branch.json"), &inputs, ("", false));
+    assert_eq!(older.code, Some(0), "{}", older.log);
+    assert_eq!(older.outputs["pushed"], "true", "{}", older.log);
+}
+
+/// What the daemon holds when the test starts; when it ends, also by a failure, every
+/// container, volume and image it made is removed: the daemon holds nothing it did not before.
+struct LeavesNothing {
+    before: [Vec<String>; 3],
+}
+
+impl LeavesNothing {
+    const KINDS: [&'static [&'static str]; 3] = [
+        &["ps", "--all", "--quiet", "--no-trunc"],
+        &["volume", "ls", "--quiet"],
+        &["image", "ls", "--quiet", "--no-trunc"],
+    ];
+
+    fn held(args: &[&str]) -> Vec<String> {
+        let out = Command::new("docker").args(args).output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect()).unwrap_or_default()
+    }
+
+    fn now() -> Self {
+        LeavesNothing { before: Self::KINDS.map(Self::held) }
+    }
+}
+
+impl Drop for LeavesNothing {
+    fn drop(&mut self) {
+        let remove: [&[&str]; 3] =
+            [&["rm", "--force", "--volumes"], &["volume", "rm", "--force"], &["image", "rm", "--force"]];
+        for ((kind, before), rm) in Self::KINDS.iter().zip(&self.before).zip(remove) {
+            let made: Vec<String> = Self::held(kind).into_iter().filter(|id| !before.contains(id)).collect();
+            if !made.is_empty() {
+                let _ = Command::new("docker").args(rm).args(&made).output();
+            }
+        }
+    }
 }
 
 /// A registry that needs a login (`SDI_E2E_AUTH_REGISTRY=user:password@host:port`, e.g. the
@@ -270,14 +314,14 @@ fn logs_in_through_the_daemon(e: &E2e, (script, action): (&Path, &str), n: &str)
         [("image", image.as_str()), ("platforms", platform.as_str()), ("github-token", ""), ("logins", &logins)];
     let step_env = format!("SDI_REGISTRY_PASSWORD={password}");
     let refused = format!("SDI_REGISTRY_PASSWORD={password}-wrong");
-    let bad = job_with_env(script, action, &ws, ("push", "push-default-branch.json"), &inputs, &refused);
+    let bad = job_with_env(script, action, &ws, ("push", "push-default-branch.json"), &inputs, (&refused, true));
     assert_eq!(bad.code, Some(1), "{}", bad.log);
     assert!(
         bad.log.contains(&format!("::error::docker login to {registry} failed (Error response from daemon:")),
         "{}",
         bad.log
     );
-    let good = job_with_env(script, action, &ws, ("push", "push-default-branch.json"), &inputs, &step_env);
+    let good = job_with_env(script, action, &ws, ("push", "push-default-branch.json"), &inputs, (&step_env, true));
     assert_eq!(good.code, Some(0), "{}", good.log);
     assert_eq!(good.outputs["pushed"], "true", "{}", good.log);
     on_its_own_buildkit(&good);
