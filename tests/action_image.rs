@@ -143,13 +143,26 @@ fn action_image(e: &E2e, n: &str) -> String {
     engine_binaries(e, &images, &bin.path().join("engine"));
     let args: Vec<String> = images.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
     let stage = format!("build={}", bin.path().display());
-    let mut cmd = vec!["buildx", "build", "--builder", &e.builder, "--provenance=false", "--push", "-t", &tag];
+    // As released: zstd layers where the daemon pulls them (Docker 23 and later), else the gzip copy.
+    let output = match pulls_zstd() {
+        true => format!(
+            "type=image,name={tag},push=true,oci-mediatypes=true,compression=zstd,compression-level=3,force-compression=true"
+        ),
+        false => format!("type=image,name={tag},push=true"),
+    };
+    let mut cmd = vec!["buildx", "build", "--builder", &e.builder, "--provenance=false", "--output", &output];
     for a in &args {
         cmd.extend(["--build-arg", a.as_str()]);
     }
     cmd.extend(["--build-context", stage.as_str(), MANIFEST_DIR]);
     docker(&cmd);
     tag
+}
+
+/// Whether the daemon pulls zstd layers: Docker 23 and later.
+fn pulls_zstd() -> bool {
+    let version = docker(&["version", "--format", "{{.Server.Version}}"]);
+    version.trim().split('.').next().and_then(|m| m.parse::<u32>().ok()).is_some_and(|major| major >= 23)
 }
 
 struct Job {
@@ -216,6 +229,9 @@ fn the_image_builds_from_the_dockerfile_and_runs_as_the_runner_runs_it() {
     let _leaves_nothing = LeavesNothing::now();
     let action = action_image(&e, &n);
     carries_the_pinned_buildkit_only(&action);
+    let layers = docker(&["buildx", "imagetools", "inspect", "--raw", &action]);
+    assert_eq!(layers.contains("tar+zstd"), pulls_zstd(), "layers as released for this daemon: {layers}");
+    assert!(pulls_zstd() || layers.contains("gzip"), "{layers}");
     let ws = Workspace::new(&format!(
         "FROM {base}\nARG TARGETPLATFORM\nRUN echo \"{n} on $TARGETPLATFORM, $(uname -m)\" > /built.txt\nCOPY app.txt /app.txt\n",
         base = e.base

@@ -86,6 +86,21 @@ fn the_readme_documents_every_input_and_output() {
     }
 }
 
+/// The action for Docker 20.10 is the published one, its image the gzip copy of the same tag.
+#[test]
+fn the_gzip_action_is_the_published_one_on_the_gzip_copy() {
+    let mut published = load("action.yml");
+    let mut gzip = load("gzip/action.yml");
+    let image = |doc: &Yaml| doc["runs"]["image"].as_str().unwrap().to_string();
+    assert_eq!(image(&gzip), format!("{}-gzip", image(&published)));
+    for doc in [&mut published, &mut gzip] {
+        if let Some(Yaml::Hash(runs)) = doc.as_mut_hash().unwrap().get_mut(&Yaml::String("runs".into())) {
+            runs.remove(&Yaml::String("image".into()));
+        }
+    }
+    assert_eq!(published, gzip);
+}
+
 #[test]
 fn the_dogfood_action_is_the_published_one_built_from_source() {
     let mut published = load("action.yml");
