@@ -300,14 +300,33 @@ impl LeavesNothing {
 }
 
 impl Drop for LeavesNothing {
+    /// Containers first (an image in use cannot go), then volumes, then images; again after a
+    /// second while something is still going away.
     fn drop(&mut self) {
         let remove: [&[&str]; 3] =
             [&["rm", "--force", "--volumes"], &["volume", "rm", "--force"], &["image", "rm", "--force"]];
-        for ((kind, before), rm) in Self::KINDS.iter().zip(&self.before).zip(remove) {
-            let made: Vec<String> = Self::held(kind).into_iter().filter(|id| !before.contains(id)).collect();
-            if !made.is_empty() {
-                let _ = Command::new("docker").args(rm).args(&made).output();
+        for attempt in 0..3 {
+            let mut left = Vec::new();
+            for ((kind, before), rm) in Self::KINDS.iter().zip(&self.before).zip(remove) {
+                let mut made: Vec<String> = Self::held(kind).into_iter().filter(|id| !before.contains(id)).collect();
+                made.sort();
+                made.dedup();
+                if !made.is_empty() {
+                    let out = Command::new("docker").args(rm).args(&made).output();
+                    left.extend(
+                        out.ok()
+                            .filter(|o| !o.status.success())
+                            .map(|o| String::from_utf8_lossy(&o.stderr).into_owned()),
+                    );
+                }
             }
+            if left.is_empty() {
+                return;
+            }
+            if attempt == 2 {
+                eprintln!("could not remove what the test made: {left:?}");
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
         }
     }
 }
