@@ -258,8 +258,7 @@ async fn run(
     // The scan's registry client is made while the run logs in, prepares and builds.
     let registry = scan::prepare_registry(plan);
     let setup = async {
-        let agreed = containers::agree_on_version(docker, signals).await;
-        agreed.map_err(|f| builder::failed(f, |why| why))?;
+        containers::agree_on_version(docker, signals).await?;
         login::login(ctx, plan, docker, signals, annotations).instrument(tracing::debug_span!("login")).await?;
         if plan.mode == Mode::Merge {
             return Ok(None);

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::api::{demux_log, encode};
 use crate::engine::docker::{Docker, Ended, Failure, Signals, cause_line};
+use crate::step::Outcome;
 
 /// An Engine API call that a signal stops, counted with the run's docker calls: its answer's
 /// body as sent (a pull's progress stream, a log).
@@ -26,11 +27,11 @@ async fn raw(
 
 /// Without a docker CLI, the Engine API version is agreed on before anything is asked, so a
 /// daemon the action cannot speak to is said on its own, naming both versions.
-pub(crate) async fn agree_on_version(docker: &mut Docker, signals: &mut Signals) -> Result<(), Failure> {
+pub(crate) async fn agree_on_version(docker: &mut Docker, signals: &mut Signals) -> Result<(), Outcome> {
     let Some(api) = docker.api.as_ref() else { return Ok(()) };
     tokio::select! {
-        v = api.version() => v.map(drop).map_err(Failure::Failed),
-        sig = signals.recv() => Err(Failure::Cancelled(sig)),
+        v = api.version() => v.map(drop).map_err(Outcome::SetupFailed),
+        sig = signals.recv() => Err(Outcome::Cancelled { signal: sig }),
     }
 }
 

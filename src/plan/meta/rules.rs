@@ -138,21 +138,24 @@ fn bare_value(
             }
         }
         RuleKind::Ref { event } => reference(facts, *event),
-        RuleKind::Edge { branch } => {
-            let Some(built) = facts.branch() else { return Ok(None) };
-            let wanted = match (branch.is_empty(), facts.repository_unknown()) {
-                (false, _) => branch.as_str(),
-                (true, None) => facts.default_branch().unwrap_or_default(),
-                (true, Some(why)) => return Err(NotRendered::Unknown { fact: REPOSITORY, why: why.to_string() }),
-            };
-            (built == wanted).then(|| ("edge".to_string(), false))
-        }
+        RuleKind::Edge { branch } => edge(facts, branch)?,
         RuleKind::Raw { value } => Some((facts.global(value)?, false)),
         RuleKind::Sha { format } => facts.sha.as_ref().map(|sha| match format {
             ShaFormat::Short => (facts.short_sha(), false),
             ShaFormat::Long => (sha.clone(), false),
         }),
     })
+}
+
+/// `type=edge`: `edge` on its branch, the repository's default one unless `branch=` names one.
+fn edge(facts: &Facts, branch: &str) -> Result<Option<(String, bool)>, NotRendered> {
+    let Some(built) = facts.branch() else { return Ok(None) };
+    let wanted = match (branch.is_empty(), facts.repository_unknown()) {
+        (false, _) => branch,
+        (true, None) => facts.default_branch().unwrap_or_default(),
+        (true, Some(why)) => return Err(NotRendered::Unknown { fact: REPOSITORY, why: why.to_string() }),
+    };
+    Ok((built == wanted).then(|| ("edge".to_string(), false)))
 }
 
 /// `type=ref`: the branch, the tag (which asks for `latest`) or the pull request number.
