@@ -16,7 +16,7 @@ use crate::plan::{BuildPlan, Verify};
 use crate::step::{Annotation, Level, Outcome};
 
 /// How a build ended when it did not end the run.
-pub(crate) enum BuildEnd {
+pub(super) enum BuildEnd {
     /// Its metadata (when it succeeded), cache hits, and the cache-mount stores of the RUN
     /// steps that ran, with how long those steps took (ms).
     Finished(Option<Value>, Option<CacheHits>, Vec<(String, u64)>),
@@ -26,10 +26,10 @@ pub(crate) enum BuildEnd {
 }
 
 /// `Err` is the outcome that ends the run, with the hits known so far.
-pub(crate) type Built = Result<BuildEnd, (Outcome, Option<CacheHits>)>;
+pub(super) type Built = Result<BuildEnd, (Outcome, Option<CacheHits>)>;
 
 /// The stores whose first real use stops the build (empty: never stopped).
-pub(crate) type StopFor<'a> = &'a [String];
+pub(super) type StopFor<'a> = &'a [String];
 
 /// The argv to run: the plan's, on this run's builder, with its metadata file and progress.
 fn argv(plan: &BuildPlan, builder: &Builder, dir: &Path, metadata_file: &Path) -> Vec<String> {
@@ -72,7 +72,7 @@ fn secret_env(ctx: &Context, plan: &BuildPlan) -> Vec<(String, String)> {
         .collect()
 }
 
-pub(crate) async fn build(
+pub(super) async fn build(
     ctx: &Context,
     plan: &BuildPlan,
     (builder, stop): (&Builder, StopFor<'_>),

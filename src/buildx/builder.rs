@@ -12,7 +12,7 @@ use crate::plan::{BuildPlan, BuilderPlan};
 use crate::step::Outcome;
 
 /// The builder the build runs on.
-pub(crate) struct Builder {
+pub(super) struct Builder {
     pub name: String,
     /// A record this run made: removed at the end. For an attached BuildKit that removes the
     /// record only, never the user's BuildKit.
@@ -35,11 +35,11 @@ impl Builder {
     }
 }
 
-pub(crate) fn setup_failed(message: String) -> Outcome {
+pub(super) fn setup_failed(message: String) -> Outcome {
     Outcome::SetupFailed(message)
 }
 
-pub(crate) fn failed(f: Failure, word: impl FnOnce(String) -> String) -> Outcome {
+pub(super) fn failed(f: Failure, word: impl FnOnce(String) -> String) -> Outcome {
     match f {
         Failure::Cancelled(sig) => Outcome::Cancelled { signal: sig },
         Failure::Failed(cause) => setup_failed(word(cause)),
@@ -48,7 +48,7 @@ pub(crate) fn failed(f: Failure, word: impl FnOnce(String) -> String) -> Outcome
 
 /// Makes the plan's builder usable: `slot` holds it as soon as a record exists, so that the
 /// caller removes it whatever happens next.
-pub(crate) async fn prepare(
+pub(super) async fn prepare(
     ctx: &Context,
     plan: &BuildPlan,
     docker: &mut Docker,

@@ -39,7 +39,7 @@ pub fn duplicate_platform(index: &Value) -> Option<(String, String, String)> {
 
 /// `imagetools create` over the plan's sources; `builder` only when its record is visible
 /// (it lends its registry configuration, nothing else).
-pub(crate) async fn merge(
+pub(super) async fn merge(
     plan: &BuildPlan,
     docker: &mut Docker,
     signals: &mut Signals,

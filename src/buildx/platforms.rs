@@ -81,7 +81,7 @@ fn native_platforms() -> &'static [&'static str] {
 /// A builder made here on this host runs its native platforms for sure; any other builder, or
 /// request, is inspected. A missing platform matters only if a RUN step executes on it: then
 /// QEMU is registered (docker-container builders) or the run fails naming it.
-pub(crate) async fn check(
+pub(super) async fn check(
     ctx: &Context,
     plan: &BuildPlan,
     docker: &mut Docker,
@@ -193,7 +193,7 @@ fn emulated_by_image(platform: &str) -> bool {
 
 /// `load` of several platforms: only a daemon with the containerd image store holds an image of
 /// several platforms; any other refuses it at the end of the build. Asked before it.
-pub(crate) async fn check_load(plan: &BuildPlan, docker: &mut Docker, signals: &mut Signals) -> Result<(), Outcome> {
+pub(super) async fn check_load(plan: &BuildPlan, docker: &mut Docker, signals: &mut Signals) -> Result<(), Outcome> {
     if !plan.load || plan.platforms.len() < 2 {
         return Ok(());
     }

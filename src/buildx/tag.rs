@@ -7,13 +7,13 @@ use crate::engine::docker::{Docker, Failure, Signals};
 use crate::step::BuildError;
 use crate::step::Outcome;
 
-pub(crate) fn failed(message: String) -> Outcome {
+pub(super) fn failed(message: String) -> Outcome {
     Outcome::Failed { code: 1, error: Some(BuildError { message, location: None }) }
 }
 
 /// Runs `imagetools create` (tags over sources) and reads the digest the first tag now names
 /// back from the registry.
-pub(crate) async fn push_tags(
+pub(super) async fn push_tags(
     docker: &mut Docker,
     create: &[&str],
     tags: &[String],
@@ -42,7 +42,7 @@ pub(crate) async fn push_tags(
 /// After a clean scan: the plan's tags onto the pushed digest; the metadata then names them.
 /// Tags of the image's own repository are PUT straight onto the scanned manifest (a request
 /// each); tags elsewhere go through `imagetools create`, which copies the blobs there.
-pub(crate) async fn tag_scanned(
+pub(super) async fn tag_scanned(
     plan: &crate::plan::BuildPlan,
     docker: &mut Docker,
     signals: &mut Signals,

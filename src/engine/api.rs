@@ -97,11 +97,15 @@ impl EngineApi {
         Ok(EngineApi { client, base, host: host.to_string(), version: tokio::sync::OnceCell::new() })
     }
 
+    fn unreachable(&self, e: reqwest::Error) -> String {
+        format!("cannot reach the Docker daemon at {}: {e}", self.host)
+    }
+
     /// The version both speak, asked of the daemon once: its `/_ping`, then `/version` at the
     /// version chosen, which a daemon that no longer accepts it refuses before anything is done.
     pub async fn version(&self) -> Result<ApiVersion, String> {
         let agree = || async {
-            let unreachable = |e: reqwest::Error| format!("cannot reach the Docker daemon at {}: {e}", self.host);
+            let unreachable = |e| self.unreachable(e);
             let response = self.client.get(format!("{}/_ping", self.base)).send().await.map_err(unreachable)?;
             let header = response.headers().get("api-version").and_then(|v| v.to_str().ok()).map(str::to_string);
             let version = negotiate(header.as_deref(), &self.host)?;
@@ -140,7 +144,7 @@ impl EngineApi {
         if let Some(auth) = registry_auth {
             request = request.header("X-Registry-Auth", auth);
         }
-        let unreachable = |e: reqwest::Error| format!("cannot reach the Docker daemon at {}: {e}", self.host);
+        let unreachable = |e| self.unreachable(e);
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(unreachable)?;

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::api::{demux_log, encode};
-use crate::engine::docker::{Docker, Ended, Failure, Signals, cause_line};
+use super::docker::{Docker, Ended, Failure, Signals, cause_line};
 use crate::step::Outcome;
 
 /// An Engine API call that a signal stops, counted with the run's docker calls: its answer's
@@ -36,7 +36,7 @@ pub(crate) async fn agree_on_version(docker: &mut Docker, signals: &mut Signals)
 }
 
 /// `raw`, its answer JSON (`Null` when empty).
-pub(crate) async fn call(
+pub(super) async fn call(
     docker: &mut Docker,
     signals: &mut Signals,
     request: (Method, &str),
@@ -67,7 +67,7 @@ async fn inspect(docker: &mut Docker, signals: &mut Signals, container: &str) ->
 
 /// What the action's own container says of it: its image's ID, the value of `label` on it
 /// (empty when absent), and its mounts (JSON, as `docker inspect` lists them).
-pub(crate) async fn own_facts(
+pub(super) async fn own_facts(
     docker: &mut Docker,
     signals: &mut Signals,
     container: &str,
@@ -123,7 +123,7 @@ pub(crate) async fn remove(docker: &mut Docker, signals: &mut Signals, container
 
 /// Creates `name` from `body` (the API's container configuration) and starts it: what
 /// `docker run --detach` does, the image never pulled.
-pub(crate) async fn create_and_start(
+pub(super) async fn create_and_start(
     docker: &mut Docker,
     signals: &mut Signals,
     name: &str,

@@ -57,7 +57,7 @@ pub struct Docker {
     env: Vec<(String, String)>,
     config: PathBuf,
     /// The daemon's API, when no docker CLI is installed: `program` is then buildx itself.
-    pub(crate) api: Option<super::api::EngineApi>,
+    pub(super) api: Option<super::api::EngineApi>,
     pub(crate) calls: usize,
 }
 
@@ -115,7 +115,7 @@ impl Docker {
     }
 
     /// The private configuration's directory (`DOCKER_CONFIG` of every call).
-    pub(crate) fn config_dir(&self) -> &Path {
+    pub(super) fn config_dir(&self) -> &Path {
         &self.config
     }
 
@@ -258,7 +258,7 @@ fn find_program(name: &str) -> Option<PathBuf> {
 }
 
 /// The docker configuration the user's own commands use (`$DOCKER_CONFIG`, else `~/.docker`).
-pub(crate) fn user_docker_config() -> Option<PathBuf> {
+pub(super) fn user_docker_config() -> Option<PathBuf> {
     match std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
         Some(dir) => Some(PathBuf::from(dir)),
         None => Some(Path::new(&std::env::var_os("HOME")?).join(".docker")),
@@ -292,7 +292,7 @@ fn share_user_config(user: &Path, private: &Path, builder: Option<&str>) -> std:
 }
 
 /// Forwards the signal, waits up to `GRACE`, then kills.
-pub(crate) async fn stop(child: &mut Child, sig: i32) {
+pub(super) async fn stop(child: &mut Child, sig: i32) {
     if let Some(pid) = child.id() {
         // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
         unsafe {

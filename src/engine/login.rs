@@ -6,9 +6,9 @@
 use reqwest::Method;
 use serde_json::json;
 
+use super::docker::{Docker, Failure, Signals};
 use crate::context::Context;
 use crate::credentials::{self, Secret};
-use crate::engine::docker::{Docker, Failure, Signals};
 use crate::plan::BuildPlan;
 use crate::step::{Annotation, Outcome};
 
@@ -75,7 +75,7 @@ async fn through_the_daemon(
     }
     let server = credentials::auth_key(registry);
     let body = json!({"username": user, "password": password, "serveraddress": server});
-    let answer = crate::engine::containers::call(docker, signals, (Method::POST, "/auth"), Some(&body)).await?;
+    let answer = super::containers::call(docker, signals, (Method::POST, "/auth"), Some(&body)).await?;
     let token = answer["IdentityToken"].as_str().filter(|t| !t.is_empty());
     let config = docker.config_dir();
     credentials::store(config, registry, user, token.map_or(Secret::Password(password), Secret::IdentityToken))

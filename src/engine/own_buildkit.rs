@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::engine::docker::{Docker, Failure, Signals};
+use super::docker::{Docker, Failure, Signals};
 
 /// The label the action image carries: the BuildKit release inside it (`Dockerfile`).
 pub const LABEL: &str = "dev.sdi.buildkit.version";
@@ -114,8 +114,7 @@ pub(crate) struct Own {
 /// `Err`: the job was cancelled while the daemon was asked.
 pub(crate) async fn image(docker: &mut Docker, signals: &mut Signals, dir: &Path) -> Result<Option<Own>, i32> {
     let Some(container) = own_container() else { return Ok(None) };
-    let (image, version, mounts) = match crate::engine::containers::own_facts(docker, signals, &container, LABEL).await
-    {
+    let (image, version, mounts) = match super::containers::own_facts(docker, signals, &container, LABEL).await {
         Ok(facts) => facts,
         Err(Failure::Failed(cause)) => {
             tracing::debug!(%container, %cause, "the action's own container cannot be inspected");
@@ -173,7 +172,7 @@ pub(crate) async fn start(
         .map_err(|e| Failure::Failed(format!("cannot create {}: {e}", own.socket.ours.display())))?;
     if docker.api.is_some() {
         let body = create_body(&own.image, &own.socket.host, entitlements);
-        crate::engine::containers::create_and_start(docker, signals, container, &body).await?;
+        super::containers::create_and_start(docker, signals, container, &body).await?;
     } else {
         let args = run_args(&own.image, container, &own.socket.host, entitlements);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -88,7 +88,7 @@ impl VertexWarning {
     }
 }
 
-pub(crate) fn decode(b64: &str) -> String {
+pub(super) fn decode(b64: &str) -> String {
     base64::engine::general_purpose::STANDARD
         .decode(b64)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -96,7 +96,7 @@ pub(crate) fn decode(b64: &str) -> String {
 }
 
 /// Seconds between two RFC 3339 timestamps of the same day and offset, as BuildKit writes them.
-pub(crate) fn seconds_between(start: &str, end: &str) -> Option<f64> {
+pub(super) fn seconds_between(start: &str, end: &str) -> Option<f64> {
     fn secs(t: &str) -> Option<f64> {
         let time = t.split_once('T')?.1;
         let time = time.trim_end_matches('Z');

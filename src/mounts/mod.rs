@@ -52,7 +52,7 @@ pub enum Filled {
 
 /// How the save after a build ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SaveEnd {
+pub(super) enum SaveEnd {
     /// No helper ran: no step that uses the stores ran.
     Skipped,
     /// A helper ran (the check, and the save when something changed).
@@ -70,7 +70,7 @@ pub struct MountTimes {
 
 /// The words after `<marker>` of every line a helper's step printed starting with it (never
 /// the step's command, which holds the marker too).
-pub(crate) fn marked_words(stderr: &str, marker: &str) -> Vec<Vec<String>> {
+pub(super) fn marked_words(stderr: &str, marker: &str) -> Vec<Vec<String>> {
     crate::log::progress::step_output(stderr)
         .iter()
         .filter_map(|l| Some(l.strip_prefix(marker)?.split_whitespace().map(str::to_string).collect()))
@@ -78,7 +78,7 @@ pub(crate) fn marked_words(stderr: &str, marker: &str) -> Vec<Vec<String>> {
 }
 
 /// `(dir, kib)` of every `<marker> <dir> <kib>` line the helper printed.
-pub(crate) fn marked(stderr: &str, marker: &str) -> Vec<(String, u64)> {
+pub(super) fn marked(stderr: &str, marker: &str) -> Vec<(String, u64)> {
     marked_words(stderr, marker)
         .into_iter()
         .filter_map(|w| Some((w.first()?.clone(), w.get(1)?.parse().ok()?)))
@@ -101,19 +101,19 @@ fn statuses(plan: &MountsPlan) -> Vec<MountStatus> {
         .collect()
 }
 
-pub(crate) fn status_of<'a>(statuses: &'a mut [MountStatus], dir: &str) -> Option<&'a mut MountStatus> {
+pub(super) fn status_of<'a>(statuses: &'a mut [MountStatus], dir: &str) -> Option<&'a mut MountStatus> {
     statuses.iter_mut().find(|s| mount_dir(&s.id) == dir)
 }
 
 /// The empty build context the helper builds use.
-pub(crate) fn empty_context(dir: &Path) -> std::io::Result<String> {
+pub(super) fn empty_context(dir: &Path) -> std::io::Result<String> {
     let context = dir.join("mounts-context");
     std::fs::create_dir_all(&context)?;
     Ok(context.display().to_string())
 }
 
 /// What the restore left: each store's status, and the image they were restored from.
-pub(crate) struct Restored {
+pub(super) struct Restored {
     pub statuses: Vec<MountStatus>,
     pub source: Option<Saved>,
 }
@@ -121,14 +121,14 @@ pub(crate) struct Restored {
 /// What the run found of the saved stores: the image it restored them from, if it did, and
 /// what earlier runs measured of each store.
 #[derive(Debug, Default)]
-pub(crate) struct Found {
+pub(super) struct Found {
     pub restored_from: Option<Saved>,
     pub costs: Costs,
 }
 
 /// The first saved stores image that exists, pinned to the digest its tag names now, and read
 /// (its layers, its measurements). `None` (with a notice) when there is none yet.
-pub(crate) async fn find_saved(
+pub(super) async fn find_saved(
     (docker, signals): (&mut Docker, &mut Signals),
     plan: &MountsPlan,
     (builder, dir): (&str, &Path),
@@ -162,7 +162,7 @@ pub(crate) async fn find_saved(
 
 /// Marks the stores that earlier runs found not worth restoring (a notice each) and returns
 /// the plan of those left to restore.
-pub(crate) fn leave_to_steps(
+pub(super) fn leave_to_steps(
     plan: &MountsPlan,
     costs: &Costs,
     statuses: &mut [MountStatus],
@@ -197,7 +197,7 @@ pub fn refill_reason(cost: &StoreCost) -> String {
 /// What restoring and refilling each store cost, as the saved image said (`old`) and as this
 /// run measured it: the time of the steps that mount a store, on an empty or a restored store,
 /// and a restored store's share (by size) of the restore's time.
-pub(crate) fn measure(
+pub(super) fn measure(
     old: Costs,
     statuses: &[MountStatus],
     ran: &[(String, u64)],
@@ -225,7 +225,7 @@ pub(crate) fn measure(
 }
 
 /// Nothing restored: no saved image, or no step that mounts a store ran (`Filled::NotNeeded`).
-pub(crate) fn not_restored(plan: &MountsPlan, filled: Filled) -> Restored {
+pub(super) fn not_restored(plan: &MountsPlan, filled: Filled) -> Restored {
     let mut statuses = statuses(plan);
     for s in &mut statuses {
         s.filled = filled;
@@ -237,7 +237,7 @@ pub(crate) fn not_restored(plan: &MountsPlan, filled: Filled) -> Restored {
 /// steps that a stopped step began to write on a fresh builder (they were empty before it, so
 /// they are emptied again: their steps refill them from nothing, not from partial files). On a
 /// builder that outlives runs such a store may have been whole before: it is left as it is.
-pub(crate) fn after_stop(plan: &MountsPlan, restoring: &MountsPlan, (touched, fresh): (&[String], bool)) -> Helper {
+pub(super) fn after_stop(plan: &MountsPlan, restoring: &MountsPlan, (touched, fresh): (&[String], bool)) -> Helper {
     let restores = |id: &String| restoring.mounts.iter().any(|m| &m.id == id);
     let emptied: Vec<String> =
         plan.mounts.iter().map(|m| m.id.clone()).filter(|id| fresh && touched.contains(id) && !restores(id)).collect();
@@ -247,7 +247,7 @@ pub(crate) fn after_stop(plan: &MountsPlan, restoring: &MountsPlan, (touched, fr
 
 /// The restore helper's stores (see `after_stop`), and what the stop left: the stores a
 /// stopped step began to write, on a builder made for the run (`fresh`) or not.
-pub(crate) struct Helper {
+pub(super) struct Helper {
     pub plan: MountsPlan,
     pub emptied: Vec<String>,
     pub touched: Vec<String>,
@@ -257,7 +257,7 @@ pub(crate) struct Helper {
 /// Fills the stores of `helper` from `source` (and empties its `emptied`; see
 /// `restore_dockerfile` for the stores a stopped step touched). The statuses are of the stores
 /// restored: an emptied one keeps its own.
-pub(crate) async fn restore(
+pub(super) async fn restore(
     (docker, signals): (&mut Docker, &mut Signals),
     helper: &Helper,
     (builder, dir): (&str, &Path),

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::mounts::image::{StoresImage, image_in_index};
+use super::image::{StoresImage, image_in_index};
 use crate::plan::mount_costs::{self, COSTS_LABEL, Costs};
 use crate::step::Annotation;
 use crate::verify::{Blobs, Needles, Registry};
@@ -28,7 +28,7 @@ impl Saved {
     }
 
     /// The reference to pull: pinned by digest when known.
-    pub(crate) fn pinned(&self) -> String {
+    pub(super) fn pinned(&self) -> String {
         match &self.digest {
             Some(d) => format!("{}@{d}", self.reference),
             None => self.reference.clone(),
@@ -38,7 +38,7 @@ impl Saved {
 
 /// Points the saved tag at the image the stores were restored from, with `costs` as its
 /// measurements, when they differ from what it says: no layer is pushed.
-pub(crate) async fn relabel(
+pub(super) async fn relabel(
     dir: &Path,
     source: &Saved,
     save_to: Option<&str>,
@@ -66,20 +66,20 @@ pub(crate) async fn relabel(
 }
 
 /// `(repository, tag)` of a stores image reference (the plan always writes `<image>:<tag>`).
-pub(crate) fn repository_and_tag(reference: &str) -> (&str, &str) {
+pub(super) fn repository_and_tag(reference: &str) -> (&str, &str) {
     reference.rsplit_once(':').unwrap_or((reference, "latest"))
 }
 
 /// The saved stores image the stores were restored from, as read when it was found, if it is
 /// in the repository the stores are saved to (its layers can then be reused).
-pub(crate) fn stores_image_of(source: &Saved, save_to: Option<&str>) -> Option<StoresImage> {
+pub(super) fn stores_image_of(source: &Saved, save_to: Option<&str>) -> Option<StoresImage> {
     let (repository, _) = repository_and_tag(&source.reference);
     (save_to.map(|s| repository_and_tag(s).0) == Some(repository)).then(|| source.image.clone())?
 }
 
 /// The stores pushed by digest: add the kept stores' layers, prove the image clean when there
 /// are secrets, then point `save_to` at it. `Err`: why nothing was tagged.
-pub(crate) async fn finish(
+pub(super) async fn finish(
     (dir, metadata): (&Path, &Path),
     save_to: &str,
     old: Option<&StoresImage>,
@@ -153,7 +153,7 @@ impl Blobs for Staged<'_> {
 
 /// A saved stores image through the registry, by digest when known; `None` (said in the debug
 /// log) when it cannot be read: every store is then restored, and saved whole.
-pub(crate) async fn read_saved(dir: &Path, reference: &str, digest: Option<&str>) -> Option<StoresImage> {
+pub(super) async fn read_saved(dir: &Path, reference: &str, digest: Option<&str>) -> Option<StoresImage> {
     let (repository, tag) = repository_and_tag(reference);
     let read = async {
         let mut registry = crate::verify::pushed::registry_for(repository, dir)?;
@@ -166,7 +166,7 @@ pub(crate) async fn read_saved(dir: &Path, reference: &str, digest: Option<&str>
 }
 
 /// A stores image by tag or digest (an index is followed to its image).
-pub(crate) async fn read_stores_image(registry: &mut Registry, name: &str) -> std::io::Result<Option<StoresImage>> {
+pub(super) async fn read_stores_image(registry: &mut Registry, name: &str) -> std::io::Result<Option<StoresImage>> {
     let mut manifest = registry.manifest_named(name).await?;
     if let Some(image) = image_in_index(&manifest) {
         manifest = registry.manifest_named(&image).await?;

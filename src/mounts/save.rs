@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
+use super::image::StoresImage;
 use super::registry::{finish, relabel, repository_and_tag, stores_image_of};
 use super::{Filled, MountStatus, SaveEnd, Saved, empty_context, marked, marked_words, status_of};
 use crate::engine::docker::{Docker, Ended, Signals, cause_line, random_token};
-use crate::mounts::image::StoresImage;
 use crate::plan::mount_costs::{self, Costs};
 use crate::plan::{MountsPlan, check_dockerfile, mount_dir, save_dockerfile, save_on_top_dockerfile};
 use crate::step::Annotation;

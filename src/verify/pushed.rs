@@ -190,7 +190,7 @@ async fn scan_registry(
 }
 
 /// A registry client being made on a blocking thread.
-pub(crate) type RegistryHandle = tokio::task::JoinHandle<std::io::Result<Registry>>;
+pub(super) type RegistryHandle = tokio::task::JoinHandle<std::io::Result<Registry>>;
 
 /// The client the scan and the tags use, made while login, builder and build run: building
 /// its TLS configuration (the system's roots) takes tens of milliseconds of CPU. Credentials

@@ -52,9 +52,8 @@ struct Daemon {
     min_api: Option<String>,
 }
 
-fn version(text: &str) -> (u32, u32) {
-    let (major, minor) = text.split_once('.').unwrap_or_else(|| panic!("a version: {text}"));
-    (major.parse().unwrap(), minor.parse().unwrap())
+fn version(text: &str) -> sdi::engine::api::ApiVersion {
+    sdi::engine::api::ApiVersion::parse(text).unwrap_or_else(|| panic!("a version: {text}"))
 }
 
 impl Daemon {

@@ -42,8 +42,8 @@ pub struct Facts<'a> {
     pub sha: Option<String>,
     pub event: &'a Event,
     pub now: DateTime<Utc>,
-    /// The built commit's date, or why it is not known.
-    pub commit_date: Result<DateTime<Utc>, String>,
+    /// The built commit's date, or why it is not known (`known_commit_date`, `unknown_in`).
+    commit_date: Result<DateTime<Utc>, String>,
     /// The payload's repository, else the API's, or why neither is there.
     repository: Result<Repository, String>,
     short_sha_length: usize,
@@ -65,7 +65,7 @@ pub fn payload_repository(event: &Event) -> Option<&Repository> {
     event.repository.as_ref().filter(|r| r.html_url.is_some())
 }
 
-/// What the payload says, else what the API answered, else why there is no answer.
+/// What the API answered, else why there is no answer.
 fn from_api<T: Clone>(lookup: &Option<Lookup<T>>) -> Result<T, String> {
     match lookup {
         Some(Lookup::Found(v)) => Ok(v.clone()),
