@@ -1,8 +1,9 @@
 //! Benchmark (not a test): what the secret scan costs, read from an OCI layout on one core.
 //! Two images: 4 layers of 16 MB (gzip and zstd, 1024 small files), and one layer of 1 GiB
 //! uncompressed (1024 files of 1 MiB, half text and half noise, gzip), written to disk as it is
-//! made. Reports the wall time and the throughput over uncompressed layer bytes.
-//! `cargo bench --bench scan`.
+//! made. Reports the wall time and the throughput over uncompressed layer bytes. Then what a
+//! guess at a secret value costs against the proof ledger (`proof_key_cost`).
+//! `cargo bench --bench scan` (`cargo bench --bench scan -- proof-key` for that part alone).
 
 use std::io::Write;
 use std::time::Instant;
@@ -137,7 +138,45 @@ fn sha_of_file(path: &std::path::Path) -> String {
     format!("sha256:{:x}", hasher.finalize())
 }
 
+/// A value-keyed ledger entry costs an Argon2id derivation and an HMAC; a guess costs the same.
+/// Reported against one SHA-256 of a short input: the work factor each guess carries, in bits.
+fn proof_key_cost() {
+    use sdi::verify::proofs::{value_entry, value_key};
+    use sha2::Digest;
+    let token = b"npm_Xk29fJq0LmZ8rTb3VwY6hN1cPdE7sGa4uQiK";
+    let runs = 20;
+    let started = Instant::now();
+    let mut key = [0u8; 32];
+    for i in 0..runs {
+        key = value_key("github-repository-id:186853002", &format!("id{i}"), token);
+    }
+    let kdf = started.elapsed().as_secs_f64() / runs as f64;
+    let hashes = 1_000_000;
+    let started = Instant::now();
+    let mut digest = [0u8; 32];
+    for _ in 0..hashes {
+        digest = sha2::Sha256::digest(digest).into();
+    }
+    let sha = started.elapsed().as_secs_f64() / hashes as f64;
+    let started = Instant::now();
+    for i in 0..hashes / 10 {
+        std::hint::black_box(value_entry(&key, &format!("sha256:{i}")));
+    }
+    let entry = started.elapsed().as_secs_f64() / (hashes / 10) as f64;
+    println!(
+        "proof key: Argon2id {:.1} ms per derivation, an entry {:.2} µs, a SHA-256 {:.3} µs: each guess costs 2^{:.1} SHA-256s",
+        kdf * 1e3,
+        entry * 1e6,
+        sha * 1e6,
+        ((kdf + entry) / sha).log2()
+    );
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "proof-key") {
+        return proof_key_cost();
+    }
     small_layers();
     one_gib_layer();
+    proof_key_cost();
 }

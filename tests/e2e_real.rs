@@ -330,6 +330,34 @@ fn per_pr_caches_survive_another_pull_request() {
     assert_eq!(last_hits, [(0, 3), (2, 3)], "shared, then per-pr");
 }
 
+/// An image whose first step mounts the secret, for the proof ledger's tests.
+fn proofs_dockerfile(e: &E2e, n: &str) -> String {
+    format!(
+        "FROM {base}\nRUN --mount=type=secret,id=token echo {n} > /n.txt && head -c 300000 /dev/urandom > /data.bin\nCOPY app.txt /app.txt\n",
+        base = e.base
+    )
+}
+
+/// A push of `ws` with the secret `token` set to `value`, and `secrets-proof-key` if given.
+fn proofs_push(e: &E2e, ws: &Workspace, image: &str, value: &str, key: Option<&str>) -> Ran {
+    let platform = native(e);
+    let mut inputs = vec![
+        ("image", image),
+        ("builder", e.builder.as_str()),
+        ("platforms", platform.as_str()),
+        ("github-token", ""),
+        ("secret-envs", "token=SDI_E2E_SECRET_VALUE"),
+    ];
+    inputs.extend(key.map(|k| ("secrets-proof-key", k)));
+    run_action(ws, "push", "push-default-branch.json", "refs/heads/master", &inputs, &[("SDI_E2E_SECRET_VALUE", value)])
+}
+
+/// The notice of a successful run's clean scan.
+fn clean_scan(r: &Ran) -> String {
+    assert!(r.output.status.success(), "{}", r.stdout);
+    r.stdout.lines().find(|l| l.starts_with("::notice::No secret value in the image: ")).unwrap().to_string()
+}
+
 /// With `secrets-proof-key`, a rebuild whose layers all come from cache reads none of them
 /// again (the ledger proves them clean of these very values), and still gets its tags; a
 /// rotated value is scanned again.
@@ -340,26 +368,9 @@ fn proven_layers_are_not_read_again_and_a_rotated_value_is() {
     else {
         return;
     };
-    let ws = Workspace::new(&format!(
-        "FROM {base}\nRUN --mount=type=secret,id=token echo {n} > /n.txt && head -c 300000 /dev/urandom > /data.bin\nCOPY app.txt /app.txt\n",
-        base = e.base
-    ));
-    let platform = native(&e);
-    let run = |value: &str| {
-        let inputs = [
-            ("image", image.as_str()),
-            ("builder", e.builder.as_str()),
-            ("platforms", platform.as_str()),
-            ("github-token", ""),
-            ("secret-envs", "token=SDI_E2E_SECRET_VALUE"),
-            ("secrets-proof-key", "e2e-proof-key-0123456789abcdef0123456789"),
-        ];
-        let env = [("SDI_E2E_SECRET_VALUE", value)];
-        let r = run_action(&ws, "push", "push-default-branch.json", "refs/heads/master", &inputs, &env);
-        assert!(r.output.status.success(), "{}", r.stdout);
-        let notice = r.stdout.lines().find(|l| l.starts_with("::notice::No secret value in the image: ")).unwrap();
-        notice.to_string()
-    };
+    let ws = Workspace::new(&proofs_dockerfile(&e, &n));
+    let key = Some("e2e-proof-key-0123456789abcdef0123456789");
+    let run = |value: &str| clean_scan(&proofs_push(&e, &ws, &image, value, key));
     let first = run(&format!("sdi-e2e-proof-{n}-one"));
     assert!(!first.contains("already proven"), "{first}");
     assert!(manifest(&e.registry, &repo, "sdi-proofs").is_some(), "the ledger was pushed");
@@ -371,6 +382,55 @@ fn proven_layers_are_not_read_again_and_a_rotated_value_is() {
 
     let rotated = run(&format!("sdi-e2e-proof-{n}-two"));
     assert!(!rotated.contains("already proven"), "a rotated value is scanned again: {rotated}");
+}
+
+/// Without `secrets-proof-key`, a token proves its own layers: the rebuild reads none of them
+/// again; a password is read in full every run, and the summary says why; a step that copies
+/// the token into a new layer on top of the proven ones is caught before any tag.
+#[test]
+fn a_token_proves_its_own_layers_and_a_new_layer_with_it_is_caught() {
+    let Some(Case { _serial, e, n, repo, image, .. }) =
+        start("a_token_proves_its_own_layers_and_a_new_layer_with_it_is_caught", "value-proofs")
+    else {
+        return;
+    };
+    let dockerfile = proofs_dockerfile(&e, &n);
+    let ws = Workspace::new(&dockerfile);
+    let run = |value: &str| proofs_push(&e, &ws, &image, value, None);
+    let scan = clean_scan;
+    // A token in npm's format, drawn for this run.
+    const B62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut bytes = [0u8; 36];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut bytes).unwrap();
+    let token: String = "npm_".chars().chain(bytes.iter().map(|b| B62[*b as usize % 62] as char)).collect();
+
+    let first = scan(&run(&token));
+    assert!(!first.contains("already proven"), "{first}");
+    assert!(manifest(&e.registry, &repo, "sdi-proofs").is_some(), "the ledger was pushed");
+    let second = scan(&run(&token));
+    assert!(second.starts_with("::notice::No secret value in the image: 0 layers"), "{second}");
+    assert!(second.contains("already proven clean of these values were not read again"), "{second}");
+    assert!(manifest(&e.registry, &repo, "latest").is_some(), "tagged");
+
+    let weak = run(&format!("hunter2-{n}"));
+    assert!(!scan(&weak).contains("already proven"), "a password's layers are read");
+    assert!(
+        weak.summary.contains("Every layer was read for the secrets") && weak.summary.contains("'token'"),
+        "{}",
+        weak.summary
+    );
+
+    let before = manifest(&e.registry, &repo, "latest").unwrap().0;
+    std::fs::write(
+        ws.path("Dockerfile"),
+        format!("{dockerfile}RUN --mount=type=secret,id=token cp /run/secrets/token /leak-{}.txt\n", nonce()),
+    )
+    .unwrap();
+    let leaking = run(&token);
+    assert_eq!(leaking.output.status.code(), Some(1), "{}", leaking.stdout);
+    assert!(leaking.stdout.contains("::error::Leaked: secret 'token'"), "{}", leaking.stdout);
+    assert_eq!(manifest(&e.registry, &repo, "latest").unwrap().0, before, "latest did not move");
+    assert!(!leaking.outputs.contains_key("digest"));
 }
 
 /// Two platforms, one store per platform (`id=…-${TARGETARCH}` in a `$BUILDPLATFORM` stage, the

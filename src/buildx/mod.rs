@@ -255,11 +255,12 @@ async fn run(
     effects: &mut Effects<'_>,
 ) -> RunResult {
     let annotations = &mut *effects.annotations;
-    // The scan's registry client is made while the run logs in, prepares and builds.
-    let registry = scan::prepare_registry(plan);
+    // The scan's registry client and proof keys are made while the run logs in, prepares and builds.
+    let mut prepared = scan::prepare(ctx, plan);
     let setup = async {
         containers::agree_on_version(docker, signals).await?;
         login::login(ctx, plan, docker, signals, annotations).instrument(tracing::debug_span!("login")).await?;
+        prepared.logged_in(plan, dir);
         if plan.mode == Mode::Merge {
             return Ok(None);
         }
@@ -283,7 +284,7 @@ async fn run(
     };
 
     // The scan reads the whole image: a cancelled job must not wait for it.
-    let scan = scan::verify_image(ctx, plan, dir, metadata.as_ref(), registry, annotations)
+    let scan = scan::verify_image(ctx, plan, dir, metadata.as_ref(), prepared, annotations)
         .instrument(tracing::debug_span!("scan"));
     let verified = tokio::select! {
         v = scan => v,

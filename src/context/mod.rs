@@ -114,6 +114,7 @@ struct RawRunner {
     github_event_name: Option<String>,
     github_repository: Option<String>,
     github_repository_owner: Option<String>,
+    github_repository_id: Option<String>,
     github_ref: Option<String>,
     github_sha: Option<String>,
     github_actor: Option<String>,
@@ -203,6 +204,9 @@ pub struct Context {
     pub event_name: String,
     pub event: Event,
     pub repository: RepoName,
+    /// `GITHUB_REPOSITORY_ID`, else the payload's: what the proof ledger's value keys are
+    /// salted with.
+    pub repository_id: Option<u64>,
     /// The ref the run is for: `GITHUB_REF`, else the payload's `ref`.
     pub git_ref: Option<String>,
     /// The commit built: `GITHUB_SHA`, else the payload's head commit.
@@ -335,9 +339,12 @@ impl Context {
         let sha = nonempty(flags.sha.clone())
             .or(nonempty(runner.github_sha))
             .or_else(|| event.head_sha().map(str::to_string));
+        let repository_id =
+            nonempty(runner.github_repository_id).and_then(|id| id.parse().ok()).or(event.repository_id());
         Ok(Context {
             event_name,
             repository,
+            repository_id,
             git_ref,
             sha,
             actor: nonempty(runner.github_actor).or_else(|| event.sender.as_ref()?.login.clone()),

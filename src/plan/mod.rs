@@ -64,6 +64,17 @@ pub enum Verify {
     Layout,
 }
 
+/// What entries of the proof ledger a pushed scan can skip layers by (`verify::proofs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Proofs {
+    /// Keyed by `secrets-proof-key`: values of any strength.
+    RepositoryKey,
+    /// Keyed by each secret's own value, when every value is one nobody can guess (decided when
+    /// the values are read: the plan does not see them).
+    SecretValues,
+}
+
 /// Everything the run will do, decided before anything runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BuildPlan {
@@ -116,8 +127,8 @@ pub struct BuildPlan {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<Verify>,
     /// The scan skips layers the proof ledger shows clean of these very values.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub verify_proofs: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proofs: Option<Proofs>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_mounts: Option<MountsPlan>,
     /// Cleanup mode: what the closed pull request's run deletes.
@@ -333,7 +344,10 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
         dockerfile: inputs.dockerfile_path(),
         secrets: secrets.iter().map(|s| s.id.clone()).collect(),
         secret_sources: secrets::secret_plans(&secrets),
-        verify_proofs: verify == Some(Verify::Registry) && inputs.secrets_proof_key.is_some(),
+        proofs: (verify == Some(Verify::Registry)).then_some(match inputs.secrets_proof_key {
+            Some(_) => Proofs::RepositoryKey,
+            None => Proofs::SecretValues,
+        }),
         verify,
         cache_mounts,
         cleanup,

@@ -439,10 +439,15 @@ pub fn render_plan(plan: &BuildPlan) -> String {
     }
     if let Some(v) = plan.verify {
         let how = match v {
-            crate::plan::Verify::Registry if plan.verify_proofs => {
-                "pushed by digest, scanned for the secrets (layers the proof ledger shows clean of these values are not read again), then tagged"
-            }
-            crate::plan::Verify::Registry => "pushed by digest, scanned for the secrets, then tagged",
+            crate::plan::Verify::Registry => match plan.proofs {
+                Some(crate::plan::Proofs::RepositoryKey) => {
+                    "pushed by digest, scanned for the secrets (layers the proof ledger shows clean of these values under secrets-proof-key are not read again), then tagged"
+                }
+                Some(crate::plan::Proofs::SecretValues) => {
+                    "pushed by digest, scanned for the secrets (layers the proof ledger shows clean of these values are not read again, if no value could be guessed), then tagged"
+                }
+                None => "pushed by digest, scanned for the secrets, then tagged",
+            },
             crate::plan::Verify::Layout => "exported to an OCI layout and scanned for the secrets",
         };
         let _ = writeln!(out, "verify:       {how}");

@@ -6,9 +6,11 @@
 //! Values are only ever held in memory: nothing here writes a byte to disk. Messages name the
 //! secret id, the layer digest and the path, never the value.
 
+pub mod keying;
 pub mod proofs;
 pub mod pushed;
 mod sources;
+pub mod strength;
 
 use std::fmt;
 use std::io::Read;

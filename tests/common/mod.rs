@@ -6,7 +6,7 @@ pub mod engine;
 pub mod run;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sdi::context::{Context, Event, InputError, Overrides, ProcessEnv};
 use sdi::plan::BuildPlan;
@@ -123,10 +123,23 @@ pub fn pull_request_body(number: u64, head_repo: u64, base_repo: u64) -> Value {
 /// distribution API does (what the fake docker writes with FAKE_DOCKER_REGISTRY_DIR).
 pub struct DirRegistry(pub PathBuf, pub std::time::Duration);
 
+/// Each request a `DirRegistry` answered, `METHOD path` a line, in `requests.log` at its root.
+fn log_request(root: &Path, request: &wiremock::Request) {
+    use std::io::Write;
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(root.join("requests.log")).unwrap();
+    writeln!(log, "{} {}", request.method, request.url.path()).unwrap();
+}
+
+/// The requests a `DirRegistry` answered so far.
+pub fn registry_requests(root: &Path) -> Vec<String> {
+    std::fs::read_to_string(root.join("requests.log")).unwrap_or_default().lines().map(str::to_string).collect()
+}
+
 impl wiremock::Respond for DirRegistry {
     fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
         use wiremock::ResponseTemplate;
         let path = request.url.path();
+        log_request(&self.0, request);
         if path == "/v2/" {
             return ResponseTemplate::new(200).set_body_json(serde_json::json!({}));
         }
@@ -159,6 +172,7 @@ impl wiremock::Respond for DirRegistryWrites {
     fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
         use wiremock::ResponseTemplate;
         let path = request.url.path().to_string();
+        log_request(&self.0, request);
         let file = |p: &str| self.0.join(p.trim_start_matches('/'));
         let write = |p: &str, bytes: &[u8]| {
             let f = file(p);

@@ -46,7 +46,8 @@ fn platform_json(p: &str) -> Value {
 /// its provenance attestation, as buildx pushes by default.
 /// The image a build would produce, made for real (real digests, gzip layers) so that the
 /// action's secret scan can read it. `FAKE_DOCKER_LEAK=<secret id>` makes it leak that
-/// secret's value into a file, as `RUN --mount=type=secret,id=x cat /run/secrets/x > …` would.
+/// secret's value into a file of a layer of its own on top, as a `RUN --mount=type=secret,id=x
+/// cat /run/secrets/x > …` step added to the Dockerfile would (the first layer is unchanged).
 pub fn real_image(args: &BuildArgs, platforms: &[&str]) -> sdi::oci::Image {
     let leak = std::env::var("FAKE_DOCKER_LEAK").ok().and_then(|id| {
         let spec = args.all("--secret").into_iter().find(|s| s.split(',').any(|f| f == format!("id={id}")))?;
@@ -54,11 +55,13 @@ pub fn real_image(args: &BuildArgs, platforms: &[&str]) -> sdi::oci::Image {
         std::env::var(env).ok()
     });
     let layers = |_: &str| {
-        let mut files = vec![("app/index.js".to_string(), b"console.log('hi')\n".to_vec())];
+        let files = vec![("app/index.js".to_string(), b"console.log('hi')\n".to_vec())];
+        let mut layers = vec![sdi::oci::Layer { files, compression: sdi::oci::Compression::Gzip }];
         if let Some(value) = &leak {
-            files.push(("root/.npmrc".to_string(), format!("//registry.npmjs.org/:_authToken={value}\n").into_bytes()));
+            let npmrc = ("root/.npmrc".to_string(), format!("//registry.npmjs.org/:_authToken={value}\n").into_bytes());
+            layers.push(sdi::oci::Layer { files: vec![npmrc], compression: sdi::oci::Compression::Gzip });
         }
-        vec![sdi::oci::Layer { files, compression: sdi::oci::Compression::Gzip }]
+        layers
     };
     sdi::oci::multi_platform(platforms, layers, json!({}))
 }
