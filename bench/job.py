@@ -26,6 +26,9 @@ tag), run as "baseline" exactly as "action" is, in the same rounds;
 BENCH_ZSTD, zstd levels (e.g. "3,19"): for each, the action image's layers recompressed with zstd
 at that level (nothing else changed), run as "zstd-<level>" exactly as "action" is, in the same
 rounds (Docker 23 and later pull zstd layers; 20.10 does not);
+BENCH_SIGN=1: also "signed", the action image run exactly as "action" but with the runner's OIDC
+token offered (`permissions: id-token: write`) and the loopback Sigstore of
+examples/sigstore-test-stack (started here with cargo run --release), in the same rounds;
 BENCH_ROUNDS (default 5). Run from anywhere: python3 bench/job.py
 """
 
@@ -313,7 +316,21 @@ def bare(image, tmp):
 PULLS = {}
 
 
-def ours(runner, action, image, platform, tmp, own_buildkit=True):
+def sigstore_stack(tmp):
+    """The loopback Sigstore, started for BENCH_SIGN: its env file's NAME=VALUE pairs."""
+    out = os.path.join(tmp, "sigstore")
+    proc = subprocess.Popen(["cargo", "run", "--quiet", "--release", "--example", "sigstore-test-stack", "--",
+                             "--out", out], cwd=REPO)
+    for _ in range(1200):
+        if os.path.exists(os.path.join(out, "env")):
+            pairs = [line.split("=", 1) for line in open(os.path.join(out, "env")).read().splitlines() if "=" in line]
+            return proc, dict(pairs)
+        time.sleep(0.5)
+    proc.kill()
+    sys.exit("job.py: the sigstore test stack did not start")
+
+
+def ours(runner, action, image, platform, tmp, own_buildkit=True, sign=None):
     # The runner pulls the image at "Set up job"; done here first (the simulation then finds
     # it), so that the pull's share of the job is known.
     start = time.monotonic()
@@ -325,10 +342,18 @@ def ours(runner, action, image, platform, tmp, own_buildkit=True):
                GHR_RUNNER_TEMP_MOUNT="1")
     if not own_buildkit:  # as if not in its container: buildx's builder, which pulls moby/buildkit
         env["GHR_STEP_ENV"] = "SDI_OWN_CONTAINER="
-    done = subprocess.run([runner, action, os.path.join(tmp, "ws"), "push", EVENT, f"image={image}",
-                           f"platforms={platform}", "github-token="], env=env, capture_output=True, text=True)
+    inputs = [f"image={image}", f"platforms={platform}", "github-token="]
+    if sign:  # `permissions: id-token: write`, and the loopback Sigstore
+        env["GHR_ID_TOKEN_URL"] = sign["ACTIONS_ID_TOKEN_REQUEST_URL"]
+        env["GHR_ID_TOKEN_TOKEN"] = sign["ACTIONS_ID_TOKEN_REQUEST_TOKEN"]
+        inputs += [f"sigstore-fulcio-url={sign['INPUT_SIGSTORE-FULCIO-URL']}",
+                   f"sigstore-rekor-url={sign['INPUT_SIGSTORE-REKOR-URL']}"]
+    done = subprocess.run([runner, action, os.path.join(tmp, "ws"), "push", EVENT, *inputs], env=env,
+                          capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"action: {done.stdout[-3000:]}")
+    if sign and "attestation-digest" not in done.stdout:
+        raise RuntimeError(f"signed: no attestation: {done.stdout[-3000:]}")
 
 
 def job(way, tmp, args, image):
@@ -338,8 +363,9 @@ def job(way, tmp, args, image):
         shutil.rmtree(os.path.join(tmp, d), ignore_errors=True)
         os.makedirs(os.path.join(tmp, d))
     start = time.monotonic()
-    if way in ("action", "baseline", "pulling") or way.startswith("zstd-"):
-        ours(args["runner"], args[way], image, args["platform"], tmp, own_buildkit=way != "pulling")
+    if way in ("action", "baseline", "pulling", "signed") or way.startswith("zstd-"):
+        ours(args["runner"], args[way], image, args["platform"], tmp, own_buildkit=way != "pulling",
+             sign=args.get("sign") if way == "signed" else None)
     elif way == "four":
         four(args["actions"], image, args["registry"], tmp, args["api"])
     else:
@@ -371,8 +397,12 @@ def main():
     levels = [lv.strip() for lv in os.environ.get("BENCH_ZSTD", "").split(",") if lv.strip()]
     for level in levels:
         args[f"zstd-{level}"] = zstd_copy(builder, own, level)
-    ways = (("action",) + tuple(f"zstd-{lv}" for lv in levels) + (("baseline",) if baseline else ())
-            + ("pulling", "four", "bare"))
+    stack = None
+    if os.environ.get("BENCH_SIGN"):
+        stack, args["sign"] = sigstore_stack(tmp)
+        args["signed"] = own
+    ways = (("action",) + (("signed",) if stack else ()) + tuple(f"zstd-{lv}" for lv in levels)
+            + (("baseline",) if baseline else ()) + ("pulling", "four", "bare"))
     # "pulling" pulls the pinned moby/buildkit, which a loopback registry has as a copy of its
     # buildx-stable-1 stand-in.
     pinned = f"{registry}/moby/buildkit:v{BUILDKIT_VERSION}"
@@ -399,7 +429,11 @@ def main():
           f" ({med[('action', w)] / med[('bare', w)]:.2f} x); action <= 0.4 x four: "
           f"{'met' if med[('action', w)] <= 0.4 * med[('four', w)] else 'NOT met'}"
           f" ({med[('action', w)] / med[('four', w)]:.2f} x)")
-    for way in [w for w in ways if w not in ("four", "bare") and args[w]]:
+    if stack:
+        print("  signing adds: " + ", ".join(f"{c} {med[('signed', c)] - med[('action', c)]:+.2f} s" for c in ("warm", "cold"))
+              + " (target: <= 0.5 s warm)")
+        stack.kill()
+    for way in [w for w in ways if w not in ("four", "bare", "signed") and args[w]]:
         pull = statistics.median(PULLS[args[way]])
         sizes = layer_sizes(args[way])
         print(f"{way} image: {args[way]}, {sum(sizes) / 1e6:.1f} MB compressed "

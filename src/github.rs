@@ -118,9 +118,10 @@ impl GitHub {
         self
     }
 
-    async fn send(&self, method: &Method, path: &str) -> Result<Answer, String> {
+    async fn send(&self, method: &Method, path: &str, body: Option<&serde_json::Value>) -> Result<Answer, String> {
         let response = match *method {
             Method::DELETE => self.client._delete(path, None::<&()>).await,
+            Method::POST => self.client._post(path, body).await,
             _ => self.client._get(path).await,
         }
         .map_err(|e| match e {
@@ -135,6 +136,15 @@ impl GitHub {
 
     /// One API call, retried while the failure is transient and the budget lasts.
     async fn call(&self, method: Method, path: &str) -> Result<Answer, ApiError> {
+        self.call_with(method, path, None).await
+    }
+
+    async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Answer, ApiError> {
         let own = Instant::now() + self.config.budget;
         let deadline = self.deadline.map_or(own, |d| d.min(own));
         let mut wait = self.config.backoff;
@@ -144,7 +154,7 @@ impl GitHub {
                 return Err(ApiError::GaveUp(self.config.budget.as_secs(), "the API budget was used up".into()));
             }
             let attempt =
-                tokio::time::timeout(remaining.min(self.config.request_timeout), self.send(&method, path)).await;
+                tokio::time::timeout(remaining.min(self.config.request_timeout), self.send(&method, path, body)).await;
             let (failure, min_wait) = match attempt {
                 Ok(Ok(a)) if a.status.is_success() => {
                     tracing::debug!("{method} {path}: {}", a.status.as_u16());
@@ -175,6 +185,17 @@ impl GitHub {
         let a = self.call(Method::GET, path).await?;
         let value = serde_json::from_str(&a.body).map_err(|e| ApiError::Malformed(format!("{path}: {e}")))?;
         Ok((value, a.headers))
+    }
+
+    /// Stores a Sigstore bundle with GitHub's attestations API (`attestations: write`).
+    pub async fn create_attestation(
+        &self,
+        owner: &str,
+        repo: &str,
+        bundle: &serde_json::Value,
+    ) -> Result<(), ApiError> {
+        let body = serde_json::json!({ "bundle": bundle });
+        self.call_with(Method::POST, &format!("/repos/{owner}/{repo}/attestations"), Some(&body)).await.map(|_| ())
     }
 
     pub async fn pull_request(&self, owner: &str, repo: &str, number: u64) -> Result<PrFacts, ApiError> {

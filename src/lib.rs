@@ -24,6 +24,7 @@ pub mod pins;
 pub mod plan;
 pub mod registry;
 pub mod report;
+pub mod sign;
 pub mod step;
 pub mod trust;
 pub mod verify;

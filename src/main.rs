@@ -238,6 +238,9 @@ fn action() -> anyhow::Result<ExitCode> {
     for w in &plan.warnings {
         println!("{}", report::warning_line(w));
     }
+    for n in &plan.notices {
+        println!("::notice::{}", report::escape_data(n));
+    }
     if ctx.inputs.dry_run {
         println!("dry-run: no docker command was run.");
         let _phase = tracing::debug_span!("report").entered();
@@ -328,7 +331,7 @@ fn clean_up(rt: &tokio::runtime::Runtime, ctx: &Context, plan: &BuildPlan, clean
 fn failure(outcome: &Outcome) -> (String, Option<(String, u32)>, i32) {
     match outcome {
         Outcome::Succeeded => (String::new(), None, 0),
-        Outcome::SetupFailed(message) => (message.clone(), None, 1),
+        Outcome::SetupFailed(message) | Outcome::SignFailed(message) => (message.clone(), None, 1),
         Outcome::Failed { error: Some(e), .. } => (format!("Build failed: {}", e.message), e.location.clone(), 1),
         Outcome::Failed { code, error: None } => {
             (format!("Build failed: docker buildx build exited with code {code}"), None, 1)

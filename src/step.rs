@@ -40,6 +40,9 @@ pub enum Outcome {
     Cancelled {
         signal: i32,
     },
+    /// Pushed and tagged, but the signature could not be made or stored: the message names the
+    /// step (token, certificate, log, registry, attestations API).
+    SignFailed(String),
     /// Secret values were found in the built image; nothing was tagged.
     SecretsLeaked {
         hits: usize,

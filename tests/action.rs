@@ -599,8 +599,10 @@ fn a_runner_temp_the_container_cannot_see_falls_back_to_a_private_temp_dir() {
 
 #[test]
 fn runner_tokens_reach_docker_only_where_needed() {
+    // Not signing: the OIDC token is for this run's own signature (tests/signing_action.rs).
     let with_tokens = |run: Run| {
-        run.with("ACTIONS_RUNTIME_TOKEN", "runtime-token-value")
+        run.with("INPUT_SIGN", "false")
+            .with("ACTIONS_RUNTIME_TOKEN", "runtime-token-value")
             .with("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "oidc-token-value")
             .with("ACTIONS_ID_TOKEN_REQUEST_URL", "https://oidc.example")
             .with("ACTIONS_RESULTS_URL", "https://results.example")

@@ -16,9 +16,14 @@
 
 mod common;
 
+#[path = "../examples/sigstore-test-stack/stack.rs"]
+#[allow(dead_code)]
+mod stack;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 use common::e2e::*;
 
@@ -179,21 +184,22 @@ fn run_id() -> &'static str {
 
 /// One job step: the runner pulls the image (if it is not there) and runs it.
 fn job(script: &Path, image: &str, ws: &Workspace, event: &str, fixture: &str, inputs: &[(&str, &str)]) -> Job {
-    job_with_env(script, image, ws, (event, fixture), inputs, ("", true))
+    job_with_env(script, image, ws, (event, fixture), inputs, ("", true, &[]))
 }
 
 /// `job`, with the step's `env:` (shell-quoted `K=V` words), on a runner that mounts its temp
-/// folder at `/github/runner_temp` (v2.329.0 and later) or one that does not.
+/// folder at `/github/runner_temp` (v2.329.0 and later) or one that does not, and the runner
+/// simulation's own settings (`GHR_ID_TOKEN_URL`: `permissions: id-token: write`).
 fn job_with_env(
     script: &Path,
     image: &str,
     ws: &Workspace,
     (event, fixture): (&str, &str),
     inputs: &[(&str, &str)],
-    (step_env, runner_temp_mounted): (&str, bool),
+    (step_env, runner_temp_mounted, runner): (&str, bool, &[(&str, &str)]),
 ) -> Job {
     let mut cmd = Command::new(script);
-    cmd.env("GHR_STEP_ENV", step_env);
+    cmd.env("GHR_STEP_ENV", step_env).envs(runner.iter().copied());
     cmd.args([image, ws.dir.path().to_str().unwrap(), event, event_path(fixture).to_str().unwrap()]);
     cmd.args(inputs.iter().map(|(k, v)| format!("{k}={v}")));
     cmd.env("GHR_ACTION_YML", Path::new(MANIFEST_DIR).join("action.yml")).env("GHR_RUN_ID", run_id());
@@ -266,14 +272,63 @@ fn the_image_builds_from_the_dockerfile_and_runs_as_the_runner_runs_it() {
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
     on_its_own_buildkit(&multi);
 
+    signs_what_it_pushes(&e, (&script, &action), (&repo, &image), &ws);
     stores_outlive_the_jobs_builder(&e, (&script, &action), (&repo, &n));
     logs_in_through_the_daemon(&e, (&script, &action), &n);
 
     // A runner older than v2.329.0 passes its temp folder's host path, unmounted: the run
     // goes on with a private directory of its own and a builder buildx makes.
-    let older = job_with_env(&script, &action, &ws, ("push", "push-default-branch.json"), &inputs, ("", false));
+    let older = job_with_env(&script, &action, &ws, ("push", "push-default-branch.json"), &inputs, ("", false, &[]));
     assert_eq!(older.code, Some(0), "{}", older.log);
     assert_eq!(older.outputs["pushed"], "true", "{}", older.log);
+}
+
+/// With `id-token: write`, a trusted two-platform push signs the index (against the loopback
+/// Sigstore); the bundle, read back from the registry through the tag schema, passes
+/// sigstore-python. A fork's run with the token offered asks for none.
+fn signs_what_it_pushes(e: &E2e, (script, action): (&Path, &str), (repo, image): (&str, &str), ws: &Workspace) {
+    let stack = Arc::new(stack::Stack::new(stack::default_claims(), None));
+    let url = stack::start(stack.clone());
+    let token_url = format!("{url}/token?api-version=2.0");
+    let runner = [("GHR_ID_TOKEN_URL", token_url.as_str()), ("GHR_ID_TOKEN_TOKEN", stack::REQUEST_TOKEN)];
+    let inputs = [
+        ("image", image),
+        ("platforms", "linux/amd64,linux/arm64"),
+        ("github-token", ""),
+        ("sigstore-fulcio-url", url.as_str()),
+        ("sigstore-rekor-url", url.as_str()),
+    ];
+    let push = ("push", "push-default-branch.json");
+    let signed = job_with_env(script, action, ws, push, &inputs, ("", true, &runner));
+    assert_eq!(signed.code, Some(0), "{}", signed.log);
+    let (digest, index) = manifest(&e.registry, repo, "latest").unwrap();
+    assert_eq!(signed.outputs["digest"], digest);
+    assert_eq!(index_platforms(&index).len(), 2, "the index is what is signed");
+    let attestation = &signed.outputs["attestation-digest"];
+    let (_, artifact) = manifest(&e.registry, repo, attestation).expect("the attestation in the registry");
+    assert_eq!(artifact["subject"]["digest"], digest.as_str());
+    let (_, referrers) = manifest(&e.registry, repo, &digest.replacen(':', "-", 1)).expect("the referrers tag");
+    assert!(referrers["manifests"].as_array().unwrap().iter().any(|m| m["digest"] == attestation.as_str()));
+    let bundle = blob(&e.registry, repo, artifact["layers"][0]["digest"].as_str().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bundle.json"), &bundle).unwrap();
+    std::fs::write(dir.path().join("trust.json"), stack::trust_config(&stack, &url).to_string()).unwrap();
+    let verify = Command::new("python3")
+        .args(["-m", "sigstore", "--trust-config"])
+        .arg(dir.path().join("trust.json"))
+        .args(["verify", "github", "--offline", "--bundle"])
+        .arg(dir.path().join("bundle.json"))
+        .args(["--cert-identity", "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"])
+        .args(["--repository", "acme/app", "--trigger", "push", &digest])
+        .output()
+        .expect("python3");
+    assert!(verify.status.success(), "sigstore-python: {}", String::from_utf8_lossy(&verify.stderr));
+
+    let asked = stack.requests.lock().unwrap().len();
+    let fork = ("pull_request", "pull_request-fork-opened.json");
+    let untrusted = job_with_env(script, action, ws, fork, &inputs, ("", true, &runner));
+    assert_eq!(untrusted.code, Some(0), "{}", untrusted.log);
+    assert_eq!(stack.requests.lock().unwrap().len(), asked, "a fork's run asked for a token");
 }
 
 /// What the daemon holds when the test starts; when it ends, also by a failure, every
@@ -349,14 +404,14 @@ fn logs_in_through_the_daemon(e: &E2e, (script, action): (&Path, &str), n: &str)
         [("image", image.as_str()), ("platforms", platform.as_str()), ("github-token", ""), ("logins", &logins)];
     let step_env = format!("SDI_REGISTRY_PASSWORD={password}");
     let refused = format!("SDI_REGISTRY_PASSWORD={password}-wrong");
-    let bad = job_with_env(script, action, &ws, ("push", "push-default-branch.json"), &inputs, (&refused, true));
+    let bad = job_with_env(script, action, &ws, ("push", "push-default-branch.json"), &inputs, (&refused, true, &[]));
     assert_eq!(bad.code, Some(1), "{}", bad.log);
     assert!(
         bad.log.contains(&format!("::error::docker login to {registry} failed (Error response from daemon:")),
         "{}",
         bad.log
     );
-    let good = job_with_env(script, action, &ws, ("push", "push-default-branch.json"), &inputs, (&step_env, true));
+    let good = job_with_env(script, action, &ws, ("push", "push-default-branch.json"), &inputs, (&step_env, true, &[]));
     assert_eq!(good.code, Some(0), "{}", good.log);
     assert_eq!(good.outputs["pushed"], "true", "{}", good.log);
     on_its_own_buildkit(&good);

@@ -59,6 +59,8 @@ pub struct Execution {
     pub docker_calls: usize,
     /// Cleanup mode: what the closed pull request's run deleted and kept.
     pub cleanup: Option<crate::cleanup::CleanupReport>,
+    /// The signature stored beside what was pushed.
+    pub signed: Option<crate::sign::publish::Published>,
 }
 
 impl Execution {
@@ -76,6 +78,7 @@ impl Execution {
             builder: None,
             docker_calls: 0,
             cleanup: None,
+            signed: None,
         }
     }
 }
@@ -95,11 +98,13 @@ pub async fn execute(ctx: &Context, plan: &BuildPlan, dir: &Path, signals: &mut 
     let mut builder = None;
     let mut mounts = Vec::new();
     let mut mount_times = mounts::MountTimes::default();
+    let mut signed = None;
     let mut effects = Effects {
         annotations: &mut annotations,
         builder: &mut builder,
         mounts: &mut mounts,
         mount_times: &mut mount_times,
+        signed: &mut signed,
     };
     let result = run(ctx, plan, dir, &mut docker, signals, &mut effects).await;
     if let Some(b) = builder.as_ref().filter(|b| b.remove) {
@@ -110,7 +115,7 @@ pub async fn execute(ctx: &Context, plan: &BuildPlan, dir: &Path, signals: &mut 
         }
     }
     let (outcome, metadata, cache_hits) = result;
-    let pushed = outcome == Outcome::Succeeded && plan.push;
+    let pushed = (outcome == Outcome::Succeeded || matches!(outcome, Outcome::SignFailed(_))) && plan.push;
     Execution {
         outcome,
         annotations,
@@ -123,6 +128,7 @@ pub async fn execute(ctx: &Context, plan: &BuildPlan, dir: &Path, signals: &mut 
         builder: builder.as_ref().and_then(|b| Some(BuilderReady { own_image: b.container.is_some(), took: b.ready? })),
         docker_calls: docker.calls,
         cleanup: None,
+        signed,
     }
 }
 
@@ -219,12 +225,39 @@ async fn save_stores(
     Ok(())
 }
 
+/// Signs what the run pushed, when the plan says so: after the tags, so that a signing failure
+/// fails the run but never leaves an image untagged.
+async fn sign_pushed(
+    ctx: &Context,
+    plan: &BuildPlan,
+    dir: &Path,
+    metadata: Option<&Value>,
+    (annotations, signed): (&mut Vec<Annotation>, &mut Option<crate::sign::publish::Published>),
+) -> Result<(), Outcome> {
+    if plan.sign.is_none() {
+        return Ok(());
+    }
+    let digest = metadata.and_then(|m| m.get("containerimage.digest")).and_then(Value::as_str);
+    let Some(digest) = digest else {
+        return Err(Outcome::SignFailed("signing failed: buildx reported no digest to sign".into()));
+    };
+    let signing = crate::sign::publish::publish(ctx, plan, digest, dir, annotations);
+    match signing.instrument(tracing::debug_span!("sign")).await {
+        Ok(done) => {
+            *signed = done;
+            Ok(())
+        }
+        Err(e) => Err(Outcome::SignFailed(e.to_string())),
+    }
+}
+
 /// What `run` leaves behind besides its result: messages, the builder to remove, mount reports.
 struct Effects<'a> {
     annotations: &'a mut Vec<Annotation>,
     builder: &'a mut Option<Builder>,
     mounts: &'a mut Vec<mounts::MountStatus>,
     mount_times: &'a mut mounts::MountTimes,
+    signed: &'a mut Option<crate::sign::publish::Published>,
 }
 
 /// The builder made or attached, checked, and timed: its name.
@@ -270,7 +303,15 @@ async fn run(
     let builder_name = match setup.await {
         Ok(Some(name)) => name,
         Ok(None) => {
-            return merge::merge(plan, docker, signals, annotations).instrument(tracing::debug_span!("merge")).await;
+            let merged =
+                merge::merge(plan, docker, signals, annotations).instrument(tracing::debug_span!("merge")).await;
+            if merged.0 != Outcome::Succeeded {
+                return merged;
+            }
+            return match sign_pushed(ctx, plan, dir, merged.1.as_ref(), (annotations, effects.signed)).await {
+                Ok(()) => merged,
+                Err(outcome) => (outcome, merged.1, None),
+            };
         }
         Err(outcome) => return (outcome, None, None),
     };
@@ -299,6 +340,9 @@ async fn run(
         if let Err(outcome) = tagging.instrument(tracing::debug_span!("tagging")).await {
             return (outcome, None, hits);
         }
+    }
+    if let Err(outcome) = sign_pushed(ctx, plan, dir, metadata.as_ref(), (annotations, effects.signed)).await {
+        return (outcome, metadata, hits);
     }
     // …and the cache-mount stores saved after a good trusted build.
     let stores = (effects.mounts.as_mut_slice(), &mut *effects.mount_times);

@@ -12,7 +12,7 @@ use serde::Deserialize;
 pub use event::{Event, Repository};
 pub use inputs::{
     CacheMode, Digest, ForkCache, ImageName, Inputs, Masked, Platform, PrCache, PushPolicy, RawInputs, SecretSource,
-    SecretSpec, SecretValues,
+    SecretSpec, SecretValues, SignMode, SigstoreUrls,
 };
 
 /// The lines of a multi-line secret worth masking: short ones such as `{` would only garble
@@ -107,6 +107,13 @@ impl InputError {
     }
 }
 
+/// Where the run's OIDC token is asked for (`ACTIONS_ID_TOKEN_REQUEST_URL` and `_TOKEN`).
+#[derive(Debug, Clone)]
+pub struct IdTokenSource {
+    pub url: String,
+    pub request_token: Masked,
+}
+
 /// Runner variables, raw (`GITHUB_EVENT_NAME` → `github_event_name`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -123,6 +130,8 @@ struct RawRunner {
     github_run_id: Option<String>,
     runner_temp: Option<String>,
     actions_cache_mode: Option<String>,
+    actions_id_token_request_url: Option<String>,
+    actions_id_token_request_token: Option<String>,
 }
 
 /// What the CLI flags set; each wins over the matching runner variable.
@@ -218,6 +227,9 @@ pub struct Context {
     pub runner_temp: Option<String>,
     pub actions_cache_mode: ActionsCacheMode,
     pub inputs: Inputs,
+    /// The runner's OIDC token endpoint: offered only with `permissions: id-token: write`, and
+    /// never to a fork's pull request.
+    pub id_token: Option<IdTokenSource>,
     pub secret_values: SecretValues,
     /// The commit checked out in the working directory, when it is a git checkout.
     pub workspace_head: Option<String>,
@@ -330,7 +342,13 @@ impl Context {
         let raw = raw_inputs(env, flags)?;
         let (inputs, secret_values) = raw.lower(&repository.full(), env)?;
         let dockerfile = std::fs::read_to_string(inputs.dockerfile_path()).ok();
-        let masks = masks(&inputs, &secret_values, &env.vars);
+        let mut masks = masks(&inputs, &secret_values, &env.vars);
+        let id_token =
+            match (nonempty(runner.actions_id_token_request_url), nonempty(runner.actions_id_token_request_token)) {
+                (Some(url), Some(token)) => Some(IdTokenSource { url, request_token: Masked::new(token) }),
+                _ => None,
+            };
+        masks.extend(id_token.as_ref().map(|t| t.request_token.clone()));
 
         let git_ref = nonempty(flags.git_ref.clone()).or(nonempty(runner.github_ref)).or_else(|| {
             let payload_ref = event.git_ref.clone().or_else(|| event.merge_group.as_ref()?.head_ref.clone());
@@ -355,6 +373,7 @@ impl Context {
             actions_cache_mode: ActionsCacheMode::parse(runner.actions_cache_mode.as_deref()),
             event,
             inputs,
+            id_token,
             secret_values,
             masks,
             workspace_head: git_head(std::path::Path::new(".")),

@@ -13,6 +13,7 @@ pub mod mount_costs;
 mod mounts;
 pub mod options;
 mod secrets;
+pub mod sign;
 mod tags;
 
 use std::collections::BTreeMap;
@@ -135,6 +136,12 @@ pub struct BuildPlan {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cleanup: Option<Cleanup>,
     pub warnings: Vec<String>,
+    /// What the run says once as `::notice::` (a signature left out, and why).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
+    /// Keyless signing of what the run pushes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sign: Option<sign::SignPlan>,
     /// Merge mode: the `<image>@<digest>` sources of the manifest list.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub merge_sources: Vec<String>,
@@ -316,6 +323,8 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
     let merge_sources: Vec<String> =
         inputs.merge_digests.iter().map(|d| format!("{}@{}", inputs.image, d.as_str())).collect();
     warn_merge(mode, push, trusted, &mut warnings);
+    let mut notices = Vec::new();
+    let sign = sign::sign_for(ctx, (mode, trusted, push), &mut notices)?;
     let (annotations, annotate) = annotations_for(ctx, &metadata);
     let mut plan = BuildPlan {
         mode,
@@ -352,6 +361,8 @@ pub fn build(ctx: &Context, decision: &Decision, api: &ApiFacts) -> Result<Build
         cache_mounts,
         cleanup,
         warnings,
+        notices,
+        sign,
         merge_sources,
         argv: Vec::new(),
     };

@@ -94,6 +94,8 @@ pub const OUTPUT_NAMES: &[&str] = &[
     "labels",
     "annotations",
     "json",
+    "attestation-digest",
+    "attestation-bundle",
 ];
 
 /// docker/metadata-action's outputs: `version`, `labels` and `annotations` one a line (labels
@@ -146,6 +148,10 @@ pub fn outputs(plan: &BuildPlan, exec: Option<&Execution>) -> Vec<(&'static str,
                     out.push(("imageid", id.to_string()));
                 }
                 out.push(("metadata", m.to_string()));
+            }
+            if let Some(signed) = &e.signed {
+                out.push(("attestation-digest", signed.attestation_digest.clone()));
+                out.push(("attestation-bundle", signed.bundle_path.display().to_string()));
             }
         }
         Some(_) => {}
@@ -216,7 +222,7 @@ pub fn summary(plan: &BuildPlan, exec: Option<&Execution>) -> String {
     if let Some(e) = exec.filter(|e| !e.mounts.is_empty()) {
         mounts_table(&mut s, e);
     }
-    let notes: Vec<&String> = plan.warnings.iter().collect();
+    let notes: Vec<&String> = plan.warnings.iter().chain(&plan.notices).collect();
     let annotations: Vec<&Annotation> = exec.map(|e| e.annotations.iter().collect()).unwrap_or_default();
     if !notes.is_empty() || !annotations.is_empty() {
         let _ = writeln!(s, "\n**Notes**\n");
@@ -293,6 +299,7 @@ fn result_rows(s: &mut String, plan: &BuildPlan, e: &Execution) {
         Outcome::Succeeded if plan.mode == Mode::Cleanup => "pull request closed: nothing built".to_string(),
         Outcome::Succeeded => "built".to_string(),
         Outcome::SetupFailed(m) => format!("failed before the build: {}", cell(m)),
+        Outcome::SignFailed(m) => format!("pushed, but not signed: {}", cell(m)),
         Outcome::Failed { error: Some(err), .. } => format!("build failed: {}", cell(&err.message)),
         Outcome::Failed { code, .. } => format!("build failed (exit code {code})"),
         Outcome::Cancelled { .. } => "cancelled".to_string(),
@@ -303,6 +310,15 @@ fn result_rows(s: &mut String, plan: &BuildPlan, e: &Execution) {
     // The builder's time is told on its row: this is the rest of the run.
     let took = e.duration.saturating_sub(e.builder.map_or(std::time::Duration::ZERO, |b| b.took));
     let _ = writeln!(s, "| Result | {result} in {:.1} s |", took.as_secs_f64());
+    if let Some(p) = &e.signed {
+        let _ = writeln!(
+            s,
+            "| Signed | SLSA provenance by <code>{}</code>, logged in Rekor, stored as <code>{}</code> in {:.1} s |",
+            cell(&p.identity),
+            cell(&p.attestation_digest),
+            p.took.as_secs_f64()
+        );
+    }
     if let Some(c) = &e.cleanup {
         let deleted = if c.deleted.is_empty() { "nothing".to_string() } else { code_list(&c.deleted) };
         let _ = writeln!(s, "| Deleted | {deleted} |");
@@ -451,6 +467,9 @@ pub fn render_plan(plan: &BuildPlan) -> String {
             crate::plan::Verify::Layout => "exported to an OCI layout and scanned for the secrets",
         };
         let _ = writeln!(out, "verify:       {how}");
+    }
+    if let Some(sp) = &plan.sign {
+        let _ = writeln!(out, "sign:         keyless (Fulcio {}, Rekor {}) after the push", sp.fulcio, sp.rekor);
     }
     if let Some(m) = &plan.cache_mounts {
         let ids: Vec<String> = m.mounts.iter().map(|m| m.id.clone()).collect();

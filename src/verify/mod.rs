@@ -9,7 +9,7 @@
 pub mod keying;
 pub mod proofs;
 pub mod pushed;
-mod sources;
+pub(crate) mod sources;
 pub mod strength;
 
 use std::fmt;

@@ -87,7 +87,7 @@ pub struct Registry {
     auth: oci_client::secrets::RegistryAuth,
 }
 
-const MANIFEST_TYPES: &[&str] = &[
+pub(crate) const MANIFEST_TYPES: &[&str] = &[
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -132,6 +132,12 @@ impl Registry {
 
     fn at(&self, digest: &str) -> oci_client::Reference {
         self.reference.clone_with_digest(digest.to_string())
+    }
+
+    /// The client, the repository (as `name:latest`) and the credentials, for the other
+    /// rooms that write to the registry (`sign::store`).
+    pub(crate) fn oci(&self) -> (&oci_client::Client, &oci_client::Reference, &oci_client::secrets::RegistryAuth) {
+        (&self.client, &self.reference, &self.auth)
     }
 }
 

@@ -130,6 +130,26 @@ fn log_request(root: &Path, request: &wiremock::Request) {
     writeln!(log, "{} {}", request.method, request.url.path()).unwrap();
 }
 
+/// The OCI referrers API (`GET /v2/<name>/referrers/<digest>`), only where the registry's root
+/// holds a file `referrers-api` (distribution 2.8, like GHCR, has none: a 404).
+fn referrers(root: &Path, path: &str) -> Option<Value> {
+    let (repo, subject) = path.strip_prefix("/v2/")?.split_once("/referrers/")?;
+    root.join("referrers-api").is_file().then_some(())?;
+    let manifests = std::fs::read_dir(root.join("v2").join(repo).join("manifests")).ok()?;
+    let listed: Vec<Value> = manifests
+        .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+        .filter_map(|bytes| {
+            let m: Value = serde_json::from_slice(&bytes).ok()?;
+            (m["subject"]["digest"] == subject).then(|| {
+                serde_json::json!({"mediaType": m["mediaType"], "digest": sdi::oci::sha256(&bytes), "size": bytes.len(), "artifactType": m["artifactType"]})
+            })
+        })
+        .collect();
+    Some(
+        serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": listed}),
+    )
+}
+
 /// The requests a `DirRegistry` answered so far.
 pub fn registry_requests(root: &Path) -> Vec<String> {
     std::fs::read_to_string(root.join("requests.log")).unwrap_or_default().lines().map(str::to_string).collect()
@@ -142,6 +162,11 @@ impl wiremock::Respond for DirRegistry {
         log_request(&self.0, request);
         if path == "/v2/" {
             return ResponseTemplate::new(200).set_body_json(serde_json::json!({}));
+        }
+        if let Some(index) = referrers(&self.0, path) {
+            return ResponseTemplate::new(200)
+                .insert_header("content-type", "application/vnd.oci.image.index.v1+json")
+                .set_body_json(index);
         }
         let file = self.0.join(path.trim_start_matches('/'));
         match std::fs::read(&file) {

@@ -232,6 +232,58 @@ pub(super) fn secrets(raw: &RawInputs, env: &dyn Environment) -> Result<(Vec<Sec
     Ok((specs, values))
 }
 
+/// The Sigstore instance: the public-good one, or the URLs given, or a signing configuration
+/// file as sigstore-python reads it (`SigningConfig` v0.2, or a `ClientTrustConfig` holding one):
+/// its first CA and its first Rekor of API version 1.
+pub(super) fn sigstore_urls(
+    (fulcio, rekor): (&Option<String>, &Option<String>),
+    config: &Option<String>,
+) -> Result<super::SigstoreUrls, InputError> {
+    const INPUT: &str = "sigstore-signing-config";
+    let Some(path) = single_line(INPUT, config)? else {
+        return Ok(super::SigstoreUrls {
+            fulcio: service_url("sigstore-fulcio-url", fulcio)?.unwrap_or(super::PUBLIC_FULCIO.into()),
+            rekor: service_url("sigstore-rekor-url", rekor)?.unwrap_or(super::PUBLIC_REKOR.into()),
+        });
+    };
+    if value(fulcio).is_some() || value(rekor).is_some() {
+        return Err(err(
+            INPUT,
+            "names the instance; so do sigstore-fulcio-url and sigstore-rekor-url: set one of them",
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| err(INPUT, format!("cannot read '{path}': {e}")))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| err(INPUT, format!("'{path}' is not JSON: {e}")))?;
+    let config = doc.get("signingConfig").unwrap_or(&doc);
+    let first = |key: &str, v1_only: bool| -> Result<String, InputError> {
+        let url =
+            config[key].as_array().into_iter().flatten().find(|s| !v1_only || s["majorApiVersion"].as_u64() == Some(1));
+        let url = url.and_then(|s| s["url"].as_str()).map(str::to_string);
+        let what = format!("{key} of '{path}'");
+        service_url(&what, &url)?.ok_or_else(|| {
+            err(INPUT, format!("'{path}' has no {key}{}", if v1_only { " of API version 1" } else { "" }))
+        })
+    };
+    Ok(super::SigstoreUrls { fulcio: first("caUrls", false)?, rekor: first("rekorTlogUrls", true)? })
+}
+
+/// A service's base URL: https, or http on loopback only (a test instance); no credentials in it.
+pub(super) fn service_url(input: &str, raw: &Option<String>) -> Result<Option<String>, InputError> {
+    let Some(given) = single_line(input, raw)? else { return Ok(None) };
+    let (scheme, rest) =
+        given.split_once("://").ok_or_else(|| err(input, format!("'{given}' is not a URL: use https://host")))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    match scheme {
+        _ if host.is_empty() || host.contains('@') => {
+            Err(err(input, format!("'{given}' must name a host, and no credentials")))
+        }
+        "https" => Ok(Some(given.trim_end_matches('/').to_string())),
+        "http" if crate::registry::is_loopback(host) => Ok(Some(given.trim_end_matches('/').to_string())),
+        _ => Err(err(input, format!("'{given}' must be an https:// URL (http:// only on loopback)"))),
+    }
+}
+
 /// `secrets-proof-key`: a key of its own for the proof ledger, long enough to be guessed by no one.
 pub(super) fn proof_key(raw: &Option<String>) -> Result<Option<Masked>, InputError> {
     match value(raw) {

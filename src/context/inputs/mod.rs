@@ -17,7 +17,8 @@ use super::InputError;
 use super::builder::BuilderSpec;
 pub use build_opts::{BuildOptions, CacheSpec, OutputSpec};
 use fields::{
-    boolean, choice, err, merge_digests, pairs, path_like, proof_key, secrets, simple_name, single_line, size, value,
+    boolean, choice, err, merge_digests, pairs, path_like, proof_key, secrets, sigstore_urls, simple_name, single_line,
+    size, value,
 };
 pub use logins::{RegistryLogin, canonical_registry};
 pub use metadata::{Flavor, ImageEntry, JsRegex, Latest, RefEvent, RuleKind, ShaFormat, TagRule, TagSpec};
@@ -89,6 +90,10 @@ pub struct RawInputs {
     pub call: Option<String>,
     pub cache_from: Option<String>,
     pub cache_to: Option<String>,
+    pub sign: Option<String>,
+    pub sigstore_fulcio_url: Option<String>,
+    pub sigstore_rekor_url: Option<String>,
+    pub sigstore_signing_config: Option<String>,
 }
 
 /// Input names, as declared in action.yml.
@@ -127,6 +132,10 @@ pub const INPUT_NAMES: &[&str] = &[
     "cache-mounts-image",
     "pr-cache",
     "secrets-proof-key",
+    "sign",
+    "sigstore-fulcio-url",
+    "sigstore-rekor-url",
+    "sigstore-signing-config",
     "images",
     "flavor",
     "annotations",
@@ -200,6 +209,8 @@ pub struct Inputs {
     /// Keys the proof ledger: with it, layers proven clean of these very secret values are not
     /// scanned again.
     pub secrets_proof_key: Option<Masked>,
+    pub sign: SignMode,
+    pub sigstore: SigstoreUrls,
 }
 
 /// The default helper image for cache mounts: busybox, pinned by digest.
@@ -301,6 +312,16 @@ impl RawInputs {
             cache_mounts_max_bytes: size("cache-mounts-max-size", &self.cache_mounts_max_size, 2 << 30)?,
             cache_mounts_image: self.cache_mounts_image()?,
             secrets_proof_key: proof_key(&self.secrets_proof_key)?,
+            sign: choice(
+                "sign",
+                &self.sign,
+                SignMode::Auto,
+                &[("auto", SignMode::Auto), ("true", SignMode::Required), ("false", SignMode::Off)],
+            )?,
+            sigstore: sigstore_urls(
+                (&self.sigstore_fulcio_url, &self.sigstore_rekor_url),
+                &self.sigstore_signing_config,
+            )?,
             pr_cache: choice(
                 "pr-cache",
                 &self.pr_cache,

@@ -113,6 +113,26 @@ pub enum PrCache {
     PerPr,
 }
 
+/// Whether a trusted push is signed (keyless, Sigstore): `auto` where the runner offers an
+/// OIDC token, `true` requires it (an error before the build otherwise), `false` never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignMode {
+    Auto,
+    Required,
+    Off,
+}
+
+/// The Sigstore instance signatures are certified and logged by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigstoreUrls {
+    pub fulcio: String,
+    pub rekor: String,
+}
+
+/// The public-good instance's services.
+pub const PUBLIC_FULCIO: &str = "https://fulcio.sigstore.dev";
+pub const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
+
 /// Where buildx finds a secret's value. Values themselves never live here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {

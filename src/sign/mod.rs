@@ -1,0 +1,110 @@
+//! Keyless signing of a pushed image (trusted lanes only; `plan` decides): the runner's OIDC
+//! token, an ephemeral P-256 key held in memory only, a Fulcio certificate for it carrying the
+//! workflow's identity, a DSSE envelope over SLSA provenance for the image's digest, its entry
+//! in Rekor, and the Sigstore bundle that holds them, stored beside the image.
+
+pub mod bundle;
+pub mod der;
+pub mod provenance;
+pub mod publish;
+pub mod services;
+pub mod store;
+
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use serde_json::Value;
+
+use services::Services;
+
+/// The step a signing failure happened at: what the `::error::` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Token,
+    Certificate,
+    Log,
+    Registry,
+    AttestationsApi,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::Token => "the OIDC token (the runner's token endpoint)",
+            Step::Certificate => "the signing certificate (Fulcio)",
+            Step::Log => "the transparency log (Rekor)",
+            Step::Registry => "storing the attestation in the registry",
+            Step::AttestationsApi => "GitHub's attestations API",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("signing failed at {step}: {message}")]
+pub struct SignError {
+    pub step: Step,
+    pub message: String,
+}
+
+/// Where the identity comes from and where it is certified and logged.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub token_url: &'a str,
+    pub token_request_token: &'a str,
+    pub fulcio: &'a str,
+    pub rekor: &'a str,
+    pub server_url: &'a str,
+    /// The image's name, without tag (`ghcr.io/acme/app`): the statement's subject.
+    pub image: &'a str,
+    pub digest: &'a str,
+}
+
+/// A signature made: the bundle, and the identity its certificate names.
+#[derive(Debug, Clone)]
+pub struct Signature {
+    pub bundle: Value,
+    pub identity: String,
+}
+
+/// Signs `req.digest`'s provenance. The token and the key never leave this function's memory;
+/// failures name their step, with the token blanked out of any message. `None`: the token says
+/// the repository is not public, and nothing was asked of Fulcio or Rekor.
+pub async fn sign(services: &Services, req: &Request<'_>) -> Result<Option<Signature>, SignError> {
+    let fail = |step: Step| move |m: String| SignError { step, message: m };
+    let token = services.id_token(req.token_url, req.token_request_token).await.map_err(fail(Step::Token))?;
+    let blank = |step: Step| {
+        let token = token.clone();
+        move |m: String| SignError { step, message: m.replace(&token, "***") }
+    };
+    let claims = provenance::claims(&token).ok_or_else(|| fail(Step::Token)("the token is not a JWT".into()))?;
+    if claims["repository_visibility"].as_str().is_some_and(|v| v != "public") {
+        return Ok(None);
+    }
+    let subject = claims["sub"].as_str().ok_or_else(|| fail(Step::Token)("the token has no subject".into()))?;
+    let statement = provenance::statement(&claims, req.server_url, req.image, req.digest)
+        .map_err(|claim| fail(Step::Token)(format!("the token has no '{claim}' claim")))?;
+
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+        .map_err(|_| fail(Step::Certificate)("no key could be made".into()))?;
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+        .map_err(|_| fail(Step::Certificate)("no key could be made".into()))?;
+    let sign = |data: &[u8]| key.sign(&rng, data).map(|s| s.as_ref().to_vec());
+    let public_pem = der::pem("PUBLIC KEY", &der::p256_spki(key.public_key().as_ref()));
+    let proof = sign(subject.as_bytes()).map_err(|_| fail(Step::Certificate)("signing failed".into()))?;
+    let chain =
+        services.certificate(req.fulcio, &token, &public_pem, &proof).await.map_err(blank(Step::Certificate))?;
+    let leaf_pem = chain.first().ok_or_else(|| fail(Step::Certificate)("an empty certificate chain".into()))?;
+    let leaf = der::unpem("CERTIFICATE", leaf_pem)
+        .ok_or_else(|| fail(Step::Certificate)("a certificate that is not PEM".into()))?;
+
+    let payload = serde_json::to_vec(&statement).expect("JSON");
+    let sig = sign(&bundle::pae(bundle::IN_TOTO, &payload)).map_err(|_| fail(Step::Log)("signing failed".into()))?;
+    let envelope = bundle::envelope(&payload, &sig);
+    let entry =
+        services.log_entry(req.rekor, &bundle::rekor_request(&envelope, leaf_pem)).await.map_err(blank(Step::Log))?;
+    let bundle =
+        bundle::bundle(&leaf, &envelope, &entry).map_err(|m| fail(Step::Log)(format!("Rekor's answer: {m}")))?;
+    let identity =
+        format!("{}/{}", req.server_url.trim_end_matches('/'), claims["job_workflow_ref"].as_str().unwrap_or_default());
+    Ok(Some(Signature { bundle, identity }))
+}

@@ -1,0 +1,125 @@
+//! Keyless signing against the loopback Sigstore (examples/sigstore-test-stack), and the bundle
+//! checked by someone else's verifier: sigstore-python (`.ci/run` installs it).
+
+#[path = "../examples/sigstore-test-stack/stack.rs"]
+#[allow(dead_code)]
+mod stack;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use sdi::sign::services::{Patience, Services};
+use sdi::sign::{Request, sign};
+use serde_json::Value;
+
+const DIGEST: &str = "sha256:0c4a5e4b8c5bfa1d4d9b5a0cf3c1d3f0e62c9a2e7b1d4f3a5c6e7d8f9a0b1c2d";
+const SHA: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
+const IDENTITY: &str = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
+
+/// sigstore-python's `verify github`, offline, against the stack's trust configuration; its
+/// exit status and what it printed. `None` when sigstore-python is not installed (outside CI).
+fn verify(dir: &Path, bundle: &Value, digest: &str, identity: &str) -> Option<(bool, String)> {
+    let path = dir.join(format!(
+        "bundle-{}.json",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    ));
+    std::fs::write(&path, bundle.to_string()).unwrap();
+    let out = Command::new("python3")
+        .args(["-m", "sigstore", "--trust-config"])
+        .arg(dir.join("trust-config.json"))
+        .args(["verify", "github", "--offline", "--bundle"])
+        .arg(&path)
+        .args(["--cert-identity", identity, "--repository", "acme/app", "--trigger", "push", "--sha", SHA, digest])
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if text.contains("No module named sigstore") {
+        assert!(std::env::var_os("CI").is_none(), "CI must have sigstore-python (pip install sigstore==4.5.1)");
+        eprintln!("skipped: sigstore-python is not installed (pip install sigstore==4.5.1)");
+        return None;
+    }
+    Some((out.status.success(), text))
+}
+
+fn signed(url: &str) -> Value {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let services = Services::new(Patience::default()).unwrap();
+    let token_url = format!("{url}/token?api-version=2.0");
+    let req = Request {
+        token_url: &token_url,
+        token_request_token: stack::REQUEST_TOKEN,
+        fulcio: url,
+        rekor: url,
+        server_url: "https://github.com",
+        image: "ghcr.io/acme/app",
+        digest: DIGEST,
+    };
+    let signature = rt.block_on(sign(&services, &req)).unwrap().expect("a public repository is signed");
+    assert_eq!(signature.identity, IDENTITY);
+    signature.bundle
+}
+
+#[test]
+fn a_signed_digest_verifies_with_sigstore_python_and_a_tampered_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = Arc::new(stack::Stack::new(stack::default_claims(), None));
+    let url = stack::start(stack.clone());
+    std::fs::write(dir.path().join("trust-config.json"), stack::trust_config(&stack, &url).to_string()).unwrap();
+    // A second entry first, so that the inclusion proof is not trivial.
+    let _ = signed(&url);
+    let bundle = signed(&url);
+    assert_eq!(bundle["mediaType"], "application/vnd.dev.sigstore.bundle.v0.3+json");
+    let Some((ok, text)) = verify(dir.path(), &bundle, DIGEST, IDENTITY) else { return };
+    assert!(ok, "{text}");
+    eprintln!("sigstore-python: {}", text.trim());
+
+    let wrong_digest = DIGEST.replace("0c4a", "1c4a");
+    let (ok, text) = verify(dir.path(), &bundle, &wrong_digest, IDENTITY).unwrap();
+    assert!(!ok && text.contains("no subject for digest"), "{text}");
+    let other = "https://github.com/acme/app/.github/workflows/other.yml@refs/heads/main";
+    let (ok, text) = verify(dir.path(), &bundle, DIGEST, other).unwrap();
+    assert!(!ok, "{text}");
+    let mut tampered = bundle.clone();
+    let payload = tampered["dsseEnvelope"]["payload"].as_str().unwrap().replace('A', "B");
+    tampered["dsseEnvelope"]["payload"] = payload.into();
+    let (ok, text) = verify(dir.path(), &tampered, DIGEST, IDENTITY).unwrap();
+    assert!(!ok, "{text}");
+    let requests = stack.requests.lock().unwrap().clone();
+    assert_eq!(requests.iter().filter(|r| r.starts_with("token GET /token")).count(), 2, "{requests:?}");
+}
+
+/// A transient answer (5xx, 429) is asked again, as the GitHub API calls are; a refusal is not.
+#[test]
+fn transient_answers_are_retried_and_refusals_are_not() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).up_to_n_times(2).mount(&server).await;
+        Mock::given(method("POST")).respond_with(ResponseTemplate::new(429)).up_to_n_times(1).mount(&server).await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({"uuid": {"logIndex": 1}})))
+            .mount(&server)
+            .await;
+        let quick = Patience {
+            budget: std::time::Duration::from_secs(5),
+            backoff: std::time::Duration::from_millis(10),
+            request_timeout: std::time::Duration::from_secs(2),
+        };
+        let services = Services::new(quick.clone()).unwrap();
+        let entry = services.log_entry(&server.uri(), &serde_json::json!({})).await.unwrap();
+        assert_eq!(entry["logIndex"], 1);
+        assert_eq!(server.received_requests().await.unwrap().len(), 4);
+
+        let refusing = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(400).set_body_string("bad entry"))
+            .mount(&refusing)
+            .await;
+        let err = services.log_entry(&refusing.uri(), &serde_json::json!({})).await.unwrap_err();
+        assert!(err.starts_with("400 bad entry"), "{err}");
+        assert_eq!(refusing.received_requests().await.unwrap().len(), 1);
+    });
+}
