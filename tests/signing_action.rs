@@ -123,7 +123,15 @@ fn a_trusted_push_is_signed_stored_beside_the_image_and_verified_by_sigstore_pyt
     assert_eq!(request_token, [format!("::add-mask::{}", stack::REQUEST_TOKEN)]);
     assert!(run.calls().iter().all(|c| !c.to_string().contains(stack::REQUEST_TOKEN)));
     assert!(summary.contains("| Signed |"), "{summary}");
-    assert_eq!(s.requests(), ["token GET /token", "fulcio POST /api/v2/signingCert", "rekor POST /api/v1/log/entries"]);
+    assert_eq!(
+        s.requests(),
+        [
+            "token GET /token",
+            "fulcio POST /api/v2/signingCert",
+            "rekor POST /api/v1/log/entries",
+            "tsa POST /api/v1/timestamp"
+        ]
+    );
 
     let trust = run.path("trust-config.json");
     std::fs::write(&trust, stack::trust_config(&s.stack, &s.url).to_string()).unwrap();
@@ -249,10 +257,11 @@ fn the_instance_comes_from_a_signing_config_file_or_urls_not_both() {
     let run = signed_push(&registry, dir.path(), &s, &api)
         .with("INPUT_SIGSTORE-FULCIO-URL", "")
         .with("INPUT_SIGSTORE-REKOR-URL", "")
+        .with("INPUT_SIGSTORE-TSA-URL", "")
         .with("INPUT_SIGSTORE-SIGNING-CONFIG", config.to_str().unwrap());
     run.run().assert_success();
     assert!(run.outputs().contains_key("attestation-digest"));
-    assert_eq!(s.requests().len(), 3, "{:?}", s.requests());
+    assert_eq!(s.requests().len(), 4, "{:?}", s.requests());
 
     let both =
         signed_push(&registry, dir.path(), &s, &api).with("INPUT_SIGSTORE-SIGNING-CONFIG", config.to_str().unwrap());

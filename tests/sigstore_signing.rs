@@ -9,6 +9,8 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
+use sdi::context::SigstoreUrls;
+use sdi::context::inputs::Instance;
 use sdi::sign::services::{Patience, Services};
 use sdi::sign::{Request, sign};
 use serde_json::Value;
@@ -42,22 +44,48 @@ fn verify(dir: &Path, bundle: &Value, digest: &str, identity: &str) -> Option<(b
     Some((out.status.success(), text))
 }
 
+/// Signs `DIGEST` on the stack at `url`: public repositories logged and time-stamped, the
+/// others (as the token says) time-stamped only, as GitHub's instance does.
 fn signed(url: &str) -> Value {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let services = Services::new(Patience::default()).unwrap();
     let token_url = format!("{url}/token?api-version=2.0");
+    let tsa = Some(format!("{url}/api/v1/timestamp"));
+    let instances = SigstoreUrls {
+        public: Instance { fulcio: url.into(), rekor: Some(url.into()), tsa: tsa.clone() },
+        private: Instance { fulcio: url.into(), rekor: None, tsa },
+    };
     let req = Request {
         token_url: &token_url,
         token_request_token: stack::REQUEST_TOKEN,
-        fulcio: url,
-        rekor: url,
+        instances: &instances,
         server_url: "https://github.com",
         image: "ghcr.io/acme/app",
         digest: DIGEST,
     };
-    let signature = rt.block_on(sign(&services, &req)).unwrap().expect("a public repository is signed");
+    let signature = rt.block_on(sign(&services, &req)).unwrap();
     assert_eq!(signature.identity, IDENTITY);
     signature.bundle
+}
+
+/// tests/verify_timestamped.py: the bundle's time-stamp (rfc3161-client), certificate and DSSE
+/// signature (cryptography); `None` without sigstore-python's libraries (outside CI).
+fn verify_timestamped(dir: &Path, bundle: &Value, hex: &str) -> Option<(bool, String)> {
+    let path = dir.join("timestamped.json");
+    std::fs::write(&path, bundle.to_string()).unwrap();
+    let out = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/verify_timestamped.py"))
+        .arg(&path)
+        .arg(dir.join("trust-config.json"))
+        .arg(hex)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if text.contains("No module named") {
+        assert!(std::env::var_os("CI").is_none(), "CI must have sigstore-python (pip install sigstore==4.5.1)");
+        return None;
+    }
+    Some((out.status.success(), text))
 }
 
 #[test]
@@ -87,6 +115,35 @@ fn a_signed_digest_verifies_with_sigstore_python_and_a_tampered_one_does_not() {
     assert!(!ok, "{text}");
     let requests = stack.requests.lock().unwrap().clone();
     assert_eq!(requests.iter().filter(|r| r.starts_with("token GET /token")).count(), 2, "{requests:?}");
+    // Logged and time-stamped: the time-stamp, too, is checked by someone else's code.
+    let (ok, text) = verify_timestamped(dir.path(), &bundle, &DIGEST[7..]).unwrap();
+    assert!(ok, "{text}");
+}
+
+/// A repository the token calls private is signed without a public log: only time-stamped
+/// (GitHub's instance, as actions/attest does); nothing reaches Rekor.
+#[test]
+fn a_private_repository_is_time_stamped_and_never_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut claims = stack::default_claims();
+    claims["repository_visibility"] = "private".into();
+    let stack = Arc::new(stack::Stack::new(claims, None));
+    let url = stack::start(stack.clone());
+    std::fs::write(dir.path().join("trust-config.json"), stack::trust_config(&stack, &url).to_string()).unwrap();
+    let bundle = signed(&url);
+    assert_eq!(bundle["verificationMaterial"]["tlogEntries"], serde_json::json!([]));
+    let requests = stack.requests.lock().unwrap().clone();
+    assert_eq!(requests, ["token GET /token", "fulcio POST /api/v2/signingCert", "tsa POST /api/v1/timestamp"]);
+    let Some((ok, text)) = verify_timestamped(dir.path(), &bundle, &DIGEST[7..]) else { return };
+    assert!(ok, "{text}");
+    eprintln!("tests/verify_timestamped.py: {}", text.trim());
+    let (ok, text) = verify_timestamped(dir.path(), &bundle, &DIGEST[7..].replace("0c4a", "1c4a")).unwrap();
+    assert!(!ok && text.contains("no subject"), "{text}");
+    let mut tampered = bundle.clone();
+    tampered["dsseEnvelope"]["signatures"][0]["sig"] =
+        bundle["dsseEnvelope"]["signatures"][0]["sig"].as_str().unwrap().replacen('M', "N", 1).into();
+    let (ok, text) = verify_timestamped(dir.path(), &tampered, &DIGEST[7..]).unwrap();
+    assert!(!ok, "{text}");
 }
 
 /// A transient answer (5xx, 429) is asked again, as the GitHub API calls are; a refusal is not.

@@ -1,7 +1,7 @@
 //! A Sigstore of our own on loopback, for tests and for checking by hand: GitHub's OIDC token
 //! endpoint (as the runner's `ACTIONS_ID_TOKEN_REQUEST_URL`), a Fulcio CA that writes GitHub's
-//! OID extensions and an embedded SCT into its certificates, and a Rekor log with inclusion
-//! proofs, signed checkpoints and signed entry timestamps. Every key is made at start and held
+//! OID extensions and an embedded SCT into its certificates, a Rekor log with inclusion
+//! proofs, signed checkpoints and signed entry timestamps, and an RFC 3161 time-stamp authority. Every key is made at start and held
 //! in memory; `trust_config` is what sigstore-python's `--trust-config` reads to trust them.
 
 use std::sync::{Arc, Mutex};
@@ -78,6 +78,9 @@ pub struct Stack {
     pub ca_cert: Vec<u8>,
     pub ct_key: Key,
     pub rekor_key: Key,
+    /// The time-stamp authority's key and certificate (issued by the CA, EKU timeStamping).
+    pub tsa_key: Key,
+    pub tsa_cert: Vec<u8>,
     pub claims: Value,
     pub leaves: Mutex<Vec<[u8; 32]>>,
     pub requests: Mutex<Vec<String>>,
@@ -87,6 +90,7 @@ pub struct Stack {
 }
 
 const CA_NAME: &[(&str, &str)] = &[("2.5.4.10", "sdi-test"), ("2.5.4.3", "sdi-test-fulcio")];
+const TSA_NAME: &[(&str, &str)] = &[("2.5.4.10", "sdi-test"), ("2.5.4.3", "sdi-test-tsa")];
 
 fn name(parts: &[(&str, &str)]) -> Vec<u8> {
     der::seq(&parts.iter().map(|(o, v)| der::set(&[der::seq(&[der::oid(o), der::utf8(v)])])).collect::<Vec<_>>())
@@ -114,18 +118,31 @@ fn certificate(tbs: &[u8], issuer: &Key) -> Vec<u8> {
     der::seq(&[tbs.to_vec(), alg, der::bits(&issuer.sign(tbs))])
 }
 
-/// The CA's own TBS (self-issued).
-fn ca_tbs(spki: &[u8], days: i64, extensions: &[Vec<u8>], not_before: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
+/// A TBS the CA issues for `subject`, valid `days` from `not_before`.
+fn issued_tbs(
+    subject: &[u8],
+    spki: &[u8],
+    days: i64,
+    extensions: &[Vec<u8>],
+    not_before: chrono::DateTime<chrono::Utc>,
+) -> Vec<u8> {
     der::seq(&[
         der::explicit(0, &der::int(2)),
         serial(),
         der::seq(&[der::oid(der::ECDSA_SHA256)]),
         name(CA_NAME),
         der::seq(&[der::utc_time(not_before), der::utc_time(not_before + chrono::Duration::days(days))]),
-        name(CA_NAME),
+        subject.to_vec(),
         spki.to_vec(),
         der::explicit(3, &der::seq(extensions)),
     ])
+}
+
+/// The serial number's TLV of a certificate.
+fn serial_of(cert: &[u8]) -> Vec<u8> {
+    let (_, body, _) = der::read(cert).unwrap();
+    let (_, tbs, _) = der::read(body).unwrap();
+    der::items(tbs)[1].to_vec()
 }
 
 impl Stack {
@@ -137,13 +154,23 @@ impl Stack {
             extension("2.5.29.14", false, &der::octets(&ca_key.id()[..20])),
         ];
         let start = chrono::Utc::now() - chrono::Duration::days(1);
-        let ca_cert = certificate(&ca_tbs(&ca_key.spki, 3650, &exts, start), &ca_key);
+        let ca_cert = certificate(&issued_tbs(&name(CA_NAME), &ca_key.spki, 3650, &exts, start), &ca_key);
+        let tsa_key = Key::new(&signature::ECDSA_P256_SHA256_ASN1_SIGNING);
+        let tsa_exts = [
+            extension("2.5.29.15", true, &der::tlv(0x03, &[0x07, 0x80])),
+            extension("2.5.29.37", true, &der::seq(&[der::oid("1.3.6.1.5.5.7.3.8")])),
+            extension("2.5.29.14", false, &der::octets(&tsa_key.id()[..20])),
+            extension("2.5.29.35", false, &der::seq(&[der::tlv(0x80, &ca_key.id()[..20])])),
+        ];
+        let tsa_cert = certificate(&issued_tbs(&name(TSA_NAME), &tsa_key.spki, 3650, &tsa_exts, start), &ca_key);
         Stack {
             token_key: Key::new(&signature::ECDSA_P256_SHA256_FIXED_SIGNING),
             ca_key,
             ca_cert,
             ct_key: Key::new(&signature::ECDSA_P256_SHA256_ASN1_SIGNING),
             rekor_key: Key::new(&signature::ECDSA_P256_SHA256_ASN1_SIGNING),
+            tsa_key,
+            tsa_cert,
             claims,
             leaves: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
@@ -368,6 +395,51 @@ impl Stack {
     }
 }
 
+/// The time-stamp authority: an RFC 3161 `TimeStampResp` for a `TimeStampReq`.
+impl Stack {
+    fn timestamp(&self, request: &[u8]) -> Result<Vec<u8>, String> {
+        let (_, body, _) = der::read(request).ok_or("not a TimeStampReq")?;
+        let fields = der::items(body);
+        let imprint = fields.get(1).ok_or("no messageImprint")?.to_vec();
+        let nonce = fields.iter().skip(2).find(|f| f[0] == 0x02).map(|f| f.to_vec());
+        let mut tst = vec![der::int(1), der::oid("1.3.6.1.4.1.57264.2"), imprint, serial()];
+        tst.push(der::generalized_time(chrono::Utc::now()));
+        tst.extend(nonce);
+        let tst_info = der::seq(&tst);
+        const TST_INFO: &str = "1.2.840.113549.1.9.16.1.4";
+        let attr = |oid: &str, value: Vec<u8>| der::seq(&[der::oid(oid), der::set(&[value])]);
+        let mut attrs = vec![
+            attr("1.2.840.113549.1.9.3", der::oid(TST_INFO)),
+            attr("1.2.840.113549.1.9.4", der::octets(&sha256(&tst_info))),
+            attr(
+                "1.2.840.113549.1.9.16.2.47",
+                der::seq(&[der::seq(&[der::seq(&[der::octets(&sha256(&self.tsa_cert))])])]),
+            ),
+        ];
+        // DER's SET OF is sorted: the signature is over the attributes as a verifier re-encodes them.
+        attrs.sort();
+        let signature = self.tsa_key.sign(&der::set(&attrs));
+        let sha256_alg = der::seq(&[der::oid("2.16.840.1.101.3.4.2.1")]);
+        let signer = der::seq(&[
+            der::int(1),
+            der::seq(&[name(CA_NAME), serial_of(&self.tsa_cert)]),
+            sha256_alg.clone(),
+            der::tlv(0xa0, &attrs.concat()),
+            der::seq(&[der::oid(der::ECDSA_SHA256)]),
+            der::octets(&signature),
+        ]);
+        let signed_data = der::seq(&[
+            der::int(3),
+            der::set(&[sha256_alg]),
+            der::seq(&[der::oid(TST_INFO), der::explicit(0, &der::octets(&tst_info))]),
+            der::tlv(0xa0, &self.tsa_cert),
+            der::set(&[signer]),
+        ]);
+        let token = der::seq(&[der::oid("1.2.840.113549.1.7.2"), der::explicit(0, &signed_data)]);
+        Ok(der::seq(&[der::seq(&[der::int(0)]), token]))
+    }
+}
+
 /// The uncompressed P-256 point of the first SubjectPublicKeyInfo in a certificate.
 fn p256_point_in(cert: &[u8]) -> Option<&[u8]> {
     let prefix = &der::p256_spki(&[0u8; 65])[..26];
@@ -442,6 +514,15 @@ impl Respond for Services {
                 self.0.log("rekor", request);
                 answer(self.0.log_entry(&body()), 201)
             }
+            "/api/v1/timestamp" => {
+                self.0.log("tsa", request);
+                match self.0.timestamp(&request.body) {
+                    Ok(der) => ResponseTemplate::new(200)
+                        .insert_header("content-type", "application/timestamp-reply")
+                        .set_body_bytes(der),
+                    Err(e) => ResponseTemplate::new(400).set_body_string(e),
+                }
+            }
             _ => ResponseTemplate::new(404),
         }
     }
@@ -464,12 +545,16 @@ pub fn trust_config(stack: &Stack, url: &str) -> Value {
                 "certChain": {"certificates": [{"rawBytes": b64(&stack.ca_cert)}]}, "validFor": {"start": start}
             }],
             "ctlogs": [{"baseUrl": url, "hashAlgorithm": "SHA2_256", "publicKey": key(&stack.ct_key), "logId": {"keyId": b64(&stack.ct_key.id())}}],
-            "timestampAuthorities": []
+            "timestampAuthorities": [{
+                "subject": {"organization": "sdi-test", "commonName": "sdi-test-tsa"}, "uri": format!("{url}/api/v1/timestamp"),
+                "certChain": {"certificates": [{"rawBytes": b64(&stack.tsa_cert)}, {"rawBytes": b64(&stack.ca_cert)}]},
+                "validFor": {"start": start}
+            }]
         },
         "signingConfig": {
             "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
             "caUrls": service(url.to_string()), "oidcUrls": service(url.to_string()),
-            "rekorTlogUrls": service(url.to_string()), "tsaUrls": [],
+            "rekorTlogUrls": service(url.to_string()), "tsaUrls": service(format!("{url}/api/v1/timestamp")),
             "rekorTlogConfig": {"selector": "ANY"}, "tsaConfig": {"selector": "ANY"}
         }
     })
@@ -497,6 +582,7 @@ pub fn env(url: &str) -> Vec<(String, String)> {
         ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", REQUEST_TOKEN.to_string()),
         ("INPUT_SIGSTORE-FULCIO-URL", url.to_string()),
         ("INPUT_SIGSTORE-REKOR-URL", url.to_string()),
+        ("INPUT_SIGSTORE-TSA-URL", format!("{url}/api/v1/timestamp")),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -313,8 +313,9 @@ fn result_rows(s: &mut String, plan: &BuildPlan, e: &Execution) {
     if let Some(p) = &e.signed {
         let _ = writeln!(
             s,
-            "| Signed | SLSA provenance by <code>{}</code>, logged in Rekor, stored as <code>{}</code> in {:.1} s |",
+            "| Signed | SLSA provenance by <code>{}</code>, {}, stored as <code>{}</code> in {:.1} s |",
             cell(&p.identity),
+            if p.logged { "logged in the transparency log" } else { "time-stamped (no public log)" },
             cell(&p.attestation_digest),
             p.took.as_secs_f64()
         );
@@ -469,7 +470,23 @@ pub fn render_plan(plan: &BuildPlan) -> String {
         let _ = writeln!(out, "verify:       {how}");
     }
     if let Some(sp) = &plan.sign {
-        let _ = writeln!(out, "sign:         keyless (Fulcio {}, Rekor {}) after the push", sp.fulcio, sp.rekor);
+        let instance = |i: &crate::context::inputs::Instance| {
+            let time: Vec<String> =
+                [i.rekor.as_ref().map(|r| format!("Rekor {r}")), i.tsa.as_ref().map(|t| format!("TSA {t}"))]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+            format!("Fulcio {}, {}", i.fulcio, time.join(", "))
+        };
+        let _ = match sp.public == sp.private {
+            true => writeln!(out, "sign:         keyless after the push ({})", instance(&sp.public)),
+            false => writeln!(
+                out,
+                "sign:         keyless after the push (public repository: {}; other: {})",
+                instance(&sp.public),
+                instance(&sp.private)
+            ),
+        };
     }
     if let Some(m) = &plan.cache_mounts {
         let ids: Vec<String> = m.mounts.iter().map(|m| m.id.clone()).collect();

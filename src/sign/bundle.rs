@@ -44,9 +44,25 @@ pub fn rekor_request(envelope: &Value, cert_pem: &str) -> Value {
     })
 }
 
-/// The bundle of a signed envelope, from Rekor's answer to the request above (the object it
+/// The bundle of a signed envelope: its certificate, Rekor's entry (when logged) and an RFC 3161
+/// time-stamp of its signature (when time-stamped).
+pub fn bundle(
+    cert_der: &[u8],
+    envelope: &Value,
+    entry: Option<&Value>,
+    timestamp: Option<&[u8]>,
+) -> Result<Value, String> {
+    let tlog: Vec<Value> = entry.map(tlog_entry).transpose()?.into_iter().collect();
+    let mut material = json!({ "certificate": { "rawBytes": b64(cert_der) }, "tlogEntries": tlog });
+    if let Some(ts) = timestamp {
+        material["timestampVerificationData"] = json!({ "rfc3161Timestamps": [{ "signedTimestamp": b64(ts) }] });
+    }
+    Ok(json!({ "mediaType": BUNDLE_V03, "verificationMaterial": material, "dsseEnvelope": envelope }))
+}
+
+/// A bundle's transparency log entry, from Rekor's answer to `rekor_request` (the object it
 /// returns under the entry's UUID). `Err` says what the answer lacked.
-pub fn bundle(cert_der: &[u8], envelope: &Value, entry: &Value) -> Result<Value, String> {
+fn tlog_entry(entry: &Value) -> Result<Value, String> {
     let field = |path: &str| entry.pointer(path).filter(|v| !v.is_null()).ok_or(format!("no {path}"));
     let int = |path: &str| -> Result<String, String> {
         field(path)?.as_u64().map(|n| n.to_string()).ok_or(format!("{path} is not a number"))
@@ -77,11 +93,7 @@ pub fn bundle(cert_der: &[u8], envelope: &Value, entry: &Value) -> Result<Value,
         },
         "canonicalizedBody": body_b64
     });
-    Ok(json!({
-        "mediaType": BUNDLE_V03,
-        "verificationMaterial": { "certificate": { "rawBytes": b64(cert_der) }, "tlogEntries": [tlog] },
-        "dsseEnvelope": envelope
-    }))
+    Ok(tlog)
 }
 
 #[cfg(test)]
@@ -107,7 +119,14 @@ mod tests {
             }
         });
         let env = envelope(b"{}", b"sig");
-        let b = bundle(b"cert", &env, &entry).unwrap();
+        let b = bundle(b"cert", &env, Some(&entry), None).unwrap();
+        assert!(b["verificationMaterial"].get("timestampVerificationData").is_none());
+        let stamped = bundle(b"cert", &env, None, Some(b"tsr")).unwrap();
+        assert_eq!(stamped["verificationMaterial"]["tlogEntries"], json!([]));
+        assert_eq!(
+            stamped["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"][0]["signedTimestamp"],
+            b64(b"tsr")
+        );
         let t = &b["verificationMaterial"]["tlogEntries"][0];
         assert_eq!(t["logId"]["keyId"], b64(&[0x0a, 0x0b]));
         assert_eq!(t["kindVersion"], json!({"kind": "dsse", "version": "0.0.1"}));
@@ -116,6 +135,6 @@ mod tests {
         assert_eq!(b["dsseEnvelope"]["payloadType"], IN_TOTO);
         let mut broken = entry.clone();
         broken["verification"].as_object_mut().unwrap().remove("inclusionProof");
-        assert!(bundle(b"cert", &env, &broken).unwrap_err().contains("inclusionProof"));
+        assert!(bundle(b"cert", &env, Some(&broken), None).unwrap_err().contains("inclusionProof"));
     }
 }

@@ -114,6 +114,33 @@ pub fn unpem(label: &str, text: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(body).ok()
 }
 
+/// The first TLV of `der`: its tag, its content and what follows it.
+pub fn read(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = der.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        (rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | *b as usize), &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// The TLVs inside a constructed value, whole (tag and length included).
+pub fn items(content: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut rest = content;
+    while let Some((_, _, after)) = read(rest) {
+        out.push(&rest[..rest.len() - after.len()]);
+        rest = after;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +155,9 @@ mod tests {
         let der = p256_spki(&[4u8; 65]);
         assert_eq!(unpem("PUBLIC KEY", &pem("PUBLIC KEY", &der)).unwrap(), der);
         assert_eq!(der.len(), 91, "the usual size of a P-256 SubjectPublicKeyInfo");
+        let (tag, content, rest) = read(&der).unwrap();
+        assert_eq!((tag, rest.len()), (0x30, 0));
+        assert_eq!(items(content).len(), 2);
+        assert_eq!(read(&tlv(0x04, &[7u8; 300])).unwrap().1.len(), 300);
     }
 }

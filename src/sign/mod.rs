@@ -9,6 +9,7 @@ pub mod provenance;
 pub mod publish;
 pub mod services;
 pub mod store;
+pub mod timestamp;
 
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
@@ -22,6 +23,7 @@ pub enum Step {
     Token,
     Certificate,
     Log,
+    Timestamp,
     Registry,
     AttestationsApi,
 }
@@ -32,6 +34,7 @@ impl std::fmt::Display for Step {
             Step::Token => "the OIDC token (the runner's token endpoint)",
             Step::Certificate => "the signing certificate (Fulcio)",
             Step::Log => "the transparency log (Rekor)",
+            Step::Timestamp => "the time-stamp authority (RFC 3161)",
             Step::Registry => "storing the attestation in the registry",
             Step::AttestationsApi => "GitHub's attestations API",
         })
@@ -50,25 +53,27 @@ pub struct SignError {
 pub struct Request<'a> {
     pub token_url: &'a str,
     pub token_request_token: &'a str,
-    pub fulcio: &'a str,
-    pub rekor: &'a str,
+    /// The instances to sign on; the token's `repository_visibility` picks one.
+    pub instances: &'a crate::context::SigstoreUrls,
     pub server_url: &'a str,
     /// The image's name, without tag (`ghcr.io/acme/app`): the statement's subject.
     pub image: &'a str,
     pub digest: &'a str,
 }
 
-/// A signature made: the bundle, and the identity its certificate names.
+/// A signature made: the bundle, the identity its certificate names, and whether it was logged
+/// in a public transparency log (else only time-stamped).
 #[derive(Debug, Clone)]
 pub struct Signature {
     pub bundle: Value,
     pub identity: String,
+    pub logged: bool,
 }
 
 /// Signs `req.digest`'s provenance. The token and the key never leave this function's memory;
-/// failures name their step, with the token blanked out of any message. `None`: the token says
-/// the repository is not public, and nothing was asked of Fulcio or Rekor.
-pub async fn sign(services: &Services, req: &Request<'_>) -> Result<Option<Signature>, SignError> {
+/// failures name their step, with the token blanked out of any message. A repository the token
+/// does not call public is signed on the private instance: nothing goes to a public log.
+pub async fn sign(services: &Services, req: &Request<'_>) -> Result<Signature, SignError> {
     let fail = |step: Step| move |m: String| SignError { step, message: m };
     let token = services.id_token(req.token_url, req.token_request_token).await.map_err(fail(Step::Token))?;
     let blank = |step: Step| {
@@ -76,9 +81,10 @@ pub async fn sign(services: &Services, req: &Request<'_>) -> Result<Option<Signa
         move |m: String| SignError { step, message: m.replace(&token, "***") }
     };
     let claims = provenance::claims(&token).ok_or_else(|| fail(Step::Token)("the token is not a JWT".into()))?;
-    if claims["repository_visibility"].as_str().is_some_and(|v| v != "public") {
-        return Ok(None);
-    }
+    let instance = match claims["repository_visibility"].as_str() {
+        Some("public") => &req.instances.public,
+        _ => &req.instances.private,
+    };
     let subject = claims["sub"].as_str().ok_or_else(|| fail(Step::Token)("the token has no subject".into()))?;
     let statement = provenance::statement(&claims, req.server_url, req.image, req.digest)
         .map_err(|claim| fail(Step::Token)(format!("the token has no '{claim}' claim")))?;
@@ -92,7 +98,7 @@ pub async fn sign(services: &Services, req: &Request<'_>) -> Result<Option<Signa
     let public_pem = der::pem("PUBLIC KEY", &der::p256_spki(key.public_key().as_ref()));
     let proof = sign(subject.as_bytes()).map_err(|_| fail(Step::Certificate)("signing failed".into()))?;
     let chain =
-        services.certificate(req.fulcio, &token, &public_pem, &proof).await.map_err(blank(Step::Certificate))?;
+        services.certificate(&instance.fulcio, &token, &public_pem, &proof).await.map_err(blank(Step::Certificate))?;
     let leaf_pem = chain.first().ok_or_else(|| fail(Step::Certificate)("an empty certificate chain".into()))?;
     let leaf = der::unpem("CERTIFICATE", leaf_pem)
         .ok_or_else(|| fail(Step::Certificate)("a certificate that is not PEM".into()))?;
@@ -100,11 +106,19 @@ pub async fn sign(services: &Services, req: &Request<'_>) -> Result<Option<Signa
     let payload = serde_json::to_vec(&statement).expect("JSON");
     let sig = sign(&bundle::pae(bundle::IN_TOTO, &payload)).map_err(|_| fail(Step::Log)("signing failed".into()))?;
     let envelope = bundle::envelope(&payload, &sig);
-    let entry =
-        services.log_entry(req.rekor, &bundle::rekor_request(&envelope, leaf_pem)).await.map_err(blank(Step::Log))?;
-    let bundle =
-        bundle::bundle(&leaf, &envelope, &entry).map_err(|m| fail(Step::Log)(format!("Rekor's answer: {m}")))?;
+    let entry = match &instance.rekor {
+        Some(rekor) => Some(
+            services.log_entry(rekor, &bundle::rekor_request(&envelope, leaf_pem)).await.map_err(blank(Step::Log))?,
+        ),
+        None => None,
+    };
+    let stamp = match &instance.tsa {
+        Some(tsa) => Some(services.timestamp(tsa, &sig).await.map_err(blank(Step::Timestamp))?),
+        None => None,
+    };
+    let bundle = bundle::bundle(&leaf, &envelope, entry.as_ref(), stamp.as_deref())
+        .map_err(|m| fail(Step::Log)(format!("Rekor's answer: {m}")))?;
     let identity =
         format!("{}/{}", req.server_url.trim_end_matches('/'), claims["job_workflow_ref"].as_str().unwrap_or_default());
-    Ok(Some(Signature { bundle, identity }))
+    Ok(Signature { bundle, identity, logged: entry.is_some() })
 }

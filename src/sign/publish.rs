@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::services::{Patience, Services};
 use super::{Request, SignError, Step};
-use crate::context::{Context, SignMode};
+use crate::context::Context;
 use crate::plan::BuildPlan;
 use crate::step::Annotation;
 
@@ -18,6 +18,8 @@ pub struct Published {
     pub bundle_path: PathBuf,
     pub identity: String,
     pub via_tag_schema: bool,
+    /// Logged in a transparency log (else time-stamped only).
+    pub logged: bool,
     pub took: Duration,
 }
 
@@ -36,21 +38,12 @@ pub async fn publish(
     let req = Request {
         token_url: &id.url,
         token_request_token: id.request_token.expose(),
-        fulcio: &sp.fulcio,
-        rekor: &sp.rekor,
+        instances: sp,
         server_url: &ctx.server_url,
         image: &plan.image,
         digest,
     };
-    let Some(signature) = super::sign(&services, &req).await? else {
-        // The token says the repository is not public: nothing was sent to Fulcio or Rekor.
-        let why = crate::plan::sign::PRIVATE;
-        if ctx.inputs.sign == SignMode::Required {
-            return Err(SignError { step: Step::Token, message: why.into() });
-        }
-        annotations.push(Annotation::notice(format!("Not signed: {why}.")));
-        return Ok(None);
-    };
+    let signature = super::sign(&services, &req).await?;
     let bytes = serde_json::to_vec(&signature.bundle).expect("JSON");
     let hex = digest.trim_start_matches("sha256:");
     let bundle_path = Path::new(ctx.runner_temp.as_deref().unwrap_or(&dir.to_string_lossy()))
@@ -72,6 +65,7 @@ pub async fn publish(
         bundle_path,
         identity: signature.identity,
         via_tag_schema: stored.via_tag_schema,
+        logged: signature.logged,
         took: started.elapsed(),
     }))
 }

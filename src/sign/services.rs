@@ -84,8 +84,25 @@ impl Services {
             .ok_or_else(|| "the answer holds no entry".to_string())
     }
 
+    /// An RFC 3161 time-stamp of `message` (the signature) from a TSA: the DER response.
+    pub async fn timestamp(&self, tsa: &str, message: &[u8]) -> Result<Vec<u8>, String> {
+        let nonce = u64::from_be_bytes(ring_random::<8>()) >> 1;
+        let body = super::timestamp::request(message, nonce);
+        let answer = self
+            .call_raw(|c| c.post(tsa).header("content-type", "application/timestamp-query").body(body.clone()))
+            .await?;
+        super::timestamp::granted(&answer)?;
+        Ok(answer)
+    }
+
     /// One call, retried while transient; the answer's JSON, or why not.
     async fn call(&self, request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder) -> Result<Value, String> {
+        let bytes = self.call_raw(request).await?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("an answer that is not JSON: {e}"))
+    }
+
+    /// One call, retried while transient; the answer's bytes, or why not.
+    async fn call_raw(&self, request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder) -> Result<Vec<u8>, String> {
         let deadline = Instant::now() + self.patience.budget;
         let mut wait = self.patience.backoff;
         loop {
@@ -93,8 +110,7 @@ impl Services {
             let sent = request(&self.client).timeout(remaining.min(self.patience.request_timeout)).send().await;
             let failure = match sent {
                 Ok(r) if r.status().is_success() => {
-                    let text = r.text().await.map_err(|e| format!("reading the answer: {e}"))?;
-                    return serde_json::from_str(&text).map_err(|e| format!("an answer that is not JSON: {e}"));
+                    return r.bytes().await.map(|b| b.to_vec()).map_err(|e| format!("reading the answer: {e}"));
                 }
                 Ok(r) => {
                     let status = r.status().as_u16();
@@ -117,4 +133,10 @@ impl Services {
             wait = (wait * 2).min(Duration::from_secs(8));
         }
     }
+}
+
+fn ring_random<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut out);
+    out
 }

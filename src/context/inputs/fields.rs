@@ -232,40 +232,56 @@ pub(super) fn secrets(raw: &RawInputs, env: &dyn Environment) -> Result<(Vec<Sec
     Ok((specs, values))
 }
 
-/// The Sigstore instance: the public-good one, or the URLs given, or a signing configuration
-/// file as sigstore-python reads it (`SigningConfig` v0.2, or a `ClientTrustConfig` holding one):
-/// its first CA and its first Rekor of API version 1.
+/// The Sigstore instances (`SigstoreUrls`): by default the public-good one and GitHub's; else
+/// the one the URLs name, or a signing configuration file as sigstore-python reads it
+/// (`SigningConfig` v0.2, or a `ClientTrustConfig` holding one: its first CA, its first Rekor of
+/// API version 1, its first TSA).
 pub(super) fn sigstore_urls(
-    (fulcio, rekor): (&Option<String>, &Option<String>),
+    (fulcio, rekor, tsa): (&Option<String>, &Option<String>, &Option<String>),
     config: &Option<String>,
 ) -> Result<super::SigstoreUrls, InputError> {
+    use super::{GITHUB_FULCIO, GITHUB_TSA, Instance, PUBLIC_FULCIO, PUBLIC_REKOR};
     const INPUT: &str = "sigstore-signing-config";
+    let given = (
+        service_url("sigstore-fulcio-url", fulcio)?,
+        service_url("sigstore-rekor-url", rekor)?,
+        service_url("sigstore-tsa-url", tsa)?,
+    );
+    let one = |i: Instance| super::SigstoreUrls { public: i.clone(), private: i };
     let Some(path) = single_line(INPUT, config)? else {
-        return Ok(super::SigstoreUrls {
-            fulcio: service_url("sigstore-fulcio-url", fulcio)?.unwrap_or(super::PUBLIC_FULCIO.into()),
-            rekor: service_url("sigstore-rekor-url", rekor)?.unwrap_or(super::PUBLIC_REKOR.into()),
+        return Ok(match given {
+            (None, None, None) => super::SigstoreUrls {
+                public: Instance { fulcio: PUBLIC_FULCIO.into(), rekor: Some(PUBLIC_REKOR.into()), tsa: None },
+                private: Instance { fulcio: GITHUB_FULCIO.into(), rekor: None, tsa: Some(GITHUB_TSA.into()) },
+            },
+            (fulcio, None, Some(tsa)) => {
+                one(Instance { fulcio: fulcio.unwrap_or(PUBLIC_FULCIO.into()), rekor: None, tsa: Some(tsa) })
+            }
+            (fulcio, rekor, tsa) => one(Instance {
+                fulcio: fulcio.unwrap_or(PUBLIC_FULCIO.into()),
+                rekor: Some(rekor.unwrap_or(PUBLIC_REKOR.into())),
+                tsa,
+            }),
         });
     };
-    if value(fulcio).is_some() || value(rekor).is_some() {
-        return Err(err(
-            INPUT,
-            "names the instance; so do sigstore-fulcio-url and sigstore-rekor-url: set one of them",
-        ));
+    if given != (None, None, None) {
+        return Err(err(INPUT, "names the instance; so do the sigstore-*-url inputs: set one or the other"));
     }
     let text = std::fs::read_to_string(path).map_err(|e| err(INPUT, format!("cannot read '{path}': {e}")))?;
     let doc: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| err(INPUT, format!("'{path}' is not JSON: {e}")))?;
     let config = doc.get("signingConfig").unwrap_or(&doc);
-    let first = |key: &str, v1_only: bool| -> Result<String, InputError> {
+    let first = |key: &str, v1_only: bool| -> Result<Option<String>, InputError> {
         let url =
             config[key].as_array().into_iter().flatten().find(|s| !v1_only || s["majorApiVersion"].as_u64() == Some(1));
-        let url = url.and_then(|s| s["url"].as_str()).map(str::to_string);
-        let what = format!("{key} of '{path}'");
-        service_url(&what, &url)?.ok_or_else(|| {
-            err(INPUT, format!("'{path}' has no {key}{}", if v1_only { " of API version 1" } else { "" }))
-        })
+        service_url(&format!("{key} of '{path}'"), &url.and_then(|s| s["url"].as_str()).map(str::to_string))
     };
-    Ok(super::SigstoreUrls { fulcio: first("caUrls", false)?, rekor: first("rekorTlogUrls", true)? })
+    let fulcio = first("caUrls", false)?.ok_or_else(|| err(INPUT, format!("'{path}' has no caUrls")))?;
+    let (rekor, tsa) = (first("rekorTlogUrls", true)?, first("tsaUrls", false)?);
+    if rekor.is_none() && tsa.is_none() {
+        return Err(err(INPUT, format!("'{path}' has neither a Rekor of API version 1 nor a TSA")));
+    }
+    Ok(one(Instance { fulcio, rekor, tsa }))
 }
 
 /// A service's base URL: https, or http on loopback only (a test instance); no credentials in it.

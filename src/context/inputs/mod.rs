@@ -93,6 +93,7 @@ pub struct RawInputs {
     pub sign: Option<String>,
     pub sigstore_fulcio_url: Option<String>,
     pub sigstore_rekor_url: Option<String>,
+    pub sigstore_tsa_url: Option<String>,
     pub sigstore_signing_config: Option<String>,
 }
 
@@ -135,6 +136,7 @@ pub const INPUT_NAMES: &[&str] = &[
     "sign",
     "sigstore-fulcio-url",
     "sigstore-rekor-url",
+    "sigstore-tsa-url",
     "sigstore-signing-config",
     "images",
     "flavor",
@@ -319,7 +321,7 @@ impl RawInputs {
                 &[("auto", SignMode::Auto), ("true", SignMode::Required), ("false", SignMode::Off)],
             )?,
             sigstore: sigstore_urls(
-                (&self.sigstore_fulcio_url, &self.sigstore_rekor_url),
+                (&self.sigstore_fulcio_url, &self.sigstore_rekor_url, &self.sigstore_tsa_url),
                 &self.sigstore_signing_config,
             )?,
             pr_cache: choice(
@@ -409,6 +411,34 @@ mod tests {
         read.sort();
         declared.sort();
         assert_eq!(read, declared);
+    }
+
+    #[test]
+    fn the_sigstore_instances_by_default_and_when_named() {
+        let none = || (None::<String>, None::<String>, None::<String>);
+        let (f, r, t) = none();
+        let default = sigstore_urls((&f, &r, &t), &None).unwrap();
+        assert_eq!(
+            default.public,
+            Instance { fulcio: PUBLIC_FULCIO.into(), rekor: Some(PUBLIC_REKOR.into()), tsa: None }
+        );
+        assert_eq!(
+            default.private,
+            Instance { fulcio: GITHUB_FULCIO.into(), rekor: None, tsa: Some(GITHUB_TSA.into()) }
+        );
+        let own = Some("https://fulcio.example".to_string());
+        let tsa = Some("https://tsa.example/api/v1/timestamp".to_string());
+        let named = sigstore_urls((&own, &None, &tsa), &None).unwrap();
+        assert_eq!(named.public, named.private, "one instance named: every repository uses it");
+        assert_eq!(named.public.rekor, None, "only a TSA given: no log");
+        let only_ca = sigstore_urls((&own, &None, &None), &None).unwrap();
+        assert_eq!(only_ca.public.rekor.as_deref(), Some(PUBLIC_REKOR));
+        let plain = Some("http://rekor.example".to_string());
+        assert_eq!(sigstore_urls((&None, &plain, &None), &None).unwrap_err().input, "sigstore-rekor-url");
+        let lo = Some("http://127.0.0.1:8080/".to_string());
+        assert_eq!(sigstore_urls((&lo, &lo, &None), &None).unwrap().public.fulcio, "http://127.0.0.1:8080");
+        let with_user = Some("https://me:pw@fulcio.example".to_string());
+        assert!(sigstore_urls((&with_user, &None, &None), &None).is_err(), "no credentials in a URL");
     }
 
     #[test]

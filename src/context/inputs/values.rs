@@ -122,16 +122,31 @@ pub enum SignMode {
     Off,
 }
 
-/// The Sigstore instance signatures are certified and logged by.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SigstoreUrls {
+/// One Sigstore instance: its certificate authority, and what vouches for a signature's time:
+/// a transparency log, a time-stamp authority, or both.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Instance {
     pub fulcio: String,
-    pub rekor: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rekor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tsa: Option<String>,
 }
 
-/// The public-good instance's services.
+/// Which instance signs, chosen by the repository's visibility as the token states it (as
+/// actions/attest chooses): public repositories on the public-good instance, logged in Rekor;
+/// the others on GitHub's own, time-stamped, so that no public log names them. One instance
+/// for both when the user names one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SigstoreUrls {
+    pub public: Instance,
+    pub private: Instance,
+}
+
 pub const PUBLIC_FULCIO: &str = "https://fulcio.sigstore.dev";
 pub const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
+pub const GITHUB_FULCIO: &str = "https://fulcio.githubapp.com";
+pub const GITHUB_TSA: &str = "https://timestamp.githubapp.com/api/v1/timestamp";
 
 /// Where buildx finds a secret's value. Values themselves never live here.
 #[derive(Debug, Clone, PartialEq, Eq)]
