@@ -274,3 +274,23 @@ fn the_instance_comes_from_a_signing_config_file_or_urls_not_both() {
     assert!(done.stderr.contains("::error title=Invalid sigstore-rekor-url::"), "{}", done.stderr);
     assert!(both.calls().is_empty() && plain.calls().is_empty(), "nothing run");
 }
+
+/// A runner older than v2.329.0 passes its temp folder's host path, which the container does
+/// not see: the run still signs and stores the attestation, and says why there is no file.
+#[test]
+fn an_unmounted_runner_temp_keeps_the_attestation_in_the_registry_only() {
+    let (registry, dir) = common::dir_registry();
+    let s = signing();
+    let (api, _bodies, _done) = attestations_api(201);
+    let run = signed_push(&registry, dir.path(), &s, &api).with("RUNNER_TEMP", "/home/runner/work/_temp");
+    let done = run.run();
+    done.assert_success();
+    let outputs = run.outputs();
+    assert!(manifest(dir.path(), &outputs["attestation-digest"]).is_some());
+    assert!(!outputs.contains_key("attestation-bundle"));
+    assert!(
+        done.stdout.contains("::notice::The Sigstore bundle is in the registry beside the image"),
+        "{}",
+        done.stdout
+    );
+}

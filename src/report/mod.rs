@@ -151,7 +151,9 @@ pub fn outputs(plan: &BuildPlan, exec: Option<&Execution>) -> Vec<(&'static str,
             }
             if let Some(signed) = &e.signed {
                 out.push(("attestation-digest", signed.attestation_digest.clone()));
-                out.push(("attestation-bundle", signed.bundle_path.display().to_string()));
+                if let Some(path) = &signed.bundle_path {
+                    out.push(("attestation-bundle", path.display().to_string()));
+                }
             }
         }
         Some(_) => {}

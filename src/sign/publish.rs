@@ -15,7 +15,8 @@ use crate::step::Annotation;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
     pub attestation_digest: String,
-    pub bundle_path: PathBuf,
+    /// Under RUNNER_TEMP, where the job's later steps find it (none when it is not mounted).
+    pub bundle_path: Option<PathBuf>,
     pub identity: String,
     pub via_tag_schema: bool,
     /// Logged in a transparency log (else time-stamped only).
@@ -45,11 +46,7 @@ pub async fn publish(
     };
     let signature = super::sign(&services, &req).await?;
     let bytes = serde_json::to_vec(&signature.bundle).expect("JSON");
-    let hex = digest.trim_start_matches("sha256:");
-    let bundle_path = Path::new(ctx.runner_temp.as_deref().unwrap_or(&dir.to_string_lossy()))
-        .join(format!("sdi-attestation-{}.sigstore.json", &hex[..hex.len().min(12)]));
-    std::fs::write(&bundle_path, &bytes)
-        .map_err(|e| fail(Step::Registry)(format!("writing {}: {e}", bundle_path.display())))?;
+    let bundle_path = keep_bundle(ctx.runner_temp.as_deref(), digest, &bytes, annotations);
     let registry =
         crate::verify::pushed::registry_for(&plan.image, dir).map_err(|e| fail(Step::Registry)(e.to_string()))?;
     let annotations_json = serde_json::json!({
@@ -68,6 +65,36 @@ pub async fn publish(
         logged: signature.logged,
         took: started.elapsed(),
     }))
+}
+
+/// The bundle as a file under RUNNER_TEMP, for the job's later steps. A runner older than
+/// v2.329.0 passes the host's path, which this container does not see: then no file, and a
+/// notice (the registry's copy is the one that matters).
+fn keep_bundle(
+    runner_temp: Option<&str>,
+    digest: &str,
+    bytes: &[u8],
+    annotations: &mut Vec<Annotation>,
+) -> Option<PathBuf> {
+    let hex = digest.trim_start_matches("sha256:");
+    let name = format!("sdi-attestation-{}.sigstore.json", &hex[..hex.len().min(12)]);
+    let dir = runner_temp.map(Path::new).filter(|d| d.is_dir());
+    let kept = dir.map(|d| d.join(name)).map(|path| std::fs::write(&path, bytes).map(|()| path));
+    match kept {
+        Some(Ok(path)) => Some(path),
+        Some(Err(e)) => {
+            annotations.push(Annotation::warning(format!(
+                "The Sigstore bundle was not written under RUNNER_TEMP ({e}); it is in the registry beside the image."
+            )));
+            None
+        }
+        None => {
+            annotations.push(Annotation::notice(
+                "The Sigstore bundle is in the registry beside the image; RUNNER_TEMP is not a directory here (a runner older than v2.329.0), so no attestation-bundle file.",
+            ));
+            None
+        }
+    }
 }
 
 /// GitHub's copy of the bundle, when a token is given. Without `attestations: write` the API
