@@ -16,7 +16,7 @@
 
 mod common;
 
-#[path = "../examples/sigstore-test-stack/stack.rs"]
+#[path = "../examples/sigstore-test-stack/stack/mod.rs"]
 #[allow(dead_code)]
 mod stack;
 

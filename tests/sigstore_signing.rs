@@ -1,7 +1,7 @@
 //! Keyless signing against the loopback Sigstore (examples/sigstore-test-stack), and the bundle
 //! checked by someone else's verifier: sigstore-python (`.ci/run` installs it).
 
-#[path = "../examples/sigstore-test-stack/stack.rs"]
+#[path = "../examples/sigstore-test-stack/stack/mod.rs"]
 #[allow(dead_code)]
 mod stack;
 

@@ -70,6 +70,29 @@ pub struct Signature {
     pub logged: bool,
 }
 
+/// The ephemeral key: made for one signature, held in memory only, dropped with it.
+struct Signer {
+    key: EcdsaKeyPair,
+    rng: SystemRandom,
+}
+
+impl Signer {
+    fn new() -> Option<Signer> {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).ok()?;
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).ok()?;
+        Some(Signer { key, rng })
+    }
+
+    fn sign(&self, data: &[u8]) -> Result<Vec<u8>, String> {
+        self.key.sign(&self.rng, data).map(|s| s.as_ref().to_vec()).map_err(|_| "signing failed".to_string())
+    }
+
+    fn public_pem(&self) -> String {
+        der::pem("PUBLIC KEY", &der::p256_spki(self.key.public_key().as_ref()))
+    }
+}
+
 /// Signs `req.digest`'s provenance. The token and the key never leave this function's memory;
 /// failures name their step, with the token blanked out of any message. A repository the token
 /// does not call public is signed on the private instance: nothing goes to a public log.
@@ -89,36 +112,44 @@ pub async fn sign(services: &Services, req: &Request<'_>) -> Result<Signature, S
     let statement = provenance::statement(&claims, req.server_url, req.image, req.digest)
         .map_err(|claim| fail(Step::Token)(format!("the token has no '{claim}' claim")))?;
 
-    let rng = SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
-        .map_err(|_| fail(Step::Certificate)("no key could be made".into()))?;
-    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
-        .map_err(|_| fail(Step::Certificate)("no key could be made".into()))?;
-    let sign = |data: &[u8]| key.sign(&rng, data).map(|s| s.as_ref().to_vec());
-    let public_pem = der::pem("PUBLIC KEY", &der::p256_spki(key.public_key().as_ref()));
-    let proof = sign(subject.as_bytes()).map_err(|_| fail(Step::Certificate)("signing failed".into()))?;
-    let chain =
-        services.certificate(&instance.fulcio, &token, &public_pem, &proof).await.map_err(blank(Step::Certificate))?;
+    let signer = Signer::new().ok_or_else(|| fail(Step::Certificate)("no key could be made".into()))?;
+    let proof = signer.sign(subject.as_bytes()).map_err(fail(Step::Certificate))?;
+    let public_pem = signer.public_pem();
+    let chain = services.certificate(&instance.fulcio, &token, &public_pem, &proof);
+    let chain = chain.await.map_err(blank(Step::Certificate))?;
     let leaf_pem = chain.first().ok_or_else(|| fail(Step::Certificate)("an empty certificate chain".into()))?;
     let leaf = der::unpem("CERTIFICATE", leaf_pem)
         .ok_or_else(|| fail(Step::Certificate)("a certificate that is not PEM".into()))?;
 
     let payload = serde_json::to_vec(&statement).expect("JSON");
-    let sig = sign(&bundle::pae(bundle::IN_TOTO, &payload)).map_err(|_| fail(Step::Log)("signing failed".into()))?;
+    let sig = signer.sign(&bundle::pae(bundle::IN_TOTO, &payload)).map_err(fail(Step::Log))?;
     let envelope = bundle::envelope(&payload, &sig);
-    let entry = match &instance.rekor {
-        Some(rekor) => Some(
-            services.log_entry(rekor, &bundle::rekor_request(&envelope, leaf_pem)).await.map_err(blank(Step::Log))?,
-        ),
-        None => None,
-    };
-    let stamp = match &instance.tsa {
-        Some(tsa) => Some(services.timestamp(tsa, &sig).await.map_err(blank(Step::Timestamp))?),
-        None => None,
-    };
+    let (entry, stamp) =
+        vouch(services, instance, (&envelope, &sig), leaf_pem).await.map_err(|(step, m)| blank(step)(m))?;
     let bundle = bundle::bundle(&leaf, &envelope, entry.as_ref(), stamp.as_deref())
         .map_err(|m| fail(Step::Log)(format!("Rekor's answer: {m}")))?;
     let identity =
         format!("{}/{}", req.server_url.trim_end_matches('/'), claims["job_workflow_ref"].as_str().unwrap_or_default());
     Ok(Signature { bundle, identity, logged: entry.is_some() })
+}
+
+/// What vouches for the signature's time: its entry in the instance's transparency log, and
+/// an RFC 3161 time-stamp of the signature from its TSA (either or both).
+async fn vouch(
+    services: &Services,
+    instance: &crate::context::inputs::Instance,
+    (envelope, sig): (&Value, &[u8]),
+    leaf_pem: &str,
+) -> Result<(Option<Value>, Option<Vec<u8>>), (Step, String)> {
+    let entry = match &instance.rekor {
+        Some(rekor) => Some(
+            services.log_entry(rekor, &bundle::rekor_request(envelope, leaf_pem)).await.map_err(|m| (Step::Log, m))?,
+        ),
+        None => None,
+    };
+    let stamp = match &instance.tsa {
+        Some(tsa) => Some(services.timestamp(tsa, sig).await.map_err(|m| (Step::Timestamp, m))?),
+        None => None,
+    };
+    Ok((entry, stamp))
 }
