@@ -440,6 +440,9 @@ def main():
               f"(layers: {', '.join(f'{s / 1e6:.1f}' for s in sizes)}), the runner's pull of it {pull:.2f} s (median)")
     server.shutdown()
     shutil.rmtree(tmp, ignore_errors=True)
+    # The last jobs' images (moby/buildkit, pulled by "pulling" and "bare") would otherwise stay
+    # on the daemon: the real-engine suite checks that the action pulled none.
+    fresh_runner()
 
 
 if __name__ == "__main__":
