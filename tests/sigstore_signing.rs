@@ -1,6 +1,9 @@
 //! Keyless signing against the loopback Sigstore (examples/sigstore-test-stack), and the bundle
 //! checked by someone else's verifier: sigstore-python (`.ci/run` installs it).
 
+#[path = "common/sigstore.rs"]
+mod sigstore_python;
+
 #[path = "../examples/sigstore-test-stack/stack/mod.rs"]
 #[allow(dead_code)]
 mod stack;
@@ -17,31 +20,14 @@ use serde_json::Value;
 
 const DIGEST: &str = "sha256:0c4a5e4b8c5bfa1d4d9b5a0cf3c1d3f0e62c9a2e7b1d4f3a5c6e7d8f9a0b1c2d";
 const SHA: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
-const IDENTITY: &str = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
+use sigstore_python::IDENTITY;
 
-/// sigstore-python's `verify github`, offline, against the stack's trust configuration; its
-/// exit status and what it printed. `None` when sigstore-python is not installed (outside CI).
+/// sigstore-python's `verify github` of `bundle`, against the stack's trust configuration in `dir`.
 fn verify(dir: &Path, bundle: &Value, digest: &str, identity: &str) -> Option<(bool, String)> {
-    let path = dir.join(format!(
-        "bundle-{}.json",
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-    ));
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let path = dir.join(format!("bundle-{nanos}.json"));
     std::fs::write(&path, bundle.to_string()).unwrap();
-    let out = Command::new("python3")
-        .args(["-m", "sigstore", "--trust-config"])
-        .arg(dir.join("trust-config.json"))
-        .args(["verify", "github", "--offline", "--bundle"])
-        .arg(&path)
-        .args(["--cert-identity", identity, "--repository", "acme/app", "--trigger", "push", "--sha", SHA, digest])
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    if text.contains("No module named sigstore") {
-        assert!(std::env::var_os("CI").is_none(), "CI must have sigstore-python (pip install sigstore==4.5.1)");
-        eprintln!("skipped: sigstore-python is not installed (pip install sigstore==4.5.1)");
-        return None;
-    }
-    Some((out.status.success(), text))
+    sigstore_python::verify_github(&dir.join("trust-config.json"), &path, identity, &["--sha", SHA], digest)
 }
 
 /// Signs `DIGEST` on the stack at `url`: public repositories logged and time-stamped, the
@@ -178,5 +164,33 @@ fn transient_answers_are_retried_and_refusals_are_not() {
         let err = services.log_entry(&refusing.uri(), &serde_json::json!({})).await.unwrap_err();
         assert!(err.starts_with("400 bad entry"), "{err}");
         assert_eq!(refusing.received_requests().await.unwrap().len(), 1);
+    });
+}
+
+/// A token endpoint that echoes the request token in its refusal: the error names the step,
+/// never the token (errors reach the summary, which the runner does not mask).
+#[test]
+fn a_refusal_that_echoes_the_request_token_is_reported_without_it() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let server = MockServer::start().await;
+        let echo = format!("bad request token {}", stack::REQUEST_TOKEN);
+        Mock::given(method("GET")).respond_with(ResponseTemplate::new(403).set_body_string(echo)).mount(&server).await;
+        let instance = Instance { fulcio: server.uri(), rekor: Some(server.uri()), tsa: None };
+        let instances = SigstoreUrls { public: instance.clone(), private: instance };
+        let token_url = format!("{}/token", server.uri());
+        let req = Request {
+            token_url: &token_url,
+            token_request_token: stack::REQUEST_TOKEN,
+            instances: &instances,
+            server_url: "https://github.com",
+            image: "ghcr.io/acme/app",
+            digest: DIGEST,
+        };
+        let err = sign(&Services::new(Patience::default()).unwrap(), &req).await.unwrap_err();
+        assert!(err.to_string().starts_with("signing failed at the OIDC token"), "{err}");
+        assert!(!err.to_string().contains(stack::REQUEST_TOKEN) && err.to_string().contains("***"), "{err}");
     });
 }

@@ -56,16 +56,6 @@ pub struct Repository {
     /// True for any repository that is a fork — including the base repository of a PR
     /// opened inside a fork. It says nothing about where a PR comes from.
     pub fork: Option<bool>,
-    pub private: Option<bool>,
-    /// `public`, `private` or `internal`.
-    pub visibility: Option<String>,
-}
-
-impl Repository {
-    /// Known to be other than public (private, or internal to an enterprise).
-    pub fn is_known_not_public(&self) -> bool {
-        self.private == Some(true) || self.visibility.as_deref().is_some_and(|v| v != "public")
-    }
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]

@@ -74,10 +74,6 @@ pub fn utf8(s: &str) -> Vec<u8> {
     tlv(0x0c, s.as_bytes())
 }
 
-pub fn null() -> Vec<u8> {
-    vec![0x05, 0]
-}
-
 /// UTCTime (years before 2050, as X.509 requires).
 pub fn utc_time(t: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
     tlv(0x17, t.format("%y%m%d%H%M%SZ").to_string().as_bytes())

@@ -98,7 +98,10 @@ impl Signer {
 /// does not call public is signed on the private instance: nothing goes to a public log.
 pub async fn sign(services: &Services, req: &Request<'_>) -> Result<Signature, SignError> {
     let fail = |step: Step| move |m: String| SignError { step, message: m };
-    let token = services.id_token(req.token_url, req.token_request_token).await.map_err(fail(Step::Token))?;
+    let token = services
+        .id_token(req.token_url, req.token_request_token)
+        .await
+        .map_err(|m| SignError { step: Step::Token, message: m.replace(req.token_request_token, "***") })?;
     let blank = |step: Step| {
         let token = token.clone();
         move |m: String| SignError { step, message: m.replace(&token, "***") }

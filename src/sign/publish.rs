@@ -18,7 +18,6 @@ pub struct Published {
     /// Under RUNNER_TEMP, where the job's later steps find it (none when it is not mounted).
     pub bundle_path: Option<PathBuf>,
     pub identity: String,
-    pub via_tag_schema: bool,
     /// Logged in a transparency log (else time-stamped only).
     pub logged: bool,
     pub took: Duration,
@@ -58,10 +57,9 @@ pub async fn publish(
         .map_err(|e| fail(Step::Registry)(e.to_string()))?;
     attestations_api(ctx, &signature.bundle, annotations).await?;
     Ok(Some(Published {
-        attestation_digest: stored.digest,
+        attestation_digest: stored,
         bundle_path,
         identity: signature.identity,
-        via_tag_schema: stored.via_tag_schema,
         logged: signature.logged,
         took: started.elapsed(),
     }))

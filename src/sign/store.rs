@@ -17,16 +17,9 @@ fn io(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
-/// Where the bundle went: the artifact's digest, and whether the tag schema had to list it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stored {
-    pub digest: String,
-    pub via_tag_schema: bool,
-}
-
 /// Pushes `bundle` as an artifact referring to the manifest `subject`, then makes sure the
-/// image's referrers list it.
-pub async fn store(registry: &Registry, subject: &str, bundle: &[u8], annotations: Value) -> std::io::Result<Stored> {
+/// image's referrers list it; the artifact's digest.
+pub async fn store(registry: &Registry, subject: &str, bundle: &[u8], annotations: Value) -> std::io::Result<String> {
     let (client, repo, auth) = registry.oci();
     let at = |digest: &str| repo.clone_with_digest(digest.to_string());
     client.auth(repo, auth, RegistryOperation::Push).await.map_err(io)?;
@@ -53,14 +46,14 @@ pub async fn store(registry: &Registry, subject: &str, bundle: &[u8], annotation
     client.push_manifest_raw(&at(&digest), body.clone(), content_type).await.map_err(io)?;
     let listed = client.pull_referrers(&at(subject), Some(super::bundle::BUNDLE_V03)).await.map_err(io)?;
     if listed.manifests.iter().any(|m| m.digest == digest) {
-        return Ok(Stored { digest, via_tag_schema: false });
+        return Ok(digest);
     }
     let descriptor = json!({
         "mediaType": OCI_MANIFEST, "digest": digest, "size": body.len(),
         "artifactType": super::bundle::BUNDLE_V03, "annotations": manifest["annotations"],
     });
     add_to_tag_schema(registry, subject, descriptor).await?;
-    Ok(Stored { digest, via_tag_schema: true })
+    Ok(digest)
 }
 
 /// The referrers tag of `subject` (`sha256-<hex>`) with `descriptor` added to its index.

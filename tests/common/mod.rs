@@ -4,6 +4,7 @@
 pub mod e2e;
 pub mod engine;
 pub mod run;
+pub mod sigstore;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
