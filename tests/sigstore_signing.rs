@@ -30,6 +30,18 @@ fn verify(dir: &Path, bundle: &Value, digest: &str, identity: &str) -> Option<(b
     sigstore_python::verify_github(&dir.join("trust-config.json"), &path, identity, &["--sha", SHA], digest)
 }
 
+/// A signing of `DIGEST` for `ghcr.io/acme/app`, with the stack's request token.
+fn request<'a>(token_url: &'a str, instances: &'a SigstoreUrls) -> Request<'a> {
+    Request {
+        token_url,
+        token_request_token: stack::REQUEST_TOKEN,
+        instances,
+        server_url: "https://github.com",
+        image: "ghcr.io/acme/app",
+        digest: DIGEST,
+    }
+}
+
 /// Signs `DIGEST` on the stack at `url`: public repositories logged and time-stamped, the
 /// others (as the token says) time-stamped only, as GitHub's instance does.
 fn signed(url: &str) -> Value {
@@ -41,15 +53,7 @@ fn signed(url: &str) -> Value {
         public: Instance { fulcio: url.into(), rekor: Some(url.into()), tsa: tsa.clone() },
         private: Instance { fulcio: url.into(), rekor: None, tsa },
     };
-    let req = Request {
-        token_url: &token_url,
-        token_request_token: stack::REQUEST_TOKEN,
-        instances: &instances,
-        server_url: "https://github.com",
-        image: "ghcr.io/acme/app",
-        digest: DIGEST,
-    };
-    let signature = rt.block_on(sign(&services, &req)).unwrap();
+    let signature = rt.block_on(sign(&services, &request(&token_url, &instances))).unwrap();
     assert_eq!(signature.identity, IDENTITY);
     signature.bundle
 }
@@ -181,15 +185,8 @@ fn a_refusal_that_echoes_the_request_token_is_reported_without_it() {
         let instance = Instance { fulcio: server.uri(), rekor: Some(server.uri()), tsa: None };
         let instances = SigstoreUrls { public: instance.clone(), private: instance };
         let token_url = format!("{}/token", server.uri());
-        let req = Request {
-            token_url: &token_url,
-            token_request_token: stack::REQUEST_TOKEN,
-            instances: &instances,
-            server_url: "https://github.com",
-            image: "ghcr.io/acme/app",
-            digest: DIGEST,
-        };
-        let err = sign(&Services::new(Patience::default()).unwrap(), &req).await.unwrap_err();
+        let err =
+            sign(&Services::new(Patience::default()).unwrap(), &request(&token_url, &instances)).await.unwrap_err();
         assert!(err.to_string().starts_with("signing failed at the OIDC token"), "{err}");
         assert!(!err.to_string().contains(stack::REQUEST_TOKEN) && err.to_string().contains("***"), "{err}");
     });
